@@ -1,0 +1,17 @@
+"""Shared pytest fixtures for every app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real historical price files; tests that need them skip when the folder is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real price data not found at {SHARED_DATA} (clone the project next to shared/data)")
+    return SHARED_DATA

@@ -1,0 +1,94 @@
+"""The NYSE trading calendar (exchange_calendars XNYS): sessions, closes, the last completed session.
+
+Trading dates are plain `datetime.date`s in the exchange's time zone.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import pandas as pd
+
+EXCHANGE = "XNYS"
+# Early enough for every history this project imports (PyPortfolioOpt's file starts 1989).
+CALENDAR_START = "1985-01-01"
+
+
+class CalendarRangeError(ValueError):
+    """A date lies outside the calendar's data (before 1985 or past its last session)."""
+
+
+@lru_cache(maxsize=1)
+def nyse() -> xcals.ExchangeCalendar:
+    return xcals.get_calendar(EXCHANGE, start=CALENDAR_START)
+
+
+def calendar_last_session() -> date:
+    return nyse().last_session.date()
+
+
+def _clamp(day: date) -> pd.Timestamp:
+    cal = nyse()
+    if day < cal.first_session.date():
+        return cal.first_session
+    if day > cal.last_session.date():
+        raise CalendarRangeError(f"{day} is past the trading calendar's data (ends {cal.last_session.date()})")
+    return pd.Timestamp(day)
+
+
+def sessions_between(start: date, end: date) -> list[date]:
+    """Every NYSE session from start to end, both inclusive."""
+    if end < start:
+        return []
+    index = nyse().sessions_in_range(_clamp(start), _clamp(end))
+    return [ts.date() for ts in index]
+
+
+def sessions_index(start: date, end: date) -> pd.DatetimeIndex:
+    """The same sessions as a DatetimeIndex (vectorised set operations)."""
+    if end < start:
+        return pd.DatetimeIndex([])
+    return nyse().sessions_in_range(_clamp(start), _clamp(end))
+
+
+def is_session(day: date) -> bool:
+    return nyse().is_session(_clamp(day)) if day >= nyse().first_session.date() else False
+
+
+def session_close(day: date) -> datetime:
+    """The (timezone-aware, UTC) close of a session, early closes included."""
+    return nyse().session_close(pd.Timestamp(day)).to_pydatetime()
+
+
+def last_completed_session(now: datetime) -> date:
+    """The latest session whose close is at or before `now` (timezone-aware)."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    cal = nyse()
+    today = pd.Timestamp(now).tz_convert(cal.tz).date()
+    candidates = cal.sessions_in_range(cal.first_session, _clamp(today))
+    for ts in reversed(candidates[-3:]):
+        if cal.session_close(ts) <= pd.Timestamp(now):
+            return ts.date()
+    raise CalendarRangeError(f"no completed session before {now}")
+
+
+def sessions_back(end: date, count: int) -> date:
+    """The session `count - 1` sessions before `end` (so [result, end] holds `count` sessions)."""
+    cal = nyse()
+    index = cal.sessions_in_range(cal.first_session, _clamp(end))
+    if len(index) == 0:
+        raise CalendarRangeError(f"no session on or before {end}")
+    return index[max(0, len(index) - count)].date()
+
+
+def previous_session(day: date) -> date:
+    """The last session strictly before `day`."""
+    cal = nyse()
+    index = cal.sessions_in_range(cal.first_session, _clamp(day))
+    earlier = index[index < pd.Timestamp(day)]
+    if len(earlier) == 0:
+        raise CalendarRangeError(f"no session before {day}")
+    return earlier[-1].date()

@@ -1,0 +1,247 @@
+"""The one settings module, driven by environment variables and an optional `.env`.
+
+Every variable is read through a typed reader in `rebalancer_site.env`; a bad
+value raises `ConfigError`, which `manage.py`, `wsgi.py` and `asgi.py` turn
+into one line on stderr and a non-zero exit. `.env.example` lists and explains
+every variable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import environ
+
+from rebalancer_site.env import ConfigError, Env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# A `.env` next to manage.py fills variables the process environment lacks.
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+SECRET_VARIABLES = frozenset({"SECRET_KEY", "ALPACA_API_KEY", "ALPACA_SECRET_KEY", "DATABASE_URL"})
+env = Env(secrets=SECRET_VARIABLES)
+
+# --- Django core -------------------------------------------------------------
+
+DEBUG = env.bool("DEBUG", False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+VALIDATE_REQUIRED_CONFIG = env.bool("VALIDATE_REQUIRED_CONFIG", False)
+
+
+def _local_secret_key() -> str:
+    """A key generated once per checkout, so a fresh clone starts without setup."""
+    path = BASE_DIR / ".local" / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = env.str("SECRET_KEY", "")
+if not SECRET_KEY:
+    if VALIDATE_REQUIRED_CONFIG:
+        raise ConfigError("SECRET_KEY is not set: required when VALIDATE_REQUIRED_CONFIG=true")
+    SECRET_KEY = _local_secret_key()
+elif len(SECRET_KEY) < 32:
+    raise ConfigError("SECRET_KEY=(hidden) is invalid: expected at least 32 characters")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "marketdata",
+    "optimization",
+    "portfolios",
+    "brokers",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "rebalancer_site.urls"
+WSGI_APPLICATION = "rebalancer_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Writers wait for each other instead of failing at once (django-q2 shares the file).
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", 60, min_value=0)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIMEZONE = env.timezone("TIMEZONE", "America/New_York")
+TIME_ZONE = TIMEZONE
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE = not DEBUG and env.bool("SECURE_COOKIES", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Market data (the seed's variables) ---------------------------------------
+
+TICKERS = env.symbols("TICKERS", "SPY,QQQ,VTI,VXUS,BND")
+# `sqlite` is the seed's name for "the database": whichever DATABASE_URL names.
+_storage = env.str("STORAGE_TYPE", "database", choices=("database", "sqlite", "parquet"))
+STORAGE_TYPE = "database" if _storage == "sqlite" else _storage
+STORAGE_PATH = (BASE_DIR / env.str("STORAGE_PATH", "data")).resolve()
+BACKFILL_DAYS = env.int("BACKFILL_DAYS", 252, min_value=1, max_value=20_000)
+
+PRICE_STORES = {
+    "database": "marketdata.stores.database.DatabasePriceStore",
+    "parquet": "marketdata.stores.parquet.ParquetPriceStore",
+}
+# Registry of price providers: name -> dotted path of a PriceProvider subclass.
+PRICE_PROVIDER_REGISTRY = {
+    "yfinance": "marketdata.providers.yahoo.YFinanceProvider",
+    "alpaca": "marketdata.providers.alpaca.AlpacaProvider",
+    "csv": "marketdata.providers.csv_files.CsvProvider",
+    "sample": "marketdata.providers.sample.SampleProvider",
+}
+# The fallback chain: providers tried in this order for the symbols still missing.
+PRICE_PROVIDERS = env.list("PRICE_PROVIDERS", "yfinance")
+for _name in PRICE_PROVIDERS:
+    if _name not in PRICE_PROVIDER_REGISTRY:
+        raise ConfigError(
+            f"PRICE_PROVIDERS={','.join(PRICE_PROVIDERS)!r} is invalid: expected names from "
+            + ", ".join(PRICE_PROVIDER_REGISTRY)
+        )
+PRICE_FETCH_RETRIES = env.int("PRICE_FETCH_RETRIES", 3, min_value=0, max_value=10)
+PRICE_FETCH_BACKOFF_SECONDS = env.float("PRICE_FETCH_BACKOFF_SECONDS", 2.0, min_value=0.0, max_value=300.0)
+PRICE_FETCH_TIMEOUT_SECONDS = env.float("PRICE_FETCH_TIMEOUT_SECONDS", 60.0, min_value=1.0, max_value=3600.0)
+# Options handed to each provider's constructor; rate limits are calls per minute.
+PRICE_PROVIDER_OPTIONS = {
+    "yfinance": {"rate_limit_per_minute": env.int("YFINANCE_RATE_LIMIT_PER_MINUTE", 30, min_value=1)},
+    "alpaca": {
+        "rate_limit_per_minute": env.int("ALPACA_DATA_RATE_LIMIT_PER_MINUTE", 180, min_value=1),
+        "data_url": env.url("ALPACA_DATA_URL", "https://data.alpaca.markets"),
+        "feed": env.str("ALPACA_DATA_FEED", "iex", choices=("iex", "sip")),
+    },
+    "csv": {"path": env.str("PRICE_CSV_PATH", "")},
+    "sample": {},
+}
+SUSPICIOUS_MOVE_PCT = env.float("SUSPICIOUS_MOVE_PCT", 50.0, min_value=1.0, max_value=1000.0)
+
+# --- Portfolio defaults (the seed's variables; each portfolio may override) ----
+
+USER_AGE = env.int("USER_AGE", 35, min_value=18, max_value=100)
+RISK_FREE_RATE = env.float("RISK_FREE_RATE", 0.02, min_value=-0.05, max_value=0.25)
+LOOKBACK_DAYS = env.int("LOOKBACK_DAYS", 252, min_value=30, max_value=10_000)
+MIN_WEIGHT = env.float("MIN_WEIGHT", 0.0, min_value=0.0, max_value=1.0)
+MAX_WEIGHT = env.float("MAX_WEIGHT", 0.4, min_value=0.001, max_value=1.0)
+if MIN_WEIGHT > MAX_WEIGHT:
+    raise ConfigError(
+        f"MIN_WEIGHT={os.environ.get('MIN_WEIGHT', MIN_WEIGHT)!r} is invalid: expected at most "
+        f"MAX_WEIGHT={os.environ.get('MAX_WEIGHT', MAX_WEIGHT)!r}"
+    )
+SAFE_PORTFOLIO_BONDS = env.float("SAFE_PORTFOLIO_BONDS", 0.8, min_value=0.0, max_value=1.0)
+REBALANCE_THRESHOLD = env.float("REBALANCE_THRESHOLD", 0.05, min_value=0.0001, max_value=1.0)
+ORDER_TYPE = env.str("ORDER_TYPE", "market", choices=("market", "limit"))
+EXECUTION_TIME = env.clock_time("EXECUTION_TIME", "16:30")
+
+# --- Brokers -------------------------------------------------------------------
+
+BROKER_TYPE = env.str("BROKER_TYPE", "paper", choices=("paper", "alpaca", "ib"))
+ALPACA_API_KEY = env.str("ALPACA_API_KEY", "")
+ALPACA_SECRET_KEY = env.str("ALPACA_SECRET_KEY", "")
+ALPACA_BASE_URL = env.url("ALPACA_BASE_URL", "https://paper-api.alpaca.markets")
+IB_HOST = env.str("IB_HOST", "127.0.0.1")
+IB_PORT = env.int("IB_PORT", 7497, min_value=1, max_value=65535)
+IB_CLIENT_ID = env.int("IB_CLIENT_ID", 1, min_value=0, max_value=2**31 - 1)
+
+if VALIDATE_REQUIRED_CONFIG:
+    if "alpaca" in (BROKER_TYPE, *PRICE_PROVIDERS) and not (ALPACA_API_KEY and ALPACA_SECRET_KEY):
+        raise ConfigError(
+            "ALPACA_API_KEY is not set: required when BROKER_TYPE=alpaca or PRICE_PROVIDERS names alpaca"
+        )
+    if not DEBUG and ALLOWED_HOSTS == ["localhost", "127.0.0.1", "[::1]"]:
+        raise ConfigError("ALLOWED_HOSTS is not set: required when VALIDATE_REQUIRED_CONFIG=true and DEBUG=false")
+
+# --- Logging -------------------------------------------------------------------
+
+LOG_LEVEL = env.str("LOG_LEVEL", "INFO", choices=("debug", "info", "warning", "error", "critical")).upper()
+LOG_FORMAT = env.str("LOG_FORMAT", "json", choices=("json", "text"))
+LOG_FILE_PATH = env.str("LOG_FILE_PATH", "")
+
+_log_handlers = {
+    "console": {
+        "class": "logging.StreamHandler",
+        "formatter": LOG_FORMAT,
+        "filters": ["redact_secrets"],
+    }
+}
+if LOG_FILE_PATH:
+    _log_file = (BASE_DIR / LOG_FILE_PATH).resolve()
+    try:
+        _log_file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"LOG_FILE_PATH={LOG_FILE_PATH!r} is invalid: expected a writable path ({exc.strerror})") from None
+    _log_handlers["file"] = {
+        "class": "logging.handlers.WatchedFileHandler",
+        "filename": str(_log_file),
+        "formatter": LOG_FORMAT,
+        "filters": ["redact_secrets"],
+    }
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "redact_secrets": {
+            "()": "rebalancer_site.logging.RedactSecretsFilter",
+            "secrets": [SECRET_KEY, ALPACA_API_KEY, ALPACA_SECRET_KEY, DATABASES["default"].get("PASSWORD", "")],
+        }
+    },
+    "formatters": {
+        "json": {"()": "rebalancer_site.logging.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": _log_handlers,
+    "root": {"handlers": list(_log_handlers), "level": LOG_LEVEL},
+    "loggers": {
+        # Django's request logs at INFO are noise; keep warnings and errors.
+        "django": {"level": "WARNING" if LOG_LEVEL in ("DEBUG", "INFO") else LOG_LEVEL, "propagate": True},
+    },
+}
