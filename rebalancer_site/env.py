@@ -138,7 +138,9 @@ class Env:
         engine = config.get("ENGINE", "")
         if engine not in ("django.db.backends.sqlite3", "django.db.backends.postgresql"):
             # Never echo a URL that may carry a password.
-            raise ConfigError(f"{name} is invalid: expected sqlite:///PATH or postgres://USER[:PASSWORD]@HOST:PORT/NAME")
+            raise ConfigError(
+                f"{name} is invalid: expected sqlite:///PATH or postgres://USER[:PASSWORD]@HOST:PORT/NAME"
+            )
         return config
 
 

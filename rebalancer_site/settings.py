@@ -65,6 +65,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves collected static files in production (gunicorn does not).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -114,6 +116,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Compressed but not hashed: pages render even where collectstatic has not run (tests).
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE = not DEBUG and env.bool("SECURE_COOKIES", True)
@@ -193,9 +200,7 @@ IB_CLIENT_ID = env.int("IB_CLIENT_ID", 1, min_value=0, max_value=2**31 - 1)
 
 if VALIDATE_REQUIRED_CONFIG:
     if "alpaca" in (BROKER_TYPE, *PRICE_PROVIDERS) and not (ALPACA_API_KEY and ALPACA_SECRET_KEY):
-        raise ConfigError(
-            "ALPACA_API_KEY is not set: required when BROKER_TYPE=alpaca or PRICE_PROVIDERS names alpaca"
-        )
+        raise ConfigError("ALPACA_API_KEY is not set: required when BROKER_TYPE=alpaca or PRICE_PROVIDERS names alpaca")
     if not DEBUG and ALLOWED_HOSTS == ["localhost", "127.0.0.1", "[::1]"]:
         raise ConfigError("ALLOWED_HOSTS is not set: required when VALIDATE_REQUIRED_CONFIG=true and DEBUG=false")
 
@@ -217,7 +222,9 @@ if LOG_FILE_PATH:
     try:
         _log_file.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"LOG_FILE_PATH={LOG_FILE_PATH!r} is invalid: expected a writable path ({exc.strerror})") from None
+        raise ConfigError(
+            f"LOG_FILE_PATH={LOG_FILE_PATH!r} is invalid: expected a writable path ({exc.strerror})"
+        ) from None
     _log_handlers["file"] = {
         "class": "logging.handlers.WatchedFileHandler",
         "filename": str(_log_file),

@@ -49,6 +49,8 @@ class PriceProvider(ABC):
     name: str = ""
     #: True when prices are invented (the offline sample provider); shown wherever prices are.
     synthetic: bool = False
+    #: Symbols per call; the chain splits longer lists into batches of this size.
+    max_symbols_per_request: int = 100
 
     def __init__(self, *, rate_limit_per_minute: int | None = None, **options: object):
         self.rate_limit_per_minute = rate_limit_per_minute

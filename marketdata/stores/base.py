@@ -1,0 +1,90 @@
+"""The price store interface and the frame shapes every store shares.
+
+Long bars frame (`LONG_COLUMNS`), used to write and read whole bars: one row
+per (symbol, date); `date` is datetime64 at midnight; prices float64 already
+rounded to the stored 8 decimals; `volume` Int64 (nullable); `source` str;
+`synthetic` bool.
+
+Wide price frame (`price_frame`): index `date` (DatetimeIndex), one float64
+column per requested symbol in the requested order, adjusted closes in USD,
+NaN where a symbol has no bar on a date that another requested symbol has.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from marketdata.models import PRICE_PLACES
+
+PRICE_COLUMNS = ["open", "high", "low", "close", "adj_close"]
+LONG_COLUMNS = ["symbol", "date", *PRICE_COLUMNS, "volume", "source", "synthetic"]
+
+
+class PriceStore(ABC):
+    """Stores daily bars and answers price questions; writes are idempotent and all-or-nothing."""
+
+    name: str = ""
+
+    @abstractmethod
+    def write_bars(self, bars: pd.DataFrame) -> int:
+        """Stores the rows of a long bars frame whose (symbol, date) is not stored yet.
+
+        Returns how many rows were written. Existing bars are never changed.
+        Either every new row is written or none is.
+        """
+
+    @abstractmethod
+    def read_bars(self, symbols: Sequence[str], start: date | None, end: date | None) -> pd.DataFrame:
+        """A long bars frame of the stored bars, sorted by symbol then date (bounds inclusive)."""
+
+    @abstractmethod
+    def price_frame(self, symbols: Sequence[str], start: date, end: date) -> pd.DataFrame:
+        """The wide frame of adjusted closes from start to end, both inclusive."""
+
+    @abstractmethod
+    def last_dates(self, symbols: Sequence[str]) -> dict[str, date | None]:
+        """Each symbol's latest stored trading date, None when it has no bars."""
+
+    @abstractmethod
+    def stored_dates(self, symbols: Sequence[str], start: date, end: date) -> dict[str, pd.DatetimeIndex]:
+        """The dates stored per symbol between start and end (symbols with none are absent)."""
+
+    @abstractmethod
+    def symbols(self) -> list[str]:
+        """Every symbol with at least one stored bar."""
+
+
+def normalise_long(bars: pd.DataFrame) -> pd.DataFrame:
+    """Coerces a long frame to `LONG_COLUMNS` dtypes, rounding prices to the stored precision.
+
+    Rounding here, once, is what makes every store hold the same numbers: the
+    database stores the decimal and parquet the nearest double of it.
+    """
+    out = bars.reindex(columns=LONG_COLUMNS).copy()
+    out["symbol"] = out["symbol"].astype(str)
+    out["date"] = pd.to_datetime(out["date"]).dt.normalize().astype("datetime64[ns]")
+    for column in PRICE_COLUMNS:
+        out[column] = np.round(out[column].astype("float64"), PRICE_PLACES)
+    out["volume"] = np.round(out["volume"].astype("float64")).astype("Int64")
+    out["source"] = out["source"].fillna("").astype(str)
+    out["synthetic"] = out["synthetic"].fillna(False).astype(bool)
+    return out.sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
+
+
+def long_to_wide(long: pd.DataFrame, symbols: Sequence[str]) -> pd.DataFrame:
+    """Pivots (symbol, date, adj_close) rows into the wide price frame shape."""
+    if long.empty:
+        wide = pd.DataFrame(
+            index=pd.DatetimeIndex([], name="date").as_unit("ns"), columns=list(symbols), dtype="float64"
+        )
+        return wide
+    wide = long.pivot(index="date", columns="symbol", values="adj_close")
+    wide = wide.reindex(columns=list(symbols)).astype("float64").sort_index()
+    wide.index = pd.DatetimeIndex(wide.index, name="date").as_unit("ns")
+    wide.columns.name = None
+    return wide

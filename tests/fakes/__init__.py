@@ -1,0 +1,1 @@
+"""In-process fakes of external services (broker and market-data APIs) for offline tests."""
