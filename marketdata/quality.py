@@ -40,10 +40,7 @@ class Validated:
 
     bars: pd.DataFrame
     findings: tuple[Finding, ...]
-
-    @property
-    def rejected(self) -> int:
-        return sum(1 for f in self.findings if f.kind in ("rejected_price", "duplicate_date", "non_session"))
+    rejected: int  # rows rejected (a conflicting duplicate date rejects all its rows)
 
 
 def validate_bars(symbol: str, frame: pd.DataFrame) -> Validated:
@@ -57,7 +54,8 @@ def validate_bars(symbol: str, frame: pd.DataFrame) -> Validated:
     bars = bars[~bars.isna().all(axis=1)]
     findings: list[Finding] = []
 
-    bars, dup_findings = _drop_duplicate_dates(symbol, bars)
+    before = len(bars)
+    bars, dup_findings, merged = _drop_duplicate_dates(symbol, bars)
     findings += dup_findings
 
     bad_adj = ~(bars["adj_close"] > 0) | ~(bars["adj_close"] < MAX_PRICE_USD)
@@ -76,17 +74,19 @@ def validate_bars(symbol: str, frame: pd.DataFrame) -> Validated:
             findings.append(Finding(symbol, "non_session", f"{day.date()} is not an NYSE trading session", day.date()))
         bars = bars[~off_calendar]
 
-    return Validated(bars=bars, findings=tuple(findings))
+    return Validated(bars=bars, findings=tuple(findings), rejected=before - merged - len(bars))
 
 
-def _drop_duplicate_dates(symbol: str, bars: pd.DataFrame) -> tuple[pd.DataFrame, list[Finding]]:
+def _drop_duplicate_dates(symbol: str, bars: pd.DataFrame) -> tuple[pd.DataFrame, list[Finding], int]:
     """Merges repeated dates whose values agree; rejects every row of a date whose values conflict.
+
+    Returns the bars, the findings and how many rows merging removed.
 
     Agreeing repeats are common and harmless: the same series in a per-ticker
     file and in a wide table (which has no OHLC) fill each other's gaps.
     """
     if not bars.index.has_duplicates:
-        return bars, []
+        return bars, [], 0
     repeated = bars.index.duplicated(keep=False)
     groups = bars[repeated].groupby(level=0)
     # nunique skips NaN: a column conflicts when two rows hold different values.
@@ -100,7 +100,8 @@ def _drop_duplicate_dates(symbol: str, bars: pd.DataFrame) -> tuple[pd.DataFrame
         )
     out = pd.concat([bars[~repeated], merged]).sort_index()
     out.index.name = "date"
-    return out, findings
+    merged_away = int(groups.size()[~conflicting].sum()) - len(merged)
+    return out, findings, merged_away
 
 
 def _describe_bad_row(row: pd.Series) -> str:

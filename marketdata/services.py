@@ -215,7 +215,7 @@ def prices_import(
     read = CsvProvider(path=str(path), symbol=symbol).read_all()
     symbols = sorted(read.bars)
     log.symbols = symbols
-    log.errors = [{"provider": "csv", "symbol": None, "error": problem} for problem in read.problems]
+    log.errors = [{"provider": "csv", "symbol": None, "error": problem.message} for problem in read.problems]
     if symbols:
         instruments_ensure(symbols=symbols)
         dates = [frame.index for frame in read.bars.values() if len(frame)]

@@ -130,7 +130,7 @@ def test_seed_storage_type_sqlite_means_database_and_start_up_succeeds():
         "shell", "-c", "from django.conf import settings; print(settings.STORAGE_TYPE)", env={"STORAGE_TYPE": "sqlite"}
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "database"
+    assert result.stdout.strip().splitlines()[-1] == "database"
 
 
 LOG_SNIPPET = (

@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 from datetime import date
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.module_loading import import_string
 from tqdm import tqdm
 
 from marketdata.models import FetchLog
@@ -43,11 +45,11 @@ def parse_date(value: str, option: str) -> date:
 
 
 def print_summary(command: BaseCommand, log: FetchLog) -> None:
-    findings = log.findings.values_list("kind", flat=True)
-    suspicious = sum(1 for kind in findings if kind == "suspicious_move")
+    suspicious = log.findings.filter(kind="suspicious_move").count()
+    shown = ", ".join(log.symbols[:12]) + (" ..." if len(log.symbols) > 12 else "")
     lines = [
         f"{log.get_kind_display()} #{log.pk} into the {log.store} store: {log.get_status_display()}",
-        f"  symbols:        {len(log.symbols)} ({', '.join(log.symbols[:12])}{' ...' if len(log.symbols) > 12 else ''})",
+        f"  symbols:        {len(log.symbols)} ({shown})",
         f"  date range:     {log.start_date or '-'} .. {log.end_date or '-'}",
         f"  rows written:   {log.rows_written}",
         f"  rows rejected:  {log.rows_rejected}",
@@ -58,10 +60,18 @@ def print_summary(command: BaseCommand, log: FetchLog) -> None:
     ]
     sources = sorted(set(log.symbol_sources.values()))
     if sources:
-        lines.append(f"  sources:        {', '.join(sources)}")
+        lines.append(f"  sources:        {', '.join(_label(source) for source in sources)}")
     for error in log.errors[:20]:
         who = f"{error['provider']}" + (f" {error['symbol']}" if error.get("symbol") else "")
         lines.append(f"  error: {who}: {error['error']}")
     if len(log.errors) > 20:
         lines.append(f"  ... {len(log.errors) - 20} more errors in fetch log #{log.pk}")
     command.stdout.write("\n".join(lines))
+
+
+def _label(source: str) -> str:
+    """A source name, marked when its prices are invented."""
+    path = settings.PRICE_PROVIDER_REGISTRY.get(source)
+    if path and import_string(path).synthetic:
+        return f"{source} (SYNTHETIC prices, not market data)"
+    return source
