@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Func, Q
+from django.db.models.functions import Now
 
 from rebalancer_site.env import SYMBOL_RE
 
@@ -65,29 +67,74 @@ def _price_field(*, null: bool) -> models.DecimalField:
     return models.DecimalField(max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES, null=null, blank=null)
 
 
+# Price bars are keyed by (instrument, trading day) packed into one 64-bit integer.
+DAY_ZERO = date(1900, 1, 1)
+_DAY_BITS = 32
+
+
+def bar_id(instrument_id: int, day: date) -> int:
+    """The primary key of an instrument's bar on a day: instrument id in the high 32 bits, day in the low."""
+    return (instrument_id << _DAY_BITS) | (day - DAY_ZERO).days
+
+
+def bar_id_range(instrument_id: int, start: date, end: date) -> tuple[int, int]:
+    """The first and last possible bar ids of an instrument between two days (inclusive)."""
+    return bar_id(instrument_id, max(start, DAY_ZERO)), bar_id(instrument_id, end)
+
+
+class DaysSinceDayZero(Func):
+    """Days from 1900-01-01 to a date column, in SQL (PostgreSQL and SQLite)."""
+
+    output_field = models.BigIntegerField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="(%(expressions)s - DATE '1900-01-01')", **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        template = "CAST(julianday(%(expressions)s) - julianday('1900-01-01') AS INTEGER)"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+
 class PriceBar(models.Model):
     """One trading day of one instrument: OHLC, adjusted close (USD) and volume.
 
     Sources that publish only an adjusted close leave open/high/low/close empty.
     `synthetic` marks invented prices (the offline sample provider).
+
+    The table takes million-bar imports and answers hundred-thousand-bar price
+    frames, which shapes it: the primary key is the natural key (instrument,
+    day) packed by `bar_id`, so one index serves uniqueness and every lookup
+    (a check constraint keeps the id equal to its instrument and date); the
+    instrument reference has no database foreign key (its per-row trigger
+    tripled import time), so the price store refuses bars of unknown
+    instruments and PROTECT keeps instruments with bars from being deleted;
+    `adj_close_f8` repeats the adjusted close as a double, written with it, so
+    price frames need no decimal conversion per value.
     """
 
-    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="bars")
+    id = models.BigIntegerField(primary_key=True, editable=False, help_text="bar_id(instrument, date).")
+    instrument = models.ForeignKey(
+        Instrument, on_delete=models.PROTECT, related_name="bars", db_constraint=False, db_index=False
+    )
     date = models.DateField(help_text="Trading date in the exchange's time zone.")
     open = _price_field(null=True)
     high = _price_field(null=True)
     low = _price_field(null=True)
     close = _price_field(null=True)
     adj_close = _price_field(null=False)
+    adj_close_f8 = models.FloatField(editable=False, help_text="adj_close as a double.")
     volume = models.BigIntegerField(null=True, blank=True)
     source = models.CharField(max_length=40)
     synthetic = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
-        ordering = ["instrument", "date"]
+        ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["instrument", "date"], name="pricebar_unique_instrument_date"),
+            models.CheckConstraint(
+                condition=Q(id=F("instrument_id") * 2**_DAY_BITS + DaysSinceDayZero("date")),
+                name="pricebar_id_is_instrument_and_date",
+            ),
             models.CheckConstraint(condition=Q(adj_close__gt=0), name="pricebar_adj_close_positive"),
             models.CheckConstraint(
                 condition=(Q(open__isnull=True) | Q(open__gt=0))
@@ -98,10 +145,17 @@ class PriceBar(models.Model):
             ),
             models.CheckConstraint(condition=Q(volume__isnull=True) | Q(volume__gte=0), name="pricebar_volume_gte_0"),
         ]
-        indexes = [models.Index(fields=["date"], name="pricebar_date_idx")]
 
     def __str__(self) -> str:
         return f"{self.instrument_id} {self.date} {self.adj_close}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        # Bulk writers set both themselves; this keeps single ORM writes consistent too.
+        if self.id is None:
+            self.id = bar_id(self.instrument_id, self.date)
+        if self.adj_close_f8 is None and self.adj_close is not None:
+            self.adj_close_f8 = float(self.adj_close)
+        super().save(*args, **kwargs)
 
 
 class FetchLog(models.Model):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import transaction
@@ -21,11 +22,11 @@ from django.utils import timezone
 
 from marketdata import calendar, quality
 from marketdata.models import FetchLog, Instrument, QualityFinding
+from marketdata.providers.base import BAR_COLUMNS, conform_bars
 from marketdata.providers.chain import ProviderChain, ProviderFailure
 from marketdata.providers.csv_files import CsvProvider
 from marketdata.reference import lookup
 from marketdata.stores import PriceStore, get_price_store
-from marketdata.stores.base import LONG_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -252,33 +253,27 @@ def _store_bars(
     check_stale_at: date | None,
     progress: Progress,
 ) -> None:
-    findings = list(extra_findings)
-    clean: dict[str, pd.DataFrame] = {}
-    symbols = sorted(frames)
-    for done, symbol in enumerate(symbols):
-        if done % 50 == 0:
-            progress("validating", done, len(symbols))
-        validated = quality.validate_bars(symbol, frames[symbol])
-        findings += validated.findings
-        log.rows_rejected += validated.rejected
-        if len(validated.bars):
-            clean[symbol] = validated.bars
-    progress("validating", len(symbols), len(symbols))
+    progress("validating", 0, 1)
+    validated = quality.validate_long(_to_long(frames, sources, synthetic))
+    clean = validated.bars
+    findings = list(extra_findings) + list(validated.findings)
+    log.rows_rejected = validated.rejected
+    progress("validating", 1, 1)
 
     findings += _continuity_findings(store, clean)
-    long = _to_long(clean, sources, synthetic)
 
     progress("writing", 0, 1)
     with transaction.atomic():
-        log.rows_written = store.write_bars(long)
+        log.rows_written = store.write_bars(clean)
         if check_stale_at is not None:
             stale = quality.find_stale(store.last_dates(log.symbols), check_stale_at)
             findings += stale
             log.stale_symbols = [f.symbol for f in stale]
         log.gaps_found = quality.count_gaps(findings)
-        log.symbol_sources = {s: sources[s] for s in clean}
+        stored_symbols = clean["symbol"].unique().tolist()
+        log.symbol_sources = {s: sources[s] for s in stored_symbols}
         log.finished_at = timezone.now()
-        attempted = len(log.failed_symbols) + len(clean)
+        attempted = len(log.failed_symbols) + len(stored_symbols)
         if log.failed_symbols and len(log.failed_symbols) == attempted:
             log.status = FetchLog.Status.FAILED
         elif log.failed_symbols or (log.errors and log.kind == FetchLog.Kind.IMPORT):
@@ -309,32 +304,36 @@ def _store_bars(
     )
 
 
-def _continuity_findings(store: PriceStore, clean: dict[str, pd.DataFrame]) -> list[quality.Finding]:
-    """Gaps and suspicious moves of the new bars, joined to the bars already stored."""
-    if not clean:
+def _continuity_findings(store: PriceStore, clean: pd.DataFrame) -> list[quality.Finding]:
+    """Gaps and suspicious moves of the new bars (long, sorted), joined to the bars already stored."""
+    if clean.empty:
         return []
-    first = min(frame.index[0] for frame in clean.values()).date()
-    last = max(frame.index[-1] for frame in clean.values()).date()
+    spans = clean.groupby("symbol", sort=True)["date"].agg(["min", "max", "size"])
+    symbols = spans.index.tolist()
     # The stored bar just before the new ones, per symbol, to check the seam.
     previous_dates = {
         symbol: day
-        for symbol, day in store.last_dates(list(clean)).items()
-        if day is not None and day < clean[symbol].index[0].date()
+        for symbol, day in store.last_dates(symbols).items()
+        if day is not None and day < spans.at[symbol, "min"].date()
     }
-    previous_close = _closes_on(store, previous_dates)
-    stored = store.stored_dates(list(clean), first, last)
-    findings: list[quality.Finding] = []
-    for symbol, frame in clean.items():
-        new_first = frame.index[0].date()
-        window_start = new_first
+    findings = quality.find_suspicious_moves_long(
+        clean, settings.SUSPICIOUS_MOVE_PCT, _closes_on(store, previous_dates)
+    )
+
+    first, last = spans["min"].min().date(), spans["max"].max().date()
+    stored = store.stored_dates(symbols, first, last)
+    window_first = min([first, *previous_dates.values()])
+    sessions = calendar.sessions_index(window_first, last)
+    # `clean` is sorted by symbol, so each symbol's dates are one slice.
+    new_dates = dict(zip(symbols, np.split(clean["date"].to_numpy(), np.cumsum(spans["size"])[:-1]), strict=True))
+    for symbol in symbols:
+        window_start = spans.at[symbol, "min"].date()
         if symbol in previous_dates:
-            after = calendar.sessions_between(previous_dates[symbol] + timedelta(days=1), new_first)
-            window_start = after[0] if after else new_first
-        present = frame.index.union(stored.get(symbol, pd.DatetimeIndex([])))
-        findings += quality.find_gaps(symbol, present, window_start, frame.index[-1].date())
-        findings += quality.find_suspicious_moves(
-            symbol, frame["adj_close"], settings.SUSPICIOUS_MOVE_PCT, previous_close.get(symbol)
-        )
+            # From the first session after the stored bar: a missing session at the seam is a gap too.
+            after = sessions[sessions > pd.Timestamp(previous_dates[symbol])]
+            window_start = after[0].date() if len(after) else window_start
+        present = pd.DatetimeIndex(new_dates[symbol]).union(stored.get(symbol, pd.DatetimeIndex([])))
+        findings += quality.find_gaps(symbol, present, window_start, spans.at[symbol, "max"].date(), sessions)
     return findings
 
 
@@ -351,16 +350,17 @@ def _closes_on(store: PriceStore, days: dict[str, date]) -> dict[str, float]:
 
 
 def _to_long(frames: dict[str, pd.DataFrame], sources: dict[str, str], synthetic: dict[str, bool]) -> pd.DataFrame:
-    parts = []
-    for symbol, frame in frames.items():
-        part = frame.reset_index()
-        part["symbol"] = symbol
-        part["source"] = sources[symbol]
-        part["synthetic"] = synthetic.get(symbol, False)
-        parts.append(part)
-    if not parts:
-        return pd.DataFrame(columns=LONG_COLUMNS)
-    return pd.concat(parts, ignore_index=True)[LONG_COLUMNS]
+    """One long frame (symbol, date, bar columns, source, synthetic) from per-symbol bars frames."""
+    symbols = list(frames)
+    parts = [conform_bars(frames[s]) for s in symbols]
+    lengths = [len(part) for part in parts]
+    values = np.concatenate([part.to_numpy(dtype="float64") for part in parts]) if parts else np.empty((0, 6))
+    long = pd.DataFrame(values, columns=list(BAR_COLUMNS))
+    long.insert(0, "date", np.concatenate([p.index.to_numpy(dtype="datetime64[ns]") for p in parts]) if parts else [])
+    long.insert(0, "symbol", np.repeat(np.array(symbols, dtype=object), lengths))
+    long["source"] = np.repeat(np.array([sources[s] for s in symbols], dtype=object), lengths)
+    long["synthetic"] = np.repeat(np.array([synthetic.get(s, False) for s in symbols], dtype=bool), lengths)
+    return long
 
 
 # --- export ---------------------------------------------------------------------

@@ -77,6 +77,8 @@ def empty_bars() -> pd.DataFrame:
 
 def conform_bars(frame: pd.DataFrame) -> pd.DataFrame:
     """Coerces a provider's frame to the documented shape (columns, dtypes, index)."""
+    if _conformed(frame):
+        return frame
     out = frame.reindex(columns=list(BAR_COLUMNS)).astype("float64")
     index = pd.DatetimeIndex(out.index)
     if index.tz is not None:
@@ -84,3 +86,16 @@ def conform_bars(frame: pd.DataFrame) -> pd.DataFrame:
         index = index.tz_convert("America/New_York").tz_localize(None)
     out.index = index.normalize().rename("date")
     return out.sort_index()
+
+
+def _conformed(frame: pd.DataFrame) -> bool:
+    index = frame.index
+    return (
+        tuple(frame.columns) == BAR_COLUMNS
+        and all(dtype == "float64" for dtype in frame.dtypes)
+        and isinstance(index, pd.DatetimeIndex)
+        and index.tz is None
+        and index.name == "date"
+        and index.is_monotonic_increasing
+        and (len(index) == 0 or (index == index.normalize()).all())
+    )

@@ -76,15 +76,26 @@ def normalise_long(bars: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
 
 
-def long_to_wide(long: pd.DataFrame, symbols: Sequence[str]) -> pd.DataFrame:
-    """Pivots (symbol, date, adj_close) rows into the wide price frame shape."""
-    if long.empty:
-        wide = pd.DataFrame(
-            index=pd.DatetimeIndex([], name="date").as_unit("ns"), columns=list(symbols), dtype="float64"
-        )
-        return wide
-    wide = long.pivot(index="date", columns="symbol", values="adj_close")
-    wide = wide.reindex(columns=list(symbols)).astype("float64").sort_index()
-    wide.index = pd.DatetimeIndex(wide.index, name="date").as_unit("ns")
-    wide.columns.name = None
-    return wide
+def wide_frame(
+    symbols: Sequence[str], column_codes: np.ndarray, dates: np.ndarray, adj_close: np.ndarray
+) -> pd.DataFrame:
+    """The wide price frame from one entry per bar: its column (index into `symbols`, -1 to drop),
+    its date (datetime64) and its adjusted close.
+
+    Filled through integer codes into one preallocated array: pivoting by
+    symbol strings costs several times more on the hundred-thousand-bar
+    answers a price frame is made of.
+    """
+    columns = list(symbols)
+    keep = column_codes >= 0
+    date_codes, unique_dates = pd.factorize(np.asarray(dates, dtype="datetime64[ns]")[keep], sort=True)
+    values = np.full((len(unique_dates), len(columns)), np.nan)
+    values[date_codes, column_codes[keep]] = np.asarray(adj_close, dtype="float64")[keep]
+    index = pd.DatetimeIndex(unique_dates, name="date").as_unit("ns")
+    return pd.DataFrame(values, index=index, columns=columns)
+
+
+def column_codes_for(symbols: Sequence[str], found: Sequence[str]) -> np.ndarray:
+    """For each symbol in `found`, its position in `symbols` (-1 when not requested)."""
+    position = {symbol: i for i, symbol in enumerate(symbols)}
+    return np.array([position.get(symbol, -1) for symbol in found], dtype="int64")

@@ -1,27 +1,65 @@
 """The database price store: the PriceBar table (SQLite or PostgreSQL).
 
-On PostgreSQL bulk work goes through COPY (write: into a temporary table, then
-one INSERT ... ON CONFLICT DO NOTHING; read: COPY ... TO STDOUT parsed by
-pandas), because row-by-row ORM calls are two orders of magnitude slower for
-the half-million-bar imports this store takes. SQLite takes one executemany.
+Every lookup goes through the packed primary key (`marketdata.models.bar_id`):
+an instrument's bars between two days are one key range.
+
+PostgreSQL bulk work avoids per-row Python and per-row server work, because
+imports are a million bars and a price frame is a hundred thousand:
+
+- write: writers are serialised by a transaction-level advisory lock, keys
+  already stored are read once and filtered out, and the new rows stream in one
+  `COPY ... FROM STDIN` of CSV that pyarrow (C++) writes chunk by chunk, so the
+  server parses one chunk while the next is formatted;
+- read: one query aggregates (day, adjusted close) into a single binary string
+  that numpy decodes in place.
+
+SQLite takes one `executemany` with ON CONFLICT DO NOTHING and plain queries.
 """
 
 from __future__ import annotations
 
 import io
+import zlib
 from collections.abc import Sequence
 from datetime import date
+from functools import reduce
+from operator import or_
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from django.db import connection, transaction
-from django.db.models import Max
-from django.utils import timezone
+from django.db.models import Max, Q, QuerySet
+from psycopg.copy import QueuedLibpqWriter
 
-from marketdata.models import PRICE_PLACES, Instrument, PriceBar
-from marketdata.stores.base import LONG_COLUMNS, PRICE_COLUMNS, PriceStore, long_to_wide, normalise_long
+from marketdata.models import DAY_ZERO, Instrument, PriceBar, bar_id_range
+from marketdata.stores.base import LONG_COLUMNS, PRICE_COLUMNS, PriceStore, normalise_long, wide_frame
 
 _BAR_TABLE = PriceBar._meta.db_table
-_COPY_COLUMNS = ["instrument_id", "date", *PRICE_COLUMNS, "volume", "source", "synthetic", "created_at"]
+_INSERT_COLUMNS = ["id", "instrument_id", "date", *PRICE_COLUMNS, "adj_close_f8", "volume", "source", "synthetic"]
+# One advisory lock id for every writer of bars.
+_WRITE_LOCK_ID = zlib.crc32(b"marketdata.pricebar.write")
+_COPY_CHUNK_ROWS = 100_000
+_OR_BATCH = 200
+_DAY_ZERO = np.datetime64(DAY_ZERO.isoformat(), "D")
+_DAY_MASK = (1 << 32) - 1
+# A bar id and its adjusted close, big-endian and packed, as PostgreSQL's int8send/float8send write them.
+_ID_PRICE = np.dtype([("id", ">i8"), ("adj_close", ">f8")])
+
+_RANGES_SQL = "unnest(%s::bigint[], %s::bigint[]) AS wanted(first_id, last_id)"
+_IN_RANGES = f"JOIN {_RANGES_SQL} ON b.id BETWEEN wanted.first_id AND wanted.last_id"
+# Table and column names are constants of this module; values always go as parameters.
+_STORED_IDS_SQL = f"SELECT string_agg(int8send(b.id), ''::bytea) FROM {_BAR_TABLE} b {_IN_RANGES}"  # noqa: S608
+_LAST_IDS_SQL = (
+    "SELECT wanted.first_id, (SELECT max(b.id) FROM "  # noqa: S608
+    f"{_BAR_TABLE} b WHERE b.id BETWEEN wanted.first_id AND wanted.last_id) FROM {_RANGES_SQL}"
+)
+_LAST_DAY = date(9999, 12, 31)
+_CLOSES_SQL = (
+    "SELECT string_agg(int8send(b.id) || float8send(b.adj_close_f8), ''::bytea) "  # noqa: S608
+    f"FROM {_BAR_TABLE} b {_IN_RANGES}"
+)
 
 
 class UnknownInstrument(ValueError):
@@ -36,6 +74,56 @@ def _instrument_ids(symbols: Sequence[str]) -> dict[str, int]:
     return dict(Instrument.objects.filter(symbol__in=list(symbols)).values_list("symbol", "id"))
 
 
+def _bar_ids(instrument_ids: np.ndarray, dates: pd.Series) -> np.ndarray:
+    days = (np.asarray(dates, dtype="datetime64[D]") - _DAY_ZERO).astype("int64")
+    return (instrument_ids.astype("int64") << 32) | days
+
+
+def _ranges(instrument_ids: Sequence[int], start: date, end: date) -> tuple[list[int], list[int]]:
+    pairs = [bar_id_range(i, start, end) for i in instrument_ids]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _bars_in_ranges(instrument_ids: Sequence[int], start: date | None, end: date | None) -> list[QuerySet[PriceBar]]:
+    """Querysets of the instruments' bars between two days, a batch of instruments each.
+
+    Batches keep the OR of key ranges well below SQLite's expression depth limit (1000).
+    """
+    first, last = _ranges(list(instrument_ids), start or DAY_ZERO, end or _LAST_DAY)
+    pairs = list(zip(first, last, strict=True))
+    return [
+        PriceBar.objects.filter(reduce(or_, (Q(pk__gte=lo, pk__lte=hi) for lo, hi in pairs[i : i + _OR_BATCH])))
+        for i in range(0, len(pairs), _OR_BATCH)
+    ]
+
+
+def _arrow_rows(bars: pd.DataFrame) -> pa.Table:
+    """The rows to COPY, as an Arrow table in `_INSERT_COLUMNS` order.
+
+    Built column by column from numpy: NaN prices become nulls (empty CSV
+    fields, NULL in COPY) and datetime64 days become dates, without a Python
+    object per value.
+    """
+    columns = {
+        "id": pa.array(bars["id"].to_numpy()),
+        "instrument_id": pa.array(bars["instrument_id"].to_numpy()),
+        "date": pa.array(bars["date"].to_numpy().astype("datetime64[D]")),
+    }
+    for name in (*PRICE_COLUMNS, "adj_close_f8"):
+        columns[name] = pa.array(bars[name].to_numpy(), from_pandas=True)
+    columns["volume"] = pa.array(bars["volume"], type=pa.int64(), from_pandas=True)
+    columns["source"] = pa.array(bars["source"], type=pa.string())
+    columns["synthetic"] = pa.array(bars["synthetic"].to_numpy())
+    return pa.table(columns)
+
+
+def _stored_ids_in(cursor, instrument_ids: Sequence[int], start: date, end: date) -> np.ndarray:
+    """Ids of the stored bars of the instruments between two days (PostgreSQL, one round trip)."""
+    cursor.execute(_STORED_IDS_SQL, list(_ranges(instrument_ids, start, end)))
+    blob = cursor.fetchone()[0]
+    return np.frombuffer(blob or b"", dtype=">i8").astype("int64")
+
+
 class DatabasePriceStore(PriceStore):
     name = "database"
 
@@ -45,54 +133,49 @@ class DatabasePriceStore(PriceStore):
         if bars.empty:
             return 0
         bars = normalise_long(bars)
-        ids = _instrument_ids(bars["symbol"].unique())
-        unknown = sorted(set(bars["symbol"]) - set(ids))
+        codes, symbols = pd.factorize(bars["symbol"])
+        ids = _instrument_ids(list(symbols))
+        unknown = sorted(set(symbols) - set(ids))
         if unknown:
             raise UnknownInstrument(f"no instrument for {', '.join(unknown)}")
-        bars = bars.assign(instrument_id=bars["symbol"].map(ids))
+        instrument_ids = np.array([ids[s] for s in symbols], dtype="int64")[codes]
+        bars = bars.assign(
+            id=_bar_ids(instrument_ids, bars["date"]), instrument_id=instrument_ids, adj_close_f8=bars["adj_close"]
+        )
         with transaction.atomic():
             if _postgres():
-                return self._copy_insert(bars)
+                return self._copy_new_rows(bars)
             return self._executemany_insert(bars)
 
-    def _copy_insert(self, bars: pd.DataFrame) -> int:
-        frame = bars.assign(
-            date=bars["date"].dt.strftime("%Y-%m-%d"),
-            synthetic=bars["synthetic"].map({True: "t", False: "f"}),
-            created_at=timezone.now().isoformat(),
-        )[_COPY_COLUMNS]
-        buffer = io.StringIO()
-        # Prices were rounded to PRICE_PLACES; printing that many decimals is exact.
-        frame.to_csv(buffer, header=False, index=False, float_format=f"%.{PRICE_PLACES}f", na_rep="")
-        columns = ", ".join(_COPY_COLUMNS)
+    def _copy_new_rows(self, bars: pd.DataFrame) -> int:
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE pricebar_incoming ON COMMIT DROP AS "  # noqa: S608 (constants)
-                f"SELECT {columns} FROM {_BAR_TABLE} WITH NO DATA"
-            )
-            with cursor.copy(f"COPY pricebar_incoming ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
-                copy.write(buffer.getvalue())
-            cursor.execute(
-                f"INSERT INTO {_BAR_TABLE} ({columns}) SELECT {columns} FROM pricebar_incoming "  # noqa: S608 (constants)
-                "ON CONFLICT (instrument_id, date) DO NOTHING"
-            )
-            written = cursor.rowcount
-            cursor.execute("DROP TABLE pricebar_incoming")
-        return written
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_WRITE_LOCK_ID])
+            bars = bars[~np.isin(bars["id"].to_numpy(), self._stored_ids(cursor, bars))]
+            if bars.empty:
+                return 0
+            columns = ", ".join(_INSERT_COLUMNS)
+            options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+            # The queued writer sends from a thread, so the next chunk is formatted while the server parses.
+            copy_sql = f"COPY {_BAR_TABLE} ({columns}) FROM STDIN WITH (FORMAT csv)"
+            with cursor.copy(copy_sql, writer=QueuedLibpqWriter(cursor.cursor)) as copy:
+                for first in range(0, len(bars), _COPY_CHUNK_ROWS):
+                    buffer = io.BytesIO()
+                    pa_csv.write_csv(_arrow_rows(bars.iloc[first : first + _COPY_CHUNK_ROWS]), buffer, options)
+                    copy.write(buffer.getbuffer())
+        return len(bars)
+
+    def _stored_ids(self, cursor, bars: pd.DataFrame) -> np.ndarray:
+        first_day, last_day = bars["date"].min().date(), bars["date"].max().date()
+        return _stored_ids_in(cursor, sorted(set(bars["instrument_id"].tolist())), first_day, last_day)
 
     def _executemany_insert(self, bars: pd.DataFrame) -> int:
-        # SQLite stores DecimalField values as REAL, as the ORM itself does; one executemany
-        # with ON CONFLICT DO NOTHING is ~20x faster than bulk_create on model instances.
-        ops = connection.ops
-        frame = bars.assign(
-            date=bars["date"].dt.strftime("%Y-%m-%d"),
-            created_at=ops.adapt_datetimefield_value(timezone.now()),
-        )[_COPY_COLUMNS]
+        # SQLite keeps DecimalField values as REAL, as the ORM itself does.
+        frame = bars.assign(date=bars["date"].dt.strftime("%Y-%m-%d"))[_INSERT_COLUMNS]
         frame = frame.astype(object).where(frame.notna(), None)
-        placeholders = ", ".join(["%s"] * len(_COPY_COLUMNS))
+        placeholders = ", ".join(["%s"] * len(_INSERT_COLUMNS))
         sql = (
-            f"INSERT INTO {_BAR_TABLE} ({', '.join(_COPY_COLUMNS)}) VALUES ({placeholders}) "  # noqa: S608 (constants)
-            "ON CONFLICT (instrument_id, date) DO NOTHING"
+            f"INSERT INTO {_BAR_TABLE} ({', '.join(_INSERT_COLUMNS)}) VALUES ({placeholders}) "  # noqa: S608 (constants)
+            "ON CONFLICT (id) DO NOTHING"
         )
         with connection.cursor() as cursor:
             cursor.executemany(sql, frame.itertuples(index=False, name=None))
@@ -102,78 +185,72 @@ class DatabasePriceStore(PriceStore):
 
     def read_bars(self, symbols: Sequence[str], start: date | None, end: date | None) -> pd.DataFrame:
         ids = _instrument_ids(symbols)
-        rows = PriceBar.objects.filter(instrument_id__in=ids.values())
-        if start:
-            rows = rows.filter(date__gte=start)
-        if end:
-            rows = rows.filter(date__lte=end)
-        values = rows.order_by("instrument__symbol", "date").values_list(
-            "instrument__symbol", "date", *PRICE_COLUMNS, "volume", "source", "synthetic"
-        )
-        frame = pd.DataFrame.from_records(list(values), columns=LONG_COLUMNS)
+        records = []
+        for bars in _bars_in_ranges(ids.values(), start, end):
+            records += bars.values_list("instrument__symbol", "date", *PRICE_COLUMNS, "volume", "source", "synthetic")
+        frame = pd.DataFrame.from_records(records, columns=LONG_COLUMNS)
         for column in PRICE_COLUMNS:
             frame[column] = frame[column].astype("float64")
         return normalise_long(frame)
 
     def price_frame(self, symbols: Sequence[str], start: date, end: date) -> pd.DataFrame:
         ids = _instrument_ids(symbols)
-        symbol_by_id = {v: k for k, v in ids.items()}
-        if not ids:
-            return long_to_wide(pd.DataFrame(), symbols)
-        if _postgres():
-            long = self._copy_adj_closes(list(ids.values()), start, end)
+        if _postgres() and ids:
+            bar_ids, closes = self._aggregated_closes(list(ids.values()), start, end)
         else:
-            values = PriceBar.objects.filter(
-                instrument_id__in=ids.values(), date__gte=start, date__lte=end
-            ).values_list("instrument_id", "date", "adj_close")
-            long = pd.DataFrame.from_records(list(values), columns=["instrument_id", "date", "adj_close"])
-            long["adj_close"] = long["adj_close"].astype("float64")
-            long["date"] = pd.to_datetime(long["date"])
-        long["symbol"] = long["instrument_id"].map(symbol_by_id)
-        return long_to_wide(long, symbols)
+            rows = [
+                r for bars in _bars_in_ranges(ids.values(), start, end) for r in bars.values_list("id", "adj_close_f8")
+            ]
+            pairs = np.array(rows, dtype=[("id", "int64"), ("adj_close", "float64")])
+            bar_ids, closes = pairs["id"], pairs["adj_close"]
+        # Instrument id -> column, through a lookup array indexed by id.
+        lookup = np.full(max(ids.values(), default=0) + 1, -1, dtype="int64")
+        for column, symbol in enumerate(symbols):
+            if symbol in ids:
+                lookup[ids[symbol]] = column
+        dates = _DAY_ZERO + (bar_ids & _DAY_MASK).astype("timedelta64[D]")
+        return wide_frame(symbols, lookup[bar_ids >> 32], dates, closes)
 
-    def _copy_adj_closes(self, instrument_ids: list[int], start: date, end: date) -> pd.DataFrame:
-        # float8 conversion happens in PostgreSQL (correctly rounded) and prints round-trip digits;
-        # pandas 3 parses them exactly.
-        query = (
-            f"COPY (SELECT instrument_id, date, adj_close::float8 FROM {_BAR_TABLE} "  # noqa: S608 (constant table)
-            "WHERE instrument_id = ANY(%s) AND date BETWEEN %s AND %s) TO STDOUT"
-        )
-        buffer = io.BytesIO()
-        with connection.cursor() as cursor, cursor.copy(query, (instrument_ids, start, end)) as copy:
-            for chunk in copy:
-                buffer.write(chunk)
-        buffer.seek(0)
-        return pd.read_csv(
-            buffer,
-            sep="\t",
-            header=None,
-            names=["instrument_id", "date", "adj_close"],
-            dtype={"instrument_id": "int64", "adj_close": "float64"},
-            parse_dates=["date"],
-            date_format="%Y-%m-%d",
-        )
+    def _aggregated_closes(self, instrument_ids: list[int], start: date, end: date) -> tuple[np.ndarray, np.ndarray]:
+        with connection.cursor() as cursor:
+            cursor.execute(_CLOSES_SQL, list(_ranges(instrument_ids, start, end)))
+            blob = cursor.fetchone()[0]
+        rows = np.frombuffer(blob or b"", dtype=_ID_PRICE)
+        return rows["id"].astype("int64"), rows["adj_close"].astype("float64")
 
     def last_dates(self, symbols: Sequence[str]) -> dict[str, date | None]:
-        found = dict(
-            PriceBar.objects.filter(instrument__symbol__in=list(symbols))
-            .values("instrument__symbol")
-            .annotate(last=Max("date"))
-            .values_list("instrument__symbol", "last")
-        )
-        return {symbol: found.get(symbol) for symbol in symbols}
+        ids = _instrument_ids(symbols)
+        last_ids: dict[int, int | None] = {}
+        if _postgres() and ids:
+            # The largest key of each instrument's range is its latest bar: one index probe each.
+            with connection.cursor() as cursor:
+                cursor.execute(_LAST_IDS_SQL, list(_ranges(list(ids.values()), DAY_ZERO, _LAST_DAY)))
+                last_ids = {first >> 32: last for first, last in cursor.fetchall()}
+        else:
+            for instrument_id in ids.values():
+                lo, hi = bar_id_range(instrument_id, DAY_ZERO, _LAST_DAY)
+                last_ids[instrument_id] = PriceBar.objects.filter(pk__gte=lo, pk__lte=hi).aggregate(m=Max("pk"))["m"]
+        found: dict[str, date | None] = {}
+        for symbol in symbols:
+            last = last_ids.get(ids[symbol]) if symbol in ids else None
+            found[symbol] = None if last is None else (_DAY_ZERO + np.timedelta64(last & _DAY_MASK, "D")).item()
+        return found
 
     def stored_dates(self, symbols: Sequence[str], start: date, end: date) -> dict[str, pd.DatetimeIndex]:
-        rows = PriceBar.objects.filter(instrument__symbol__in=list(symbols), date__gte=start, date__lte=end)
-        frame = pd.DataFrame.from_records(
-            list(rows.values_list("instrument__symbol", "date")), columns=["symbol", "date"]
-        )
-        return {
-            symbol: pd.DatetimeIndex(pd.to_datetime(group["date"])).sort_values()
-            for symbol, group in frame.groupby("symbol")
-        }
+        ids = _instrument_ids(symbols)
+        if _postgres() and ids:
+            with connection.cursor() as cursor:
+                bar_ids = _stored_ids_in(cursor, list(ids.values()), start, end)
+        else:
+            bar_ids = np.array(
+                [i for bars in _bars_in_ranges(ids.values(), start, end) for i in bars.values_list("id", flat=True)],
+                dtype="int64",
+            )
+        symbol_by_id = {v: k for k, v in ids.items()}
+        dates = pd.DatetimeIndex(_DAY_ZERO + (bar_ids & _DAY_MASK).astype("timedelta64[D]")).as_unit("ns")
+        owners = bar_ids >> 32
+        return {symbol_by_id[i]: dates[owners == i].sort_values() for i in np.unique(owners)}
 
     def symbols(self) -> list[str]:
-        return list(
-            Instrument.objects.filter(bars__isnull=False).distinct().order_by("symbol").values_list("symbol", flat=True)
-        )
+        with_bars = PriceBar.objects.values_list("instrument_id", flat=True).distinct()
+        return list(Instrument.objects.filter(id__in=with_bars).order_by("symbol").values_list("symbol", flat=True))

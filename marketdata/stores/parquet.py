@@ -16,12 +16,13 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from django.conf import settings
 
-from marketdata.stores.base import LONG_COLUMNS, PRICE_COLUMNS, PriceStore, long_to_wide, normalise_long
+from marketdata.stores.base import LONG_COLUMNS, PRICE_COLUMNS, PriceStore, column_codes_for, normalise_long, wide_frame
 
 SCHEMA = pa.schema(
     [
@@ -73,9 +74,9 @@ class ParquetPriceStore(PriceStore):
         if end is not None:
             filters.append(("date", "<=", end))
         tables = [pq.read_table(self._year_file(year), columns=columns, filters=filters or None) for year in years]
-        if not tables:
-            return SCHEMA.empty_table().select(columns).to_pandas()
-        return pa.concat_tables(tables).to_pandas()
+        table = pa.concat_tables(tables) if tables else SCHEMA.empty_table().select(columns)
+        # datetime64 dates, not Python date objects: ten times faster to build and to index by.
+        return table.to_pandas(date_as_object=False)
 
     # --- writing -------------------------------------------------------------
 
@@ -126,9 +127,27 @@ class ParquetPriceStore(PriceStore):
         return normalise_long(frame)
 
     def price_frame(self, symbols: Sequence[str], start: date, end: date) -> pd.DataFrame:
-        long = self._read(self._years(start, end), ["symbol", "date", "adj_close"], symbols, start, end)
-        long["date"] = pd.to_datetime(long["date"])
-        return long_to_wide(long, symbols)
+        filters = [("symbol", "in", list(symbols)), ("date", ">=", start), ("date", "<=", end)]
+        codes, dates, closes = [], [], []
+        for year in self._years(start, end):
+            table = pq.read_table(
+                self._year_file(year),
+                columns=["symbol", "date", "adj_close"],
+                filters=filters,
+                read_dictionary=["symbol"],
+            )
+            # Symbols arrive dictionary-encoded: map each chunk's small dictionary, then index by its codes.
+            for chunk in table.column("symbol").chunks:
+                mapping = column_codes_for(symbols, chunk.dictionary.to_pylist())
+                codes.append(mapping[chunk.indices.to_numpy(zero_copy_only=False)])
+            dates.append(table.column("date").to_numpy().astype("datetime64[ns]"))
+            closes.append(table.column("adj_close").to_numpy())
+        return wide_frame(
+            symbols,
+            np.concatenate(codes) if codes else np.empty(0, "int64"),
+            np.concatenate(dates) if dates else np.empty(0, "datetime64[ns]"),
+            np.concatenate(closes) if closes else np.empty(0),
+        )
 
     def last_dates(self, symbols: Sequence[str]) -> dict[str, date | None]:
         found: dict[str, date] = {}
@@ -139,7 +158,7 @@ class ParquetPriceStore(PriceStore):
                 break
             frame = self._read([year], ["symbol", "date"], pending, None, None)
             if not frame.empty:
-                found.update(frame.groupby("symbol")["date"].max().to_dict())
+                found.update({s: d.date() for s, d in frame.groupby("symbol")["date"].max().items()})
         return {symbol: found.get(symbol) for symbol in symbols}
 
     def stored_dates(self, symbols: Sequence[str], start: date, end: date) -> dict[str, pd.DatetimeIndex]:
