@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # The demo runs with DEBUG so runserver serves the admin's static files.
-DEMO_ENV := DEBUG=true
+DEMO_ENV := DEBUG=true LOG_FORMAT=text
 
 .PHONY: install demo demo-data serve test lint bench clean
 

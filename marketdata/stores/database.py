@@ -157,7 +157,8 @@ class DatabasePriceStore(PriceStore):
             options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
             # The queued writer sends from a thread, so the next chunk is formatted while the server parses.
             copy_sql = f"COPY {_BAR_TABLE} ({columns}) FROM STDIN WITH (FORMAT csv)"
-            with cursor.copy(copy_sql, writer=QueuedLibpqWriter(cursor.cursor)) as copy:
+            raw = cursor.cursor  # the psycopg cursor: Django's debug wrapper takes no writer argument
+            with raw.copy(copy_sql, writer=QueuedLibpqWriter(raw)) as copy:
                 for first in range(0, len(bars), _COPY_CHUNK_ROWS):
                     buffer = io.BytesIO()
                     pa_csv.write_csv(_arrow_rows(bars.iloc[first : first + _COPY_CHUNK_ROWS]), buffer, options)

@@ -134,3 +134,14 @@ def test_parquet_write_failing_midway_leaves_every_file_as_it_was(tmp_path, monk
     after = {p.name: p.read_bytes() for p in store.root.glob("*.parquet")}
     assert after == before
     assert list(store.root.glob("*.tmp")) == []
+
+
+def test_database_store_writes_under_the_debug_cursor_too():
+    """DEBUG=true (the demo) wraps cursors in Django's debug wrapper; the bulk path must not depend on either."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    Instrument.objects.create(symbol="SPY")
+    with CaptureQueriesContext(connection):
+        assert DatabasePriceStore().write_bars(long_bars("SPY", date(2024, 1, 2), date(2024, 1, 31))) == 21
+    assert PriceBar.objects.count() == 21
