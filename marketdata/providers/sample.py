@@ -35,6 +35,8 @@ from rebalancer_site.env import SYMBOL_RE
 
 #: First session of every synthetic series; earlier dates have no bars.
 EPOCH = date(2000, 1, 3)
+ANCHOR = date(2025, 1, 2)
+_YEARS_EPOCH_TO_ANCHOR = (ANCHOR - EPOCH).days / 365.25
 TRADING_DAYS_PER_YEAR = 252
 
 
@@ -168,10 +170,15 @@ def _draw_symbol(symbol: str, profile: Profile, own: np.ndarray) -> _SymbolConst
     # of the stream whatever the number of sessions.
     u_drift, u_vol, u_price, u_volume = rng.random(4)
     rng.standard_normal(out=own)
+    drift = profile.drift + profile.drift_jitter * (2.0 * u_drift - 1.0)
+    vol = profile.vol + profile.vol_jitter * (2.0 * u_vol - 1.0)
+    # A level drawn in [50, 300] is where the series is expected to be at `ANCHOR`, so the
+    # demo's recent prices look like today's ETFs rather than 25 years of compounding.
+    expected_growth = (drift - 0.5 * vol**2) * _YEARS_EPOCH_TO_ANCHOR
     return _SymbolConstants(
-        drift=profile.drift + profile.drift_jitter * (2.0 * u_drift - 1.0),
-        vol=profile.vol + profile.vol_jitter * (2.0 * u_vol - 1.0),
-        start_price=50.0 + 250.0 * u_price,
+        drift=drift,
+        vol=vol,
+        start_price=(50.0 + 250.0 * u_price) * math.exp(-expected_growth),
         # 100 thousand to 30 million shares a day, log-uniformly.
         base_volume=10.0 ** (5.0 + 2.5 * u_volume),
     )

@@ -75,3 +75,11 @@ class ScriptedProvider(PriceProvider):
 
 def transient(message: str = "HTTP 503 from provider") -> ProviderError:
     return ProviderError(message, transient=True)
+
+
+def assert_bars_shape(frame: pd.DataFrame) -> None:
+    """The documented bars frame shape: BAR_COLUMNS as float64, a tz-naive DatetimeIndex named date."""
+    assert list(frame.columns) == list(BAR_COLUMNS)
+    assert (frame.dtypes == "float64").all()
+    assert frame.index.name == "date"
+    assert frame.index.tz is None

@@ -11,7 +11,8 @@ import pytest
 from django.conf import settings
 
 from marketdata.providers.alpaca import AlpacaProvider
-from marketdata.providers.base import BAR_COLUMNS, ProviderError, ProviderNotConfigured
+from marketdata.providers.base import ProviderError, ProviderNotConfigured
+from marketdata.tests.factories import assert_bars_shape
 from tests.fakes.alpaca_server import FakeAlpacaServer, daily_bar
 
 KEY = "fake-key-id"
@@ -47,10 +48,7 @@ def test_two_symbols_across_pages_map_to_bar_frames(fake_alpaca_server):
     assert len(fake_alpaca_server.requests_to("/v2/stocks/bars")) == 4
     assert set(bars) == {"SPY", "AGG"}
     spy = bars["SPY"]
-    assert list(spy.columns) == list(BAR_COLUMNS)
-    assert (spy.dtypes == "float64").all()
-    assert spy.index.name == "date"
-    assert spy.index.tz is None
+    assert_bars_shape(spy)
     assert list(spy.index) == [pd.Timestamp(day) for day in SESSIONS]
     assert spy["close"].tolist() == [400.0, 401.0, 402.0, 403.0, 404.0]
     assert spy["open"].tolist() == [399.0, 400.0, 401.0, 402.0, 403.0]

@@ -13,8 +13,9 @@ import yfinance
 from django.conf import settings
 from yfinance.exceptions import YFRateLimitError
 
-from marketdata.providers.base import BAR_COLUMNS, ProviderError
+from marketdata.providers.base import ProviderError
 from marketdata.providers.yahoo import YFinanceProvider
+from marketdata.tests.factories import assert_bars_shape
 
 JAN_2_TO_4 = ["2024-01-02", "2024-01-03", "2024-01-04"]
 
@@ -97,10 +98,7 @@ def test_two_symbols_map_to_bar_frames_with_close_as_adjusted_close():
 
     assert set(bars) == {"SPY", "AGG"}
     spy = bars["SPY"]
-    assert list(spy.columns) == list(BAR_COLUMNS)
-    assert (spy.dtypes == "float64").all()
-    assert spy.index.name == "date"
-    assert spy.index.tz is None
+    assert_bars_shape(spy)
     assert list(spy.index) == [pd.Timestamp(day) for day in JAN_2_TO_4]
     assert spy["close"].tolist() == [470.0, 468.5, 467.0]
     assert spy["adj_close"].tolist() == [470.0, 468.5, 467.0]
