@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from marketdata.calendar import sessions_index
-from marketdata.providers.base import BAR_COLUMNS, PriceProvider, ProviderError
+from marketdata.providers.base import BAR_COLUMNS, PriceProvider, ProviderError, conform_bars
 
 
 def bars_frame(start: date, end: date, *, first_close: float = 100.0, daily_return: float = 0.001) -> pd.DataFrame:
@@ -78,8 +78,11 @@ def transient(message: str = "HTTP 503 from provider") -> ProviderError:
 
 
 def assert_bars_shape(frame: pd.DataFrame) -> None:
-    """The documented bars frame shape: BAR_COLUMNS as float64, a tz-naive DatetimeIndex named date."""
+    """The documented bars frame shape: BAR_COLUMNS as float64, an ascending tz-naive DatetimeIndex named date."""
     assert list(frame.columns) == list(BAR_COLUMNS)
     assert (frame.dtypes == "float64").all()
     assert frame.index.name == "date"
     assert frame.index.tz is None
+    assert frame.index.is_monotonic_increasing
+    # `freq` is inferred by normalize() and is no part of the documented shape.
+    pd.testing.assert_frame_equal(frame, conform_bars(frame), check_freq=False)

@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from marketdata.providers.base import BAR_COLUMNS, ProviderError, ProviderNotConfigured, conform_bars
+from marketdata.providers.base import ProviderError, ProviderNotConfigured
 from marketdata.providers.csv_files import (
     LAYOUT_ALPHAVANTAGE,
     LAYOUT_CLOSE,
@@ -24,6 +24,7 @@ from marketdata.providers.csv_files import (
     CsvReadResult,
     symbol_from_file_name,
 )
+from marketdata.tests.factories import assert_bars_shape
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -56,14 +57,6 @@ def only_problem(path: Path, **options: object) -> str:
 
 def days(*texts: str) -> list[pd.Timestamp]:
     return [pd.Timestamp(text) for text in texts]
-
-
-def assert_bars_shape(frame: pd.DataFrame) -> None:
-    assert list(frame.columns) == list(BAR_COLUMNS)
-    assert frame.index.name == "date"
-    assert frame.index.is_monotonic_increasing
-    # `freq` is inferred by normalize() and is no part of the documented shape.
-    pd.testing.assert_frame_equal(frame, conform_bars(frame), check_freq=False)
 
 
 YAHOO = """Date,Open,High,Low,Close,Adj Close,Volume
