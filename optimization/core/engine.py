@@ -1,0 +1,399 @@
+"""From prices and settings to target weights: the fallback chain, the glide-path blend, metrics.
+
+`optimize` is the one entry point; `optimize_many` shares estimates and solves among many
+portfolios with the same inputs (same universe, settings and prices give the same answer, so
+it is computed once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import problems
+from .constraints import (
+    DEFENSIVE_ASSET_CLASSES,
+    AssetInfo,
+    CompiledConstraints,
+    Constraints,
+    check_feasibility,
+    compile_constraints,
+)
+from .errors import ConfigurationError, OptimizationError
+from .estimators import Estimates, EstimatorSettings, estimate, lookback_window
+from .glidepath import DEFAULT_RETIREMENT_AGE, blend_shares, load_glide_path
+from .metrics import PortfolioMetrics, portfolio_metrics
+from .strategies import STRATEGIES, StrategyInputs, StrategyParams, nearest_feasible, resolve_strategy
+
+DEFAULT_FALLBACKS = ("min_volatility", "equal_weight")
+SAFE_SLEEVE_CHAIN = ("min_volatility", "equal_weight")
+
+
+@dataclass(frozen=True)
+class GlidePathSettings:
+    """Age-based blend of an aggressive (MPT) and a safe (bond-heavy, min-volatility) portfolio."""
+
+    age: float | None = None
+    retirement_age: float = DEFAULT_RETIREMENT_AGE
+    knots: tuple[tuple[float, float], ...] | None = None
+    plugin: str | None = None  # dotted path of a class with get_allocation_blend(age)
+    safe_bond_share: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.age is not None and not (math.isfinite(self.age) and 0 <= self.age <= 120):
+            raise ConfigurationError(f"age: {self.age} is outside 0..120")
+        if not (math.isfinite(self.safe_bond_share) and 0 <= self.safe_bond_share <= 1):
+            raise ConfigurationError(f"safe_bond_share: {self.safe_bond_share} is outside [0, 1]")
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    strategy: str = "max_sharpe"
+    fallbacks: tuple[str, ...] = DEFAULT_FALLBACKS
+    estimators: EstimatorSettings = field(default_factory=EstimatorSettings)
+    params: StrategyParams = field(default_factory=StrategyParams)
+    constraints: Constraints = field(default_factory=Constraints)
+    glide: GlidePathSettings = field(default_factory=GlidePathSettings)
+
+    def __post_init__(self) -> None:
+        if self.strategy == "efficient_risk" and self.params.target_volatility is None:
+            raise ConfigurationError("target_volatility: the efficient_risk strategy needs a target volatility")
+        if self.strategy == "efficient_return" and self.params.target_return is None:
+            raise ConfigurationError("target_return: the efficient_return strategy needs a target return")
+        for name in (self.strategy, *self.fallbacks):
+            if name not in STRATEGIES and "." not in name:
+                raise ConfigurationError(f"strategy: {name!r} is not one of {', '.join(STRATEGIES)}")
+
+    def fingerprint(self) -> str:
+        """Stable digest of every setting: equal settings, equal digest (across processes)."""
+        return hashlib.sha256(_canonical(dataclasses.asdict(self)).encode()).hexdigest()
+
+
+def _canonical(value) -> str:
+    def convert(item):
+        if isinstance(item, Mapping):
+            return {str(key): convert(item[key]) for key in sorted(item, key=str)}
+        if isinstance(item, frozenset | set):
+            return sorted(convert(element) for element in item)
+        if isinstance(item, list | tuple):
+            return [convert(element) for element in item]
+        if isinstance(item, float):
+            return repr(item)
+        return item
+
+    return json.dumps(convert(value), sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class FallbackStep:
+    strategy: str
+    reason: str
+    error: str  # class name of the failure, e.g. "NoAssetBeatsRiskFree"
+
+    def to_dict(self) -> dict:
+        return {"strategy": self.strategy, "reason": self.reason, "error": self.error}
+
+
+@dataclass(frozen=True, eq=False)
+class OptimizationResult:
+    symbols: tuple[str, ...]
+    weights: np.ndarray  # aligned with symbols; excluded assets hold 0
+    strategy: str  # the strategy that produced the (aggressive) weights
+    requested_strategy: str
+    fallbacks: tuple[FallbackStep, ...]
+    metrics: PortfolioMetrics
+    risk_free_rate: float
+    equity_share: float | None = None
+    notes: tuple[str, ...] = ()
+    as_of: object = None
+    input_hash: str = ""
+    universe: tuple[str, ...] = ()  # symbols that could be held (metrics' risk contributions follow it)
+
+    def weights_dict(self) -> dict[str, float]:
+        return {symbol: float(weight) for symbol, weight in zip(self.symbols, self.weights, strict=True)}
+
+    @property
+    def performance(self) -> dict[str, float]:
+        return {
+            "expected_return": self.metrics.expected_return,
+            "volatility": self.metrics.volatility,
+            "sharpe": self.metrics.sharpe,
+        }
+
+    def to_dict(self) -> dict:
+        """The CLI's JSON shape: strategy, weights, performance, fallbacks (+ context)."""
+        return {
+            "strategy": self.strategy,
+            "weights": self.weights_dict(),
+            "performance": {key: _json_float(value) for key, value in self.performance.items()},
+            "fallbacks": [step.to_dict() for step in self.fallbacks],
+            "requested_strategy": self.requested_strategy,
+            "risk_free_rate": self.risk_free_rate,
+            "equity_share": self.equity_share,
+            "notes": list(self.notes),
+            "metrics": self.metrics.to_dict(self.universe),
+            "as_of": str(self.as_of.date() if hasattr(self.as_of, "date") else self.as_of) if self.as_of else None,
+            "input_hash": self.input_hash,
+        }
+
+
+def _json_float(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+# -- the chain -----------------------------------------------------------------------------------
+
+
+def run_chain(
+    chain: Sequence[str], estimates: Estimates, compiled: CompiledConstraints, params: StrategyParams, label: str = ""
+) -> tuple[np.ndarray, str, list[FallbackStep]]:
+    """Try each strategy in turn; the first good answer wins, each failure is recorded with its reason."""
+    failures: list[FallbackStep] = []
+    last_error: Exception | None = None
+    for name in dict.fromkeys(chain):
+        inputs = StrategyInputs(estimates=estimates, constraints=compiled, params=params)
+        try:
+            weights = _checked(resolve_strategy(name)(inputs), compiled, name)
+        except OptimizationError as error:
+            last_error = error
+        except Exception as error:  # a plug-in's bug must not stop the daily run: fall back, say why
+            if name in STRATEGIES:
+                raise
+            last_error = error
+        else:
+            return weights, name, failures
+        failures.append(FallbackStep(f"{label}{name}", str(last_error), type(last_error).__name__))
+    reasons = "; ".join(f"{step.strategy}: {step.reason}" for step in failures)
+    error_type = type(last_error) if isinstance(last_error, OptimizationError) else OptimizationError
+    raise error_type(f"every strategy failed ({reasons})")
+
+
+def _checked(weights, compiled: CompiledConstraints, name: str) -> np.ndarray:
+    weights = np.asarray(weights, dtype=float).reshape(-1)
+    if weights.shape != (compiled.size,) or not np.isfinite(weights).all():
+        raise OptimizationError(f"{name} returned {weights.shape[0]} weights for {compiled.size} assets or non-finite")
+    problems_found = compiled.violations(weights, tolerance=1e-7)
+    if problems_found:
+        raise OptimizationError(f"{name} returned weights that break the constraints: {'; '.join(problems_found[:3])}")
+    return weights
+
+
+# -- glide path ----------------------------------------------------------------------------------
+
+
+def _sleeve(compiled: CompiledConstraints, symbols: tuple[str, ...], share: float) -> CompiledConstraints:
+    """Bounds for a sleeve holding ``share`` of the portfolio: a cap hi on the whole is hi/share in it."""
+    sub = compiled.subset(symbols)
+    upper = np.minimum(1.0, sub.upper / share) if share > 0 else np.ones(len(symbols))
+    if upper.sum() < 1:
+        upper = np.ones(len(symbols))
+    return dataclasses.replace(sub, upper=upper)
+
+
+def _glide_blend(
+    estimates: Estimates,
+    compiled: CompiledConstraints,
+    assets: Mapping[str, AssetInfo],
+    settings: OptimizerSettings,
+) -> tuple[np.ndarray, str, list[FallbackStep], float, list[str]]:
+    glide = settings.glide
+    plugin = load_glide_path(glide.plugin, knots=glide.knots, retirement_age=glide.retirement_age)
+    aggressive_share, safe_share = blend_shares(plugin, glide.age)
+    symbols = estimates.symbols
+    defensive = tuple(s for s in symbols if assets.get(s, AssetInfo()).asset_class in DEFENSIVE_ASSET_CLASSES)
+    growth = tuple(s for s in symbols if s not in defensive)
+    notes = [f"glide path at age {glide.age:g}: {aggressive_share:.1%} aggressive, {safe_share:.1%} safe"]
+    chain = (settings.strategy, *settings.fallbacks)
+    position = {symbol: i for i, symbol in enumerate(symbols)}
+
+    def sleeve(chain_names, members: tuple[str, ...], share: float, label: str):
+        sub = _sleeve(compiled, members, share)
+        weights, used, failures = run_chain(chain_names, estimates.subset(members), sub, settings.params, label)
+        full = np.zeros(len(symbols))
+        full[[position[s] for s in members]] = weights
+        return full, used, failures
+
+    aggressive_members = growth or defensive
+    if not growth:
+        notes.append("no growth assets in the universe: the aggressive side uses the bond and cash assets")
+    aggressive, used, failures = sleeve(chain, aggressive_members, aggressive_share, "")
+    bond_share = glide.safe_bond_share
+    if defensive and growth:
+        bonds, _, bond_failures = sleeve(SAFE_SLEEVE_CHAIN, defensive, safe_share * bond_share, "safe bonds: ")
+        equities, _, equity_failures = sleeve(
+            SAFE_SLEEVE_CHAIN, growth, safe_share * (1 - bond_share), "safe equities: "
+        )
+        safe = bond_share * bonds + (1 - bond_share) * equities
+        failures += bond_failures + equity_failures
+    else:
+        only = defensive or growth
+        if not defensive:
+            notes.append("no bond or cash assets in the universe: the safe side is min-volatility over equities")
+        safe, _, safe_failures = sleeve(SAFE_SLEEVE_CHAIN, only, safe_share, "safe: ")
+        failures += safe_failures
+    blended = aggressive_share * aggressive + safe_share * safe
+    broken = compiled.violations(blended, tolerance=1e-9)
+    if broken:
+        projected = nearest_feasible(blended, compiled)
+        notes.append(
+            f"the straight blend broke {len(broken)} constraint(s) ({broken[0]}); moved to the nearest allowed "
+            f"weights (total change {np.abs(projected - blended).sum() / 2:.2%})"
+        )
+        blended = projected
+    return blended, used, failures, aggressive_share, notes
+
+
+# -- entry points --------------------------------------------------------------------------------
+
+
+def prepare(
+    prices: pd.DataFrame, assets: Mapping[str, AssetInfo] | None, settings: OptimizerSettings
+) -> tuple[tuple[str, ...], list[str], Estimates, CompiledConstraints]:
+    assets = assets or {}
+    symbols = tuple(str(column) for column in prices.columns)
+    universe, notes = settings.constraints.universe(symbols, assets)
+    estimates = estimate(prices[list(universe)], settings.estimators)
+    compiled = compile_constraints(universe, assets, settings.constraints)
+    check_feasibility(compiled)
+    return universe, notes, estimates, compiled
+
+
+def optimize(
+    prices: pd.DataFrame,
+    assets: Mapping[str, AssetInfo] | None = None,
+    settings: OptimizerSettings | None = None,
+    *,
+    _prepared=None,
+) -> OptimizationResult:
+    """Target weights for the columns of ``prices`` (rows = days, ascending)."""
+    settings = settings or OptimizerSettings()
+    assets = assets or {}
+    universe, notes, estimates, compiled = _prepared or prepare(prices, assets, settings)
+    notes = list(notes)
+    if settings.glide.age is None:
+        chain = (settings.strategy, *settings.fallbacks)
+        weights, used, failures = run_chain(chain, estimates, compiled, settings.params)
+        equity_share = None
+    else:
+        weights, used, failures, equity_share, glide_notes = _glide_blend(estimates, compiled, assets, settings)
+        notes += glide_notes
+    metrics = portfolio_metrics(
+        weights, estimates.mu, estimates.cov, estimates.returns, risk_free_rate=settings.params.risk_free_rate
+    )
+    symbols = tuple(str(column) for column in prices.columns)
+    full = np.zeros(len(symbols))
+    index = {symbol: i for i, symbol in enumerate(symbols)}
+    full[[index[s] for s in universe]] = weights
+    return OptimizationResult(
+        symbols=symbols,
+        weights=full,
+        strategy=used,
+        requested_strategy=settings.strategy,
+        fallbacks=tuple(failures),
+        metrics=metrics,
+        risk_free_rate=settings.params.risk_free_rate,
+        equity_share=equity_share,
+        notes=tuple(notes),
+        as_of=estimates.last_date,
+        input_hash=input_hash(prices, assets, settings),
+        universe=universe,
+    )
+
+
+def prices_digest(prices: pd.DataFrame, lookback_days: int | None) -> str:
+    """Digest of the price window an optimization reads (dates, symbols and every value)."""
+    window = lookback_window(prices, lookback_days)
+    digest = hashlib.sha256()
+    digest.update(_canonical([str(c) for c in window.columns]).encode())
+    digest.update(pd.util.hash_pandas_object(window, index=True).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def input_hash(prices: pd.DataFrame, assets: Mapping[str, AssetInfo], settings: OptimizerSettings) -> str:
+    """Same prices window, asset data and settings -> same hash -> the stored result can be reused."""
+    relevant_assets = {str(c): dataclasses.asdict(assets.get(str(c), AssetInfo())) for c in prices.columns}
+    digest = hashlib.sha256()
+    digest.update(prices_digest(prices, settings.estimators.lookback_days).encode())
+    digest.update(_canonical(relevant_assets).encode())
+    digest.update(settings.fingerprint().encode())
+    return digest.hexdigest()
+
+
+def optimize_many(
+    prices: pd.DataFrame,
+    assets: Mapping[str, AssetInfo] | None,
+    settings_list: Sequence[OptimizerSettings],
+) -> list[OptimizationResult | OptimizationError]:
+    """One result (or the error) per settings, computing each distinct settings once.
+
+    Estimates are shared by every settings with the same universe and estimator settings, and
+    problems of the same shape reuse one compiled cvxpy problem.
+    """
+    assets = assets or {}
+    by_fingerprint: dict[str, OptimizationResult | OptimizationError] = {}
+    estimates_cache: dict[tuple, Estimates] = {}
+    answers = []
+    for settings in settings_list:
+        key = settings.fingerprint()
+        if key not in by_fingerprint:
+            try:
+                symbols = tuple(str(column) for column in prices.columns)
+                universe, notes = settings.constraints.universe(symbols, assets)
+                estimates_key = (universe, settings.estimators)
+                if estimates_key not in estimates_cache:
+                    estimates_cache[estimates_key] = estimate(prices[list(universe)], settings.estimators)
+                compiled = compile_constraints(universe, assets, settings.constraints)
+                check_feasibility(compiled)
+                prepared = (universe, notes, estimates_cache[estimates_key], compiled)
+                by_fingerprint[key] = optimize(prices, assets, settings, _prepared=prepared)
+            except OptimizationError as error:
+                by_fingerprint[key] = error
+        answers.append(by_fingerprint[key])
+    return answers
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    expected_return: float
+    volatility: float
+    sharpe: float
+
+
+def efficient_frontier(
+    prices: pd.DataFrame,
+    assets: Mapping[str, AssetInfo] | None = None,
+    settings: OptimizerSettings | None = None,
+    points: int = 30,
+) -> list[FrontierPoint]:
+    """``points`` portfolios from minimum volatility to maximum return, under the same constraints."""
+    settings = settings or OptimizerSettings()
+    if points < 2:
+        raise ConfigurationError(f"points: at least 2, got {points}")
+    _, _, estimates, compiled = prepare(prices, assets, settings)
+    rf = settings.params.risk_free_rate
+    factor = estimates.risk_factor()
+    lowest = problems.solve("min_risk", compiled, factor=factor)
+    highest = problems.solve("max_return", compiled, mu=estimates.mu)
+    low_return, high_return = float(lowest @ estimates.mu), float(highest @ estimates.mu)
+    frontier = []
+    for target in np.linspace(low_return, high_return, points):
+        if target <= low_return:
+            weights = lowest
+        else:
+            try:
+                weights = problems.solve(
+                    "efficient_return", compiled, factor=factor, mu=estimates.mu, target_return=float(target)
+                )
+            except (problems.Infeasible, OptimizationError):
+                weights = highest  # the top end can be a hair beyond the solver's tolerance
+        volatility = float(np.sqrt(max(weights @ estimates.cov @ weights, 0.0)))
+        expected = float(weights @ estimates.mu)
+        frontier.append(FrontierPoint(expected, volatility, (expected - rf) / volatility if volatility else math.nan))
+    return frontier
