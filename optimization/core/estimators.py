@@ -79,6 +79,11 @@ def make_psd(matrix: np.ndarray) -> np.ndarray:
 
 def sample_cov(returns: pd.DataFrame, frequency: int = TRADING_DAYS_PER_YEAR) -> np.ndarray:
     """Pairwise-complete sample covariance x frequency, repaired to PSD."""
+    values = returns.to_numpy(dtype=float)
+    if len(values) > 1 and not np.isnan(values).any():
+        # Complete data: one BLAS product instead of pandas' pairwise loop (same numbers to 1e-16).
+        centred = values - values.mean(axis=0)
+        return make_psd(centred.T @ centred / (len(values) - 1) * frequency)
     return make_psd(returns.cov().to_numpy() * frequency)
 
 
@@ -198,7 +203,8 @@ class Estimates:
                 factor = np.linalg.cholesky(self.cov + ridge * np.eye(self.size)).T
             except np.linalg.LinAlgError:
                 eigenvalues, eigenvectors = np.linalg.eigh(self.cov)
-                factor = np.sqrt(np.clip(eigenvalues, 0, None))[:, None] * eigenvectors.T
+                square_root = np.sqrt(np.clip(eigenvalues, 0, None))[:, None] * eigenvectors.T
+                factor = np.linalg.qr(square_root, mode="r")  # triangular again, same F'F
             self._factor.append(factor)
         return self._factor[0]
 
