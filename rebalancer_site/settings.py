@@ -194,6 +194,44 @@ if MIN_WEIGHT > MAX_WEIGHT:
         f"MAX_WEIGHT={os.environ.get('MAX_WEIGHT', MAX_WEIGHT)!r}"
     )
 SAFE_PORTFOLIO_BONDS = env.float("SAFE_PORTFOLIO_BONDS", 0.8, min_value=0.0, max_value=1.0)
+RETIREMENT_AGE = env.int("RETIREMENT_AGE", 65, min_value=40, max_value=100)
+# Allocation strategy by name (see optimization.core.strategies.STRATEGIES) or dotted path of a
+# plug-in function, and the strategies tried in turn when it fails.
+OPTIMIZATION_STRATEGY = env.str("OPTIMIZATION_STRATEGY", "max_sharpe")
+OPTIMIZATION_FALLBACKS = env.list("OPTIMIZATION_FALLBACKS", "min_volatility,equal_weight")
+EXPECTED_RETURNS_METHOD = env.str("EXPECTED_RETURNS_METHOD", "compounded", choices=("mean", "compounded", "ema"))
+COVARIANCE_METHOD = env.str("COVARIANCE_METHOD", "sample", choices=("sample", "ledoit_wolf", "exp"))
+# Fewer daily returns than this for any asset in the lookback stops its optimization.
+MIN_OBSERVATIONS = env.int("MIN_OBSERVATIONS", 20, min_value=2, max_value=10_000)
+# Dotted path of a class with get_allocation_blend(age) -> (aggressive, safe); empty = built-in.
+GLIDE_PATH_CLASS = env.str("GLIDE_PATH_CLASS", "")
+# Group floors and caps separated by ';', e.g. "technology <= 30%; bonds >= 20%".
+GROUP_LIMITS = [part.strip() for part in env.str("GROUP_LIMITS", "").split(";") if part.strip()]
+
+
+def _check_optimizer_defaults() -> None:
+    """Bad strategy names or group limits fail at start-up, not at 16:30 on a trading day."""
+    from optimization.core.constraints import parse_group_limit
+    from optimization.core.errors import ConfigurationError
+    from optimization.core.names import STRATEGY_NAMES
+
+    for variable, names in (
+        ("OPTIMIZATION_STRATEGY", [OPTIMIZATION_STRATEGY]),
+        ("OPTIMIZATION_FALLBACKS", OPTIMIZATION_FALLBACKS),
+    ):
+        for name in names:
+            if name not in STRATEGY_NAMES and "." not in name:
+                raise ConfigError(
+                    f"{variable}={name!r} is invalid: expected one of {', '.join(STRATEGY_NAMES)} or a dotted path"
+                )
+    for text in GROUP_LIMITS:
+        try:
+            parse_group_limit(text)
+        except ConfigurationError as error:
+            raise ConfigError(f"GROUP_LIMITS is invalid: {error}") from None
+
+
+_check_optimizer_defaults()
 REBALANCE_THRESHOLD = env.float("REBALANCE_THRESHOLD", 0.05, min_value=0.0001, max_value=1.0)
 ORDER_TYPE = env.str("ORDER_TYPE", "market", choices=("market", "limit"))
 EXECUTION_TIME = env.clock_time("EXECUTION_TIME", "16:30")

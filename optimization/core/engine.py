@@ -51,6 +51,8 @@ class GlidePathSettings:
             raise ConfigurationError(f"age: {self.age} is outside 0..120")
         if not (math.isfinite(self.safe_bond_share) and 0 <= self.safe_bond_share <= 1):
             raise ConfigurationError(f"safe_bond_share: {self.safe_bond_share} is outside [0, 1]")
+        # Build the glide path once now so bad knots or a bad plug-in path fail when configured.
+        load_glide_path(self.plugin, knots=self.knots, retirement_age=self.retirement_age)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import cvxpy as cp
 import numpy as np
+from scipy import sparse
 
 from .constraints import CompiledConstraints
 from .errors import SolverFailed
@@ -106,8 +107,12 @@ def _build(kind: str, size: int, n_min: int, n_max: int) -> _Template:
     elif kind == "min_return":
         objective = cp.Minimize(params["mu"] @ weights)
     elif kind == "nearest":
+        # Weighted least squares: moving an asset costs more the smaller its target, so the
+        # correction lands on assets already held instead of spreading dust over every asset.
         params["target"] = cp.Parameter(size, name="target")
-        objective = cp.Minimize(cp.sum_squares(weights - params["target"]))
+        params["scale"] = cp.Parameter(size, nonneg=True, name="scale")
+        # target arrives pre-multiplied by scale (a product of two parameters would not be DPP).
+        objective = cp.Minimize(cp.sum_squares(cp.multiply(params["scale"], weights) - params["target"]))
     elif kind == "feasibility":
         objective = cp.Minimize(0)
     else:  # pragma: no cover - programming error
@@ -162,7 +167,11 @@ def solve(kind: str, compiled: CompiledConstraints, **data) -> np.ndarray:
     }
     with template.lock:
         for name, param in template.params.items():
-            param.value = values[name]
+            if name == "factor":
+                rows, columns = param.sparse_idx
+                param.value_sparse = sparse.coo_array((values[name][rows, columns], (rows, columns)), shape=param.shape)
+            else:
+                param.value = values[name]
         status = _run_solver(template.problem, kind)
         if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
             raise Infeasible(status)
@@ -199,12 +208,12 @@ def _run_solver(problem: cp.Problem, kind: str) -> str:
 
 
 def polish(weights: np.ndarray, compiled: CompiledConstraints, kind: str = "") -> np.ndarray:
-    """Remove interior-point dust: clip into the bounds, zero 1e-10 crumbs, restore sum = 1 exactly.
+    """Remove interior-point dust: clip into the bounds, zero 1e-8 crumbs, restore sum = 1 exactly.
 
     Any violation still above 1e-7 after this means the solver answer was wrong: refuse it.
     """
     polished = np.clip(weights, compiled.lower, compiled.upper)
-    polished[(np.abs(polished) < 1e-10) & (compiled.lower <= 0)] = 0.0
+    polished[(np.abs(polished) < 1e-8) & (compiled.lower <= 0)] = 0.0
     residual = 1.0 - polished.sum()
     room = compiled.upper - polished if residual > 0 else polished - compiled.lower
     room = np.where(polished != 0, room, 0) if np.any(room[polished != 0] > 0) else room

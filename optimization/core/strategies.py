@@ -19,6 +19,7 @@ from . import problems
 from .constraints import CompiledConstraints
 from .errors import ConfigurationError, InfeasibleConstraints, NoAssetBeatsRiskFree, SolverFailed
 from .estimators import Estimates
+from .names import STRATEGY_NAMES
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,8 @@ def nearest_feasible(weights: np.ndarray, compiled: CompiledConstraints) -> np.n
     if not compiled.violations(weights, tolerance=1e-12):
         return weights
     try:
-        return problems.solve("nearest", compiled, target=weights)
+        scale = 1.0 / np.sqrt(np.maximum(np.abs(weights), 1e-3))
+        return problems.solve("nearest", compiled, target=scale * weights, scale=scale)
     except problems.Infeasible as error:
         raise InfeasibleConstraints("no weights satisfy the constraints") from error
 
@@ -182,19 +184,7 @@ def _volatility(weights: np.ndarray, cov: np.ndarray) -> float:
 
 
 #: Built-in strategies by name; any other name is imported as a dotted path.
-STRATEGIES: dict[str, str] = {
-    name: f"{__name__}.{name}"
-    for name in (
-        "max_sharpe",
-        "min_volatility",
-        "efficient_risk",
-        "efficient_return",
-        "max_quadratic_utility",
-        "risk_parity",
-        "inverse_volatility",
-        "equal_weight",
-    )
-}
+STRATEGIES: dict[str, str] = {name: f"{__name__}.{name}" for name in STRATEGY_NAMES}
 
 
 def resolve_strategy(name: str) -> Strategy:

@@ -1,0 +1,352 @@
+"""Turn database rows into optimizer inputs and results back into rows.
+
+This module is the only place where Decimals (models) become floats (optimizer) and back.
+Results are reused by input hash: identical price window, asset data and settings on the same
+day are solved once however many portfolios share them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Decimal
+
+import numpy as np
+import pandas as pd
+from django.conf import settings as django_settings
+from django.db import IntegrityError, transaction
+
+from marketdata import calendar
+from marketdata.models import Instrument
+from marketdata.reference import lookup
+from marketdata.selectors import price_frame
+from optimization.core.constraints import AssetInfo, Constraints, GroupLimit, parse_group_limit
+from optimization.core.engine import (
+    GlidePathSettings,
+    OptimizerSettings,
+    input_hash,
+    optimize,
+    optimize_many,
+)
+from optimization.core.engine import (
+    OptimizationResult as CoreResult,
+)
+from optimization.core.errors import InsufficientData, OptimizationError
+from optimization.core.estimators import EstimatorSettings
+from optimization.core.strategies import StrategyParams
+
+from .models import WEIGHT_PLACES, OptimizationResult, TargetAllocation, TargetWeight
+
+WEIGHT_QUANTUM = Decimal(1).scaleb(-WEIGHT_PLACES)
+
+
+def _float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def _group_limits(texts: Sequence[str]) -> tuple[GroupLimit, ...]:
+    return tuple(parse_group_limit(text) for text in texts or ())
+
+
+def _overrides(raw: Mapping) -> dict[str, tuple[float | None, float | None]]:
+    overrides = {}
+    for symbol, bounds in (raw or {}).items():
+        if not isinstance(bounds, list | tuple) or len(bounds) != 2:
+            raise ValueError(f"weight_overrides: {symbol} needs [min, max] (null for no bound), got {bounds!r}")
+        overrides[str(symbol).upper()] = (_float(bounds[0]), _float(bounds[1]))
+    return overrides
+
+
+def _knots(raw) -> tuple[tuple[float, float], ...] | None:
+    if not raw:
+        return None
+    try:
+        return tuple((float(age), float(share)) for age, share in raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"knots: expected [[age, equity share], ...], got {raw!r}") from None
+
+
+def optimizer_settings_for(portfolio, *, on: date | None = None, **overrides) -> OptimizerSettings:
+    """The optimizer settings a portfolio's policy describes (validated by the core's dataclasses)."""
+    values = {
+        "strategy": portfolio.strategy,
+        "fallbacks": tuple(portfolio.fallbacks or ()),
+        "returns_method": portfolio.returns_method,
+        "cov_method": portfolio.cov_method,
+        "lookback_days": portfolio.lookback_days,
+        "min_observations": portfolio.min_observations,
+        "risk_free_rate": _float(portfolio.risk_free_rate),
+        "target_volatility": _float(portfolio.target_volatility),
+        "target_return": _float(portfolio.target_return),
+        "risk_aversion": _float(portfolio.risk_aversion),
+        "min_weight": _float(portfolio.min_weight),
+        "max_weight": _float(portfolio.max_weight),
+        "weight_overrides": _overrides(portfolio.weight_overrides),
+        "group_limits": tuple(portfolio.group_limits or ()),
+        "esg_floor": _float(portfolio.esg_floor),
+        "esg_mode": portfolio.esg_mode,
+        "excluded": frozenset(s.upper() for s in portfolio.excluded_symbols or ()),
+        "l2_gamma": _float(portfolio.l2_gamma),
+        "age": portfolio.investor_age(on),
+        "retirement_age": portfolio.retirement_age,
+        "knots": _knots(portfolio.glide_path_knots),
+        "glide_plugin": portfolio.glide_path_class or None,
+        "safe_bond_share": _float(portfolio.safe_bond_share),
+    }
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return build_settings(**values)
+
+
+def optimizer_settings_from_defaults(**overrides) -> OptimizerSettings:
+    """Settings from the environment (the seed's variables), with ``overrides`` (None = keep default)."""
+    s = django_settings
+    values = {
+        "strategy": s.OPTIMIZATION_STRATEGY,
+        "fallbacks": tuple(s.OPTIMIZATION_FALLBACKS),
+        "returns_method": s.EXPECTED_RETURNS_METHOD,
+        "cov_method": s.COVARIANCE_METHOD,
+        "lookback_days": s.LOOKBACK_DAYS,
+        "min_observations": s.MIN_OBSERVATIONS,
+        "risk_free_rate": s.RISK_FREE_RATE,
+        "min_weight": s.MIN_WEIGHT,
+        "max_weight": s.MAX_WEIGHT,
+        "group_limits": tuple(s.GROUP_LIMITS),
+        "retirement_age": s.RETIREMENT_AGE,
+        "glide_plugin": s.GLIDE_PATH_CLASS or None,
+        "safe_bond_share": s.SAFE_PORTFOLIO_BONDS,
+        "age": None,
+    }
+    values.update({key: value for key, value in overrides.items() if value is not None or key == "lookback_days"})
+    return build_settings(**values)
+
+
+def build_settings(
+    *,
+    strategy: str,
+    fallbacks: tuple[str, ...] = (),
+    returns_method: str = "compounded",
+    cov_method: str = "sample",
+    lookback_days: int | None = 252,
+    min_observations: int = 20,
+    risk_free_rate: float = 0.02,
+    target_volatility: float | None = None,
+    target_return: float | None = None,
+    risk_aversion: float | None = 1.0,
+    min_weight: float = 0.0,
+    max_weight: float = 1.0,
+    weight_overrides: Mapping | None = None,
+    group_limits: Sequence[str] = (),
+    esg_floor: float | None = None,
+    esg_mode: str = "weighted",
+    excluded: frozenset[str] = frozenset(),
+    l2_gamma: float | None = 0.0,
+    age: float | None = None,
+    retirement_age: float = 65,
+    knots=None,
+    glide_plugin: str | None = None,
+    safe_bond_share: float = 0.8,
+) -> OptimizerSettings:
+    return OptimizerSettings(
+        strategy=strategy,
+        fallbacks=tuple(name for name in fallbacks if name != strategy),
+        estimators=EstimatorSettings(
+            returns_method=returns_method,
+            cov_method=cov_method,
+            lookback_days=lookback_days,
+            min_observations=min_observations,
+        ),
+        params=StrategyParams(
+            risk_free_rate=risk_free_rate,
+            target_volatility=target_volatility,
+            target_return=target_return,
+            risk_aversion=1.0 if risk_aversion is None else risk_aversion,
+        ),
+        constraints=Constraints(
+            min_weight=min_weight,
+            max_weight=max_weight,
+            weight_overrides=dict(weight_overrides or {}),
+            groups=_group_limits(group_limits),
+            esg_floor=esg_floor,
+            esg_mode=esg_mode,
+            excluded=frozenset(excluded),
+            l2_gamma=l2_gamma or 0.0,
+        ),
+        glide=GlidePathSettings(
+            age=age,
+            retirement_age=retirement_age,
+            knots=knots,
+            plugin=glide_plugin,
+            safe_bond_share=safe_bond_share,
+        ),
+    )
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+
+def asset_info(symbols: Sequence[str]) -> dict[str, AssetInfo]:
+    """Asset class, sector and ESG score per symbol: stored instruments first, then the reference table."""
+    stored = {i.symbol: i for i in Instrument.objects.filter(symbol__in=list(symbols))}
+    info = {}
+    for symbol in symbols:
+        instrument = stored.get(symbol)
+        if instrument is not None:
+            info[symbol] = AssetInfo(
+                asset_class=instrument.asset_class,
+                sector=instrument.sector,
+                esg_score=_float(instrument.esg_score),
+            )
+        else:
+            known = lookup(symbol)
+            info[symbol] = AssetInfo(asset_class=known.asset_class, sector=known.sector)
+    return info
+
+
+def price_window(symbols: Sequence[str], *, as_of: date | None, lookback_days: int | None) -> pd.DataFrame:
+    """Adjusted closes for ``symbols`` over the lookback ending at ``as_of`` (default: last session)."""
+    end = as_of or calendar.calendar_last_session()
+    start = calendar.sessions_back(end, lookback_days + 1) if lookback_days else date(1900, 1, 1)
+    frame = price_frame(symbols=list(symbols), start=start, end=end)
+    frame = frame.reindex(columns=list(symbols)).dropna(how="all")
+    missing = [symbol for symbol in symbols if frame.get(symbol) is None or frame[symbol].isna().all()]
+    if missing:
+        raise InsufficientData(
+            f"no stored prices between {start} and {end} for {', '.join(missing)}; run fetch_prices for them"
+        )
+    return frame
+
+
+def portfolio_symbols(portfolio) -> list[str]:
+    symbols = sorted(portfolio.instruments.values_list("symbol", flat=True))
+    if not symbols:
+        raise InsufficientData(f"portfolio {portfolio.name!r} has no instruments; add the assets it may hold")
+    return symbols
+
+
+# -- results --------------------------------------------------------------------------------------
+
+
+def weights_to_decimal(weights: Mapping[str, float]) -> dict[str, Decimal]:
+    """Floats -> Decimals with WEIGHT_PLACES places that add up to exactly 1.
+
+    Rounding leaves a residue of a few 1e-10; the largest weight absorbs it, so stored targets
+    are exact and a later "sum to 1" check never trips on representation noise.
+    """
+    rounded = {
+        symbol: Decimal(repr(float(weight))).quantize(WEIGHT_QUANTUM, rounding=ROUND_HALF_EVEN)
+        for symbol, weight in weights.items()
+    }
+    residue = Decimal(1) - sum(rounded.values(), Decimal(0))
+    if rounded and residue:
+        largest = max(rounded, key=lambda symbol: (rounded[symbol], symbol))
+        rounded[largest] += residue
+    return rounded
+
+
+def _settings_json(settings: OptimizerSettings) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(settings), default=_json_default))
+
+
+def _json_default(value):
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    return str(value)
+
+
+def _decimal_or_none(value: float | None, places: int) -> Decimal | None:
+    if value is None or not np.isfinite(value):
+        return None
+    return Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-places))
+
+
+def result_store(result: CoreResult, settings: OptimizerSettings) -> tuple[OptimizationResult, bool]:
+    """(stored row, created) for a core result; an existing row with the same hash is returned as is."""
+    existing = OptimizationResult.objects.filter(input_hash=result.input_hash).first()
+    if existing is not None:
+        return existing, False
+    instruments = {i.symbol: i for i in Instrument.objects.filter(symbol__in=list(result.symbols))}
+    missing = [symbol for symbol in result.symbols if symbol not in instruments]
+    if missing:
+        raise InsufficientData(f"no instrument rows for {', '.join(missing)}")
+    as_of = result.as_of.date() if hasattr(result.as_of, "date") else result.as_of
+    try:
+        with transaction.atomic():
+            row = OptimizationResult.objects.create(
+                input_hash=result.input_hash,
+                as_of=as_of,
+                requested_strategy=result.requested_strategy,
+                strategy=result.strategy,
+                fallbacks=[step.to_dict() for step in result.fallbacks],
+                notes=list(result.notes),
+                equity_share=_decimal_or_none(result.equity_share, 5),
+                expected_return=_decimal_or_none(result.metrics.expected_return, 10),
+                volatility=_decimal_or_none(result.metrics.volatility, 10),
+                sharpe=_decimal_or_none(result.metrics.sharpe, 10),
+                metrics=result.metrics.to_dict(result.universe),
+                settings=_settings_json(settings),
+            )
+            TargetWeight.objects.bulk_create(
+                TargetWeight(result=row, instrument=instruments[symbol], weight=weight)
+                for symbol, weight in weights_to_decimal(result.weights_dict()).items()
+            )
+    except IntegrityError:
+        # Another worker stored the same inputs a moment ago: theirs is identical, use it.
+        return OptimizationResult.objects.get(input_hash=result.input_hash), False
+    return row, True
+
+
+def targets_compute(*, portfolio, as_of: date | None = None) -> TargetAllocation:
+    """Compute (or reuse) the portfolio's target weights for ``as_of`` and record them."""
+    settings = optimizer_settings_for(portfolio, on=as_of)
+    symbols = portfolio_symbols(portfolio)
+    prices = price_window(symbols, as_of=as_of, lookback_days=settings.estimators.lookback_days)
+    assets = asset_info(symbols)
+    digest = input_hash(prices, assets, settings)
+    row = OptimizationResult.objects.filter(input_hash=digest).first()
+    reused = row is not None
+    if row is None:
+        row, created = result_store(optimize(prices, assets, settings), settings)
+        reused = not created
+    return _allocate(portfolio, row, reused)
+
+
+def targets_compute_many(
+    portfolios: Sequence, *, as_of: date | None = None
+) -> list[TargetAllocation | OptimizationError]:
+    """Targets for many portfolios: one price read per distinct universe, one solve per distinct input."""
+    answers: list[TargetAllocation | OptimizationError] = []
+    groups: dict[tuple, list[tuple[int, object, OptimizerSettings]]] = {}
+    for position, portfolio in enumerate(portfolios):
+        answers.append(None)  # type: ignore[arg-type]
+        try:
+            settings = optimizer_settings_for(portfolio, on=as_of)
+            key = (tuple(portfolio_symbols(portfolio)), settings.estimators.lookback_days)
+        except OptimizationError as error:
+            answers[position] = error
+            continue
+        groups.setdefault(key, []).append((position, portfolio, settings))
+    for (symbols, lookback_days), members in groups.items():
+        try:
+            prices = price_window(symbols, as_of=as_of, lookback_days=lookback_days)
+        except OptimizationError as error:
+            for position, _, _ in members:
+                answers[position] = error
+            continue
+        assets = asset_info(symbols)
+        results = optimize_many(prices, assets, [settings for _, _, settings in members])
+        for (position, portfolio, settings), result in zip(members, results, strict=True):
+            if isinstance(result, OptimizationError):
+                answers[position] = result
+                continue
+            row, created = result_store(result, settings)
+            answers[position] = _allocate(portfolio, row, not created)
+    return answers
+
+
+def _allocate(portfolio, row: OptimizationResult, reused: bool) -> TargetAllocation:
+    allocation, _ = TargetAllocation.objects.update_or_create(
+        portfolio=portfolio, as_of=row.as_of, defaults={"result": row, "reused": reused}
+    )
+    return allocation
