@@ -148,7 +148,7 @@ def test_tickers_read_prices_from_the_store() -> None:
 
 
 def test_tickers_without_prices_name_them() -> None:
-    with pytest.raises(CommandError, match="no stored prices .* for ZZZ"):
+    with pytest.raises(CommandError, match=r"no stored prices .* for ZZZ"):
         optimize("--tickers", "ZZZ", "--as-of", AS_OF.isoformat())
 
 
