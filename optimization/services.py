@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings as django_settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from marketdata import calendar
 from marketdata.models import Instrument
@@ -205,8 +206,8 @@ def asset_info(symbols: Sequence[str]) -> dict[str, AssetInfo]:
 
 
 def price_window(symbols: Sequence[str], *, as_of: date | None, lookback_days: int | None) -> pd.DataFrame:
-    """Adjusted closes for ``symbols`` over the lookback ending at ``as_of`` (default: last session)."""
-    end = as_of or calendar.calendar_last_session()
+    """Adjusted closes for ``symbols`` over the lookback ending at ``as_of`` (default: last completed session)."""
+    end = as_of or calendar.last_completed_session(timezone.now())
     start = calendar.sessions_back(end, lookback_days + 1) if lookback_days else date(1900, 1, 1)
     frame = price_frame(symbols=list(symbols), start=start, end=end)
     frame = frame.reindex(columns=list(symbols)).dropna(how="all")
