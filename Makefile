@@ -43,6 +43,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_prices.py
+	$(PY) bench/optimizer.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
