@@ -11,7 +11,7 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from datetime import date
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 import numpy as np
 import pandas as pd
@@ -232,18 +232,22 @@ def portfolio_symbols(portfolio) -> list[str]:
 def weights_to_decimal(weights: Mapping[str, float]) -> dict[str, Decimal]:
     """Floats -> Decimals with WEIGHT_PLACES places that add up to exactly 1.
 
-    Rounding leaves a residue of a few 1e-10; the largest weight absorbs it, so stored targets
-    are exact and a later "sum to 1" check never trips on representation noise.
+    Largest-remainder rounding: every weight is rounded down to the quantum, then the units
+    still missing go to the weights that lost the most. Each stored weight is within one
+    quantum of its float and never above its ceiling, so a weight sitting exactly on a cap
+    (0.4) or a floor stays on it, and a later "sum to 1" check never trips on representation noise.
     """
-    rounded = {
-        symbol: Decimal(repr(float(weight))).quantize(WEIGHT_QUANTUM, rounding=ROUND_HALF_EVEN)
-        for symbol, weight in weights.items()
+    exact = {symbol: Decimal(repr(float(weight))) for symbol, weight in weights.items()}
+    units = {
+        symbol: (value / WEIGHT_QUANTUM).to_integral_value(rounding=ROUND_FLOOR) for symbol, value in exact.items()
     }
-    residue = Decimal(1) - sum(rounded.values(), Decimal(0))
-    if rounded and residue:
-        largest = max(rounded, key=lambda symbol: (rounded[symbol], symbol))
-        rounded[largest] += residue
-    return rounded
+    missing = int(Decimal(1) / WEIGHT_QUANTUM - sum(units.values(), Decimal(0)))
+    if not 0 <= missing <= len(units):
+        raise ValueError(f"weights add up to {sum(exact.values())}, not 1")
+    by_loss = sorted(units, key=lambda symbol: (-(exact[symbol] / WEIGHT_QUANTUM - units[symbol]), symbol))
+    for symbol in by_loss[:missing]:
+        units[symbol] += 1
+    return {symbol: (count * WEIGHT_QUANTUM).quantize(WEIGHT_QUANTUM) for symbol, count in units.items()}
 
 
 def _settings_json(settings: OptimizerSettings) -> dict:

@@ -362,8 +362,10 @@ def check_feasibility(compiled: CompiledConstraints) -> None:
                 )
             members = np.flatnonzero(row)
             if len(members) == 0:
+                # The label is "group <name> >= <floor>"; names may contain spaces ("Health Care").
+                group_name = label.removeprefix("group ").rpartition(" >= ")[0]
                 raise InfeasibleConstraints(
-                    f"{label} cannot be met: no asset in the universe belongs to {label.split(' ')[1]!r}; "
+                    f"{label} cannot be met: no asset in the universe belongs to {group_name!r}; "
                     "add such assets or remove the limit"
                 )
             raise InfeasibleConstraints(

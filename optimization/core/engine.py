@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -86,8 +87,9 @@ def _canonical(value) -> str:
             return sorted(convert(element) for element in item)
         if isinstance(item, list | tuple):
             return [convert(element) for element in item]
-        if isinstance(item, float):
-            return repr(item)
+        if isinstance(item, numbers.Real) and not isinstance(item, bool):
+            # Equal settings, equal digest: 0 == 0.0 == np.float64(0.0), but their reprs differ.
+            return repr(float(item))
         return item
 
     return json.dumps(convert(value), sort_keys=True, separators=(",", ":"), default=str)
@@ -241,8 +243,10 @@ def _glide_blend(
         safe, _, safe_failures = sleeve(SAFE_SLEEVE_CHAIN, only, safe_share, "safe: ")
         failures += safe_failures
     blended = aggressive_share * aggressive + safe_share * safe
-    broken = compiled.violations(blended, tolerance=1e-9)
-    if broken:
+    broken = compiled.violations(blended, tolerance=1e-7)
+    if not broken:
+        blended = problems.polish(blended, compiled, "glide-path blend")  # solver-tolerance crumbs only
+    else:
         projected = nearest_feasible(blended, compiled)
         notes.append(
             f"the straight blend broke {len(broken)} constraint(s) ({broken[0]}); moved to the nearest allowed "

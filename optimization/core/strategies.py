@@ -149,6 +149,18 @@ def risk_parity(inputs: StrategyInputs) -> np.ndarray:
     size = inputs.estimates.size
     if size == 1:
         return np.ones(1)
+    held = np.flatnonzero(inputs.constraints.upper > 0)
+    if 0 < len(held) < size:
+        # An asset capped at 0 (an override) cannot take a risk budget (log 0): parity among the others.
+        symbols = tuple(inputs.estimates.symbols[i] for i in held)
+        sub = StrategyInputs(
+            estimates=inputs.estimates.subset(symbols),
+            constraints=inputs.constraints.subset(symbols, keep_minimums=True, keep_groups=True),
+            params=inputs.params,
+        )
+        weights = np.zeros(size)
+        weights[held] = risk_parity(sub)
+        return weights
     return _solve("risk_parity", inputs, factor=inputs.estimates.risk_factor(), budget=np.full(size, 1.0 / size))
 
 

@@ -155,3 +155,11 @@ def test_empty_universe_is_explained(owner) -> None:
     portfolio = Portfolio.objects.create(owner=owner, name="Empty")
     with pytest.raises(InsufficientData, match="has no instruments"):
         targets_compute(portfolio=portfolio, as_of=AS_OF)
+
+
+def test_weights_on_a_cap_stay_on_it_after_rounding() -> None:
+    weights = {"CAPPED": 0.5, "B": 0.5 / 3, "C": 0.5 / 3, "D": 0.5 / 3 + 1e-13}
+    stored = weights_to_decimal(weights)
+    assert stored["CAPPED"] == Decimal("0.5")
+    assert sum(stored.values()) == Decimal(1)
+    assert all(abs(float(stored[k]) - weights[k]) <= 1e-10 for k in weights)
