@@ -192,13 +192,21 @@ def _checked(weights, compiled: CompiledConstraints, name: str) -> np.ndarray:
 # -- glide path ----------------------------------------------------------------------------------
 
 
-def _sleeve(compiled: CompiledConstraints, symbols: tuple[str, ...], share: float) -> CompiledConstraints:
-    """Bounds for a sleeve holding ``share`` of the portfolio: a cap hi on the whole is hi/share in it."""
+def _sleeve(compiled: CompiledConstraints, symbols: tuple[str, ...], exposure: dict[str, float]) -> CompiledConstraints:
+    """Per-asset bounds for one sleeve of a blend.
+
+    An asset held by sleeves whose shares add up to ``exposure`` gets lo / exposure and
+    hi / exposure inside each of them, so whatever each sleeve chooses, the blend respects the
+    asset's bounds exactly. When that makes the sleeve infeasible (many minimums on a small
+    sleeve), it falls back to caps only and the blend is projected afterwards.
+    """
     sub = compiled.subset(symbols)
-    upper = np.minimum(1.0, sub.upper / share) if share > 0 else np.ones(len(symbols))
-    if upper.sum() < 1:
-        upper = np.ones(len(symbols))
-    return dataclasses.replace(sub, upper=upper)
+    scale = np.array([exposure[symbol] for symbol in symbols])
+    lower = np.minimum(1.0, compiled.subset(symbols, keep_minimums=True).lower / scale)
+    upper = np.minimum(1.0, sub.upper / scale)
+    if lower.sum() <= 1 + 1e-12 and upper.sum() >= 1 - 1e-12 and np.all(lower <= upper):
+        return dataclasses.replace(sub, lower=lower, upper=upper)
+    return dataclasses.replace(sub, upper=upper if upper.sum() >= 1 else np.ones(len(symbols)))
 
 
 def _glide_blend(
@@ -214,35 +222,38 @@ def _glide_blend(
     defensive = tuple(s for s in symbols if assets.get(s, AssetInfo()).asset_class in DEFENSIVE_ASSET_CLASSES)
     growth = tuple(s for s in symbols if s not in defensive)
     notes = [f"glide path at age {glide.age:g}: {aggressive_share:.1%} aggressive, {safe_share:.1%} safe"]
-    chain = (settings.strategy, *settings.fallbacks)
-    position = {symbol: i for i, symbol in enumerate(symbols)}
+    bond_share = glide.safe_bond_share
 
-    def sleeve(chain_names, members: tuple[str, ...], share: float, label: str):
-        sub = _sleeve(compiled, members, share)
-        weights, used, failures = run_chain(chain_names, estimates.subset(members), sub, settings.params, label)
-        full = np.zeros(len(symbols))
-        full[[position[s] for s in members]] = weights
-        return full, used, failures
-
-    aggressive_members = growth or defensive
+    # (chain, members, share of the whole portfolio, label) per sleeve.
+    aggressive_plan = ((settings.strategy, *settings.fallbacks), growth or defensive, aggressive_share, "")
     if not growth:
         notes.append("no growth assets in the universe: the aggressive side uses the bond and cash assets")
-    aggressive, used, failures = sleeve(chain, aggressive_members, aggressive_share, "")
-    bond_share = glide.safe_bond_share
     if defensive and growth:
-        bonds, _, bond_failures = sleeve(SAFE_SLEEVE_CHAIN, defensive, safe_share * bond_share, "safe bonds: ")
-        equities, _, equity_failures = sleeve(
-            SAFE_SLEEVE_CHAIN, growth, safe_share * (1 - bond_share), "safe equities: "
-        )
-        safe = bond_share * bonds + (1 - bond_share) * equities
-        failures += bond_failures + equity_failures
+        safe_plans = [
+            (SAFE_SLEEVE_CHAIN, defensive, safe_share * bond_share, "safe bonds: "),
+            (SAFE_SLEEVE_CHAIN, growth, safe_share * (1 - bond_share), "safe equities: "),
+        ]
     else:
-        only = defensive or growth
         if not defensive:
             notes.append("no bond or cash assets in the universe: the safe side is min-volatility over equities")
-        safe, _, safe_failures = sleeve(SAFE_SLEEVE_CHAIN, only, safe_share, "safe: ")
-        failures += safe_failures
-    blended = aggressive_share * aggressive + safe_share * safe
+        safe_plans = [(SAFE_SLEEVE_CHAIN, defensive or growth, safe_share, "safe: ")]
+    plans = [plan for plan in (aggressive_plan, *safe_plans) if plan[2] > 0]
+    exposure = dict.fromkeys(symbols, 0.0)
+    for _, members, share, _ in plans:
+        for symbol in members:
+            exposure[symbol] += share
+    exposure = {symbol: value if value > 0 else 1.0 for symbol, value in exposure.items()}
+
+    position = {symbol: i for i, symbol in enumerate(symbols)}
+    blended = np.zeros(len(symbols))
+    used, failures = settings.strategy, []
+    for chain, members, share, label in plans:
+        sub = _sleeve(compiled, members, exposure)
+        weights, name, steps = run_chain(chain, estimates.subset(members), sub, settings.params, label)
+        blended[[position[s] for s in members]] += share * weights
+        failures += steps
+        if label == "":
+            used = name
     broken = compiled.violations(blended, tolerance=1e-7)
     if not broken:
         blended = problems.polish(blended, compiled, "glide-path blend")  # solver-tolerance crumbs only
@@ -318,7 +329,8 @@ def prices_digest(prices: pd.DataFrame, lookback_days: int | None) -> str:
     window = lookback_window(prices, lookback_days)
     digest = hashlib.sha256()
     digest.update(_canonical([str(c) for c in window.columns]).encode())
-    digest.update(pd.util.hash_pandas_object(window, index=True).to_numpy().tobytes())
+    digest.update(np.asarray(window.index.values).astype("datetime64[ns]").view("int64").tobytes())
+    digest.update(np.ascontiguousarray(window.to_numpy(dtype=float)).tobytes())
     return digest.hexdigest()
 
 

@@ -245,15 +245,24 @@ def test_glide_path_with_custom_knots_and_retirement_age(glide_prices):
     assert sum(result.weights_dict()[s] for s in DEFENSIVE) == pytest.approx(0.2 * 0.8, abs=1e-9)
 
 
-def test_glide_blend_breaking_min_weight_is_projected_with_a_note(glide_prices):
+def test_glide_sleeves_carry_scaled_minimums_so_the_blend_needs_no_projection(glide_prices):
     constraints = Constraints(min_weight=0.05)
     result = optimize(glide_prices, GLIDE_ASSETS, _settings(glide=GlidePathSettings(age=55), constraints=constraints))
     weights = result.weights
     assert abs(weights.sum() - 1) <= TOLERANCE
     assert weights.min() >= 0.05 - TOLERANCE
+    assert not [note for note in result.notes if note.startswith("the straight blend broke")]
+
+
+def test_glide_blend_breaking_a_group_limit_is_projected_with_a_note(glide_prices):
+    constraints = Constraints(groups=(parse_group_limit("bonds >= 40%"),))
+    result = optimize(glide_prices, GLIDE_ASSETS, _settings(glide=GlidePathSettings(age=80), constraints=constraints))
+    bonds = sum(w for s, w in result.weights_dict().items() if GLIDE_ASSETS[s].asset_class == "bond")
+    assert bonds >= 0.40 - TOLERANCE
+    assert abs(result.weights.sum() - 1) <= TOLERANCE
     projection_notes = [note for note in result.notes if note.startswith("the straight blend broke")]
     assert len(projection_notes) == 1
-    assert "is below its minimum 0.05" in projection_notes[0]
+    assert "group bond >= 0.4" in projection_notes[0]
     assert "moved to the nearest allowed weights (total change" in projection_notes[0]
 
 
