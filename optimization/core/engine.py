@@ -75,8 +75,15 @@ class OptimizerSettings:
                 raise ConfigurationError(f"strategy: {name!r} is not one of {', '.join(STRATEGIES)}")
 
     def fingerprint(self) -> str:
-        """Stable digest of every setting: equal settings, equal digest (across processes)."""
-        return hashlib.sha256(_canonical(dataclasses.asdict(self)).encode()).hexdigest()
+        """Stable digest of every setting: equal settings, equal digest (across processes).
+
+        Memoised on the instance (settings are immutable); the daily job asks once per portfolio.
+        """
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            cached = hashlib.sha256(_canonical(dataclasses.asdict(self)).encode()).hexdigest()
+            self.__dict__["_fingerprint"] = cached  # not a field: equality and asdict ignore it
+        return cached
 
 
 def _canonical(value) -> str:
@@ -336,7 +343,12 @@ def prices_digest(prices: pd.DataFrame, lookback_days: int | None) -> str:
 
 def input_hash(prices: pd.DataFrame, assets: Mapping[str, AssetInfo], settings: OptimizerSettings) -> str:
     """Same prices window, asset data and settings -> same hash -> the stored result can be reused."""
-    relevant_assets = {str(c): dataclasses.asdict(assets.get(str(c), AssetInfo())) for c in prices.columns}
+    default = AssetInfo()
+    relevant_assets = {
+        str(c): [info.asset_class, info.sector, info.esg_score]
+        for c in prices.columns
+        for info in (assets.get(str(c), default),)
+    }
     digest = hashlib.sha256()
     digest.update(prices_digest(prices, settings.estimators.lookback_days).encode())
     digest.update(_canonical(relevant_assets).encode())

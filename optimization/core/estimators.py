@@ -234,7 +234,9 @@ class Estimates:
 
 
 def _check_observations(returns: pd.DataFrame, min_observations: int) -> pd.Series:
-    counts = returns.count()
+    counts = pd.Series(np.count_nonzero(~np.isnan(returns.to_numpy(dtype=float)), axis=0), index=returns.columns)
+    if counts.min() >= min_observations:
+        return counts
     empty = [str(symbol) for symbol, count in counts.items() if count == 0]
     if empty:
         raise InsufficientData(

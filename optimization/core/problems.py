@@ -37,6 +37,7 @@ CLARABEL_FALLBACK_OPTIONS = {**CLARABEL_OPTIONS, "tol_gap_abs": 1e-9, "tol_gap_r
 HOMOGENISED_KINDS = frozenset({"max_sharpe", "risk_parity"})
 LINEAR_KINDS = frozenset({"max_return", "min_return", "feasibility"})
 CACHE_SIZE = 128
+SPARSE_FACTOR_MIN_ASSETS = 100
 
 
 @dataclass
@@ -78,8 +79,10 @@ def _build(kind: str, size: int, n_min: int, n_max: int) -> _Template:
         constraints.append(params["a_max"] @ weights <= scaled(params["b_max"]))
 
     if kind not in LINEAR_KINDS and kind != "nearest":
-        # Upper-triangular: declaring the sparsity halves the solver's work on dense covariances.
-        params["factor"] = cp.Parameter((size, size), name="factor", sparsity=np.triu_indices(size))
+        # Upper-triangular: declaring the sparsity halves the solver's work on large dense covariances;
+        # below SPARSE_FACTOR_MIN_ASSETS cvxpy's sparse-parameter bookkeeping costs more than it saves.
+        sparsity = np.triu_indices(size) if size >= SPARSE_FACTOR_MIN_ASSETS else False
+        params["factor"] = cp.Parameter((size, size), name="factor", sparsity=sparsity)
         params["gamma"] = cp.Parameter(nonneg=True, name="gamma")
         risk = cp.sum_squares(params["factor"] @ weights)
         l2 = params["gamma"] * cp.sum_squares(weights)
@@ -171,7 +174,7 @@ def solve(kind: str, compiled: CompiledConstraints, **data) -> np.ndarray:
     }
     with template.lock:
         for name, param in template.params.items():
-            if name == "factor":
+            if name == "factor" and param.attributes["sparsity"]:
                 rows, columns = param.sparse_idx
                 param.value_sparse = sparse.coo_array((values[name][rows, columns], (rows, columns)), shape=param.shape)
             else:
