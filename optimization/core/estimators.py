@@ -251,6 +251,23 @@ def _check_observations(returns: pd.DataFrame, min_observations: int) -> pd.Seri
     return counts
 
 
+def _non_finite_reason(returns: pd.DataFrame, mu: np.ndarray) -> str:
+    """Name what made the estimates NaN: usually two assets whose histories never overlap."""
+    symbols = [str(c) for c in returns.columns]
+    bad_mu = [symbols[i] for i in np.flatnonzero(~np.isfinite(mu))]
+    if bad_mu:
+        return f"the expected return of {', '.join(bad_mu)} is not a finite number; check their prices"
+    present = (~np.isnan(returns.to_numpy(dtype=float))).astype(float)
+    overlap = present.T @ present
+    pairs = [f"{symbols[i]} and {symbols[j]}" for i, j in zip(*np.nonzero(np.triu(overlap < 2, 1)), strict=True)]
+    if pairs:
+        shown = "; ".join(pairs[:5]) + (f"; and {len(pairs) - 5} more pairs" if len(pairs) > 5 else "")
+        return (
+            f"no covariance for assets whose price histories do not overlap: {shown}; shorten the lookback or drop one"
+        )
+    return "the estimates are not finite numbers; check the price history for gaps"
+
+
 def estimate(prices: pd.DataFrame, settings: EstimatorSettings | None = None) -> Estimates:
     """Prices (rows = days ascending, columns = symbols) to annualised estimates."""
     settings = settings or EstimatorSettings()
@@ -283,7 +300,7 @@ def estimate(prices: pd.DataFrame, settings: EstimatorSettings | None = None) ->
         cov = exp_cov(returns, frequency, settings.ema_cov_span_days)
     mu_values = mu.to_numpy(dtype=float)
     if not (np.isfinite(mu_values).all() and np.isfinite(cov).all()):
-        raise InsufficientData("the estimates are not finite numbers; check the price history for gaps")
+        raise InsufficientData(_non_finite_reason(returns, mu_values))
     return Estimates(
         symbols=tuple(str(symbol) for symbol in prices.columns),
         mu=mu_values,

@@ -261,3 +261,15 @@ def test_subset_keeps_the_order_given():
     np.testing.assert_array_equal(part.mu, result.mu[[3, 1]])
     np.testing.assert_array_equal(part.cov, result.cov[np.ix_([3, 1], [3, 1])])
     np.testing.assert_array_equal(part.returns, result.returns[:, [3, 1]])
+
+
+def test_assets_whose_histories_never_overlap_are_named() -> None:
+    days = pd.bdate_range("2024-01-01", periods=80)
+    rng = np.random.default_rng(3)
+    prices = pd.DataFrame(
+        100 * np.cumprod(1 + rng.normal(0, 0.01, (80, 3)), axis=0), index=days, columns=["OLD", "NEW", "ALL"]
+    )
+    prices.loc[days[40] :, "OLD"] = np.nan
+    prices.loc[: days[40], "NEW"] = np.nan
+    with pytest.raises(InsufficientData, match="price histories do not overlap: OLD and NEW"):
+        estimate(prices, EstimatorSettings(lookback_days=None))
