@@ -11,27 +11,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
+
+from timing import timed
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "pooksoft_sp500_alphavantage"
 WIDE = DATA / "pooksoft_sp500_adjusted_close_wide_2014-01-02_2021-04-21.derived.csv"
 DB_NAME = "rebalancer_bench"
-
-
-def timed(fn, repeat: int = 1) -> tuple[float, object]:
-    """(median seconds, last result) of `repeat` calls."""
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def main() -> int:

@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import dataclasses
 import os
-import statistics
 import sys
 import time
 import warnings
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from timing import timed
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -69,16 +69,6 @@ GROUP_CAPS = (
 )
 RISK_FREE_RATES = (0.0, 0.01, 0.02, 0.03)
 RISK_AVERSIONS = (1.0, 2.0, 5.0, 10.0)
-
-
-def timed(fn, repeat: int = 1) -> tuple[float, object]:
-    """(median seconds, last result) of `repeat` calls."""
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def read_prices(path: Path) -> pd.DataFrame:

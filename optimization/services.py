@@ -302,19 +302,33 @@ def result_store(result: CoreResult, settings: OptimizerSettings) -> tuple[Optim
     return row, True
 
 
-def targets_compute(*, portfolio, as_of: date | None = None) -> TargetAllocation:
-    """Compute (or reuse) the portfolio's target weights for ``as_of`` and record them."""
-    settings = optimizer_settings_for(portfolio, on=as_of)
+def _portfolio_inputs(portfolio, as_of: date | None, **overrides):
+    settings = optimizer_settings_for(portfolio, on=as_of, **overrides)
     symbols = portfolio_symbols(portfolio)
     prices = price_window(symbols, as_of=as_of, lookback_days=settings.estimators.lookback_days)
-    assets = asset_info(symbols)
-    digest = input_hash(prices, assets, settings)
-    row = OptimizationResult.objects.filter(input_hash=digest).first()
-    reused = row is not None
-    if row is None:
-        row, created = result_store(optimize(prices, assets, settings), settings)
-        reused = not created
-    return _allocate(portfolio, row, reused)
+    return settings, prices, asset_info(symbols)
+
+
+def targets_compute(*, portfolio, as_of: date | None = None) -> TargetAllocation:
+    """Compute (or reuse) the portfolio's target weights for ``as_of`` and record them."""
+    settings, prices, assets = _portfolio_inputs(portfolio, as_of)
+    row = OptimizationResult.objects.filter(input_hash=input_hash(prices, assets, settings)).first()
+    if row is not None:
+        return _allocate(portfolio, row, reused=True)
+    _, allocation = _optimize_and_store(portfolio, prices, assets, settings)
+    return allocation
+
+
+def portfolio_optimize(*, portfolio, as_of: date | None = None, **overrides) -> tuple[CoreResult, TargetAllocation]:
+    """Optimize with the portfolio's policy (``overrides`` replace settings), store and return both."""
+    settings, prices, assets = _portfolio_inputs(portfolio, as_of, **overrides)
+    return _optimize_and_store(portfolio, prices, assets, settings)
+
+
+def _optimize_and_store(portfolio, prices, assets, settings) -> tuple[CoreResult, TargetAllocation]:
+    result = optimize(prices, assets, settings)
+    row, created = result_store(result, settings)
+    return result, _allocate(portfolio, row, reused=not created)
 
 
 def targets_compute_many(

@@ -278,15 +278,22 @@ def _glide_blend(
 
 
 def prepare(
-    prices: pd.DataFrame, assets: Mapping[str, AssetInfo] | None, settings: OptimizerSettings
+    prices: pd.DataFrame,
+    assets: Mapping[str, AssetInfo] | None,
+    settings: OptimizerSettings,
+    estimates_cache: dict[tuple, Estimates] | None = None,
 ) -> tuple[tuple[str, ...], list[str], Estimates, CompiledConstraints]:
+    """Universe, estimates and checked constraints; ``estimates_cache`` shares estimates between settings."""
     assets = assets or {}
     symbols = tuple(str(column) for column in prices.columns)
     universe, notes = settings.constraints.universe(symbols, assets)
-    estimates = estimate(prices[list(universe)], settings.estimators)
+    cache = {} if estimates_cache is None else estimates_cache
+    key = (universe, settings.estimators)
+    if key not in cache:
+        cache[key] = estimate(prices[list(universe)], settings.estimators)
     compiled = compile_constraints(universe, assets, settings.constraints)
     check_feasibility(compiled)
-    return universe, notes, estimates, compiled
+    return universe, notes, cache[key], compiled
 
 
 def optimize(
@@ -294,12 +301,12 @@ def optimize(
     assets: Mapping[str, AssetInfo] | None = None,
     settings: OptimizerSettings | None = None,
     *,
-    _prepared=None,
+    estimates_cache: dict[tuple, Estimates] | None = None,
 ) -> OptimizationResult:
     """Target weights for the columns of ``prices`` (rows = days, ascending)."""
     settings = settings or OptimizerSettings()
     assets = assets or {}
-    universe, notes, estimates, compiled = _prepared or prepare(prices, assets, settings)
+    universe, notes, estimates, compiled = prepare(prices, assets, settings, estimates_cache)
     notes = list(notes)
     if settings.glide.age is None:
         chain = (settings.strategy, *settings.fallbacks)
@@ -374,15 +381,7 @@ def optimize_many(
         key = settings.fingerprint()
         if key not in by_fingerprint:
             try:
-                symbols = tuple(str(column) for column in prices.columns)
-                universe, notes = settings.constraints.universe(symbols, assets)
-                estimates_key = (universe, settings.estimators)
-                if estimates_key not in estimates_cache:
-                    estimates_cache[estimates_key] = estimate(prices[list(universe)], settings.estimators)
-                compiled = compile_constraints(universe, assets, settings.constraints)
-                check_feasibility(compiled)
-                prepared = (universe, notes, estimates_cache[estimates_key], compiled)
-                by_fingerprint[key] = optimize(prices, assets, settings, _prepared=prepared)
+                by_fingerprint[key] = optimize(prices, assets, settings, estimates_cache=estimates_cache)
             except OptimizationError as error:
                 by_fingerprint[key] = error
         answers.append(by_fingerprint[key])

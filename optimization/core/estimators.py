@@ -8,7 +8,6 @@ spectral repair when a covariance is not positive semidefinite.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -151,9 +150,6 @@ def exp_cov(
     return make_psd(cov * frequency)
 
 
-ReturnEstimator = Callable[[pd.DataFrame], pd.Series]
-CovEstimator = Callable[[pd.DataFrame], np.ndarray]
-
 RETURN_METHODS: tuple[str, ...] = ("mean", "compounded", "ema")
 COV_METHODS: tuple[str, ...] = ("sample", "ledoit_wolf", "exp")
 
@@ -286,18 +282,18 @@ def estimate(prices: pd.DataFrame, settings: EstimatorSettings | None = None) ->
         raise InsufficientData("fewer than two price rows in the lookback window")
     counts = _check_observations(returns, settings.min_observations)
     frequency = settings.frequency
-    if settings.returns_method == "mean":
-        mu = mean_return(returns, frequency)
-    elif settings.returns_method == "compounded":
-        mu = compounded_return(returns, frequency)
-    else:
-        mu = ema_return(returns, frequency, settings.ema_return_span_days)
-    if settings.cov_method == "sample":
-        cov = sample_cov(returns, frequency)
-    elif settings.cov_method == "ledoit_wolf":
-        cov = ledoit_wolf_cov(returns, frequency)
-    else:
-        cov = exp_cov(returns, frequency, settings.ema_cov_span_days)
+    return_estimators = {
+        "mean": lambda: mean_return(returns, frequency),
+        "compounded": lambda: compounded_return(returns, frequency),
+        "ema": lambda: ema_return(returns, frequency, settings.ema_return_span_days),
+    }
+    cov_estimators = {
+        "sample": lambda: sample_cov(returns, frequency),
+        "ledoit_wolf": lambda: ledoit_wolf_cov(returns, frequency),
+        "exp": lambda: exp_cov(returns, frequency, settings.ema_cov_span_days),
+    }
+    mu = return_estimators[settings.returns_method]()
+    cov = cov_estimators[settings.cov_method]()
     mu_values = mu.to_numpy(dtype=float)
     if not (np.isfinite(mu_values).all() and np.isfinite(cov).all()):
         raise InsufficientData(_non_finite_reason(returns, mu_values))

@@ -24,10 +24,9 @@ from optimization.core.errors import OptimizationError
 from optimization.core.estimators import COV_METHODS, RETURN_METHODS
 from optimization.services import (
     asset_info,
-    optimizer_settings_for,
     optimizer_settings_from_defaults,
+    portfolio_optimize,
     price_window,
-    result_store,
 )
 
 EXIT_BAD_INPUT = 2
@@ -132,7 +131,6 @@ class Command(BaseCommand):
         return optimize(prices, _assets_for_csv(list(prices.columns)), settings)
 
     def _run_portfolio(self, options: dict, overrides: dict) -> OptimizationResult:
-        from optimization.services import portfolio_symbols
         from portfolios.models import Portfolio
 
         portfolio = Portfolio.objects.filter(pk=options["portfolio"]).first()
@@ -140,16 +138,11 @@ class Command(BaseCommand):
             raise ValueError(f"--portfolio: no portfolio with id {options['portfolio']}")
         if options["lookback_days"] is not None:
             overrides["lookback_days"] = options["lookback_days"]
-        settings = optimizer_settings_for(portfolio, on=options["as_of"], **overrides)
-        symbols = portfolio_symbols(portfolio)
-        prices = price_window(symbols, as_of=options["as_of"], lookback_days=settings.estimators.lookback_days)
-        result = optimize(prices, asset_info(symbols), settings)
-        row, created = result_store(result, settings)
-        from optimization.services import _allocate
-
-        _allocate(portfolio, row, reused=not created)
+        result, allocation = portfolio_optimize(portfolio=portfolio, as_of=options["as_of"], **overrides)
         if not options["json"]:
-            self.stdout.write(f"Stored as the targets of portfolio {portfolio.pk} ({portfolio.name}) for {row.as_of}")
+            self.stdout.write(
+                f"Stored as the targets of portfolio {portfolio.pk} ({portfolio.name}) for {allocation.as_of}"
+            )
         return result
 
     # -- output -------------------------------------------------------------------------------
