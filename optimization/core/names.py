@@ -1,4 +1,4 @@
-"""Names of the built-in strategies, importable without cvxpy (settings validate against it)."""
+"""Names of the built-in strategies, importable without cvxpy (settings and models validate against them)."""
 
 STRATEGY_NAMES: tuple[str, ...] = (
     "max_sharpe",
@@ -9,4 +9,14 @@ STRATEGY_NAMES: tuple[str, ...] = (
     "risk_parity",
     "inverse_volatility",
     "equal_weight",
+)
+
+#: Built-in trade planning strategies (optimization.core.rebalancing.strategies registry).
+PLANNING_STRATEGY_NAMES: tuple[str, ...] = (
+    "full",
+    "threshold",
+    "minimize_trades",
+    "minimize_costs",
+    "risk_aware",
+    "cash_flow",
 )
