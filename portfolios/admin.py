@@ -4,19 +4,38 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from portfolios.models import Portfolio
+from portfolios.models import Holding, PlannedTrade, Portfolio, RebalanceRun
+
+
+class HoldingInline(admin.TabularInline):
+    model = Holding
+    extra = 0
+    autocomplete_fields = ["instrument"]
+    fields = ["instrument", "quantity", "cost_basis_usd", "updated_at"]
+    readonly_fields = ["updated_at"]
 
 
 @admin.register(Portfolio)
 class PortfolioAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner", "strategy", "age", "birth_year", "min_weight", "max_weight", "updated_at"]
-    list_filter = ["strategy", "returns_method", "cov_method", "use_glide_path"]
+    list_display = [
+        "name",
+        "owner",
+        "mode",
+        "strategy",
+        "rebalancing_strategy",
+        "band_mode",
+        "cash_usd",
+        "age",
+        "updated_at",
+    ]
+    list_filter = ["mode", "strategy", "rebalancing_strategy", "band_mode", "use_glide_path"]
     search_fields = ["name", "owner__username"]
-    autocomplete_fields = ["owner"]
+    autocomplete_fields = ["owner", "broker_account"]
     filter_horizontal = ["instruments"]
     list_select_related = ["owner"]
+    inlines = [HoldingInline]
     fieldsets = [
-        (None, {"fields": ["owner", "name", "base_currency", "instruments"]}),
+        (None, {"fields": ["owner", "name", "base_currency", "instruments", "cash_usd", "manual_targets"]}),
         (
             "Profile and glide path",
             {
@@ -63,4 +82,84 @@ class PortfolioAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        (
+            "Bands and triggers",
+            {
+                "fields": [
+                    "band_mode",
+                    "band_abs",
+                    "band_rel",
+                    "band_trigger",
+                    "drift_threshold",
+                    "calendar",
+                    "cooldown_days",
+                    "cash_trigger_weight",
+                    "cash_trigger_usd",
+                ]
+            },
+        ),
+        (
+            "Trade planning and costs",
+            {
+                "fields": [
+                    "rebalancing_strategy",
+                    "threshold_to",
+                    "commission_per_trade_usd",
+                    "spread_bps",
+                    "impact_bps",
+                    "min_trade_usd",
+                    "fractional_shares",
+                    "cash_buffer_weight",
+                    "max_turnover",
+                    "do_not_trade",
+                    "drift_cost_bps",
+                    "tracking_error_aversion",
+                ]
+            },
+        ),
+        ("Execution", {"fields": ["mode", "order_type", "broker_account"]}),
     ]
+
+
+class PlannedTradeInline(admin.TabularInline):
+    model = PlannedTrade
+    extra = 0
+    can_delete = False
+    fields = [
+        "sequence",
+        "side",
+        "instrument",
+        "quantity",
+        "estimated_price",
+        "notional_usd",
+        "estimated_cost_usd",
+        "reason",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(RebalanceRun)
+class RebalanceRunAdmin(admin.ModelAdmin):
+    """Runs are records: read-only, trades inline."""
+
+    list_display = ["portfolio", "trading_date", "status", "strategy", "trigger", "drift_before", "drift_after"]
+    list_filter = ["status", "strategy", "trading_date"]
+    search_fields = ["portfolio__name", "portfolio__owner__username"]
+    list_select_related = ["portfolio", "portfolio__owner"]
+    date_hierarchy = "trading_date"
+    inlines = [PlannedTradeInline]
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)

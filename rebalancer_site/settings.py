@@ -183,7 +183,7 @@ SUSPICIOUS_MOVE_PCT = env.float("SUSPICIOUS_MOVE_PCT", 50.0, min_value=1.0, max_
 
 # --- Portfolio defaults (the seed's variables; each portfolio may override) ----
 
-USER_AGE = env.int("USER_AGE", 35, min_value=18, max_value=100)
+USER_AGE = env.int("USER_AGE", 35, min_value=18, max_value=110)
 RISK_FREE_RATE = env.float("RISK_FREE_RATE", 0.02, min_value=-0.05, max_value=0.25)
 LOOKBACK_DAYS = env.int("LOOKBACK_DAYS", 252, min_value=30, max_value=10_000)
 MIN_WEIGHT = env.float("MIN_WEIGHT", 0.0, min_value=0.0, max_value=1.0)
@@ -213,7 +213,7 @@ def _check_optimizer_defaults() -> None:
     """Bad strategy names or group limits fail at start-up, not at 16:30 on a trading day."""
     from optimization.core.constraints import parse_group_limit
     from optimization.core.errors import ConfigurationError
-    from optimization.core.names import STRATEGY_NAMES
+    from optimization.core.names import PLANNING_STRATEGY_NAMES, STRATEGY_NAMES
 
     for variable, names in (
         ("OPTIMIZATION_STRATEGY", [OPTIMIZATION_STRATEGY]),
@@ -224,6 +224,11 @@ def _check_optimizer_defaults() -> None:
                 raise ConfigError(
                     f"{variable}={name!r} is invalid: expected one of {', '.join(STRATEGY_NAMES)} or a dotted path"
                 )
+    if REBALANCING_STRATEGY not in PLANNING_STRATEGY_NAMES and "." not in REBALANCING_STRATEGY:
+        raise ConfigError(
+            f"REBALANCING_STRATEGY={REBALANCING_STRATEGY!r} is invalid: expected one of "
+            f"{', '.join(PLANNING_STRATEGY_NAMES)} or a dotted path"
+        )
     for text in GROUP_LIMITS:
         try:
             parse_group_limit(text)
@@ -231,9 +236,32 @@ def _check_optimizer_defaults() -> None:
             raise ConfigError(f"GROUP_LIMITS is invalid: {error}") from None
 
 
-_check_optimizer_defaults()
+# --- Rebalancing defaults (each portfolio may override) -----------------------------
+
+# The seed's drift threshold: the absolute band width (0.05 = 5 percentage points).
 REBALANCE_THRESHOLD = env.float("REBALANCE_THRESHOLD", 0.05, min_value=0.0001, max_value=1.0)
+BAND_MODE = env.str("BAND_MODE", "five_twenty_five", choices=("absolute", "relative", "five_twenty_five"))
+BAND_RELATIVE = env.float("BAND_RELATIVE", 0.25, min_value=0.0001, max_value=1.0)
+# Portfolio drift, sum |w - t| / 2, that triggers a rebalance; empty = off.
+DRIFT_THRESHOLD = env.float("DRIFT_THRESHOLD", None, min_value=0.0001, max_value=1.0)
+REBALANCE_CALENDAR = env.str(
+    "REBALANCE_CALENDAR", "", choices=("", "daily", "weekly", "monthly", "quarterly", "annually")
+)
+COOLDOWN_DAYS = env.int("COOLDOWN_DAYS", 0, min_value=0, max_value=3660)
+CASH_TRIGGER_WEIGHT = env.float("CASH_TRIGGER_WEIGHT", None, min_value=0.0001, max_value=1.0)
+CASH_TRIGGER_USD = env.float("CASH_TRIGGER_USD", None, min_value=0.0, max_value=1e12)
+REBALANCING_STRATEGY = env.str("REBALANCING_STRATEGY", "threshold")
+COMMISSION_PER_TRADE_USD = env.float("COMMISSION_PER_TRADE_USD", 0.0, min_value=0.0, max_value=1000.0)
+SPREAD_BPS = env.float("SPREAD_BPS", 5.0, min_value=0.0, max_value=1000.0)
+IMPACT_BPS = env.float("IMPACT_BPS", 0.0, min_value=0.0, max_value=1000.0)
+MIN_TRADE_USD = env.float("MIN_TRADE_USD", 10.0, min_value=0.0, max_value=1e9)
+FRACTIONAL_SHARES = env.bool("FRACTIONAL_SHARES", True)
+CASH_BUFFER_WEIGHT = env.float("CASH_BUFFER_WEIGHT", 0.0025, min_value=0.0, max_value=0.99)
+MAX_TURNOVER = env.float("MAX_TURNOVER", None, min_value=0.0001, max_value=1.0)
+# propose: plans wait for the owner's approval; auto: the daily run executes them.
+PORTFOLIO_MODE = env.str("PORTFOLIO_MODE", "propose", choices=("propose", "auto"))
 ORDER_TYPE = env.str("ORDER_TYPE", "market", choices=("market", "limit"))
+_check_optimizer_defaults()
 EXECUTION_TIME = env.clock_time("EXECUTION_TIME", "16:30")
 
 # --- Brokers -------------------------------------------------------------------

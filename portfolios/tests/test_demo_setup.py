@@ -9,8 +9,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from brokers.models import BrokerAccount
 from optimization.models import OptimizationResult, TargetAllocation
-from portfolios.models import Portfolio
+from portfolios.models import Portfolio, RebalanceRun
 
 pytestmark = pytest.mark.django_db
 
@@ -21,19 +22,32 @@ def run() -> str:
     return out.getvalue()
 
 
-def test_demo_setup_loads_prices_and_computes_targets_idempotently(settings) -> None:
+def test_demo_setup_creates_two_investors_and_plans_idempotently(settings) -> None:
     settings.TICKERS = ["SPY", "QQQ", "BND"]
     first = run()
-    assert "Demo login created: user 'demo'" in first
-    portfolio = Portfolio.objects.get(owner__username="demo", name="Demo portfolio")
-    assert sorted(portfolio.instruments.values_list("symbol", flat=True)) == ["BND", "QQQ", "SPY"]
-    allocation = TargetAllocation.objects.get(portfolio=portfolio)
-    assert sum(allocation.result.weights().values()) == Decimal(1)
-    assert "Targets for 'Demo portfolio'" in first and "synthetic prices" in first
+    assert "Demo login created: administrator 'demo'" in first
+    assert "Demo login created: user 'demo-retiree'" in first
+    young = Portfolio.objects.get(owner__username="demo", name="Demo portfolio")
+    retiree = Portfolio.objects.get(owner__username="demo-retiree", name="Retirement portfolio")
+    assert (young.age, retiree.age) == (30, 63)
+    for portfolio in (young, retiree):
+        assert sorted(portfolio.instruments.values_list("symbol", flat=True)) == ["BND", "QQQ", "SPY"]
+        assert portfolio.holdings.count() == 3 and portfolio.cash_usd > 0
+        assert portfolio.broker_account.kind == BrokerAccount.Kind.PAPER
+        allocation = TargetAllocation.objects.get(portfolio=portfolio)
+        assert sum(allocation.result.weights().values()) == Decimal(1)
+        run_row = RebalanceRun.objects.get(portfolio=portfolio)
+        assert run_row.status == RebalanceRun.Status.PLANNED and run_row.trades.exists()
+        assert f"Rebalancing plan for '{portfolio.name}'" in first
+    # The glide path gives the older investor a smaller aggressive (equity) share.
+    shares = {p.name: TargetAllocation.objects.get(portfolio=p).result.equity_share for p in (young, retiree)}
+    assert shares["Retirement portfolio"] < shares["Demo portfolio"]
+    assert "Trades (sells first):" in first and "synthetic prices" in first
 
     second = run()
-    assert "Demo login: user 'demo' exists" in second
-    assert get_user_model().objects.count() == 1
-    assert Portfolio.objects.count() == 1
-    assert OptimizationResult.objects.count() == 1  # same inputs: the stored result is reused
-    assert TargetAllocation.objects.get(portfolio=portfolio).reused is True
+    assert "Demo login: user 'demo' exists" in second and "Demo login: user 'demo-retiree' exists" in second
+    assert get_user_model().objects.count() == 2
+    assert Portfolio.objects.count() == 2 and RebalanceRun.objects.count() == 2
+    assert "already planned as run" in second
+    assert OptimizationResult.objects.count() == 2  # same inputs: the stored results are reused
+    assert TargetAllocation.objects.get(portfolio=young).reused is True

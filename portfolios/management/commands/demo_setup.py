@@ -3,25 +3,64 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from marketdata.management.commands._progress import print_summary
 from marketdata.models import Instrument
 from marketdata.services import NothingFetched, prices_fetch
 from marketdata.stores import get_price_store
+from brokers.models import BrokerAccount
+from marketdata.selectors import last_bar_dates, price_frame
 from optimization.core.errors import OptimizationError
 from optimization.services import targets_compute
 from portfolios.models import Portfolio
+from portfolios.services.holdings import holdings_replace
 
 DEMO_USERNAME = "demo"
 DEMO_PORTFOLIO = "Demo portfolio"
 
 
+@dataclass(frozen=True)
+class DemoPortfolio:
+    """A demo user's portfolio: investor age, cash and the dollar value held in each ticker."""
+
+    username: str
+    name: str
+    age: int
+    cash_usd: Decimal
+    # Share of the invested dollars per ticker position in TICKERS (the rest of TICKERS gets none).
+    holdings_usd: tuple[Decimal, ...]
+    superuser: bool
+
+
+DEMO_PORTFOLIOS = (
+    DemoPortfolio(
+        DEMO_USERNAME,
+        DEMO_PORTFOLIO,
+        30,
+        Decimal(2_000),
+        tuple(map(Decimal, (30_000, 25_000, 20_000, 10_000, 13_000))),
+        True,
+    ),
+    DemoPortfolio(
+        "demo-retiree",
+        "Retirement portfolio",
+        63,
+        Decimal(5_000),
+        tuple(map(Decimal, (120_000, 60_000, 60_000, 30_000, 25_000))),
+        False,
+    ),
+)
+
+
 class Command(BaseCommand):
-    help = "Load offline sample prices for TICKERS and create the demo login (idempotent)."
+    help = "Load offline sample prices for TICKERS, create the demo users and portfolios, print their plans (idempotent)."
 
     def handle(self, *args: object, **options: object) -> None:
         symbols = settings.TICKERS
@@ -33,8 +72,12 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         print_summary(self, log)
         self._print_stored(symbols)
-        user = self._ensure_demo_user()
-        self._demo_targets(user, symbols)
+        for demo in DEMO_PORTFOLIOS:
+            user = self._ensure_user(demo)
+            portfolio = self._ensure_portfolio(user, demo, symbols)
+            self._demo_targets(portfolio)
+            self.stdout.write(f"\nRebalancing plan for '{portfolio.name}' ({demo.username}, age {demo.age}):")
+            call_command("rebalance", portfolio=portfolio.pk, stdout=self.stdout, stderr=self.stderr)
 
     def _print_stored(self, symbols: list[str]) -> None:
         store = get_price_store()
@@ -49,32 +92,55 @@ class Command(BaseCommand):
                 f"{last['adj_close']:>15.2f}  {label}"
             )
 
-    def _ensure_demo_user(self) -> None:
+    def _ensure_user(self, demo: DemoPortfolio):
         users = get_user_model()
-        existing = users.objects.filter(username=DEMO_USERNAME).first()
+        existing = users.objects.filter(username=demo.username).first()
         if existing is not None:
             self.stdout.write(
-                f"\nDemo login: user '{DEMO_USERNAME}' exists (its password was printed when it was created; "
-                f"reset it with: .venv/bin/python manage.py changepassword {DEMO_USERNAME})"
+                f"\nDemo login: user '{demo.username}' exists (its password was printed when it was created; "
+                f"reset it with: .venv/bin/python manage.py changepassword {demo.username})"
             )
             return existing
         password = secrets.token_urlsafe(12)
-        user = users.objects.create_superuser(DEMO_USERNAME, email="", password=password)
-        self.stdout.write(f"\nDemo login created: user '{DEMO_USERNAME}', password '{password}' (shown once)")
+        create = users.objects.create_superuser if demo.superuser else users.objects.create_user
+        user = create(demo.username, email="", password=password)
+        role = "administrator" if demo.superuser else "user"
+        self.stdout.write(f"\nDemo login created: {role} '{demo.username}', password '{password}' (shown once)")
         return user
 
-    def _demo_targets(self, user, symbols: list[str]) -> None:
-        """A demo portfolio over TICKERS with the environment's policy, and its targets for today."""
-        portfolio, _ = Portfolio.objects.get_or_create(owner=user, name=DEMO_PORTFOLIO)
+    def _ensure_portfolio(self, user, demo: DemoPortfolio, symbols: list[str]) -> Portfolio:
+        """The demo portfolio with a paper account, and its starting holdings when it has none yet."""
+        account, _ = BrokerAccount.objects.get_or_create(
+            owner=user, label="Paper account", defaults={"kind": BrokerAccount.Kind.PAPER}
+        )
+        portfolio, created = Portfolio.objects.get_or_create(
+            owner=user, name=demo.name, defaults={"age": demo.age, "broker_account": account}
+        )
         portfolio.instruments.set(Instrument.objects.filter(symbol__in=symbols))
+        if created or not portfolio.holdings.exists():
+            prices = self._last_closes(symbols)
+            rows = [
+                {"symbol": symbol, "quantity": (usd / prices[symbol]).quantize(Decimal("0.001"), rounding=ROUND_DOWN)}
+                for symbol, usd in zip(symbols, demo.holdings_usd, strict=False)
+            ]
+            holdings_replace(portfolio=portfolio, rows=rows, cash_usd=demo.cash_usd)
+        return portfolio
+
+    def _last_closes(self, symbols: list[str]) -> dict[str, Decimal]:
+        last = max(d for d in last_bar_dates(symbols=symbols).values() if d is not None)
+        closes = price_frame(symbols=symbols, start=last, end=last).iloc[-1]
+        return {symbol: Decimal(repr(float(closes[symbol]))) for symbol in symbols}
+
+    def _demo_targets(self, portfolio: Portfolio) -> None:
+        """The portfolio's targets for the last completed session, with the environment's policy."""
         try:
             allocation = targets_compute(portfolio=portfolio)
         except OptimizationError as error:
-            self.stderr.write(f"\nTargets for '{DEMO_PORTFOLIO}' could not be computed: {error}")
+            self.stderr.write(f"\nTargets for '{portfolio.name}' could not be computed: {error}")
             return
         result = allocation.result
         self.stdout.write(
-            f"\nTargets for '{DEMO_PORTFOLIO}' (age {portfolio.investor_age()}, strategy {result.strategy}, "
+            f"\nTargets for '{portfolio.name}' (age {portfolio.investor_age()}, strategy {result.strategy}, "
             f"prices up to {result.as_of}):"
         )
         for symbol, weight in sorted(result.weights().items(), key=lambda item: -item[1]):

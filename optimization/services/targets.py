@@ -38,7 +38,7 @@ from optimization.core.errors import InsufficientData, OptimizationError
 from optimization.core.estimators import EstimatorSettings
 from optimization.core.strategies import StrategyParams
 
-from .models import WEIGHT_PLACES, OptimizationResult, TargetAllocation, TargetWeight
+from ..models import WEIGHT_PLACES, OptimizationResult, TargetAllocation, TargetWeight
 
 WEIGHT_QUANTUM = Decimal(1).scaleb(-WEIGHT_PLACES)
 
@@ -47,16 +47,40 @@ def _float(value) -> float | None:
     return None if value is None else float(value)
 
 
+def string_list(field: str, raw, *, upper: bool = False) -> list[str]:
+    """A JSON list of non-empty strings (symbols upper-cased); anything else names ``field``."""
+    if raw in (None, ""):
+        return []
+    if not isinstance(raw, list | tuple) or not all(isinstance(item, str) and item.strip() for item in raw):
+        raise ValueError(f'{field}: expected a list of texts like ["VTI", "BND"], got {raw!r}')
+    return [item.strip().upper() if upper else item.strip() for item in raw]
+
+
 def _group_limits(texts: Sequence[str]) -> tuple[GroupLimit, ...]:
     return tuple(parse_group_limit(text) for text in texts or ())
 
 
-def _overrides(raw: Mapping) -> dict[str, tuple[float | None, float | None]]:
+def _bound(symbol: str, value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"weight_overrides: {symbol} bound {value!r} is not a number")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"weight_overrides: {symbol} bound {value!r} is not a number") from None
+
+
+def _overrides(raw) -> dict[str, tuple[float | None, float | None]]:
+    if raw in (None, ""):
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ValueError(f'weight_overrides: expected {{"SYMBOL": [min, max]}}, got {raw!r}')
     overrides = {}
-    for symbol, bounds in (raw or {}).items():
+    for symbol, bounds in raw.items():
         if not isinstance(bounds, list | tuple) or len(bounds) != 2:
             raise ValueError(f"weight_overrides: {symbol} needs [min, max] (null for no bound), got {bounds!r}")
-        overrides[str(symbol).upper()] = (_float(bounds[0]), _float(bounds[1]))
+        overrides[str(symbol).upper()] = (_bound(symbol, bounds[0]), _bound(symbol, bounds[1]))
     return overrides
 
 
@@ -64,6 +88,8 @@ def _knots(raw) -> tuple[tuple[float, float], ...] | None:
     if not raw:
         return None
     try:
+        if isinstance(raw, str | Mapping):
+            raise TypeError
         return tuple((float(age), float(share)) for age, share in raw)
     except (TypeError, ValueError):
         raise ValueError(f"knots: expected [[age, equity share], ...], got {raw!r}") from None
@@ -73,7 +99,7 @@ def optimizer_settings_for(portfolio, *, on: date | None = None, **overrides) ->
     """The optimizer settings a portfolio's policy describes (validated by the core's dataclasses)."""
     values = {
         "strategy": portfolio.strategy,
-        "fallbacks": tuple(portfolio.fallbacks or ()),
+        "fallbacks": tuple(string_list("fallbacks", portfolio.fallbacks)),
         "returns_method": portfolio.returns_method,
         "cov_method": portfolio.cov_method,
         "lookback_days": portfolio.lookback_days,
@@ -85,10 +111,10 @@ def optimizer_settings_for(portfolio, *, on: date | None = None, **overrides) ->
         "min_weight": _float(portfolio.min_weight),
         "max_weight": _float(portfolio.max_weight),
         "weight_overrides": _overrides(portfolio.weight_overrides),
-        "group_limits": tuple(portfolio.group_limits or ()),
+        "group_limits": tuple(string_list("group_limits", portfolio.group_limits)),
         "esg_floor": _float(portfolio.esg_floor),
         "esg_mode": portfolio.esg_mode,
-        "excluded": frozenset(s.upper() for s in portfolio.excluded_symbols or ()),
+        "excluded": frozenset(string_list("excluded_symbols", portfolio.excluded_symbols, upper=True)),
         "l2_gamma": _float(portfolio.l2_gamma),
         "age": portfolio.investor_age(on),
         "retirement_age": portfolio.retirement_age,

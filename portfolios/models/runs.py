@@ -1,0 +1,119 @@
+"""Stored rebalancing runs: what was known, what was decided, frozen once written.
+
+A `RebalanceRun` keeps the snapshot (holdings, cash, prices), the targets, the policy and the
+plan's numbers exactly as the planner saw and produced them, with its `PlannedTrade` rows.
+Reports and execution read these rows; nothing re-plans a stored run.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from .holdings import QUANTITY_PLACES
+
+USD = {"max_digits": 20, "decimal_places": 4}
+FRACTION = {"max_digits": 14, "decimal_places": 10}
+
+
+class FrozenError(Exception):
+    """A stored plan was about to change."""
+
+
+class RebalanceRun(models.Model):
+    """One planning of one portfolio for one trading date."""
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        NO_ACTION = "no_action", "No action needed"
+        FAILED = "failed", "Failed"
+
+    #: Fields that may change after the plan is written (execution progress, not the plan).
+    MUTABLE_FIELDS = frozenset({"status", "error", "timings", "updated_at"})
+
+    portfolio = models.ForeignKey("portfolios.Portfolio", on_delete=models.CASCADE, related_name="runs")
+    trading_date = models.DateField()
+    status = models.CharField(max_length=20, choices=Status.choices)
+    error = models.TextField(blank=True)
+
+    trigger = models.CharField(max_length=500, help_text="The trigger that fired, or why nothing was traded.")
+    triggers_fired = models.JSONField(default=list, blank=True)
+    requested_strategy = models.CharField(max_length=200, blank=True)
+    strategy = models.CharField(max_length=200, blank=True)
+
+    snapshot = models.JSONField(default=dict, help_text="Holdings, cash and prices used, as decimal strings.")
+    optimization_result = models.ForeignKey(
+        "optimization.OptimizationResult", on_delete=models.PROTECT, null=True, blank=True, related_name="runs"
+    )
+    targets = models.JSONField(default=dict, help_text="Target weights used {symbol: weight}.")
+    targets_source = models.CharField(max_length=20, blank=True, help_text="optimizer or manual.")
+    policy = models.JSONField(default=dict, help_text="The rebalancing policy used.")
+    needs = models.JSONField(default=list, blank=True, help_text="Per holding: weight, target, band, urgency.")
+
+    drift_before = models.DecimalField(**FRACTION, null=True, blank=True)
+    drift_after = models.DecimalField(**FRACTION, null=True, blank=True)
+    turnover = models.DecimalField(**FRACTION, null=True, blank=True)
+    total_cost_usd = models.DecimalField(**USD, null=True, blank=True)
+    value_before_usd = models.DecimalField(**USD, null=True, blank=True)
+    value_after_usd = models.DecimalField(**USD, null=True, blank=True)
+    cash_before_usd = models.DecimalField(**USD, null=True, blank=True)
+    cash_flow_usd = models.DecimalField(**USD, default=0)
+    cash_after_usd = models.DecimalField(**USD, null=True, blank=True)
+    deposit_needed_usd = models.DecimalField(**USD, null=True, blank=True)
+    weights_after = models.JSONField(default=dict, blank=True)
+    notes = models.JSONField(default=list, blank=True)
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds per step.")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-trading_date", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["portfolio", "trading_date"], name="rebalance_run_one_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.portfolio_id} on {self.trading_date}: {self.get_status_display()}"
+
+    def save(self, *args, **kwargs) -> None:
+        # A written plan is frozen: only execution progress may change afterwards.
+        update_fields = kwargs.get("update_fields")
+        frozen = self.pk is not None and not self._state.adding
+        if frozen and (update_fields is None or not set(update_fields) <= self.MUTABLE_FIELDS):
+            raise FrozenError(
+                f"run {self.pk} is frozen: save(update_fields=...) with only {sorted(self.MUTABLE_FIELDS)}"
+            )
+        super().save(*args, **kwargs)
+
+
+class PlannedTrade(models.Model):
+    """One order of a plan: sells come before buys (``sequence``)."""
+
+    class Side(models.TextChoices):
+        BUY = "buy", "Buy"
+        SELL = "sell", "Sell"
+
+    run = models.ForeignKey(RebalanceRun, on_delete=models.CASCADE, related_name="trades")
+    sequence = models.PositiveSmallIntegerField()
+    instrument = models.ForeignKey("marketdata.Instrument", on_delete=models.PROTECT, related_name="+")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    quantity = models.DecimalField(max_digits=24, decimal_places=QUANTITY_PLACES)
+    estimated_price = models.DecimalField(max_digits=20, decimal_places=6)
+    notional_usd = models.DecimalField(**USD)
+    estimated_cost_usd = models.DecimalField(**USD)
+    reason = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["run_id", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "sequence"], name="planned_trade_unique_sequence"),
+            models.CheckConstraint(condition=models.Q(quantity__gt=0), name="planned_trade_quantity_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.quantity.normalize():f} {self.instrument_id}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise FrozenError(f"planned trade {self.pk} is frozen")
+        super().save(*args, **kwargs)

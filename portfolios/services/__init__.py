@@ -1,0 +1,1 @@
+"""Services of the portfolios app: the only code that writes portfolios, holdings and runs."""

@@ -1,0 +1,322 @@
+"""Plan a portfolio's rebalance: snapshot -> prices -> targets -> plan -> stored run.
+
+`rebalance_run_plan` computes a plan without writing it (the CLI's --dry-run);
+`rebalance_run_create` writes it as a frozen `RebalanceRun` with its `PlannedTrade` rows in one
+transaction. One run per portfolio and trading date: asking again returns the stored run,
+except a failed one, which is planned afresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from marketdata import calendar
+from marketdata.models import Instrument
+from marketdata.selectors import price_frame
+from optimization.core.errors import OptimizationError
+from optimization.core.rebalancing.planner import plan_rebalance
+from optimization.core.rebalancing.results import Plan
+from optimization.services import (
+    manual_targets_parse,
+    plan_covariance,
+    plan_inputs_build,
+    price_decimal,
+    quantity_decimal,
+    ratio_decimal,
+    rebalance_policy_for,
+    targets_compute,
+    usd_decimal,
+)
+from portfolios.models import PlannedTrade, Portfolio, RebalanceRun
+from portfolios.selectors import last_rebalance_date
+
+logger = logging.getLogger(__name__)
+
+
+class RebalanceError(Exception):
+    """The portfolio cannot be planned today; the message says why and what to do."""
+
+
+class MissingPrices(RebalanceError):
+    """A held or targeted symbol has no price on the as-of date (a zero price is never assumed)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Holdings (symbol -> shares), cost bases, cash and prices on ``price_date``, as Decimals."""
+
+    quantities: dict[str, Decimal]
+    cost_basis_usd: dict[str, Decimal | None]
+    cash_usd: Decimal
+    prices: dict[str, Decimal]
+    price_date: date
+    fractionable: dict[str, bool]
+
+    def to_json(self) -> dict:
+        return {
+            "price_date": self.price_date.isoformat(),
+            "cash_usd": str(self.cash_usd),
+            "holdings": {
+                symbol: {
+                    "quantity": str(quantity),
+                    "cost_basis_usd": None
+                    if self.cost_basis_usd.get(symbol) is None
+                    else str(self.cost_basis_usd[symbol]),
+                }
+                for symbol, quantity in self.quantities.items()
+            },
+            "prices": {symbol: str(price) for symbol, price in self.prices.items()},
+            "fractionable": self.fractionable,
+        }
+
+
+@dataclass
+class PlannedRun:
+    """A run and its trades; unsaved rows for a dry run, stored ones otherwise."""
+
+    run: RebalanceRun
+    trades: list[PlannedTrade]
+    plan: Plan | None = None
+    stored: bool = False
+    existing: bool = False  # True when an earlier stored run was returned instead of a new plan
+
+
+@dataclass
+class _Timer:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - started, 6)
+
+
+def default_as_of() -> date:
+    """The last completed NYSE session: the date whose closes a plan trades on."""
+    return calendar.last_completed_session(timezone.now())
+
+
+def rebalance_run_plan(
+    *,
+    portfolio: Portfolio,
+    as_of: date | None = None,
+    strategy: str | None = None,
+    manual: bool = False,
+    cash_flow_usd: Decimal = Decimal(0),
+) -> PlannedRun:
+    """Plan without storing: unsaved run and trade rows (targets are computed and stored as usual)."""
+    as_of = _trading_date(as_of)
+    timer = _Timer()
+    policy = rebalance_policy_for(portfolio, strategy=strategy)
+    with timer.step("snapshot"):
+        holdings = {h.instrument.symbol: h for h in portfolio.holdings.select_related("instrument")}
+    with timer.step("targets"):
+        targets, result, source = _targets(portfolio, as_of)
+    symbols = sorted(set(targets) | set(holdings))
+    with timer.step("prices"):
+        snapshot = _snapshot(portfolio, holdings, symbols, as_of)
+    cov = None
+    if policy.trading.strategy == "risk_aware":
+        with timer.step("covariance"):
+            cov = plan_covariance(portfolio, symbols=symbols, as_of=as_of)
+    with timer.step("plan"):
+        inputs = plan_inputs_build(
+            symbols=symbols,
+            quantities=snapshot.quantities,
+            prices=snapshot.prices,
+            targets=targets,
+            cash_usd=snapshot.cash_usd,
+            fractionable=snapshot.fractionable,
+            cash_flow_usd=cash_flow_usd,
+            cov=cov,
+        )
+        plan = plan_rebalance(
+            inputs,
+            policy,
+            as_of=as_of,
+            last_rebalance=last_rebalance_date(portfolio=portfolio, before=as_of),
+            manual=manual,
+        )
+    run = RebalanceRun(
+        portfolio=portfolio,
+        trading_date=as_of,
+        status=RebalanceRun.Status.PLANNED if plan.trades else RebalanceRun.Status.NO_ACTION,
+        trigger=plan.trigger.label[:500],
+        triggers_fired=list(plan.trigger.fired),
+        requested_strategy=strategy or portfolio.rebalancing_strategy,
+        strategy=plan.strategy,
+        snapshot=snapshot.to_json(),
+        optimization_result=result,
+        targets={symbol: str(weight) for symbol, weight in sorted(targets.items())},
+        targets_source=source,
+        policy=_policy_json(policy),
+        needs=[_need_json(need) for need in plan.needs],
+        drift_before=ratio_decimal(plan.drift_before),
+        drift_after=ratio_decimal(plan.drift_after),
+        turnover=ratio_decimal(plan.turnover),
+        total_cost_usd=usd_decimal(plan.total_cost_usd),
+        value_before_usd=usd_decimal(plan.value_before_usd),
+        value_after_usd=usd_decimal(plan.value_after_usd),
+        cash_before_usd=usd_decimal(plan.cash_before_usd),
+        cash_flow_usd=usd_decimal(plan.cash_flow_usd),
+        cash_after_usd=usd_decimal(plan.cash_after_usd),
+        deposit_needed_usd=usd_decimal(plan.deposit_needed_usd),
+        weights_after={symbol: round(weight, 10) for symbol, weight in plan.weights_after.items()},
+        notes=list(plan.notes),
+        timings=timer.seconds,
+    )
+    instruments = {i.symbol: i for i in Instrument.objects.filter(symbol__in=symbols)}
+    trades = [
+        PlannedTrade(
+            run=run,
+            sequence=position,
+            instrument=instruments[trade.symbol],
+            side=trade.side,
+            quantity=quantity_decimal(
+                trade.quantity, at_most=snapshot.quantities.get(trade.symbol) if trade.side == "sell" else None
+            ),
+            estimated_price=price_decimal(trade.price),
+            notional_usd=usd_decimal(trade.notional_usd),
+            estimated_cost_usd=usd_decimal(trade.cost_usd),
+            reason=trade.reason[:300],
+        )
+        for position, trade in enumerate(plan.trades, start=1)
+    ]
+    return PlannedRun(run=run, trades=[t for t in trades if t.quantity > 0], plan=plan)
+
+
+def rebalance_run_create(
+    *,
+    portfolio: Portfolio,
+    as_of: date | None = None,
+    strategy: str | None = None,
+    manual: bool = False,
+    cash_flow_usd: Decimal = Decimal(0),
+) -> PlannedRun:
+    """Plan and store the portfolio's run for ``as_of``, or return the run already stored for it.
+
+    A failure (missing price, infeasible targets, bad setting) is stored as a failed run with
+    its message, then raised as `RebalanceError`; a later call plans that date afresh.
+    """
+    as_of = _trading_date(as_of)
+    existing = RebalanceRun.objects.filter(portfolio=portfolio, trading_date=as_of).first()
+    if existing is not None and existing.status != RebalanceRun.Status.FAILED:
+        return PlannedRun(
+            run=existing, trades=list(existing.trades.select_related("instrument")), stored=True, existing=True
+        )
+    try:
+        planned = rebalance_run_plan(
+            portfolio=portfolio, as_of=as_of, strategy=strategy, manual=manual, cash_flow_usd=cash_flow_usd
+        )
+    except (RebalanceError, OptimizationError, ValueError) as error:
+        _store_failure(portfolio, as_of, strategy or portfolio.rebalancing_strategy, str(error))
+        if isinstance(error, RebalanceError):
+            raise
+        raise RebalanceError(str(error)) from error
+    started = time.perf_counter()
+    try:
+        with transaction.atomic():
+            RebalanceRun.objects.filter(
+                portfolio=portfolio, trading_date=as_of, status=RebalanceRun.Status.FAILED
+            ).delete()
+            planned.run.timings["store"] = 0.0
+            planned.run.save()
+            PlannedTrade.objects.bulk_create(planned.trades)
+            planned.run.timings["store"] = round(time.perf_counter() - started, 6)
+            planned.run.save(update_fields=["timings", "updated_at"])
+    except IntegrityError:
+        # Another process stored this portfolio's run for the date a moment ago: that one stands.
+        run = RebalanceRun.objects.get(portfolio=portfolio, trading_date=as_of)
+        return PlannedRun(run=run, trades=list(run.trades.select_related("instrument")), stored=True, existing=True)
+    planned.stored = True
+    logger.info(
+        "rebalance run stored",
+        extra={"portfolio_id": portfolio.pk, "run_id": planned.run.pk, "trades": len(planned.trades)},
+    )
+    return planned
+
+
+def _store_failure(portfolio: Portfolio, as_of: date, strategy: str, message: str) -> None:
+    with transaction.atomic():
+        RebalanceRun.objects.filter(portfolio=portfolio, trading_date=as_of, status=RebalanceRun.Status.FAILED).delete()
+        RebalanceRun.objects.create(
+            portfolio=portfolio,
+            trading_date=as_of,
+            status=RebalanceRun.Status.FAILED,
+            error=message,
+            trigger="planning failed",
+            requested_strategy=strategy,
+        )
+    logger.warning("rebalance planning failed", extra={"portfolio_id": portfolio.pk, "error": message})
+
+
+def _trading_date(as_of: date | None) -> date:
+    if as_of is None:
+        return default_as_of()
+    if not calendar.is_session(as_of):
+        raise RebalanceError(f"as_of: {as_of} is not an NYSE trading day")
+    return as_of
+
+
+def _targets(portfolio: Portfolio, as_of: date):
+    """(weights by symbol, OptimizationResult or None, source) for the portfolio on ``as_of``."""
+    manual = manual_targets_parse(portfolio.manual_targets)
+    if manual is not None:
+        return manual, None, "manual"
+    allocation = targets_compute(portfolio=portfolio, as_of=as_of)
+    return allocation.result.weights(), allocation.result, "optimizer"
+
+
+def _snapshot(portfolio: Portfolio, holdings: dict, symbols: list[str], as_of: date) -> Snapshot:
+    closes = price_frame(symbols=symbols, start=as_of, end=as_of)
+    prices: dict[str, Decimal] = {}
+    for symbol in symbols:
+        value = closes[symbol].dropna() if symbol in closes else None
+        if value is not None and len(value) and value.iloc[-1] > 0:
+            prices[symbol] = price_decimal(float(value.iloc[-1]))
+    missing = [symbol for symbol in symbols if symbol not in prices]
+    if missing:
+        raise MissingPrices(
+            f"no price on {as_of} for {', '.join(missing)}: the plan needs every holding's close on its trading "
+            "date (run fetch_prices, or plan an earlier date with --date)"
+        )
+    fractionable = dict(Instrument.objects.filter(symbol__in=symbols).values_list("symbol", "fractionable"))
+    return Snapshot(
+        quantities={symbol: h.quantity for symbol, h in holdings.items()},
+        cost_basis_usd={symbol: h.cost_basis_usd for symbol, h in holdings.items()},
+        cash_usd=portfolio.cash_usd,
+        prices=prices,
+        price_date=as_of,
+        fractionable=fractionable,
+    )
+
+
+def _need_json(need) -> dict:
+    return {
+        "symbol": need.symbol,
+        "current_weight": round(need.current_weight, 10),
+        "target_weight": round(need.target_weight, 10),
+        "deviation": round(need.deviation, 10),
+        "band": round(need.band, 10),
+        "outside": bool(need.outside),
+        "urgency": round(need.urgency, 6),
+        "action": need.action,
+    }
+
+
+def _policy_json(policy) -> dict:
+    data = asdict(policy)
+    data["trading"]["do_not_trade"] = sorted(policy.trading.do_not_trade)
+    return data
