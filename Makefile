@@ -44,6 +44,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_prices.py
 	$(PY) bench/optimizer.py
+	$(PY) bench/planner.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -97,7 +97,9 @@ class TriggerPolicy:
         if self.calendar is not None and self.calendar not in CALENDARS:
             raise ConfigurationError(f"calendar: {self.calendar!r} is not one of {', '.join(CALENDARS)}")
         if not isinstance(self.cooldown_days, int) or not 0 <= self.cooldown_days <= 3660:
-            raise ConfigurationError(f"cooldown_days: expected whole days between 0 and 3660, got {self.cooldown_days!r}")
+            raise ConfigurationError(
+                f"cooldown_days: expected whole days between 0 and 3660, got {self.cooldown_days!r}"
+            )
         _check_fraction("cash_trigger_weight", self.cash_trigger_weight, allow_zero=False, allow_none=True)
         _check_non_negative("cash_trigger_usd", self.cash_trigger_usd, allow_none=True)
 
@@ -158,7 +160,9 @@ class TradingPolicy:
                 "and is not a dotted path"
             )
         if self.threshold_to not in THRESHOLD_TARGETS:
-            raise ConfigurationError(f"threshold_to: {self.threshold_to!r} is not one of {', '.join(THRESHOLD_TARGETS)}")
+            raise ConfigurationError(
+                f"threshold_to: {self.threshold_to!r} is not one of {', '.join(THRESHOLD_TARGETS)}"
+            )
         _check_non_negative("min_trade_usd", self.min_trade_usd)
         _check_fraction("cash_buffer_weight", self.cash_buffer_weight, allow_zero=True)
         if self.cash_buffer_weight >= 1:

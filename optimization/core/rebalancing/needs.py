@@ -1,0 +1,101 @@
+"""The needs table (each holding against its target), the deposit that avoids selling, and the
+one-line sentences every trade, trigger and note uses to describe a holding.
+
+Weights are fractions of the context's total value (cash and the planned cash flow included);
+"pp" in sentences are percentage points of that value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .inputs import PlanContext
+from .results import Need
+
+
+def format_pp(weight: float) -> str:
+    """A weight as percentage points: 0.072 -> "7.2 pp"; bands below 0.1 pp keep two digits."""
+    points = abs(weight) * 100
+    return f"{points:.1f} pp" if points >= 0.095 or points == 0 else f"{points:.2g} pp"
+
+
+def format_usd(amount: float) -> str:
+    """Dollars for sentences: whole dollars from $100 up, cents below."""
+    amount = abs(amount)
+    return f"${amount:,.0f}" if amount >= 100 else f"${amount:,.2f}"
+
+
+def deviation_phrase(symbol: str, deviation: float) -> str:
+    """ "VTI 7.2 pp under target" (``deviation`` = current - target weight; > 0 is over)."""
+    if abs(deviation) < 0.0005:
+        return f"{symbol} on target"
+    side = "over" if deviation > 0 else "under"
+    return f"{symbol} {format_pp(deviation)} {side} target"
+
+
+def need_sentence(symbol: str, deviation: float, band: float, outside: bool) -> str:
+    """The default reason for a holding: "VTI 7.2 pp under target (band 5.0 pp)", or, inside
+    its band, "VTI 1.2 pp under target (inside its 5.0 pp band)"."""
+    phrase = deviation_phrase(symbol, deviation)
+    if outside:
+        return f"{phrase} (band {format_pp(band)})"
+    return f"{phrase} (inside its {format_pp(band)} band)"
+
+
+def holding_sentences(context: PlanContext, indices: list[int]) -> list[str]:
+    """`need_sentence` for the holdings at ``indices`` of ``context.symbols``."""
+    symbols = context.symbols
+    return [
+        need_sentence(symbols[i], deviation, band, outside)
+        for i, deviation, band, outside in zip(
+            indices,
+            context.deviations[indices].tolist(),
+            context.bands[indices].tolist(),
+            context.outside[indices].tolist(),
+            strict=True,
+        )
+    ]
+
+
+def needs(context: PlanContext) -> tuple[Need, ...]:
+    """One `Need` per symbol, in the order of ``context.symbols``.
+
+    ``urgency`` = |deviation| / band (bands are at least `MIN_BAND`, so it is finite);
+    ``action`` is "buy" / "sell" for a holding outside its band, else "hold".
+    """
+    deviations = context.deviations.tolist()
+    outside = context.outside.tolist()
+    actions = [("buy" if d < 0 else "sell") if o else "hold" for d, o in zip(deviations, outside, strict=True)]
+    urgency = (np.abs(context.deviations) / context.bands).tolist()
+    # map() over columns: 50 holdings x 10,000 portfolios make this the planner's hottest loop.
+    return tuple(
+        map(
+            Need,
+            context.symbols,
+            context.weights.tolist(),
+            context.targets.tolist(),
+            deviations,
+            context.bands.tolist(),
+            outside,
+            urgency,
+            actions,
+        )
+    )
+
+
+def deposit_needed_usd(context: PlanContext) -> float | None:
+    """The deposit (USD, >= 0) after which every holding can reach its effective target by buying only.
+
+    The total value at which holding i sits exactly on target is value_i / target_i; the
+    deposit lifts the total to the largest of these. None when a holding with a target of 0 has
+    value: no deposit brings it to 0 without selling.
+    """
+    values = context.values_usd
+    targets = context.targets
+    if np.any((targets <= 0) & (values > 0)):
+        return None
+    held = targets > 0
+    if not held.any():
+        return 0.0
+    needed_total = float(np.max(values[held] / targets[held]))
+    return max(0.0, needed_total - context.total_usd)

@@ -1,0 +1,86 @@
+"""The needs table, the 5/25 bands, the deposit that avoids selling and the reason sentences."""
+
+from __future__ import annotations
+
+import pytest
+
+from optimization.core.rebalancing import BandPolicy, deposit_needed_usd, needs
+from optimization.core.rebalancing.needs import format_usd, need_sentence
+
+from .factories import make_context, make_inputs, make_policy
+
+# 60/20/10/10 at $100 a share, no cash: weights 66/17/10/7 %.
+FOUR = {"A": (66, 100, 0.6), "B": (17, 100, 0.2), "C": (10, 100, 0.1), "D": (7, 100, 0.1)}
+
+
+def test_five_twenty_five_bands_are_the_narrower_limit():
+    context = make_context(make_inputs(FOUR))
+    # 60% -> min(5 pp, 15 pp) = 5 pp; 20% -> min(5, 5) = 5 pp; 10% -> min(5, 2.5) = 2.5 pp.
+    assert context.bands.tolist() == pytest.approx([0.05, 0.05, 0.025, 0.025])
+
+
+@pytest.mark.parametrize(
+    ("bands", "expected"),
+    [
+        (BandPolicy(band_mode="absolute", band_abs=0.03), [0.03, 0.03, 0.03, 0.03]),
+        (BandPolicy(band_mode="relative", band_rel=0.2), [0.12, 0.04, 0.02, 0.02]),
+    ],
+)
+def test_absolute_and_relative_bands(bands, expected):
+    context = make_context(make_inputs(FOUR), make_policy(bands=bands))
+    assert context.bands.tolist() == pytest.approx(expected)
+
+
+def test_needs_rows():
+    rows = needs(make_context(make_inputs(FOUR)))
+    assert [r.symbol for r in rows] == ["A", "B", "C", "D"]
+    a, b, c, d = rows
+    assert (a.current_weight, a.target_weight, a.deviation) == pytest.approx((0.66, 0.6, 0.06))
+    assert (a.band, a.outside, a.action) == (pytest.approx(0.05), True, "sell")
+    assert a.urgency == pytest.approx(1.2)
+    assert (b.deviation, b.outside, b.action, b.urgency) == (pytest.approx(-0.03), False, "hold", pytest.approx(0.6))
+    assert (c.deviation, c.outside, c.action, c.urgency) == (pytest.approx(0.0), False, "hold", pytest.approx(0.0))
+    assert (d.deviation, d.band, d.outside, d.action) == (pytest.approx(-0.03), pytest.approx(0.025), True, "buy")
+    assert d.urgency == pytest.approx(1.2)
+
+
+def test_needs_use_the_effective_targets_with_the_buffer():
+    rows = needs(make_context(make_inputs(FOUR), make_policy(cash_buffer_weight=0.1)))
+    assert [r.target_weight for r in rows] == pytest.approx([0.54, 0.18, 0.09, 0.09])
+
+
+def test_a_holding_on_its_band_edge_is_inside():
+    # 65% against 60% with a 5 pp band: on the edge, not outside.
+    context = make_context(make_inputs({"A": (65, 100, 0.6), "B": (35, 100, 0.4)}))
+    assert needs(context)[0].outside is False
+
+
+def test_sentences():
+    assert need_sentence("VTI", -0.072, 0.05, True) == "VTI 7.2 pp under target (band 5.0 pp)"
+    assert need_sentence("BND", 0.031, 0.025, True) == "BND 3.1 pp over target (band 2.5 pp)"
+    assert need_sentence("VTI", -0.012, 0.05, False) == "VTI 1.2 pp under target (inside its 5.0 pp band)"
+    assert need_sentence("X", 0.0, 0.0001, False) == "X on target (inside its 0.01 pp band)"
+    assert format_usd(-1234.5) == "$1,234" and format_usd(9.5) == "$9.50"
+
+
+def test_deposit_needed_lifts_the_total_to_the_largest_value_over_target():
+    # A is the most overweight: 6,000 / 0.5 = 12,000 of total value puts it on target.
+    context = make_context(make_inputs({"A": (60, 100, 0.5), "B": (25, 100, 0.3), "C": (15, 100, 0.2)}))
+    assert deposit_needed_usd(context) == pytest.approx(2_000)
+
+
+def test_deposit_needed_counts_the_buffer():
+    holdings = {"A": (60, 100, 0.5), "B": (25, 100, 0.3), "C": (15, 100, 0.2)}
+    context = make_context(make_inputs(holdings), make_policy(cash_buffer_weight=0.04))
+    # Effective target of A is 48%: 6,000 / 0.48 = 12,500.
+    assert deposit_needed_usd(context) == pytest.approx(2_500)
+
+
+def test_no_deposit_needed_when_cash_already_covers_it():
+    context = make_context(make_inputs({"A": (40, 100, 0.5), "B": (40, 100, 0.5)}, cash_usd=200))
+    assert deposit_needed_usd(context) == 0.0
+
+
+def test_deposit_cannot_fix_a_holding_with_a_zero_target():
+    context = make_context(make_inputs({"A": (60, 100, 1.0), "B": (1, 100, 0.0)}))
+    assert deposit_needed_usd(context) is None
