@@ -62,16 +62,21 @@ assert set(PLANNING_STRATEGIES) == set(PLANNING_STRATEGY_NAMES)
 _instances: dict[str, PlanningStrategy] = {}
 
 
+def check_strategy_name(name: str) -> str:
+    """``name`` if it is a registered strategy or a dotted path, else `ConfigurationError`."""
+    if name not in PLANNING_STRATEGIES and "." not in name:
+        raise ConfigurationError(
+            f"rebalancing_strategy: {name!r} is not one of {', '.join(PLANNING_STRATEGIES)} and is not a dotted path"
+        )
+    return name
+
+
 def resolve_planner(name: str) -> PlanningStrategy:
     """A strategy instance by registry name or dotted path of a `PlanningStrategy` subclass."""
     if name in _instances:
         return _instances[name]
-    path = PLANNING_STRATEGIES.get(name, name)
+    path = PLANNING_STRATEGIES.get(check_strategy_name(name), name)
     module_name, _, attribute = path.rpartition(".")
-    if not module_name:
-        raise ConfigurationError(
-            f"rebalancing_strategy: {name!r} is not one of {', '.join(PLANNING_STRATEGIES)} and is not a dotted path"
-        )
     try:
         cls = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as error:

@@ -28,6 +28,18 @@ def _vector(name: str, values, size: int, dtype=float) -> np.ndarray:
     return array
 
 
+def drift_of(values_usd: np.ndarray, cash_usd: float, targets: np.ndarray, cash_target: float) -> float:
+    """Portfolio drift, sum |w - t| / 2 over holdings and cash, weights of values + cash.
+
+    ``targets`` are the effective targets (shape of ``values_usd``), ``cash_target`` the buffer.
+    The same measure as `PlanContext.drift`; 0 for a portfolio worth nothing.
+    """
+    total = float(values_usd.sum()) + cash_usd
+    if total <= 0:
+        return 0.0
+    return float((np.abs(values_usd / total - targets).sum() + abs(cash_usd / total - cash_target)) / 2)
+
+
 @dataclass(frozen=True, eq=False)
 class PlanInputs:
     """Holdings, prices and targets of one portfolio.
@@ -159,7 +171,7 @@ class PlanContext:
     @cached_property
     def drift(self) -> float:
         """Portfolio drift, sum |w - t| / 2 over holdings and cash (Betterment's measure)."""
-        return float((np.abs(self.deviations).sum() + abs(self.cash_weight - self.cash_target)) / 2)
+        return drift_of(self.values_usd, self.available_cash_usd, self.targets, self.cash_target)
 
     @property
     def whole_shares(self) -> np.ndarray:

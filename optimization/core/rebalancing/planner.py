@@ -9,35 +9,13 @@ from datetime import date
 
 import numpy as np
 
-from ..errors import ConfigurationError
-from .base import PLANNING_STRATEGIES, resolve_planner
+from .base import check_strategy_name, resolve_planner
 from .finalize import Orders, finalize
-from .inputs import PlanContext, PlanInputs
+from .inputs import PlanContext, PlanInputs, drift_of
 from .needs import deposit_needed_usd, needs
 from .policy import RebalancePolicy
 from .results import Need, Plan, TriggerDecision
 from .triggers import evaluate_triggers
-
-
-def drift_of(values_usd: np.ndarray, cash_usd: float, targets: np.ndarray, cash_target: float) -> float:
-    """Portfolio drift, sum |w - t| / 2 over holdings and cash, weights of values + cash.
-
-    ``targets`` are the effective targets (shape of ``values_usd``), ``cash_target`` the buffer.
-    The same measure as `PlanContext.drift`; 0 for a portfolio worth nothing.
-    """
-    total = float(values_usd.sum()) + cash_usd
-    if total <= 0:
-        return 0.0
-    return float((np.abs(values_usd / total - targets).sum() + abs(cash_usd / total - cash_target)) / 2)
-
-
-def check_strategy_name(name: str) -> str:
-    """``name`` if it is a registered strategy or a dotted path, else `ConfigurationError`."""
-    if name not in PLANNING_STRATEGIES and "." not in name:
-        raise ConfigurationError(
-            f"rebalancing_strategy: {name!r} is not one of {', '.join(PLANNING_STRATEGIES)} and is not a dotted path"
-        )
-    return name
 
 
 def plan_rebalance(
