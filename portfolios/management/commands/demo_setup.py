@@ -11,12 +11,12 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from brokers.models import BrokerAccount
 from marketdata.management.commands._progress import print_summary
 from marketdata.models import Instrument
+from marketdata.selectors import last_bar_dates, price_frame
 from marketdata.services import NothingFetched, prices_fetch
 from marketdata.stores import get_price_store
-from brokers.models import BrokerAccount
-from marketdata.selectors import last_bar_dates, price_frame
 from optimization.core.errors import OptimizationError
 from optimization.services import targets_compute
 from portfolios.models import Portfolio
@@ -60,7 +60,7 @@ DEMO_PORTFOLIOS = (
 
 
 class Command(BaseCommand):
-    help = "Load offline sample prices for TICKERS, create the demo users and portfolios, print their plans (idempotent)."
+    help = "Load offline sample prices, create the demo users and portfolios, print their plans (idempotent)."
 
     def handle(self, *args: object, **options: object) -> None:
         symbols = settings.TICKERS
