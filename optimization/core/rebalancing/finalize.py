@@ -287,21 +287,23 @@ def _trades(
     indices = np.flatnonzero(quantity).tolist()
     if not indices:
         return ()
-    sides = ["sell" if s else "buy" for s in sell[indices].tolist()]
+    is_sell = sell[indices].tolist()
     missing = [i for i in indices if not reasons.get(symbols[i])]
     defaults = dict(zip(missing, holding_sentences(context, missing), strict=True))
-    rows = sorted(
-        zip(
-            sides,
-            indices,
-            quantity[indices].tolist(),
-            context.inputs.prices[indices].tolist(),
-            notional[indices].tolist(),
-            cost[indices].tolist(),
-            strict=True,
-        ),
-        key=lambda row: (row[0] == "buy", symbols[row[1]]),
-    )
+    quantities = quantity[indices].tolist()
+    prices = context.inputs.prices[indices].tolist()
+    notionals = notional[indices].tolist()
+    costs = cost[indices].tolist()
+    order = sorted(range(len(indices)), key=lambda k: (not is_sell[k], symbols[indices[k]]))
     return tuple(
-        Trade(symbols[i], side, q, p, n, c, defaults.get(i) or reasons[symbols[i]]) for side, i, q, p, n, c in rows
+        Trade(
+            symbols[indices[k]],
+            "sell" if is_sell[k] else "buy",
+            quantities[k],
+            prices[k],
+            notionals[k],
+            costs[k],
+            defaults.get(indices[k]) or reasons[symbols[indices[k]]],
+        )
+        for k in order
     )

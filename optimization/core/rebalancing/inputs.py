@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 
@@ -103,7 +102,13 @@ class PlanContext:
 
     ``total_usd`` is the value the targets apply to: holdings + cash + the cash flow.
     ``targets`` here are the effective targets, ``inputs.targets x (1 - cash buffer)``;
-    ``cash_target`` is the buffer. ``tradable`` is False for do-not-trade symbols.
+    ``cash_target`` is the buffer. ``deviations`` are current minus target weights (> 0 is
+    overweight), ``bands`` the band width per holding, ``outside`` where a deviation exceeds its
+    band. ``tradable`` is False for do-not-trade symbols. ``drift`` is the portfolio drift,
+    sum |w - t| / 2 over holdings and cash (Betterment's measure).
+
+    Every plan reads all of these, so they are computed eagerly in one pass: at 50 holdings a
+    lazy property per array cost more than the arithmetic.
     """
 
     inputs: PlanInputs
@@ -111,28 +116,56 @@ class PlanContext:
     values_usd: np.ndarray = field(init=False)
     available_cash_usd: float = field(init=False)
     total_usd: float = field(init=False)
+    weights: np.ndarray = field(init=False)
+    targets: np.ndarray = field(init=False)
+    target_values_usd: np.ndarray = field(init=False)
+    deviations: np.ndarray = field(init=False)
+    bands: np.ndarray = field(init=False)
+    outside: np.ndarray = field(init=False)
+    tradable: np.ndarray = field(init=False)
+    drift: float = field(init=False)
 
     def __post_init__(self) -> None:
-        values = self.inputs.quantities * self.inputs.prices
-        cash = self.inputs.cash_usd + self.inputs.cash_flow_usd
+        inputs, policy = self.inputs, self.policy
+        values = inputs.quantities * inputs.prices
+        cash = inputs.cash_usd + inputs.cash_flow_usd
         total = float(values.sum() + cash)
         if total <= 0:
             raise ConfigurationError(
                 "cash_flow_usd: the withdrawal exceeds the portfolio's value"
-                if self.inputs.cash_flow_usd < 0
+                if inputs.cash_flow_usd < 0
                 else "cash_usd: the portfolio has no value to rebalance (no holdings and no cash)"
             )
-        object.__setattr__(self, "values_usd", values)
-        object.__setattr__(self, "available_cash_usd", float(cash))
-        object.__setattr__(self, "total_usd", total)
+        weights = values / total
+        targets = inputs.targets * (1 - policy.trading.cash_buffer_weight)
+        deviations = weights - targets
+        bands = policy.bands.bands(targets)
+        blocked = policy.trading.do_not_trade
+        if blocked:
+            tradable = np.array([s not in blocked for s in inputs.symbols], dtype=bool)
+        else:
+            tradable = np.ones(len(inputs.symbols), dtype=bool)
+        cash_deviation = abs(cash / total - policy.trading.cash_buffer_weight)
+        derived = {
+            "values_usd": values,
+            "available_cash_usd": float(cash),
+            "total_usd": total,
+            "weights": weights,
+            "targets": targets,
+            "target_values_usd": targets * total,
+            "deviations": deviations,
+            "bands": bands,
+            "outside": np.abs(deviations) > bands + BAND_TOLERANCE,
+            "tradable": tradable,
+            # drift_of, inlined: the deviations are already at hand.
+            "drift": float((np.abs(deviations).sum() + cash_deviation) / 2),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     @property
     def symbols(self) -> tuple[str, ...]:
         return self.inputs.symbols
-
-    @cached_property
-    def weights(self) -> np.ndarray:
-        return self.values_usd / self.total_usd
 
     @property
     def cash_weight(self) -> float:
@@ -141,37 +174,6 @@ class PlanContext:
     @property
     def cash_target(self) -> float:
         return self.policy.trading.cash_buffer_weight
-
-    @cached_property
-    def targets(self) -> np.ndarray:
-        return self.inputs.targets * (1 - self.cash_target)
-
-    @cached_property
-    def target_values_usd(self) -> np.ndarray:
-        return self.targets * self.total_usd
-
-    @cached_property
-    def deviations(self) -> np.ndarray:
-        """Current minus target weight (signed; > 0 is overweight)."""
-        return self.weights - self.targets
-
-    @cached_property
-    def bands(self) -> np.ndarray:
-        return self.policy.bands.bands(self.targets)
-
-    @cached_property
-    def outside(self) -> np.ndarray:
-        return np.abs(self.deviations) > self.bands + BAND_TOLERANCE
-
-    @cached_property
-    def tradable(self) -> np.ndarray:
-        blocked = self.policy.trading.do_not_trade
-        return np.array([s not in blocked for s in self.symbols], dtype=bool)
-
-    @cached_property
-    def drift(self) -> float:
-        """Portfolio drift, sum |w - t| / 2 over holdings and cash (Betterment's measure)."""
-        return drift_of(self.values_usd, self.available_cash_usd, self.targets, self.cash_target)
 
     @property
     def whole_shares(self) -> np.ndarray:

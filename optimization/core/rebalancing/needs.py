@@ -27,34 +27,29 @@ def format_usd(amount: float) -> str:
 
 def deviation_phrase(symbol: str, deviation: float) -> str:
     """ "VTI 7.2 pp under target" (``deviation`` = current - target weight; > 0 is over)."""
-    if abs(deviation) < 0.0005:
+    points = abs(deviation) * 100
+    if points < 0.05:
         return f"{symbol} on target"
-    side = "over" if deviation > 0 else "under"
-    return f"{symbol} {format_pp(deviation)} {side} target"
+    # format_pp, inlined: every trade's reason goes through here.
+    amount = f"{points:.1f}" if points >= 0.095 else f"{points:.2g}"
+    return f"{symbol} {amount} pp {'over' if deviation > 0 else 'under'} target"
 
 
 def need_sentence(symbol: str, deviation: float, band: float, outside: bool) -> str:
     """The default reason for a holding: "VTI 7.2 pp under target (band 5.0 pp)", or, inside
     its band, "VTI 1.2 pp under target (inside its 5.0 pp band)"."""
-    phrase = deviation_phrase(symbol, deviation)
     if outside:
-        return f"{phrase} (band {format_pp(band)})"
-    return f"{phrase} (inside its {format_pp(band)} band)"
+        return f"{deviation_phrase(symbol, deviation)} (band {format_pp(band)})"
+    return f"{deviation_phrase(symbol, deviation)} (inside its {format_pp(band)} band)"
 
 
 def holding_sentences(context: PlanContext, indices: list[int]) -> list[str]:
     """`need_sentence` for the holdings at ``indices`` of ``context.symbols``."""
     symbols = context.symbols
-    return [
-        need_sentence(symbols[i], deviation, band, outside)
-        for i, deviation, band, outside in zip(
-            indices,
-            context.deviations[indices].tolist(),
-            context.bands[indices].tolist(),
-            context.outside[indices].tolist(),
-            strict=True,
-        )
-    ]
+    deviations = context.deviations[indices].tolist()
+    bands = context.bands[indices].tolist()
+    outside = context.outside[indices].tolist()
+    return [need_sentence(symbols[i], deviations[k], bands[k], outside[k]) for k, i in enumerate(indices)]
 
 
 def needs(context: PlanContext) -> tuple[Need, ...]:
@@ -92,7 +87,7 @@ def deposit_needed_usd(context: PlanContext) -> float | None:
     """
     values = context.values_usd
     targets = context.targets
-    if np.any((targets <= 0) & (values > 0)):
+    if ((targets <= 0) & (values > 0)).any():
         return None
     held = targets > 0
     if not held.any():

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Need:
+# Need and Trade are named tuples, not dataclasses: a plan of 50 holdings builds 50 needs, and
+# 10,000 plans a night make their construction cost count; they are as immutable.
+class Need(NamedTuple):
     """One holding against its target (the seed's `RebalancingNeed`).
 
     ``deviation`` is current minus target weight (> 0 overweight). ``urgency`` is
@@ -48,8 +50,7 @@ class TriggerDecision:
         return "; ".join(self.reasons)
 
 
-@dataclass(frozen=True)
-class Trade:
+class Trade(NamedTuple):
     """One order to place. ``quantity`` > 0 in shares; ``notional_usd`` = quantity x price."""
 
     symbol: str
@@ -91,5 +92,8 @@ class Plan:
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        # asdict keeps named tuples as tuples: name their fields for JSON.
+        data["needs"] = [need._asdict() for need in self.needs]
+        data["trades"] = [trade._asdict() for trade in self.trades]
         data["trigger"]["label"] = self.trigger.label
         return data
