@@ -92,3 +92,31 @@ def previous_session(day: date) -> date:
     if len(earlier) == 0:
         raise CalendarRangeError(f"no session before {day}")
     return earlier[-1].date()
+
+
+def market_clock(now: datetime) -> tuple[bool, datetime, datetime]:
+    """(open at ``now``, next open, next close) of the regular NYSE session, early closes
+    included; times timezone-aware (UTC). ``now`` must be timezone-aware.
+
+    Open means within [open, close) of a session. The next open is the coming session's open
+    when the market is open or already past today's open; the next close is the close of the
+    session in progress, or of the next one.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    cal = nyse()
+    stamp = pd.Timestamp(now).tz_convert("UTC")
+    is_open = bool(cal.is_open_on_minute(stamp.floor("min"))) and stamp < _session_close_at(stamp)
+    next_open = cal.next_open(stamp).to_pydatetime()
+    next_close = cal.next_close(stamp).to_pydatetime()
+    return is_open, next_open, next_close
+
+
+def _session_close_at(stamp: pd.Timestamp) -> pd.Timestamp:
+    """The close of the session trading at minute ``stamp`` (or +inf when none is)."""
+    cal = nyse()
+    try:
+        session = cal.minute_to_session(stamp.floor("min"), direction="none")
+    except ValueError:
+        return pd.Timestamp.max.tz_localize("UTC")
+    return cal.session_close(session)

@@ -22,7 +22,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-SECRET_VARIABLES = frozenset({"SECRET_KEY", "ALPACA_API_KEY", "ALPACA_SECRET_KEY", "DATABASE_URL"})
+SECRET_VARIABLES = frozenset(
+    {"SECRET_KEY", "ALPACA_API_KEY", "ALPACA_SECRET_KEY", "DATABASE_URL", "FIELD_ENCRYPTION_KEYS"}
+)
 env = Env(secrets=SECRET_VARIABLES)
 
 # --- Django core -------------------------------------------------------------
@@ -49,6 +51,38 @@ if not SECRET_KEY:
     SECRET_KEY = _local_secret_key()
 elif len(SECRET_KEY) < 32:
     raise ConfigError("SECRET_KEY=(hidden) is invalid: expected at least 32 characters")
+
+
+def _local_field_encryption_key() -> str:
+    """A Fernet key generated once per checkout (like the secret key), for first runs and the demo."""
+    from cryptography.fernet import Fernet
+
+    path = BASE_DIR / ".local" / "field_encryption_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(Fernet.generate_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+# Keys that encrypt broker credentials at rest, newest first: the first encrypts, all decrypt.
+# Rotation: put a new key first, run `manage.py rotate_credentials`, then drop the old one.
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", "")
+if not FIELD_ENCRYPTION_KEYS:
+    if VALIDATE_REQUIRED_CONFIG:
+        raise ConfigError("FIELD_ENCRYPTION_KEYS is not set: required when VALIDATE_REQUIRED_CONFIG=true")
+    FIELD_ENCRYPTION_KEYS = [_local_field_encryption_key()]
+for _position, _key in enumerate(FIELD_ENCRYPTION_KEYS, start=1):
+    try:
+        from cryptography.fernet import Fernet
+
+        Fernet(_key)
+    except ValueError:
+        raise ConfigError(
+            f"FIELD_ENCRYPTION_KEYS=(hidden) is invalid: key {_position} is not a Fernet key (32 url-safe "
+            'base64-encoded bytes; make one with python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())")'
+        ) from None
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -273,6 +307,45 @@ ALPACA_BASE_URL = env.url("ALPACA_BASE_URL", "https://paper-api.alpaca.markets")
 IB_HOST = env.str("IB_HOST", "127.0.0.1")
 IB_PORT = env.int("IB_PORT", 7497, min_value=1, max_value=65535)
 IB_CLIENT_ID = env.int("IB_CLIENT_ID", 1, min_value=0, max_value=2**31 - 1)
+# Real-money trading needs this, the account's live flag and the owner's opt-in (password re-entered).
+ALLOW_LIVE_TRADING = env.bool("ALLOW_LIVE_TRADING", False)
+ALPACA_LIVE_BASE_URL = env.url("ALPACA_LIVE_BASE_URL", "https://api.alpaca.markets")
+# Every broker request gives up after this long (the Alpaca SDK sets no timeout of its own).
+BROKER_TIMEOUT_SECONDS = env.float("BROKER_TIMEOUT_SECONDS", 10.0, min_value=0.1, max_value=300.0)
+# The paper broker outside market hours: queue orders for the next session, or reject them.
+PAPER_OUTSIDE_HOURS = env.str("PAPER_OUTSIDE_HOURS", "queue", choices=("queue", "reject"))
+
+# Broker adapters by kind: dotted paths of `brokers.base.Broker` subclasses, imported lazily.
+BROKER_ADAPTERS = {
+    "paper": "brokers.adapters.paper.PaperBroker",
+    "alpaca": "brokers.adapters.alpaca.AlpacaBroker",
+    "ib": "brokers.adapters.ib.IBBroker",
+}
+# Options handed to each adapter (`AccountConfig.options`).
+BROKER_OPTIONS = {
+    "paper": {"outside_hours": PAPER_OUTSIDE_HOURS},
+    "alpaca": {
+        "paper_url": ALPACA_BASE_URL,
+        "live_url": ALPACA_LIVE_BASE_URL,
+        "timeout_s": BROKER_TIMEOUT_SECONDS,
+        # The SDK's own retries on HTTP 429/504 (safe: every order carries a client order id).
+        "retry_attempts": env.int("ALPACA_RETRY_ATTEMPTS", 3, min_value=0, max_value=10),
+        "retry_wait_s": env.float("ALPACA_RETRY_WAIT_SECONDS", 3.0, min_value=0.0, max_value=60.0),
+    },
+    "ib": {"timeout_s": BROKER_TIMEOUT_SECONDS},
+}
+
+# Pre-trade controls, checked before any order of a run is sent.
+MAX_ORDER_NOTIONAL_USD = env.float("MAX_ORDER_NOTIONAL_USD", 1_000_000.0, min_value=1.0, max_value=1e12)
+MAX_RUN_TURNOVER = env.float("MAX_RUN_TURNOVER", 1.0, min_value=0.0001, max_value=1.0)
+# Limit orders are priced this far through the last close (buys above, sells below).
+PRICE_COLLAR_BPS = env.float("PRICE_COLLAR_BPS", 50.0, min_value=0.0, max_value=2000.0)
+# How long execution waits for orders to finish before leaving the run to be resumed.
+EXECUTION_WAIT_SECONDS = env.float("EXECUTION_WAIT_SECONDS", 120.0, min_value=0.0, max_value=3600.0)
+EXECUTION_POLL_SECONDS = env.float("EXECUTION_POLL_SECONDS", 1.0, min_value=0.01, max_value=60.0)
+# A run being executed is leased for this long (renewed at every step); a crashed executor's lease
+# runs out and another may resume the run.
+EXECUTION_LEASE_SECONDS = env.int("EXECUTION_LEASE_SECONDS", 600, min_value=5, max_value=86_400)
 
 if VALIDATE_REQUIRED_CONFIG:
     if "alpaca" in (BROKER_TYPE, *PRICE_PROVIDERS) and not (ALPACA_API_KEY and ALPACA_SECRET_KEY):
@@ -314,7 +387,13 @@ LOGGING = {
     "filters": {
         "redact_secrets": {
             "()": "rebalancer_site.logging.RedactSecretsFilter",
-            "secrets": [SECRET_KEY, ALPACA_API_KEY, ALPACA_SECRET_KEY, DATABASES["default"].get("PASSWORD", "")],
+            "secrets": [
+                SECRET_KEY,
+                ALPACA_API_KEY,
+                ALPACA_SECRET_KEY,
+                DATABASES["default"].get("PASSWORD", ""),
+                *FIELD_ENCRYPTION_KEYS,
+            ],
         }
     },
     "formatters": {

@@ -113,9 +113,25 @@ class TestEnvReaders:
             "expected an IANA time zone name such as America/New_York",
         ),
         (
-            {"BROKER_TYPE": "alpaca", "VALIDATE_REQUIRED_CONFIG": "true", "SECRET_KEY": "x" * 40, "DEBUG": "true"},
+            {
+                "BROKER_TYPE": "alpaca",
+                "VALIDATE_REQUIRED_CONFIG": "true",
+                "SECRET_KEY": "x" * 40,
+                "FIELD_ENCRYPTION_KEYS": "YXl4U2FtcGxlS2V5MzJCeXRlc0xvbmdGb3JGZXJuZXQ=",
+                "DEBUG": "true",
+            },
             "configuration error: ALPACA_API_KEY is not set: required when BROKER_TYPE=alpaca or PRICE_PROVIDERS "
             "names alpaca",
+        ),
+        (
+            {"VALIDATE_REQUIRED_CONFIG": "true", "SECRET_KEY": "x" * 40, "DEBUG": "true"},
+            "configuration error: FIELD_ENCRYPTION_KEYS is not set: required when VALIDATE_REQUIRED_CONFIG=true",
+        ),
+        (
+            {"FIELD_ENCRYPTION_KEYS": "not-a-fernet-key"},
+            "configuration error: FIELD_ENCRYPTION_KEYS=(hidden) is invalid: key 1 is not a Fernet key (32 url-safe "
+            'base64-encoded bytes; make one with python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())")',
         ),
     ],
 )
