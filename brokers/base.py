@@ -232,6 +232,12 @@ class Broker(ABC):
     def close(self) -> None:  # noqa: B027 - most adapters hold nothing to release
         """Release connections; the adapter is not used afterwards."""
 
+    @property
+    def follows_exchange_hours(self) -> bool:
+        """False only for a simulation that trades at any hour (the paper broker's "always open"
+        mode): execution then skips cross-checking the broker's clock with the NYSE calendar."""
+        return True
+
     @abstractmethod
     def account(self) -> AccountInfo: ...
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 from django.db.models import QuerySet
@@ -33,3 +33,24 @@ def quality_findings(
     if since:
         findings = findings.filter(fetch_log__started_at__date__gte=since)
     return findings
+
+
+def latest_closes(*, symbols: Sequence[str], on_or_before: date) -> dict[str, tuple[date, float]]:
+    """Each symbol's latest stored adjusted close on or before ``on_or_before``: {symbol: (date, USD)}.
+
+    Symbols with no usable close (none stored, or only NaN / non-positive values) are absent.
+    Looks back at most 31 days: an older price is not a price to trade on.
+    """
+    symbols = [s.upper() for s in symbols]
+    if not symbols:
+        return {}
+    frame = price_frame(symbols=symbols, start=on_or_before - timedelta(days=31), end=on_or_before)
+    found: dict[str, tuple[date, float]] = {}
+    for symbol in symbols:
+        if symbol not in frame:
+            continue
+        column = frame[symbol].dropna()
+        column = column[column > 0]
+        if len(column):
+            found[symbol] = (column.index[-1].date(), float(column.iloc[-1]))
+    return found

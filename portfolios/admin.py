@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from portfolios.models import Holding, PlannedTrade, Portfolio, RebalanceRun
+from brokers.models import Order
+from portfolios.models import Holding, HoldingsSync, PlannedTrade, Portfolio, RebalanceRun
 
 
 class HoldingInline(admin.TabularInline):
@@ -144,16 +145,47 @@ class PlannedTradeInline(admin.TabularInline):
         return False
 
 
+class OrderInline(admin.TabularInline):
+    model = Order
+    extra = 0
+    can_delete = False
+    fields = ["client_order_id", "side", "symbol", "quantity", "filled_quantity", "filled_avg_price_usd", "state"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(HoldingsSync)
+class HoldingsSyncAdmin(admin.ModelAdmin):
+    list_display = ["portfolio", "broker_account", "run", "created_at", "cash_before_usd", "cash_after_usd"]
+    search_fields = ["portfolio__name", "portfolio__owner__username"]
+    list_select_related = ["portfolio", "broker_account", "run"]
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)
+
+
 @admin.register(RebalanceRun)
 class RebalanceRunAdmin(admin.ModelAdmin):
-    """Runs are records: read-only, trades inline."""
+    """Runs are records: read-only, trades and orders inline."""
 
     list_display = ["portfolio", "trading_date", "status", "strategy", "trigger", "drift_before", "drift_after"]
     list_filter = ["status", "strategy", "trading_date"]
     search_fields = ["portfolio__name", "portfolio__owner__username"]
     list_select_related = ["portfolio", "portfolio__owner"]
     date_hierarchy = "trading_date"
-    inlines = [PlannedTradeInline]
+    inlines = [PlannedTradeInline, OrderInline]
 
     def get_readonly_fields(self, request, obj=None) -> list[str]:
         return [f.name for f in self.model._meta.fields]

@@ -1,6 +1,6 @@
 """Portfolios, their holdings and their stored rebalancing runs."""
 
-from .holdings import Holding
+from .holdings import Holding, HoldingsSync
 from .portfolio import (
     Portfolio,
     default_band_abs,
@@ -40,6 +40,7 @@ from .runs import FrozenError, PlannedTrade, RebalanceRun
 __all__ = [
     "FrozenError",
     "Holding",
+    "HoldingsSync",
     "PlannedTrade",
     "Portfolio",
     "RebalanceRun",

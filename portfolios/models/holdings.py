@@ -37,3 +37,26 @@ class Holding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity.normalize():f} {self.instrument_id}"
+
+
+class HoldingsSync(models.Model):
+    """One replacement of a portfolio's holdings and cash by its broker's positions, with what changed.
+
+    ``changes``: [{"symbol", "before", "after"}] as decimal strings, only symbols that changed.
+    """
+
+    portfolio = models.ForeignKey("portfolios.Portfolio", on_delete=models.CASCADE, related_name="syncs")
+    broker_account = models.ForeignKey("brokers.BrokerAccount", on_delete=models.PROTECT, related_name="+")
+    run = models.ForeignKey(
+        "portfolios.RebalanceRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="syncs"
+    )
+    changes = models.JSONField(default=list, blank=True)
+    cash_before_usd = models.DecimalField(max_digits=20, decimal_places=4)
+    cash_after_usd = models.DecimalField(max_digits=20, decimal_places=4)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"sync of {self.portfolio_id} at {self.created_at:%Y-%m-%d %H:%M}: {len(self.changes)} change(s)"

@@ -25,10 +25,15 @@ class RebalanceRun(models.Model):
     class Status(models.TextChoices):
         PLANNED = "planned", "Planned"
         NO_ACTION = "no_action", "No action needed"
-        FAILED = "failed", "Failed"
+        FAILED = "failed", "Planning failed"
+        EXECUTING = "executing", "Executing"
+        EXECUTED = "executed", "Executed"
+        EXECUTION_FAILED = "execution_failed", "Execution stopped"
 
     #: Fields that may change after the plan is written (execution progress, not the plan).
-    MUTABLE_FIELDS = frozenset({"status", "error", "timings", "updated_at"})
+    MUTABLE_FIELDS = frozenset(
+        {"status", "error", "timings", "updated_at", "execution_step", "execution", "lease_owner", "lease_until"}
+    )
 
     portfolio = models.ForeignKey("portfolios.Portfolio", on_delete=models.CASCADE, related_name="runs")
     trading_date = models.DateField()
@@ -62,6 +67,13 @@ class RebalanceRun(models.Model):
     weights_after = models.JSONField(default=dict, blank=True)
     notes = models.JSONField(default=list, blank=True)
     timings = models.JSONField(default=dict, blank=True, help_text="Seconds per step.")
+
+    # Execution progress (portfolios.services.execution): the last step stored, what each step
+    # found (checks, buys re-sized, reconciliation), and the lease of the process executing it.
+    execution_step = models.CharField(max_length=20, blank=True)
+    execution = models.JSONField(default=dict, blank=True)
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,0 +1,1 @@
+"""Broker adapters behind `brokers.base.Broker`; broker SDKs are imported only in this package."""

@@ -1,0 +1,820 @@
+"""Interactive Brokers adapter: `IBBroker`, over ib_async (or ib_insync, the same API).
+
+Connection. TWS or IB Gateway at ``credentials["host"]:credentials["port"]`` with API client id
+``credentials["client_id"]``. The connection and every ib_async object live on a private asyncio
+loop in a dedicated thread (`brokers.adapters.ib_runner.LoopThread`); the public methods are
+synchronous, run one at a time, and wait at most ``options["timeout_s"]`` seconds (one deadline
+per call, covering connecting, the requests and, for an order, its acknowledgement). Results are
+converted to the project's dataclasses on that thread: no ib_async object leaves the adapter.
+A dropped connection is re-established on the next call (a new ib_async ``IB`` session).
+
+Paper or live. IB chooses by the account TWS is logged into, not by an endpoint, so the adapter
+checks it: unless ``config.live``, every account TWS manages must be a paper account (IB paper
+account ids start with "D": DU..., DF...), else `BrokerError(permanent=True)` before anything is
+read or sent.
+
+Failures (see `brokers.base`): cannot connect, a read that times out or loses the connection:
+`BrokerError()` (transient, host:port in the message). Placing an order: any failure from the
+moment the order is handed to IB, and no acknowledgement within the deadline, is
+``BrokerError(unknown=True)``; failures before that (connecting, the duplicate lookup) changed
+nothing and are transient. Refusals the adapter can tell before sending (notional or fractional
+orders, unknown symbols, a quantity a float cannot carry) are ``permanent``.
+
+Exactly once. IB has no server-side idempotency key, so every order carries the client order id
+in ``order.orderRef`` and `IBBroker.submit_order` first looks for an order with that orderRef:
+the session's trades, its open trades, all clients' open orders (``reqAllOpenOrders``), completed
+orders (``reqCompletedOrders``) and executions (``reqExecutions``; IB reports the current day's).
+Found: that order is returned and nothing is placed. `IBBroker.get_order` searches the same
+places, so orders placed in an earlier session (before a reconnect or restart) are found with
+their fills. The remaining gap is IB's: an order handed to TWS that TWS has not yet recorded
+anywhere is invisible for that instant; the caller never resubmits after ``unknown`` without a
+lookup, which narrows it to an order lost between the socket and TWS.
+
+Status mapping (IB ``OrderStatus.status`` -> `OrderState`):
+
+    ==============================================  ==============================================
+    IB status                                       project state
+    ==============================================  ==============================================
+    PendingSubmit, ApiPending, PreSubmitted,        NEW, or PARTIALLY_FILLED when filled > 0
+    Submitted, PendingCancel, ApiUpdate,            (PendingCancel: the cancel is not confirmed;
+    ValidationError (ib_async: a warning, the       ValidationError: the order is still live)
+    order is still live)
+    Filled                                          FILLED (filled quantity = order quantity)
+    Cancelled, ApiCancelled                         CANCELED; REJECTED when IB's error 201
+                                                    ("Order rejected") is on the order, nothing
+                                                    filled (ib_async marks rejected orders
+                                                    Cancelled)
+    Inactive                                        REJECTED, reason from the trade log or the
+                                                    error event
+    (no order record, only executions)              PARTIALLY_FILLED, quantity None: the fills
+                                                    are real, the order's size and end are not
+                                                    known yet (non-terminal, so it is re-read)
+    anything else                                   NEW (logged): non-terminal is the safe guess
+    ==============================================  ==============================================
+
+Numbers. IB reports floats; they become Decimals rounded to 9 decimal places with trailing zeros
+dropped (3.0 -> 3, 0.30000000000000004 -> 0.3). Account values arrive as strings and convert
+exactly. Quantities and limit prices go to IB as floats and are refused when the float does not
+carry the Decimal exactly.
+
+Assets. `IBBroker.asset` qualifies ``Stock(symbol, "SMART", "USD")``. ``fractionable`` is always
+False: IB's API accepts fractional quantities only for accounts with the fractional-share
+permission and eligible contracts, and reports neither; orders for fractional quantities are
+refused before sending (``permanent``), consistently with that answer. ``tradable`` is True for
+any qualified contract (trading permissions are only known when an order is placed).
+
+Options: ``timeout_s`` (seconds, default 10) and, for tests, ``ib_factory`` (a zero-argument
+callable returning an ``IB``-like object, called on the loop thread, instead of ``IB()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import math
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation, localcontext
+from types import ModuleType
+from typing import Any, TypeVar
+
+from brokers.adapters.ib_runner import LoopThread, LoopTimeout
+from brokers.base import (
+    AccountConfig,
+    AccountInfo,
+    Asset,
+    Broker,
+    BrokerError,
+    BrokerOrder,
+    Clock,
+    OrderRequest,
+    OrderState,
+    OrderType,
+    Position,
+    Side,
+    TimeInForce,
+)
+from marketdata import calendar
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Tried in this order; ib_insync is the unmaintained original with the same API.
+SDK_MODULES = ("ib_async", "ib_insync")
+DEFAULT_TIMEOUT_S = 10.0
+#: Extra wait, past the call's own deadline, before the caller gives up on the loop thread (the
+#: coroutine normally reports its own timeout first, with the right error flag).
+BACKSTOP_GRACE_S = 1.0
+#: IB paper trading account ids start with this letter (DU..., DF...).
+PAPER_ACCOUNT_PREFIX = "D"
+#: The account summary tags read by `IBBroker.account` (values in the account's base currency).
+CASH_TAG, BUYING_POWER_TAG, EQUITY_TAG = "TotalCashValue", "BuyingPower", "NetLiquidation"
+#: IB error code "Order rejected - reason: ...".
+ORDER_REJECTED_CODE = 201
+#: IB sends "Warning"-class messages with codes 2100-2199 (farm connections and the like).
+INFO_CODES = range(2100, 2200)
+#: ib_async's (and IB's) "value not set" marker for doubles.
+UNSET_DOUBLE = sys.float_info.max
+_NANO = Decimal("1e-9")
+
+# IB status words (strings, so that this module does not need the SDK to be importable).
+ACTIVE_STATUSES = frozenset(
+    {"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel", "ApiUpdate", "ValidationError"}
+)
+CANCELLED_STATUSES = frozenset({"Cancelled", "ApiCancelled"})
+DONE_STATUSES = CANCELLED_STATUSES | {"Filled", "Inactive"}
+#: Statuses that only TWS sends: the order reached IB (PendingSubmit/ApiPending are set locally by
+#: ib_async when placing, ValidationError on a warning, so they prove nothing).
+ACKNOWLEDGED_STATUSES = DONE_STATUSES | {"PreSubmitted", "Submitted", "PendingCancel"}
+
+#: Replaced by tests to simulate a missing package.
+_import_module: Callable[[str], ModuleType] = importlib.import_module
+
+
+# -- SDK and configuration -------------------------------------------------------------------
+
+
+def load_sdk() -> ModuleType:
+    """The ib_async module, else ib_insync; `BrokerError(permanent=True)` when neither imports."""
+    failures = []
+    for name in SDK_MODULES:
+        try:
+            return _import_module(name)
+        except ImportError as error:
+            failures.append(f"{name}: {error}")
+    raise BrokerError(
+        "the Interactive Brokers adapter needs the ib_async package: pip install ib_async "
+        f"(ib_insync also works); import failed: {'; '.join(failures)}",
+        permanent=True,
+    )
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where TWS / IB Gateway listens and the API client id to use (not secrets)."""
+
+    host: str
+    port: int
+    client_id: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def endpoint_from(credentials: Mapping[str, str]) -> Endpoint:
+    """Host, port and client id from the account's credentials; permanent error when invalid."""
+    host = str(credentials.get("host") or "").strip()
+    if not host:
+        raise BrokerError("IB credentials: host is required", permanent=True)
+    numbers = {}
+    for key, low, high in (("port", 1, 65535), ("client_id", 0, 2**31 - 1)):
+        try:
+            value = int(str(credentials.get(key, "")).strip())
+        except ValueError:
+            raise BrokerError(f"IB credentials: {key} must be an integer", permanent=True) from None
+        if not low <= value <= high:
+            raise BrokerError(f"IB credentials: {key} must be within {low}..{high}", permanent=True)
+        numbers[key] = value
+    return Endpoint(host, numbers["port"], numbers["client_id"])
+
+
+def timeout_from(options: Mapping[str, object]) -> float:
+    """``options["timeout_s"]`` as positive seconds (default `DEFAULT_TIMEOUT_S`)."""
+    try:
+        value = float(options.get("timeout_s", DEFAULT_TIMEOUT_S))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise BrokerError("IB options: timeout_s must be a positive number of seconds", permanent=True)
+    return value
+
+
+# -- numbers ---------------------------------------------------------------------------------
+
+
+def decimal_from_ib(value: float | Decimal | str | None) -> Decimal | None:
+    """An IB number as a Decimal without binary noise: rounded to 9 decimal places, trailing zeros
+    dropped, whole numbers without exponent (3.0 -> 3, 1e2 -> 100, 0.1 + 0.2 -> 0.3).
+
+    None for what IB uses as "not set": None, "", NaN, infinities, ``UNSET_DOUBLE``.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value) or abs(value) >= UNSET_DOUBLE:
+            return None
+        number = Decimal(repr(round(value, 9)))
+    else:
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            return None
+        if not number.is_finite():
+            return None
+        with localcontext() as context:
+            context.prec = 60  # large values must not lose digits while quantizing
+            number = number.quantize(_NANO)
+    return _tidy(number)
+
+
+def _tidy(number: Decimal) -> Decimal:
+    if number == 0:
+        return Decimal(0)  # also turns -0 into 0
+    if number == number.to_integral_value():
+        return number.quantize(Decimal(1))
+    return number.normalize()
+
+
+def float_for_ib(value: Decimal, what: str) -> float:
+    """``value`` as the float IB's API takes; `BrokerError(permanent=True)` when the float does not
+    carry it exactly (more significant digits than a double holds)."""
+    number = float(value)
+    if not math.isfinite(number) or Decimal(repr(number)) != value:
+        raise BrokerError(f"{what} {value} cannot be sent to IB exactly (IB's API takes a float)", permanent=True)
+    return number
+
+
+# -- status mapping --------------------------------------------------------------------------
+
+
+def map_state(status: str, filled: Decimal, rejected: bool) -> OrderState:
+    """The project state of an IB order; see the table in the module docstring.
+
+    ``rejected``: IB's error 201 ("Order rejected") was reported for the order.
+    """
+    if status == "Filled":
+        return OrderState.FILLED
+    if status == "Inactive":
+        return OrderState.REJECTED
+    if status in CANCELLED_STATUSES:
+        return OrderState.REJECTED if rejected and filled == 0 else OrderState.CANCELED
+    if status not in ACTIVE_STATUSES:
+        logger.warning("IB order status %r is not known to this adapter; treating the order as open", status)
+    return OrderState.PARTIALLY_FILLED if filled > 0 else OrderState.NEW
+
+
+# -- one IB order from several sources -------------------------------------------------------
+
+
+@dataclass
+class OrderFacts:
+    """Everything found about one IB order: its best record and its fills (by execution id).
+
+    ``trade`` is an ib_async ``Trade`` (None when only executions were found). Lives on the
+    loop thread; `to_broker_order` turns it into the project's dataclass.
+    """
+
+    order_ref: str
+    trade: Any | None = None
+    fills: dict[str, Any] = field(default_factory=dict)
+    error: tuple[int, str] | None = None
+
+    def add_fills(self, fills: Iterable[Any]) -> None:
+        for fill in fills:
+            self.fills.setdefault(fill.execution.execId, fill)
+
+
+def _perm_id(trade: Any) -> int:
+    return int(trade.order.permId or trade.orderStatus.permId or 0)
+
+
+def _record_rank(trade: Any, source: int) -> tuple[bool, int]:
+    """Which record of an order to believe: a finished one (IB's last word) first, then the most
+    live source (lower ``source`` = the session's own, live-updated objects)."""
+    return (trade.orderStatus.status in DONE_STATUSES, -source)
+
+
+def gather_facts(order_ref: str, sources: Sequence[Iterable[Any]], fills: Iterable[Any]) -> OrderFacts | None:
+    """The facts about the order tagged ``order_ref``, from trade lists (most live first) and
+    executions; None when nothing carries that orderRef."""
+    facts = OrderFacts(order_ref)
+    best: tuple[tuple[bool, int], Any] | None = None
+    perm_ids: set[int] = set()
+    for source, trades in enumerate(sources):
+        for trade in trades:
+            if trade.order.orderRef != order_ref:
+                continue
+            facts.add_fills(trade.fills)
+            perm_ids.add(_perm_id(trade))
+            rank = _record_rank(trade, source)
+            if best is None or rank > best[0]:
+                best = (rank, trade)
+    facts.add_fills(f for f in fills if f.execution.orderRef == order_ref)
+    perm_ids.update(f.execution.permId for f in facts.fills.values())
+    perm_ids.discard(0)  # not yet acknowledged by TWS: no permId
+    if len(perm_ids) > 1:
+        # The adapter never places a second order for one orderRef; this is someone else's doing
+        # (or a manual order): report loudly, keep every fill so positions stay explainable.
+        logger.error("IB holds several orders with orderRef %s (permIds %s)", order_ref, sorted(perm_ids))
+    if best is None and not facts.fills:
+        return None
+    facts.trade = best[1] if best else None
+    return facts
+
+
+def _fill_totals(fills: Iterable[Any]) -> tuple[Decimal, Decimal | None]:
+    """(shares filled, volume-weighted average price) of executions."""
+    shares, value = Decimal(0), Decimal(0)
+    for fill in fills:
+        quantity = decimal_from_ib(fill.execution.shares) or Decimal(0)
+        price = decimal_from_ib(fill.execution.price) or Decimal(0)
+        shares += quantity
+        value += quantity * price
+    return shares, (decimal_from_ib(value / shares) if shares else None)
+
+
+def _aware(moment: Any) -> datetime | None:
+    """A timezone-aware datetime after 1970, else None (ib_async uses datetime.min as unset)."""
+    if not isinstance(moment, datetime) or moment.tzinfo is None or moment.year <= 1970:
+        return None
+    return moment
+
+
+def _reject_reason(trade: Any, error: tuple[int, str] | None) -> tuple[bool, str]:
+    """(IB's error 201 was seen, the most recent error message for the order)."""
+    rejected = error is not None and error[0] == ORDER_REJECTED_CODE
+    reason = error[1] if error else ""
+    for entry in reversed(trade.log if trade is not None else []):
+        if entry.errorCode:
+            rejected = rejected or entry.errorCode == ORDER_REJECTED_CODE
+            reason = reason or entry.message
+    return rejected, reason
+
+
+def to_broker_order(facts: OrderFacts) -> BrokerOrder:
+    """The project's view of one IB order (see the status table in the module docstring)."""
+    fills = sorted(facts.fills.values(), key=lambda f: f.execution.time)
+    fill_shares, fill_price = _fill_totals(fills)
+    trade = facts.trade
+    if trade is None:
+        first = fills[0]
+        return BrokerOrder(
+            client_order_id=facts.order_ref,
+            broker_order_id=str(first.execution.permId),
+            symbol=first.contract.symbol,
+            side=Side.BUY if first.execution.side == "BOT" else Side.SELL,
+            state=OrderState.PARTIALLY_FILLED,
+            quantity=None,
+            notional_usd=None,
+            filled_quantity=fill_shares,
+            filled_avg_price_usd=fill_price,
+            submitted_at=_aware(first.execution.time),
+            updated_at=_aware(fills[-1].execution.time),
+            broker_status="executions only",
+            raw={"perm_id": first.execution.permId, "exec_ids": [f.execution.execId for f in fills]},
+        )
+    order, status = trade.order, trade.orderStatus
+    quantity = decimal_from_ib(order.totalQuantity)
+    filled = max(
+        fill_shares,
+        decimal_from_ib(status.filled) or Decimal(0),
+        decimal_from_ib(getattr(order, "filledQuantity", None)) or Decimal(0),
+    )
+    if status.status == "Filled" and quantity is not None:
+        filled = max(filled, quantity)  # IB says done; fills may be older than today's report
+    average = decimal_from_ib(status.avgFillPrice) if status.avgFillPrice and filled > fill_shares else None
+    rejected, reason = _reject_reason(trade, facts.error)
+    state = map_state(status.status, filled, rejected)
+    if state == OrderState.REJECTED and not reason:
+        reason = f"IB order status {status.status}"  # IB sent no message (e.g. a completed order)
+    times = [t for t in (_aware(e.time) for e in trade.log) if t] + [
+        t for t in (_aware(f.execution.time) for f in fills) if t
+    ]
+    perm_id = _perm_id(trade)
+    return BrokerOrder(
+        client_order_id=facts.order_ref,
+        broker_order_id=str(perm_id) if perm_id else f"{order.clientId}/{order.orderId}",
+        symbol=trade.contract.symbol,
+        side=Side.BUY if order.action == "BUY" else Side.SELL,
+        state=state,
+        quantity=quantity,
+        notional_usd=None,
+        filled_quantity=filled,
+        filled_avg_price_usd=(average or fill_price) if filled else None,
+        submitted_at=min(times) if times else None,
+        updated_at=max(times) if times else None,
+        reject_reason=reason if state in (OrderState.REJECTED, OrderState.CANCELED) else "",
+        broker_status=status.status,
+        raw={
+            "order_id": order.orderId,
+            "client_id": order.clientId,
+            "perm_id": perm_id,
+            "ib_status": status.status,
+            "exec_ids": [f.execution.execId for f in fills],
+        },
+    )
+
+
+# -- account and positions -------------------------------------------------------------------
+
+
+def account_info(rows: Iterable[Any]) -> AccountInfo:
+    """Cash, buying power and net liquidation (USD) from IB account summary rows."""
+    wanted = (CASH_TAG, BUYING_POWER_TAG, EQUITY_TAG)
+    rows = [row for row in rows if row.tag in wanted]
+    _single_account({row.account for row in rows})
+    found = {row.tag: row for row in rows if row.currency == "USD"}
+    if len(found) < len(wanted):
+        other = sorted({row.currency for row in rows if row.currency != "USD"})
+        if other:
+            raise BrokerError(f"IB reports the account in {', '.join(other)}; this adapter needs USD", permanent=True)
+        missing = ", ".join(tag for tag in wanted if tag not in found)
+        raise BrokerError(f"IB's account summary has no {missing} yet")
+    values = {tag: decimal_from_ib(row.value) for tag, row in found.items()}
+    if any(value is None for value in values.values()):
+        raise BrokerError("IB's account summary holds a value that is not a number")
+    return AccountInfo(
+        cash_usd=values[CASH_TAG],  # type: ignore[arg-type]
+        buying_power_usd=values[BUYING_POWER_TAG],  # type: ignore[arg-type]
+        equity_usd=values[EQUITY_TAG],  # type: ignore[arg-type]
+    )
+
+
+def _single_account(accounts: set[str]) -> None:
+    if len(accounts) > 1:
+        # Mixing several accounts' numbers would plan trades on money that is not there.
+        raise BrokerError(
+            f"IB reports {len(accounts)} accounts at this login; this adapter trades exactly one", permanent=True
+        )
+
+
+def to_positions(ib_positions: Iterable[Any]) -> list[Position]:
+    """US stock positions (USD, shares > 0). Other instruments are skipped (logged); a short
+    stock position is a permanent error: the rebalancer never opens one and cannot plan with it."""
+    ib_positions = list(ib_positions)
+    _single_account({p.account for p in ib_positions})
+    result = []
+    for item in ib_positions:
+        contract = item.contract
+        quantity = decimal_from_ib(item.position) or Decimal(0)
+        if contract.secType != "STK" or contract.currency != "USD":
+            logger.warning("IB position in %s %s %s ignored", contract.secType, contract.currency, contract.symbol)
+            continue
+        if quantity < 0:
+            raise BrokerError(f"IB reports a short position in {contract.symbol} ({quantity})", permanent=True)
+        if quantity == 0:
+            continue
+        result.append(
+            Position(symbol=contract.symbol, quantity=quantity, avg_entry_price_usd=decimal_from_ib(item.avgCost))
+        )
+    return sorted(result, key=lambda p: p.symbol)
+
+
+def is_paper_account(account: str) -> bool:
+    return account.upper().startswith(PAPER_ACCOUNT_PREFIX)
+
+
+# -- the adapter -----------------------------------------------------------------------------
+
+
+class IBBroker(Broker):
+    """An Interactive Brokers account through TWS / IB Gateway; see the module docstring."""
+
+    kind = "ib"
+
+    def __init__(self, config: AccountConfig):
+        super().__init__(config)
+        self.sdk = load_sdk()
+        self.endpoint = endpoint_from(config.credentials)
+        self.timeout_s = timeout_from(config.options)
+        factory = config.options.get("ib_factory")
+        self._factory: Callable[[], Any] = factory if callable(factory) else self.sdk.IB
+        self._runner = LoopThread(f"ib-loop-{config.account_id}")
+        self._closed = False
+        # Touched only on the loop thread:
+        self._ib: Any | None = None
+        self._lock: asyncio.Lock | None = None
+        self._errors: dict[int, tuple[int, str]] = {}
+
+    @property
+    def sdk_name(self) -> str:
+        """The package the adapter runs on: "ib_async" or "ib_insync"."""
+        return self.sdk.__name__
+
+    @property
+    def loop_thread(self) -> threading.Thread | None:
+        """The thread the IB connection lives on (None before the first call)."""
+        return self._runner.thread
+
+    # -- Broker interface ----------------------------------------------------------------------
+
+    def account(self) -> AccountInfo:
+        return self._call("read the account summary", self._account)
+
+    def positions(self) -> list[Position]:
+        return self._call("read positions", self._positions)
+
+    def clock(self) -> Clock:
+        now = self._call("read the server time", self._server_time)
+        try:
+            is_open, next_open, next_close = calendar.market_clock(now)
+        except ValueError as error:  # CalendarRangeError included: the calendar needs updating
+            raise BrokerError(f"market clock at {now.isoformat()}: {error}", permanent=True) from error
+        return Clock(timestamp=now, is_open=is_open, next_open=next_open, next_close=next_close)
+
+    def asset(self, symbol: str) -> Asset:
+        ib_symbol = self._call(f"look up {symbol}", lambda deadline: self._qualified(symbol, deadline))
+        return Asset(symbol=ib_symbol, tradable=True, fractionable=False)
+
+    def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        """Place the order unless IB already has one with this client order id (then that one is
+        returned). Returns the order as IB acknowledged it (a rejection is a REJECTED order, not an
+        exception); ``unknown`` when IB's acknowledgement does not arrive in time."""
+        self._check_sendable(request)
+        return self._call(
+            f"place order {request.client_order_id}",
+            lambda deadline: self._submit(request, deadline),
+            unknown_on_failure=True,
+        )
+
+    def get_order(self, client_order_id: str) -> BrokerOrder | None:
+        """The order tagged with this client order id (this session's or an earlier one's)."""
+        return self._call(f"look up order {client_order_id}", lambda deadline: self._find(client_order_id, deadline))
+
+    def open_orders(self, symbols: Sequence[str] | None = None) -> list[BrokerOrder]:
+        """Every open order of the account (all API clients), ``symbols`` filtering when given.
+        Orders placed by hand in TWS carry no orderRef: their ``client_order_id`` is ""."""
+        wanted = {s.upper() for s in symbols} if symbols else None
+        return self._call("read open orders", lambda deadline: self._open_orders(wanted, deadline))
+
+    def cancel_order(self, client_order_id: str) -> None:
+        """Send IB a cancel for the order (nothing when it is finished); permanent error when IB
+        has no such order. IB confirms asynchronously: `get_order` tells the outcome."""
+        self._call(
+            f"cancel order {client_order_id}",
+            lambda deadline: self._cancel(client_order_id, deadline),
+            unknown_on_failure=True,
+        )
+
+    def close(self) -> None:
+        """Disconnect from IB and stop the loop thread (waits at most ``timeout_s`` for each)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._runner.started:
+            try:
+                self._runner.run(self._disconnect, self.timeout_s)
+            except Exception:
+                logger.warning("IB %s: disconnecting failed; stopping the loop anyway", self.endpoint, exc_info=True)
+        self._runner.stop(self.timeout_s)
+
+    # -- calls on the loop thread ----------------------------------------------------------------
+
+    def _call(self, what: str, operation: Callable[[float], Awaitable[T]], *, unknown_on_failure: bool = False) -> T:
+        """Run ``operation(deadline)`` on the loop thread, connected, one call at a time.
+
+        BrokerErrors raised by the operation pass through with their own flags. Anything else,
+        and the caller's backstop timeout, becomes BrokerError: ``unknown`` when
+        ``unknown_on_failure`` (a write that may have reached IB), else transient.
+        """
+        if self._closed:
+            raise RuntimeError("IBBroker is closed")
+
+        async def guarded() -> T:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.timeout_s
+            if self._lock is None:
+                self._lock = asyncio.Lock()
+            async with self._lock:
+                try:
+                    await self._connected(deadline)
+                    return await operation(deadline)
+                except BrokerError:
+                    raise
+                except Exception as error:
+                    raise self._error(f"{what} failed: {error!r}", unknown_on_failure) from error
+
+        try:
+            return self._runner.run(guarded, self.timeout_s + BACKSTOP_GRACE_S)
+        except LoopTimeout:
+            raise self._error(f"{what}: no answer within {self.timeout_s:g} s", unknown_on_failure) from None
+
+    def _error(self, message: str, unknown: bool) -> BrokerError:
+        suffix = "; the order may or may not be at IB: look it up by its client order id" if unknown else ""
+        return BrokerError(f"IB {self.endpoint}: {message}{suffix}", unknown=unknown)
+
+    async def _wait(self, awaitable: Awaitable[T], deadline: float, what: str) -> T:
+        """Await an IB request until ``deadline``; timeouts and lost connections are transient."""
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            return await asyncio.wait_for(awaitable, max(remaining, 0.0))
+        except TimeoutError:
+            raise BrokerError(f"IB {self.endpoint}: {what} timed out after {self.timeout_s:g} s") from None
+        except OSError as error:  # ConnectionError included (ib_async: "Socket disconnect")
+            raise BrokerError(f"IB {self.endpoint}: connection lost during {what}: {error!r}") from error
+
+    async def _connected(self, deadline: float) -> Any:
+        """The connected ``IB`` object; connects (a new session) when there is none or it dropped."""
+        if self._ib is not None and self._ib.isConnected():
+            return self._ib
+        await self._disconnect()
+        ib = self._factory()
+        ib.errorEvent += self._on_error
+        ib.disconnectedEvent += self._on_disconnected
+        self._ib = ib
+        endpoint = self.endpoint
+        remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
+        try:
+            await asyncio.wait_for(
+                ib.connectAsync(endpoint.host, endpoint.port, clientId=endpoint.client_id, timeout=remaining),
+                remaining,
+            )
+        except Exception as error:
+            await self._disconnect()
+            raise BrokerError(
+                f"IB: cannot connect to {endpoint} (client id {endpoint.client_id}): {error!r}"
+            ) from error
+        logger.info("IB: connected to %s as client %s", endpoint, endpoint.client_id)
+        try:
+            self._check_account_kind(ib.managedAccounts())
+        except BrokerError:
+            # Stay disconnected: the next call must not find a connection that skipped this check.
+            await self._disconnect()
+            raise
+        return ib
+
+    def _check_account_kind(self, accounts: Sequence[str]) -> None:
+        """Refuse a live account unless the config is live (fail closed)."""
+        if not accounts:
+            raise BrokerError(f"IB {self.endpoint}: TWS reported no account; cannot tell paper from live")
+        if not self.config.live and not all(is_paper_account(a) for a in accounts):
+            raise BrokerError(
+                f"IB {self.endpoint} is logged into a live account but this broker account is not enabled "
+                "for live trading; connect it to a paper TWS / IB Gateway",
+                permanent=True,
+            )
+
+    async def _disconnect(self) -> None:
+        ib, self._ib = self._ib, None
+        self._errors.clear()
+        if ib is None:
+            return
+        ib.errorEvent -= self._on_error
+        ib.disconnectedEvent -= self._on_disconnected
+        ib.disconnect()
+
+    def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
+        """ib_async's errorEvent; order errors (req_id = order id) explain rejections."""
+        if code in INFO_CODES:
+            logger.debug("IB %s: message %s: %s", self.endpoint, code, message)
+            return
+        logger.info("IB %s: error %s (request %s): %s", self.endpoint, code, req_id, message)
+        if req_id > 0:
+            self._errors[req_id] = (code, message)
+
+    def _on_disconnected(self) -> None:
+        logger.warning("IB %s: disconnected; the next call reconnects", self.endpoint)
+
+    # -- operations (loop thread) -----------------------------------------------------------------
+
+    async def _account(self, deadline: float) -> AccountInfo:
+        rows = await self._wait(self._ib.accountSummaryAsync(), deadline, "account summary")
+        return account_info(rows)
+
+    async def _positions(self, deadline: float) -> list[Position]:
+        return to_positions(await self._wait(self._ib.reqPositionsAsync(), deadline, "positions"))
+
+    async def _server_time(self, deadline: float) -> datetime:
+        now = await self._wait(self._ib.reqCurrentTimeAsync(), deadline, "current time")
+        return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+
+    async def _qualified(self, symbol: str, deadline: float) -> str:
+        """The symbol as IB knows it; permanent error for an unknown or ambiguous one."""
+        return (await self._contract(symbol, deadline)).symbol
+
+    async def _contract(self, symbol: str, deadline: float) -> Any:
+        contract = self.sdk.Stock(symbol.upper(), "SMART", "USD")
+        # ib_async fills the contract in place (None in its result when unknown); ib_insync
+        # returns only the qualified ones: conId tells both apart.
+        await self._wait(self._ib.qualifyContractsAsync(contract), deadline, f"contract lookup for {symbol}")
+        if not contract.conId:
+            raise BrokerError(f"IB knows no single US stock {symbol!r} (unknown or ambiguous symbol)", permanent=True)
+        return contract
+
+    async def _facts(self, order_ref: str, deadline: float) -> OrderFacts | None:
+        """Everything IB has on the order tagged ``order_ref`` (see the module docstring)."""
+        ib = self._ib
+        open_all, completed, executions = await self._wait(
+            asyncio.gather(ib.reqAllOpenOrdersAsync(), ib.reqCompletedOrdersAsync(False), ib.reqExecutionsAsync()),
+            deadline,
+            "order lookup",
+        )
+        facts = gather_facts(order_ref, [ib.trades(), ib.openTrades(), open_all, completed], executions)
+        if facts is not None and facts.trade is not None:
+            facts.error = self._errors.get(facts.trade.order.orderId)
+        return facts
+
+    async def _find(self, order_ref: str, deadline: float) -> BrokerOrder | None:
+        facts = await self._facts(order_ref, deadline)
+        return None if facts is None else to_broker_order(facts)
+
+    async def _open_orders(self, symbols: set[str] | None, deadline: float) -> list[BrokerOrder]:
+        ib = self._ib
+        open_all, executions = await self._wait(
+            asyncio.gather(ib.reqAllOpenOrdersAsync(), ib.reqExecutionsAsync()), deadline, "open orders"
+        )
+        result: dict[object, BrokerOrder] = {}
+        for trade in [*ib.openTrades(), *open_all]:
+            key = _perm_id(trade) or (trade.order.clientId, trade.order.orderId)
+            if key in result or trade.orderStatus.status in DONE_STATUSES:
+                continue
+            if symbols is not None and trade.contract.symbol.upper() not in symbols:
+                continue
+            facts = OrderFacts(trade.order.orderRef, trade=trade, error=self._errors.get(trade.order.orderId))
+            facts.add_fills(trade.fills)
+            perm_id = _perm_id(trade)
+            facts.add_fills(
+                f
+                for f in executions
+                if (perm_id and f.execution.permId == perm_id)
+                or (trade.order.orderRef and f.execution.orderRef == trade.order.orderRef)
+            )
+            result[key] = to_broker_order(facts)
+        return list(result.values())
+
+    def _check_sendable(self, request: OrderRequest) -> None:
+        """Refuse, before anything is sent, what this adapter does not send to IB."""
+        if request.notional_usd is not None:
+            raise BrokerError("IB: notional (dollar amount) orders are not supported; send a quantity", permanent=True)
+        if request.fractional:
+            raise BrokerError(
+                f"IB: fractional quantity {request.quantity} for {request.symbol}: this adapter reports IB "
+                "assets as not fractionable and sends whole shares only",
+                permanent=True,
+            )
+        float_for_ib(request.quantity, "quantity")  # type: ignore[arg-type]
+        if request.limit_price_usd is not None:
+            float_for_ib(request.limit_price_usd, "limit price")
+
+    def _new_order(self, request: OrderRequest) -> Any:
+        action = "BUY" if request.side == Side.BUY else "SELL"
+        quantity = float_for_ib(request.quantity, "quantity")  # type: ignore[arg-type]
+        tif = "GTC" if request.time_in_force == TimeInForce.GTC else "DAY"
+        common = {"tif": tif, "orderRef": request.client_order_id, "outsideRth": False, "transmit": True}
+        if request.order_type == OrderType.LIMIT:
+            price = float_for_ib(request.limit_price_usd, "limit price")  # type: ignore[arg-type]
+            return self.sdk.LimitOrder(action, quantity, price, **common)
+        return self.sdk.MarketOrder(action, quantity, **common)
+
+    async def _submit(self, request: OrderRequest, deadline: float) -> BrokerOrder:
+        ref = request.client_order_id
+        existing = await self._facts(ref, deadline)
+        if existing is not None:
+            logger.warning("IB %s: order %s is already at IB; not placing it again", self.endpoint, ref)
+            return to_broker_order(existing)
+        contract = await self._contract(request.symbol, deadline)
+        order = self._new_order(request)
+        try:
+            trade = self._ib.placeOrder(contract, order)
+        except Exception as error:
+            raise self._error(f"placing order {ref} failed: {error!r}", unknown=True) from error
+        logger.info(
+            "IB %s: placed order %s (%s %s %s)", self.endpoint, ref, order.action, order.totalQuantity, contract.symbol
+        )
+        if not await self._acknowledged(trade, deadline):
+            raise self._error(f"order {ref} sent, no status from IB within {self.timeout_s:g} s", unknown=True)
+        facts = OrderFacts(ref, trade=trade, error=self._errors.get(trade.order.orderId))
+        facts.add_fills(trade.fills)
+        return to_broker_order(facts)
+
+    async def _acknowledged(self, trade: Any, deadline: float) -> bool:
+        """Wait until TWS reports a status for ``trade`` (or a fill), at most until ``deadline``."""
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+
+        def on_update(*_args: Any) -> None:
+            changed.set()
+
+        trade.statusEvent += on_update
+        trade.fillEvent += on_update
+        try:
+            while not (trade.orderStatus.status in ACKNOWLEDGED_STATUSES or trade.fills):
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                changed.clear()
+                with contextlib.suppress(TimeoutError):  # the loop condition decides
+                    await asyncio.wait_for(changed.wait(), remaining)
+            return True
+        finally:
+            trade.statusEvent -= on_update
+            trade.fillEvent -= on_update
+
+    async def _cancel(self, order_ref: str, deadline: float) -> None:
+        facts = await self._facts(order_ref, deadline)
+        if facts is None:
+            raise BrokerError(f"IB {self.endpoint}: no order {order_ref}", permanent=True, status_code=404)
+        trade = facts.trade
+        if trade is None or trade.orderStatus.status in DONE_STATUSES:
+            return  # finished (or known only by its executions): nothing IB could cancel
+        try:
+            self._ib.cancelOrder(trade.order)
+        except Exception as error:
+            raise self._error(f"cancelling order {order_ref} failed: {error!r}", unknown=True) from error
+        logger.info("IB %s: cancel requested for order %s", self.endpoint, order_ref)

@@ -1,0 +1,379 @@
+"""The built-in paper broker: a simulated cash account persisted in the database.
+
+It behaves like a real broker so that execution is exercised the same way in the demo, in tests
+and in production (the model: Django's in-memory mail backend):
+
+- Market orders fill at the latest stored close, plus slippage (``slippage_bps``: buys pay
+  more, sells get less), and pay ``commission_per_trade_usd`` per fill. Limit orders fill only
+  at or through their limit, else rest until their day ends.
+- NYSE hours (``PaperAccount.session_mode`` "exchange"): outside a session an order waits for
+  the next one (``outside_hours`` "queue", filled on the first call after the open) or is
+  refused ("reject"). Day orders left unfilled expire after their session. "always_open"
+  accounts trade at any time (a simulation, for the demo).
+- It refuses what a real broker refuses, synchronously and without creating an order:
+  insufficient buying power (cash minus open buys), selling more than held (no shorts),
+  unknown symbol or no price, fractional or notional orders on a non-fractionable instrument
+  or other than market day orders, and a client order id it already has ("client order id must
+  be unique": ``unknown``, as at Alpaca, so the caller looks the order up).
+
+Every public method settles queued and expired orders first, inside one transaction that
+locks the paper account, so concurrent callers see a consistent account.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from decimal import ROUND_DOWN, Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from brokers.base import (
+    AccountConfig,
+    AccountInfo,
+    Asset,
+    Broker,
+    BrokerError,
+    BrokerOrder,
+    Clock,
+    OrderRequest,
+    OrderState,
+    OrderType,
+    Position,
+    Side,
+    TimeInForce,
+)
+from brokers.models import PaperAccount, PaperOrder, PaperPosition
+from marketdata import calendar
+from marketdata.models import Instrument
+from marketdata.selectors import latest_closes
+
+NANO = Decimal("0.000000001")
+CENT = Decimal("0.0001")
+OPEN_STATES = (OrderState.NEW.value, OrderState.PARTIALLY_FILLED.value)
+
+
+class PaperBroker(Broker):
+    """Options: ``commission_per_trade_usd``, ``slippage_bps`` (Decimal-compatible),
+    ``outside_hours`` ("queue" | "reject"), ``now`` (a callable returning an aware datetime;
+    tests use it to move the clock)."""
+
+    kind = "paper"
+
+    def __init__(self, config: AccountConfig):
+        super().__init__(config)
+        options = config.options
+        self.commission_usd = Decimal(str(options.get("commission_per_trade_usd", 0)))
+        self.slippage_bps = Decimal(str(options.get("slippage_bps", 0)))
+        self.outside_hours = str(options.get("outside_hours", "queue"))
+        if self.commission_usd < 0 or self.slippage_bps < 0 or self.outside_hours not in ("queue", "reject"):
+            raise BrokerError(
+                "paper broker options: commission and slippage must be >= 0, outside_hours queue or reject",
+                permanent=True,
+            )
+        self._now: Callable[[], datetime] = options.get("now") or timezone.now  # type: ignore[assignment]
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def account(self) -> AccountInfo:
+        with transaction.atomic():
+            paper = self._settled()
+            positions = list(paper.positions.all())
+            closes = self._closes([p.symbol for p in positions])
+            value = sum(
+                (
+                    p.quantity * Decimal(str(closes[p.symbol][1] if p.symbol in closes else p.avg_entry_price_usd))
+                    for p in positions
+                ),
+                Decimal(0),
+            )
+            buying_power = paper.cash_usd - self._reserved_cash(paper)
+            return AccountInfo(
+                cash_usd=paper.cash_usd,
+                buying_power_usd=max(buying_power, Decimal(0)),
+                equity_usd=(paper.cash_usd + value).quantize(CENT),
+            )
+
+    def positions(self) -> list[Position]:
+        with transaction.atomic():
+            paper = self._settled()
+            rows = list(paper.positions.all())
+            closes = self._closes([p.symbol for p in rows])
+            return [
+                Position(
+                    symbol=p.symbol,
+                    quantity=p.quantity,
+                    avg_entry_price_usd=p.avg_entry_price_usd,
+                    market_value_usd=(p.quantity * Decimal(str(closes[p.symbol][1]))).quantize(CENT)
+                    if p.symbol in closes
+                    else None,
+                )
+                for p in rows
+            ]
+
+    def clock(self) -> Clock:
+        now = self._now()
+        is_open, next_open, next_close = self._market(now)
+        return Clock(timestamp=now, is_open=is_open, next_open=next_open, next_close=next_close)
+
+    @property
+    def follows_exchange_hours(self) -> bool:
+        return self._account_row().session_mode == PaperAccount.SessionMode.EXCHANGE
+
+    def asset(self, symbol: str) -> Asset:
+        instrument = Instrument.objects.filter(symbol=symbol.upper()).first()
+        if instrument is None:
+            raise BrokerError(f"asset {symbol} not found", permanent=True, status_code=404)
+        has_price = bool(self._closes([instrument.symbol]))
+        return Asset(symbol=instrument.symbol, tradable=has_price, fractionable=instrument.fractionable)
+
+    def get_order(self, client_order_id: str) -> BrokerOrder | None:
+        with transaction.atomic():
+            paper = self._settled()
+            order = paper.orders.filter(client_order_id=client_order_id).first()
+            return None if order is None else _as_broker_order(order)
+
+    def open_orders(self, symbols: Sequence[str] | None = None) -> list[BrokerOrder]:
+        with transaction.atomic():
+            paper = self._settled()
+            orders = paper.orders.filter(state__in=OPEN_STATES)
+            if symbols:
+                orders = orders.filter(symbol__in=[s.upper() for s in symbols])
+            return [_as_broker_order(o) for o in orders]
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        with transaction.atomic():
+            paper = self._settled()
+            if paper.orders.filter(client_order_id=request.client_order_id).exists():
+                raise BrokerError("client order id must be unique", unknown=True, status_code=422)
+            symbol = request.symbol.upper()
+            self._check_request(request, symbol)
+            now = self._now()
+            is_open, next_open, _ = self._market(now)
+            if not is_open and self.outside_hours == "reject":
+                raise BrokerError(
+                    f"market is closed; next open {next_open.isoformat()} (this paper account rejects orders "
+                    "outside market hours)",
+                    permanent=True,
+                    status_code=403,
+                )
+            session = self._session_for(now, is_open, next_open)
+            closes = self._closes([symbol])
+            if symbol not in closes:
+                raise BrokerError(
+                    f"no price for {symbol}: the paper broker fills at the latest stored close", permanent=True
+                )
+            self._check_funds(paper, request, symbol, Decimal(str(closes[symbol][1])))
+            order = PaperOrder.objects.create(
+                paper_account=paper,
+                broker_order_id=str(uuid.uuid4()),
+                client_order_id=request.client_order_id,
+                symbol=symbol,
+                side=request.side.value,
+                quantity=request.quantity,
+                notional_usd=request.notional_usd,
+                order_type=request.order_type.value,
+                limit_price_usd=request.limit_price_usd,
+                time_in_force=request.time_in_force.value,
+                state=OrderState.NEW.value,
+                session_date=session,
+                submitted_at=now,
+            )
+            if is_open:
+                self._try_fill(paper, order, closes[symbol][1])
+            return _as_broker_order(order)
+
+    def cancel_order(self, client_order_id: str) -> None:
+        with transaction.atomic():
+            paper = self._settled()
+            order = paper.orders.filter(client_order_id=client_order_id).first()
+            if order is None:
+                raise BrokerError(f"order {client_order_id} not found", permanent=True, status_code=404)
+            if order.state in OPEN_STATES:
+                order.state = OrderState.CANCELED.value
+                order.save(update_fields=["state", "updated_at"])
+
+    # -- simulation ----------------------------------------------------------------------------
+
+    def _account_row(self) -> PaperAccount:
+        try:
+            return PaperAccount.objects.get(account_id=self.config.account_id)
+        except PaperAccount.DoesNotExist:
+            raise BrokerError(
+                f"broker account {self.config.account_id} has no paper account (create it with the paper kind)",
+                permanent=True,
+            ) from None
+
+    def _settled(self) -> PaperAccount:
+        """The locked paper account after filling due queued orders and expiring stale day orders."""
+        self._account_row()
+        paper = PaperAccount.objects.select_for_update().get(account_id=self.config.account_id)
+        now = self._now()
+        is_open, _, _ = self._market(now)
+        today = self._today(now)
+        for order in paper.orders.filter(state__in=OPEN_STATES).order_by("id"):
+            if (
+                order.time_in_force == TimeInForce.DAY
+                and order.session_date < today
+                and paper.session_mode == "exchange"
+            ):
+                order.state = OrderState.EXPIRED.value
+                order.save(update_fields=["state", "updated_at"])
+            elif is_open and order.session_date <= today:
+                closes = self._closes([order.symbol])
+                if order.symbol in closes:
+                    self._try_fill(paper, order, closes[order.symbol][1])
+        return paper
+
+    def _market(self, now: datetime) -> tuple[bool, datetime, datetime]:
+        if self._account_row().session_mode == PaperAccount.SessionMode.ALWAYS_OPEN:
+            _, next_open, next_close = calendar.market_clock(now)
+            return True, next_open, next_close
+        return calendar.market_clock(now)
+
+    def _today(self, now: datetime) -> date:
+        return timezone.localtime(now, calendar.nyse().tz).date()
+
+    def _session_for(self, now: datetime, is_open: bool, next_open: datetime) -> date:
+        """The session an order placed at ``now`` trades in: today's when open, else the next."""
+        if is_open:
+            return self._today(now)
+        return self._today(next_open)
+
+    def _closes(self, symbols: Sequence[str]) -> dict[str, tuple[date, float]]:
+        return latest_closes(symbols=symbols, on_or_before=self._today(self._now()))
+
+    def _check_request(self, request: OrderRequest, symbol: str) -> None:
+        instrument = Instrument.objects.filter(symbol=symbol).first()
+        if instrument is None:
+            raise BrokerError(f"asset {symbol} not found", permanent=True, status_code=422)
+        if request.fractional:
+            if not instrument.fractionable:
+                raise BrokerError(f"fractional orders are not supported for {symbol}", permanent=True, status_code=422)
+            if request.order_type != OrderType.MARKET or request.time_in_force != TimeInForce.DAY:
+                raise BrokerError(
+                    "fractional and notional orders must be market orders with time in force day",
+                    permanent=True,
+                    status_code=422,
+                )
+
+    def _fill_price(self, side: str, close: float) -> Decimal:
+        slip = self.slippage_bps / Decimal(10_000)
+        factor = 1 + slip if side == Side.BUY else 1 - slip
+        return (Decimal(str(close)) * factor).quantize(Decimal("0.000001"))
+
+    def _reserved_cash(self, paper: PaperAccount, *, exclude: int | None = None) -> Decimal:
+        """Cash held back for open buy orders (at their estimated cost), as a real broker does."""
+        reserved = Decimal(0)
+        opens = paper.orders.filter(state__in=OPEN_STATES, side=Side.BUY.value).exclude(pk=exclude)
+        closes = self._closes(list({o.symbol for o in opens}))
+        for order in opens:
+            price = order.limit_price_usd or self._fill_price(order.side, closes.get(order.symbol, (None, 0.0))[1])
+            remaining = (order.quantity - order.filled_quantity) * price if order.quantity else order.notional_usd
+            reserved += (remaining or Decimal(0)) + self.commission_usd
+        return reserved
+
+    def _reserved_shares(self, paper: PaperAccount, symbol: str) -> Decimal:
+        opens = paper.orders.filter(state__in=OPEN_STATES, side=Side.SELL.value, symbol=symbol)
+        return sum(((o.quantity or Decimal(0)) - o.filled_quantity for o in opens), Decimal(0))
+
+    def _check_funds(self, paper: PaperAccount, request: OrderRequest, symbol: str, close: Decimal) -> None:
+        price = request.limit_price_usd or self._fill_price(request.side.value, float(close))
+        if request.side == Side.BUY:
+            cost = (request.notional_usd or request.quantity * price) + self.commission_usd
+            available = paper.cash_usd - self._reserved_cash(paper)
+            if cost > available:
+                spare = max(available, Decimal(0)).quantize(CENT)
+                raise BrokerError(
+                    f"insufficient buying power: the order needs ${cost.quantize(CENT)}, ${spare} available",
+                    permanent=True,
+                    status_code=403,
+                )
+            return
+        position = paper.positions.filter(symbol=symbol).first()
+        held = (position.quantity if position else Decimal(0)) - self._reserved_shares(paper, symbol)
+        wanted = (
+            request.quantity
+            if request.quantity is not None
+            else (request.notional_usd / price).quantize(NANO, ROUND_DOWN)
+        )
+        if wanted > held:
+            spare = max(held, Decimal(0)).normalize()
+            raise BrokerError(
+                f"insufficient qty available for order (requested: {wanted.normalize():f}, available: {spare:f})",
+                permanent=True,
+                status_code=403,
+            )
+
+    def _try_fill(self, paper: PaperAccount, order: PaperOrder, close: float) -> None:
+        """Fill ``order`` completely at the close with slippage, if its limit allows and funds suffice."""
+        price = self._fill_price(order.side, close)
+        if order.order_type == OrderType.LIMIT and (
+            (order.side == Side.BUY and price > order.limit_price_usd)
+            or (order.side == Side.SELL and price < order.limit_price_usd)
+        ):
+            return
+        quantity = (
+            order.quantity if order.quantity is not None else (order.notional_usd / price).quantize(NANO, ROUND_DOWN)
+        )
+        notional = (quantity * price).quantize(CENT)
+        position = paper.positions.filter(symbol=order.symbol).first()
+        if order.side == Side.BUY:
+            if notional + self.commission_usd > paper.cash_usd:
+                self._reject(order, "insufficient buying power at the fill")
+                return
+            paper.cash_usd -= notional + self.commission_usd
+            if position is None:
+                PaperPosition.objects.create(
+                    paper_account=paper, symbol=order.symbol, quantity=quantity, avg_entry_price_usd=price
+                )
+            else:
+                total = position.quantity + quantity
+                position.avg_entry_price_usd = (
+                    (position.quantity * position.avg_entry_price_usd + quantity * price) / total
+                ).quantize(Decimal("0.000001"))
+                position.quantity = total
+                position.save(update_fields=["quantity", "avg_entry_price_usd"])
+        else:
+            if position is None or position.quantity < quantity:
+                self._reject(order, "insufficient qty at the fill (no shorts)")
+                return
+            paper.cash_usd += notional - min(self.commission_usd, notional)
+            position.quantity -= quantity
+            if position.quantity == 0:
+                position.delete()
+            else:
+                position.save(update_fields=["quantity"])
+        paper.save(update_fields=["cash_usd", "updated_at"])
+        order.state = OrderState.FILLED.value
+        order.filled_quantity = quantity
+        order.filled_avg_price_usd = price
+        order.commission_usd = self.commission_usd
+        order.save(update_fields=["state", "filled_quantity", "filled_avg_price_usd", "commission_usd", "updated_at"])
+
+    def _reject(self, order: PaperOrder, reason: str) -> None:
+        order.state = OrderState.REJECTED.value
+        order.reject_reason = reason
+        order.save(update_fields=["state", "reject_reason", "updated_at"])
+
+
+def _as_broker_order(order: PaperOrder) -> BrokerOrder:
+    return BrokerOrder(
+        client_order_id=order.client_order_id,
+        broker_order_id=order.broker_order_id,
+        symbol=order.symbol,
+        side=Side(order.side),
+        state=OrderState(order.state),
+        quantity=order.quantity,
+        notional_usd=order.notional_usd,
+        filled_quantity=order.filled_quantity,
+        filled_avg_price_usd=order.filled_avg_price_usd,
+        submitted_at=order.submitted_at,
+        updated_at=order.updated_at,
+        reject_reason=order.reject_reason,
+        broker_status=order.state,
+    )

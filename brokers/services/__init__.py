@@ -1,0 +1,1 @@
+"""Services of the brokers app: accounts and credentials, orders, kill switch, positions."""

@@ -1,0 +1,252 @@
+"""Orders through their life at a broker: sent once, looked up when the outcome is unknown.
+
+Every function here saves each state change as soon as it happens (never inside a caller's
+transaction: a "submitting" mark must be on disk before the broker is called, so that a crash
+right after the call is resolved by a lookup instead of a second order). Each broker request,
+answer and state change is an `OrderEvent`.
+
+Exactly once: an order is sent under its own deterministic client order id; an ``unknown``
+outcome is resolved with `Broker.get_order`; only when the broker says it has no such order is
+the same request sent again, under the same id (brokers refuse a second order with an id they
+have), at most `MAX_SUBMIT_ATTEMPTS` times.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from decimal import Decimal
+
+from brokers.base import Broker, BrokerError, BrokerOrder, OrderRequest, OrderState, OrderType, Side, TimeInForce
+from brokers.models import Order, OrderEvent
+from brokers.states import IllegalTransition, can_move, check_fill, is_stale
+
+logger = logging.getLogger(__name__)
+
+MAX_SUBMIT_ATTEMPTS = 3
+_SECRET_WORDS = ("secret", "key", "token", "password", "authorization")
+
+
+def redacted(payload: object) -> object:
+    """``payload`` with values under secret-looking keys replaced (defence in depth: requests and
+    answers logged here carry no credentials, but a broker's raw answer might)."""
+    if isinstance(payload, dict):
+        return {
+            key: "(redacted)" if any(word in str(key).lower() for word in _SECRET_WORDS) else redacted(value)
+            for key, value in payload.items()
+        }
+    if isinstance(payload, list | tuple):
+        return [redacted(value) for value in payload]
+    if isinstance(payload, Decimal):
+        return str(payload)
+    if hasattr(payload, "isoformat"):
+        return payload.isoformat()
+    return payload
+
+
+def order_event(order: Order, kind: str, *, message: str = "", payload: object = None, before: str = "") -> OrderEvent:
+    return OrderEvent.objects.create(
+        order=order,
+        kind=kind,
+        state_before=before or order.state,
+        state_after=order.state,
+        message=message[:2000],
+        payload=redacted(payload or {}),
+    )
+
+
+def order_request(order: Order) -> OrderRequest:
+    """The broker request for ``order``: the same every time it is (re)sent."""
+    return OrderRequest(
+        client_order_id=order.client_order_id,
+        symbol=order.symbol,
+        side=Side(order.side),
+        quantity=order.quantity,
+        notional_usd=order.notional_usd,
+        order_type=OrderType(order.order_type),
+        limit_price_usd=order.limit_price_usd,
+        time_in_force=TimeInForce(order.time_in_force),
+    )
+
+
+def _move(order: Order, state: OrderState, *, kind: str, message: str = "", payload: object = None) -> None:
+    before = order.state
+    if not can_move(OrderState(before), state):
+        raise IllegalTransition(f"order {order.client_order_id}: {before} -> {state} is not allowed")
+    order.state = state.value
+    order.save(update_fields=["state", "updated_at"])
+    order_event(order, kind, message=message, payload=payload, before=before)
+
+
+def order_apply(order: Order, reported: BrokerOrder, *, kind: str = OrderEvent.Kind.RESPONSE) -> Order:
+    """Record what the broker reports: state forward only, fills never backward.
+
+    A stale answer (an earlier state than the one stored) is logged and ignored; one that
+    contradicts the record (a filled order reported canceled) is logged as an error and the
+    record kept, for a person to look at.
+    """
+    current = OrderState(order.state)
+    new = reported.state
+    payload = {**asdict(reported), "raw": None}
+    if not can_move(current, new):
+        if is_stale(current, new):
+            order_event(order, kind, message=f"stale answer ({new}) ignored", payload=payload)
+        else:
+            order_event(
+                order,
+                OrderEvent.Kind.ERROR,
+                message=f"broker reported {new} after {current}; kept {current}",
+                payload=payload,
+            )
+            logger.error(
+                "broker contradicts order record",
+                extra={"client_order_id": order.client_order_id, "stored": current.value, "reported": new.value},
+            )
+        return order
+    try:
+        check_fill(order.filled_quantity, reported.filled_quantity, order.quantity)
+    except IllegalTransition as error:
+        order_event(order, OrderEvent.Kind.ERROR, message=str(error), payload=payload)
+        return order
+    before = order.state
+    order.state = new.value
+    order.filled_quantity = reported.filled_quantity
+    order.filled_avg_price_usd = reported.filled_avg_price_usd
+    order.broker_order_id = reported.broker_order_id or order.broker_order_id
+    order.broker_status = reported.broker_status[:40]
+    order.reject_reason = reported.reject_reason or order.reject_reason
+    order.save(
+        update_fields=[
+            "state",
+            "filled_quantity",
+            "filled_avg_price_usd",
+            "broker_order_id",
+            "broker_status",
+            "reject_reason",
+            "updated_at",
+        ]
+    )
+    order_event(order, kind, message=reported.broker_status, payload=payload, before=before)
+    return order
+
+
+def order_submit(broker: Broker, order: Order, *, halted: Callable[[], str | None] = lambda: None) -> Order:
+    """Send ``order`` (planned, or in flight with an unknown outcome) so that it exists once.
+
+    In-flight orders are looked up first. ``halted`` is read right before sending: a reason
+    there (the kill switch) cancels an order never sent instead.
+    """
+    state = OrderState(order.state)
+    if state in (OrderState.SUBMITTING, OrderState.UNKNOWN):
+        order, answer = order_resolve(broker, order)
+        if answer != ABSENT:
+            return order
+    elif state != OrderState.PLANNED:
+        return order
+    reason = halted()
+    if reason:
+        if OrderState(order.state) == OrderState.PLANNED:
+            _move(order, OrderState.CANCELED, kind=OrderEvent.Kind.STATE, message=f"not sent: {reason}")
+        return order
+    if order.submit_attempts >= MAX_SUBMIT_ATTEMPTS:
+        order_event(order, OrderEvent.Kind.ERROR, message=f"not resent: {order.submit_attempts} attempts already made")
+        return order
+    request = order_request(order)
+    order.submit_attempts += 1
+    order.save(update_fields=["submit_attempts", "updated_at"])
+    _move(order, OrderState.SUBMITTING, kind=OrderEvent.Kind.REQUEST, payload=asdict(request))
+    try:
+        reported = broker.submit_order(request)
+    except BrokerError as error:
+        if error.permanent:
+            order.reject_reason = str(error)[:2000]
+            order.save(update_fields=["reject_reason", "updated_at"])
+            _move(order, OrderState.REJECTED, kind=OrderEvent.Kind.ERROR, message=str(error))
+            return order
+        # Unknown, or a failure whose effect cannot be ruled out: never assume it failed.
+        _move(order, OrderState.UNKNOWN, kind=OrderEvent.Kind.ERROR, message=str(error))
+        order, _ = order_resolve(broker, order)
+        return order
+    return order_apply(order, reported)
+
+
+#: Answers of `order_resolve`.
+FOUND, ABSENT, LOOKUP_FAILED = "found", "absent", "lookup_failed"
+
+
+def order_resolve(broker: Broker, order: Order) -> tuple[Order, str]:
+    """Look ``order`` up by its client order id: (order, `FOUND` | `ABSENT` | `LOOKUP_FAILED`).
+
+    Absent leaves it ``unknown`` (a later `order_submit` sends it again under the same id); a
+    failed lookup leaves it as it was, and nothing may be resent on its account.
+    """
+    try:
+        reported = broker.get_order(order.client_order_id)
+    except BrokerError as error:
+        order_event(order, OrderEvent.Kind.ERROR, message=f"lookup failed: {error}")
+        return order, LOOKUP_FAILED
+    if reported is None:
+        if OrderState(order.state) == OrderState.SUBMITTING:
+            _move(order, OrderState.UNKNOWN, kind=OrderEvent.Kind.LOOKUP, message="broker has no such order")
+        else:
+            order_event(order, OrderEvent.Kind.LOOKUP, message="broker has no such order")
+        return order, ABSENT
+    return order_apply(order, reported, kind=OrderEvent.Kind.LOOKUP), FOUND
+
+
+def order_refresh(broker: Broker, order: Order) -> Order:
+    """The broker's latest word on an order it holds (new or partially filled)."""
+    if OrderState(order.state) in (OrderState.SUBMITTING, OrderState.UNKNOWN):
+        return order_resolve(broker, order)[0]
+    if OrderState(order.state) not in (OrderState.NEW, OrderState.PARTIALLY_FILLED):
+        return order
+    try:
+        reported = broker.get_order(order.client_order_id)
+    except BrokerError as error:
+        logger.warning("order refresh failed", extra={"client_order_id": order.client_order_id, "error": str(error)})
+        return order
+    if reported is None:
+        order_event(order, OrderEvent.Kind.ERROR, message="broker no longer reports this order")
+        return order
+    before = (order.state, order.filled_quantity)
+    if (reported.state.value, reported.filled_quantity) != before:
+        order_apply(order, reported, kind=OrderEvent.Kind.LOOKUP)
+    return order
+
+
+def orders_wait(
+    broker: Broker,
+    orders: Iterable[Order],
+    *,
+    timeout_s: float,
+    poll_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[Order]:
+    """Poll until every order is terminal or ``timeout_s`` passes; the orders as last seen."""
+    orders = list(orders)
+    deadline = clock() + timeout_s
+    while True:
+        orders = [order_refresh(broker, o) if not o.terminal else o for o in orders]
+        if all(o.terminal for o in orders) or clock() >= deadline:
+            return orders
+        sleep(poll_s)
+
+
+def order_cancel(broker: Broker, order: Order, *, reason: str) -> Order:
+    """Cancel: an order never sent is canceled here; one at the broker is asked to cancel there."""
+    state = OrderState(order.state)
+    if state == OrderState.PLANNED:
+        _move(order, OrderState.CANCELED, kind=OrderEvent.Kind.CANCEL, message=reason)
+        return order
+    if state.terminal:
+        return order
+    try:
+        broker.cancel_order(order.client_order_id)
+    except BrokerError as error:
+        order_event(order, OrderEvent.Kind.ERROR, message=f"cancel failed: {error}")
+        return order
+    order_event(order, OrderEvent.Kind.CANCEL, message=reason)
+    return order_refresh(broker, order)

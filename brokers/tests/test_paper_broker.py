@@ -1,0 +1,155 @@
+"""The built-in paper broker behaves like a real cash account: fills, hours, refusals, no duplicates."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from brokers.base import BrokerError, OrderRequest, OrderState, OrderType, Side, TimeInForce
+from brokers.models import PaperAccount, PaperOrder
+from brokers.services.accounts import broker_account_create, broker_for
+from brokers.services.paper import paper_account_reset
+from marketdata.models import Instrument
+from marketdata.selectors import latest_closes
+from portfolios.tests.execution_factories import MARKET_CLOSED_NOW, MARKET_OPEN_NOW, NEW_YORK, clock, prices  # noqa: F401
+from portfolios.tests.factories import close, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def account(prices, clock):  # noqa: F811
+    account = broker_account_create(owner=make_user(), kind="paper", label="Paper")
+    paper_account_reset(account=account, cash_usd=Decimal(10_000), positions={"SPY": (Decimal(10), close("SPY"))})
+    return account
+
+
+def raw_close(symbol: str) -> Decimal:
+    """The stored close as the paper broker reads it (not rounded)."""
+    return Decimal(str(latest_closes(symbols=[symbol], on_or_before=MARKET_OPEN_NOW.date())[symbol][1]))
+
+
+def order(client_order_id: str, symbol: str, side: Side, quantity: str, **kwargs) -> OrderRequest:
+    return OrderRequest(client_order_id=client_order_id, symbol=symbol, side=side, quantity=Decimal(quantity), **kwargs)
+
+
+def test_a_market_buy_fills_at_the_close_plus_slippage_and_pays_the_commission(account):
+    spy = raw_close("SPY")
+    with broker_for(account, options={"slippage_bps": 10, "commission_per_trade_usd": 1}) as broker:
+        filled = broker.submit_order(order("c-1", "SPY", Side.BUY, "2"))
+        price = (spy * Decimal("1.001")).quantize(Decimal("0.000001"))
+        assert filled.state == OrderState.FILLED
+        assert filled.filled_quantity == Decimal(2) and filled.filled_avg_price_usd == price
+        assert broker.account().cash_usd == Decimal(10_000) - (2 * price).quantize(Decimal("0.0001")) - 1
+        assert {p.symbol: p.quantity for p in broker.positions()} == {"SPY": Decimal(12)}
+
+
+def test_a_sell_gets_the_close_less_slippage_and_a_full_sale_removes_the_position(account):
+    with broker_for(account, options={"slippage_bps": 10}) as broker:
+        sold = broker.submit_order(order("c-1", "SPY", Side.SELL, "10"))
+        assert sold.filled_avg_price_usd == (raw_close("SPY") * Decimal("0.999")).quantize(Decimal("0.000001"))
+        assert broker.positions() == []
+
+
+def test_refusals_create_no_order(account):
+    Instrument.objects.filter(symbol="BND").update(fractionable=False)
+    cases = [
+        (order("c-1", "SPY", Side.BUY, "1000"), "insufficient buying power"),
+        (order("c-2", "SPY", Side.SELL, "11"), "insufficient qty available"),
+        (order("c-3", "ZZZZ", Side.BUY, "1"), "asset ZZZZ not found"),
+        (order("c-4", "BND", Side.BUY, "0.5"), "fractional orders are not supported for BND"),
+        (
+            order("c-5", "SPY", Side.BUY, "0.5", order_type=OrderType.LIMIT, limit_price_usd=Decimal(1)),
+            "must be market orders with time in force day",
+        ),
+    ]
+    with broker_for(account) as broker:
+        for request, message in cases:
+            with pytest.raises(BrokerError, match=message) as raised:
+                broker.submit_order(request)
+            assert raised.value.permanent and not raised.value.unknown
+    assert PaperOrder.objects.count() == 0
+
+
+def test_a_client_order_id_is_used_once_and_the_resend_is_unknown_then_found(account):
+    with broker_for(account) as broker:
+        first = broker.submit_order(order("c-1", "SPY", Side.BUY, "1"))
+        with pytest.raises(BrokerError, match="client order id must be unique") as raised:
+            broker.submit_order(order("c-1", "SPY", Side.BUY, "1"))
+        assert raised.value.unknown
+        assert broker.get_order("c-1") == first
+        assert broker.get_order("c-2") is None
+    assert PaperOrder.objects.count() == 1
+
+
+def test_outside_hours_an_order_waits_for_the_next_session_then_fills(account, clock):  # noqa: F811
+    clock.now = MARKET_CLOSED_NOW
+    with broker_for(account) as broker:
+        waiting = broker.submit_order(order("c-1", "SPY", Side.BUY, "1"))
+        assert waiting.state == OrderState.NEW and not broker.clock().is_open
+        assert [o.client_order_id for o in broker.open_orders()] == ["c-1"]
+        # Cash is held back for the open buy.
+        assert broker.account().buying_power_usd < broker.account().cash_usd
+    clock.now = datetime(2025, 7, 2, 9, 31, tzinfo=NEW_YORK)
+    with broker_for(account) as broker:
+        assert broker.get_order("c-1").state == OrderState.FILLED
+
+
+def test_outside_hours_a_rejecting_account_refuses(account, clock):  # noqa: F811
+    clock.now = MARKET_CLOSED_NOW
+    with broker_for(account, options={"outside_hours": "reject"}) as broker:
+        with pytest.raises(BrokerError, match="market is closed") as raised:
+            broker.submit_order(order("c-1", "SPY", Side.BUY, "1"))
+    assert raised.value.permanent and PaperOrder.objects.count() == 0
+
+
+def test_a_limit_order_below_the_market_rests_and_expires_after_its_day(account, clock):  # noqa: F811
+    low = (close("SPY") * Decimal("0.9")).quantize(Decimal("0.01"))
+    with broker_for(account) as broker:
+        resting = broker.submit_order(
+            order(
+                "c-1",
+                "SPY",
+                Side.BUY,
+                "1",
+                order_type=OrderType.LIMIT,
+                limit_price_usd=low,
+                time_in_force=TimeInForce.DAY,
+            )
+        )
+        assert resting.state == OrderState.NEW
+    clock.now = MARKET_OPEN_NOW + timedelta(days=1)
+    with broker_for(account) as broker:
+        assert broker.get_order("c-1").state == OrderState.EXPIRED
+        assert broker.account().buying_power_usd == broker.account().cash_usd == Decimal(10_000)
+
+
+def test_cancel_stops_an_open_order(account, clock):  # noqa: F811
+    clock.now = MARKET_CLOSED_NOW
+    with broker_for(account) as broker:
+        broker.submit_order(order("c-1", "SPY", Side.SELL, "3"))
+        broker.cancel_order("c-1")
+        assert broker.get_order("c-1").state == OrderState.CANCELED
+        with pytest.raises(BrokerError, match="not found"):
+            broker.cancel_order("c-9")
+
+
+def test_the_clock_follows_nyse_hours_or_the_simulation(account, clock):  # noqa: F811
+    clock.now = MARKET_CLOSED_NOW
+    with broker_for(account) as broker:
+        assert not broker.clock().is_open and broker.follows_exchange_hours
+        assert broker.clock().next_open == datetime(2025, 7, 2, 9, 30, tzinfo=NEW_YORK)
+    PaperAccount.objects.filter(account=account).update(session_mode=PaperAccount.SessionMode.ALWAYS_OPEN)
+    with broker_for(account) as broker:
+        assert broker.clock().is_open and not broker.follows_exchange_hours
+        assert broker.submit_order(order("c-1", "SPY", Side.BUY, "1")).state == OrderState.FILLED
+
+
+def test_account_equity_values_positions_at_the_latest_close(account):
+    with broker_for(account) as broker:
+        info = broker.account()
+        position = broker.positions()[0]
+    assert position.market_value_usd == (10 * raw_close("SPY")).quantize(Decimal("0.0001"))
+    assert info.equity_usd == Decimal(10_000) + position.market_value_usd

@@ -1,0 +1,6 @@
+"""Executing stored runs at brokers; see `flow` for the steps and their guarantees."""
+
+from .flow import ExecutionRefused, ExecutionResult, execute_run
+from .lease import ExecutionBusy
+
+__all__ = ["ExecutionBusy", "ExecutionRefused", "ExecutionResult", "execute_run"]

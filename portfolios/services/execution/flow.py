@@ -1,0 +1,411 @@
+"""Execute a frozen plan at the portfolio's broker, exactly once, resumable after a crash.
+
+Steps, each stored on the run (``execution_step``) before the next begins:
+
+    checked      every pre-trade control passed (`checks`); nothing was written before
+    sells_sent   one `Order` row per planned sell (written before any broker call), each sent
+    sells_done   every sell terminal (bounded wait; otherwise the run waits to be resumed)
+    buys_sent    buys re-sized to the cash the broker reports (`sizing`), written, sent
+    buys_done    every buy terminal
+    reconciled   positions compared with the plan, holdings and cash synced from the broker
+
+Resuming (calling `execute_run` again on an executing run) first resolves every order whose
+outcome is unknown by looking it up with its client order id, then continues from the stored
+step. A frozen plan is never re-planned; orders are never re-created or sent twice (one row
+per planned trade, a deterministic client order id, brokers that refuse a known id). A lease
+on the run keeps a second executor out.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from brokers.base import Broker, BrokerError, OrderState, OrderType
+from brokers.models import Order
+from brokers.services.accounts import broker_for
+from brokers.services.controls import trading_halt_reason
+from brokers.services.orders import order_cancel, order_submit, orders_wait
+from portfolios.models import PlannedTrade, RebalanceRun
+from portfolios.services.notify import notify_owner
+from portfolios.services.sync import SyncError, sync_from_broker
+
+from .checks import Check, CheckFailed, check_broker, check_gates
+from .lease import ExecutionBusy, lease_claim, lease_release, new_owner
+from .sizing import BuyLine, buys_resize
+
+logger = logging.getLogger(__name__)
+Status = RebalanceRun.Status
+SELL, BUY = PlannedTrade.Side.SELL, PlannedTrade.Side.BUY
+
+
+class ExecutionRefused(Exception):
+    """The run cannot be executed at all (planning failed, no broker account)."""
+
+
+@dataclass
+class ExecutionResult:
+    """What an `execute_run` call did. ``waiting``: orders are still open; call again later."""
+
+    run: RebalanceRun
+    submitted: bool
+    checks: list[dict] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
+    would_send: list[dict] = field(default_factory=list)
+    waiting: bool = False
+    message: str = ""
+
+
+def checkpoint(run: RebalanceRun, step: str) -> None:
+    """Called after every stored step and every order sent; tests inject crashes here."""
+
+
+def execute_run(*, run: RebalanceRun, submit: bool = False, approved: bool = False) -> ExecutionResult:
+    """Execute ``run`` (``submit``), or only check it and list the orders it would send (the default).
+
+    ``approved``: the owner (or an operator on the command line) approved this plan; without it
+    only portfolios in ``auto`` mode are executed. Failed checks stop the run before any order
+    (status ``execution_failed``, the reason in ``error``, the owner notified).
+    """
+    run = RebalanceRun.objects.select_related("portfolio__broker_account", "portfolio__owner").get(pk=run.pk)
+    if run.status == Status.FAILED:
+        raise ExecutionRefused(f"run {run.pk}: planning failed ({run.error}); there is no plan to execute")
+    if run.portfolio.broker_account is None:
+        raise ExecutionRefused(f"run {run.pk}: portfolio {run.portfolio.name!r} has no broker account")
+    if run.status in (Status.NO_ACTION, Status.EXECUTED):
+        what = "nothing to trade" if run.status == Status.NO_ACTION else "already executed"
+        return ExecutionResult(run=run, submitted=False, orders=list(run.orders.all()), message=f"run {run.pk}: {what}")
+    if not submit:
+        return _dry_run(run, approved=approved)
+    owner = new_owner()
+    lease_claim(run, owner)
+    try:
+        checks: list[Check] = []
+        if run.execution_step == "":
+            # The gates need no broker (and an account without credentials cannot open one).
+            try:
+                checks = check_gates(run, approved=approved)
+            except CheckFailed as failed:
+                return _stop_before_orders(run, failed.check)
+        try:
+            broker = broker_for(run.portfolio.broker_account, options=_adapter_options(run))
+        except BrokerError as error:
+            if run.execution_step == "":
+                return _stop_before_orders(run, Check("broker", False, str(error)))
+            return ExecutionResult(run=run, submitted=True, waiting=True, message=f"broker unavailable: {error}")
+        with broker:
+            return _execute(run, broker, checks, approved=approved, owner=owner)
+    finally:
+        lease_release(run, owner)
+
+
+def _adapter_options(run: RebalanceRun) -> dict:
+    """The paper broker charges the portfolio's own cost model (commission, spread + impact)."""
+    portfolio = run.portfolio
+    if portfolio.broker_account.kind != "paper":
+        return {}
+    return {
+        "commission_per_trade_usd": portfolio.commission_per_trade_usd,
+        "slippage_bps": portfolio.spread_bps + portfolio.impact_bps,
+    }
+
+
+def _dry_run(run: RebalanceRun, *, approved: bool) -> ExecutionResult:
+    checks: list[Check] = []
+    message = "dry run: nothing sent"
+    try:
+        checks += check_gates(run, approved=approved)
+        with broker_for(run.portfolio.broker_account, options=_adapter_options(run)) as broker:
+            checks += check_broker(run, broker, now=timezone.now())
+    except CheckFailed as failed:
+        checks.append(failed.check)
+        message = f"dry run: would stop at {failed.check.name}: {failed.check.detail}"
+    would_send = [
+        {
+            "side": t.side,
+            "symbol": t.instrument.symbol,
+            "quantity": str(t.quantity),
+            "estimated_price": str(t.estimated_price),
+        }
+        for t in run.trades.select_related("instrument")
+    ]
+    return ExecutionResult(
+        run=run, submitted=False, checks=[c.as_dict() for c in checks], would_send=would_send, message=message
+    )
+
+
+def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved: bool, owner: str) -> ExecutionResult:
+    if run.execution_step == "":
+        try:
+            checks = checks + check_broker(run, broker, now=timezone.now())
+        except CheckFailed as failed:
+            return _stop_before_orders(run, failed.check)
+        _store(
+            run,
+            "checked",
+            status=Status.EXECUTING,
+            error="",
+            execution={"checks": [c.as_dict() for c in checks], "started_at": timezone.now().isoformat()},
+        )
+        checkpoint(run, "checked")
+    elif run.status == Status.EXECUTION_FAILED:
+        # Stopped after orders were sent (the kill switch): go on only once it is off again.
+        halt = trading_halt_reason(user_id=run.portfolio.owner_id)
+        if halt:
+            return ExecutionResult(run=run, submitted=True, orders=list(run.orders.all()), message=halt)
+        _store(run, run.execution_step, status=Status.EXECUTING, error="")
+    for side, sent_step, done_step in ((SELL, "sells_sent", "sells_done"), (BUY, "buys_sent", "buys_done")):
+        if _step_index(run.execution_step) >= _step_index(done_step):
+            continue
+        lease_claim(run, owner)
+        try:
+            orders = _orders_for(run, broker, side)
+        except _Retry as retry:
+            return ExecutionResult(
+                run=run, submitted=True, orders=list(run.orders.all()), waiting=True, message=str(retry)
+            )
+        for order in orders:
+            order_submit(broker, order, halted=lambda: trading_halt_reason(user_id=run.portfolio.owner_id))
+            checkpoint(run, f"sent {order.client_order_id}")
+        if run.execution_step != sent_step:
+            _store(run, sent_step)
+            checkpoint(run, sent_step)
+        orders = _wait(broker, orders)
+        halt = trading_halt_reason(user_id=run.portfolio.owner_id)
+        if halt:
+            return _stop_after_orders(run, broker, halt)
+        if not all(o.terminal for o in orders):
+            open_ = [f"{o.symbol} {o.state}" for o in orders if not o.terminal]
+            message = f"waiting for {len(open_)} order(s) ({', '.join(open_)}); execute again to resume"
+            _note_waiting(run, orders, message)
+            return ExecutionResult(
+                run=run, submitted=True, orders=list(run.orders.all()), waiting=True, message=message
+            )
+        _store(run, done_step)
+        checkpoint(run, done_step)
+    return _reconcile(run, broker)
+
+
+STEPS = ("", "checked", "sells_sent", "sells_done", "buys_sent", "buys_done", "reconciled")
+
+
+def _step_index(step: str) -> int:
+    return STEPS.index(step)
+
+
+def _store(
+    run: RebalanceRun, step: str, *, status: str | None = None, error: str | None = None, execution: dict | None = None
+) -> None:
+    fields = ["execution_step", "updated_at"]
+    run.execution_step = step
+    if status is not None:
+        run.status = status
+        fields.append("status")
+    if error is not None:
+        run.error = error
+        fields.append("error")
+    if execution is not None:
+        run.execution = {**run.execution, **execution}
+        fields.append("execution")
+    run.save(update_fields=fields)
+
+
+def _orders_for(run: RebalanceRun, broker: Broker, side: str) -> list[Order]:
+    """The run's orders of one side, written (once, in one transaction) if they do not exist yet."""
+    existing = list(run.orders.filter(side=side).order_by("id"))
+    trades = list(run.trades.filter(side=side).select_related("instrument").order_by("sequence"))
+    if existing or not trades:
+        return existing
+    quantities = {t.instrument.symbol: t.quantity for t in trades}
+    if side == BUY:
+        quantities = _size_buys(run, broker, trades)
+    account = run.portfolio.broker_account
+    collar = Decimal(str(settings.PRICE_COLLAR_BPS)) / Decimal(10_000)
+    rows = []
+    for trade in trades:
+        quantity = quantities[trade.instrument.symbol]
+        if quantity <= 0:
+            continue
+        fractional = quantity != quantity.to_integral_value()
+        # Fractional quantities go as market day orders: brokers accept no other kind for them.
+        limit = run.portfolio.order_type == OrderType.LIMIT and not fractional
+        price = trade.estimated_price
+        rows.append(
+            Order(
+                account=account,
+                run=run,
+                planned_trade=trade,
+                client_order_id=f"{account.order_prefix}-{run.pk}-{trade.sequence}",
+                symbol=trade.instrument.symbol,
+                side=side,
+                quantity=quantity,
+                order_type=OrderType.LIMIT if limit else OrderType.MARKET,
+                limit_price_usd=(price * (1 + collar if side == BUY else 1 - collar)).quantize(Decimal("0.01"))
+                if limit
+                else None,
+                estimated_price_usd=price,
+            )
+        )
+    try:
+        with transaction.atomic():
+            Order.objects.bulk_create(rows)
+    except IntegrityError:
+        pass  # written by an earlier attempt that crashed before storing its step: use those rows
+    return list(run.orders.filter(side=side).order_by("id"))
+
+
+def _size_buys(run: RebalanceRun, broker: Broker, trades: list[PlannedTrade]) -> dict[str, Decimal]:
+    portfolio = run.portfolio
+    try:
+        info = broker.account()
+    except BrokerError as error:
+        raise _Retry(f"cannot read the account to size the buys: {error}") from error
+    buffer = (info.equity_usd * portfolio.cash_buffer_weight).quantize(Decimal("0.01"))
+    available = min(info.cash_usd, info.buying_power_usd) - buffer
+    fractionable = run.snapshot.get("fractionable", {})
+    # The cash buffer (kept out of `available`) is the room for buy prices above the estimate.
+    lines = [
+        BuyLine(
+            symbol=t.instrument.symbol,
+            quantity=t.quantity,
+            price_usd=t.estimated_price,
+            whole=not (
+                portfolio.fractional_shares and fractionable.get(t.instrument.symbol, t.instrument.fractionable)
+            ),
+        )
+        for t in trades
+    ]
+    rate = (portfolio.spread_bps + portfolio.impact_bps) / Decimal(10_000)
+    sizing = buys_resize(
+        lines,
+        available_usd=max(available, Decimal(0)),
+        rate=rate,
+        commission_usd=portfolio.commission_per_trade_usd,
+        min_trade_usd=portfolio.min_trade_usd,
+    )
+    _store(run, run.execution_step, execution={"buys": {**sizing.as_dict(), "cash_buffer_usd": str(buffer)}})
+    return sizing.quantities
+
+
+class _Retry(Exception):
+    """A step could not finish for a transient reason; the run stays executing."""
+
+
+def _wait(broker: Broker, orders: list[Order]) -> list[Order]:
+    orders = orders_wait(
+        broker, orders, timeout_s=settings.EXECUTION_WAIT_SECONDS, poll_s=settings.EXECUTION_POLL_SECONDS
+    )
+    # An order the broker turned out not to have is sent again (same id), then waited for once more.
+    absent = [o for o in orders if o.state == OrderState.UNKNOWN]
+    if absent:
+        for order in absent:
+            order_submit(broker, order)
+        orders = orders_wait(
+            broker, orders, timeout_s=settings.EXECUTION_WAIT_SECONDS, poll_s=settings.EXECUTION_POLL_SECONDS
+        )
+    return orders
+
+
+def _note_waiting(run: RebalanceRun, orders: list[Order], message: str) -> None:
+    _store(run, run.execution_step, execution={"waiting": message})
+    unknown = [o.client_order_id for o in orders if o.state == OrderState.UNKNOWN]
+    if unknown:
+        notify_owner(
+            run,
+            subject=f"Orders with an unknown outcome in run {run.pk}",
+            body=f"The broker has not confirmed {', '.join(unknown)}. They are looked up again when the run resumes.",
+        )
+
+
+def _stop_before_orders(run: RebalanceRun, check: Check) -> ExecutionResult:
+    message = f"{check.name}: {check.detail}"
+    _store(
+        run,
+        "",
+        status=Status.EXECUTION_FAILED,
+        error=message,
+        execution={"checks": [check.as_dict()], "stopped_at": timezone.now().isoformat()},
+    )
+    logger.warning("execution stopped by a pre-trade check", extra={"run_id": run.pk, "check": check.name})
+    notify_owner(run, subject=f"Rebalance of {run.portfolio.name} not executed", body=f"No order was sent. {message}")
+    return ExecutionResult(run=run, submitted=False, checks=[check.as_dict()], message=message)
+
+
+def _stop_after_orders(run: RebalanceRun, broker: Broker, reason: str) -> ExecutionResult:
+    for order in run.orders.filter(state=OrderState.PLANNED):
+        order_cancel(broker, order, reason=reason)
+    _store(run, run.execution_step, status=Status.EXECUTION_FAILED, error=f"stopped: {reason}")
+    _sync(run, broker)
+    notify_owner(run, subject=f"Rebalance of {run.portfolio.name} stopped", body=f"Execution stopped: {reason}")
+    return ExecutionResult(run=run, submitted=True, orders=list(run.orders.all()), message=f"stopped: {reason}")
+
+
+def _reconcile(run: RebalanceRun, broker: Broker) -> ExecutionResult:
+    """Compare the broker's positions with the plan's (snapshot + fills) and sync the portfolio."""
+    expected = {s: Decimal(h["quantity"]) for s, h in run.snapshot.get("holdings", {}).items()}
+    orders = list(run.orders.all())
+    for order in orders:
+        change = order.filled_quantity if order.side == BUY else -order.filled_quantity
+        expected[order.symbol] = expected.get(order.symbol, Decimal(0)) + change
+    planned = {s: Decimal(h["quantity"]) for s, h in run.snapshot.get("holdings", {}).items()}
+    for trade in run.trades.select_related("instrument"):
+        sign = 1 if trade.side == BUY else -1
+        planned[trade.instrument.symbol] = planned.get(trade.instrument.symbol, Decimal(0)) + sign * trade.quantity
+    try:
+        actual = {p.symbol.upper(): p.quantity for p in broker.positions()}
+    except BrokerError as error:
+        return ExecutionResult(run=run, submitted=True, orders=orders, waiting=True, message=f"reconcile: {error}")
+    symbols = sorted(set(expected) | set(actual) | set(planned))
+    differences = [
+        {
+            "symbol": s,
+            "planned": str(planned.get(s, Decimal(0))),
+            "filled": str(expected.get(s, Decimal(0))),
+            "broker": str(actual.get(s, Decimal(0))),
+        }
+        for s in symbols
+        if not (planned.get(s, Decimal(0)) == expected.get(s, Decimal(0)) == actual.get(s, Decimal(0)))
+    ]
+    not_filled = [
+        f"{o.side} {o.symbol}: {o.state}" + (f" ({o.reject_reason})" if o.reject_reason else "")
+        for o in orders
+        if o.state != OrderState.FILLED
+    ]
+    resized = run.execution.get("buys", {}).get("factor", "1") != "1"
+    _sync(run, broker)
+    _store(
+        run,
+        "reconciled",
+        status=Status.EXECUTED,
+        execution={
+            "reconciliation": {"differences": differences, "not_filled": not_filled, "buys_resized": resized},
+            "finished_at": timezone.now().isoformat(),
+        },
+    )
+    checkpoint(run, "reconciled")
+    if not_filled or differences:
+        notify_owner(
+            run,
+            subject=f"Rebalance of {run.portfolio.name} executed with differences",
+            body="\n".join(
+                ["Orders not filled:", *not_filled, "Positions that differ from the plan:"]
+                + [f"{d['symbol']}: planned {d['planned']}, broker {d['broker']}" for d in differences]
+            ),
+        )
+    logger.info("run executed", extra={"run_id": run.pk, "orders": len(orders), "differences": len(differences)})
+    return ExecutionResult(run=run, submitted=True, orders=orders, message="executed")
+
+
+def _sync(run: RebalanceRun, broker: Broker) -> None:
+    try:
+        sync_from_broker(portfolio=run.portfolio, run=run, broker=broker)
+    except SyncError as error:
+        _store(run, run.execution_step, execution={"sync_error": str(error)})
+
+
+__all__ = ["ExecutionBusy", "ExecutionRefused", "ExecutionResult", "checkpoint", "execute_run"]

@@ -1,0 +1,47 @@
+"""One executor per run: a lease on the run row, claimed by an atomic conditional UPDATE.
+
+Two processes (two clusters, a schedule and a manual request) may try to execute the same run;
+the database lets exactly one UPDATE match, on SQLite and PostgreSQL alike. The lease is renewed
+at every step; when an executor dies its lease runs out and another may resume the run.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from portfolios.models import RebalanceRun
+
+
+class ExecutionBusy(Exception):
+    """Another process holds the run's lease."""
+
+
+def new_owner() -> str:
+    return uuid.uuid4().hex
+
+
+def lease_claim(run: RebalanceRun, owner: str) -> None:
+    """Claim (or renew) the lease of ``run`` for ``owner``; `ExecutionBusy` when someone else holds it."""
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.EXECUTION_LEASE_SECONDS)
+    claimed = (
+        RebalanceRun.objects.filter(pk=run.pk)
+        .filter(Q(lease_owner="") | Q(lease_owner=owner) | Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(lease_owner=owner, lease_until=until)
+    )
+    if not claimed:
+        holder = RebalanceRun.objects.filter(pk=run.pk).values_list("lease_until", flat=True).first()
+        raise ExecutionBusy(
+            f"run {run.pk} is being executed by another process (lease until {holder:%Y-%m-%d %H:%M:%S %Z})"
+        )
+    run.lease_owner, run.lease_until = owner, until
+
+
+def lease_release(run: RebalanceRun, owner: str) -> None:
+    RebalanceRun.objects.filter(pk=run.pk, lease_owner=owner).update(lease_owner="", lease_until=None)
+    run.lease_owner, run.lease_until = "", None

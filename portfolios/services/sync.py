@@ -1,0 +1,82 @@
+"""Sync a portfolio from its broker: holdings and cash become the broker's positions and cash."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from brokers.base import BrokerError
+from brokers.services.accounts import broker_for
+from marketdata.models import Instrument
+from portfolios.models import HoldingsSync, Portfolio, RebalanceRun
+from portfolios.models.holdings import QUANTITY_PLACES
+
+logger = logging.getLogger(__name__)
+
+
+class SyncError(Exception):
+    """The broker could not be read; nothing was changed."""
+
+
+def sync_from_broker(*, portfolio: Portfolio, run: RebalanceRun | None = None, broker=None) -> HoldingsSync:
+    """Replace the portfolio's holdings and cash with its broker account's, in one transaction,
+    and record what changed.
+
+    One broker account backs one portfolio: every position of the account becomes a holding
+    (instruments the project does not know yet are added, marked not fractionable until a
+    fetch says otherwise). ``broker`` reuses an open adapter.
+    """
+    account = portfolio.broker_account
+    if account is None:
+        raise ValidationError({"broker_account": "this portfolio has no broker account to sync from"})
+    try:
+        if broker is None:
+            with broker_for(account) as opened:
+                positions, info = opened.positions(), opened.account()
+        else:
+            positions, info = broker.positions(), broker.account()
+    except BrokerError as error:
+        raise SyncError(f"cannot read positions from {account.label}: {error}") from error
+    quantum = Decimal(1).scaleb(-QUANTITY_PLACES)
+    after = {p.symbol.upper(): p.quantity.quantize(quantum) for p in positions if p.quantity > 0}
+    with transaction.atomic():
+        locked = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
+        before = {h.instrument.symbol: h.quantity for h in locked.holdings.select_related("instrument")}
+        known = {i.symbol: i for i in Instrument.objects.filter(symbol__in=list(after))}
+        for symbol in after:
+            if symbol not in known:
+                known[symbol] = Instrument.objects.create(symbol=symbol, fractionable=False)
+        locked.holdings.exclude(instrument__symbol__in=list(after)).delete()
+        for symbol, quantity in after.items():
+            locked.holdings.update_or_create(instrument=known[symbol], defaults={"quantity": quantity})
+        if known:
+            locked.instruments.add(*known.values())
+        cash_before = locked.cash_usd
+        locked.cash_usd = info.cash_usd.quantize(Decimal("0.0001"))
+        locked.save(update_fields=["cash_usd", "updated_at"])
+        changes = [
+            {
+                "symbol": symbol,
+                "before": str(before.get(symbol, Decimal(0))),
+                "after": str(after.get(symbol, Decimal(0))),
+            }
+            for symbol in sorted(set(before) | set(after))
+            if before.get(symbol, Decimal(0)) != after.get(symbol, Decimal(0))
+        ]
+        sync = HoldingsSync.objects.create(
+            portfolio=locked,
+            broker_account=account,
+            run=run,
+            changes=changes,
+            cash_before_usd=cash_before,
+            cash_after_usd=locked.cash_usd,
+        )
+    portfolio.refresh_from_db(fields=["cash_usd"])
+    logger.info(
+        "portfolio synced from broker",
+        extra={"portfolio_id": portfolio.pk, "broker_account_id": account.pk, "changes": len(changes)},
+    )
+    return sync

@@ -1,0 +1,103 @@
+"""Builders for execution tests: a moment when the market is open, portfolios whose broker
+account (paper, or any kind) holds exactly their holdings, and their stored runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.utils import timezone
+
+from brokers.models import PaperAccount
+from brokers.services.accounts import broker_account_create
+from brokers.services.paper import paper_account_reset
+from portfolios.models import RebalanceRun
+from portfolios.services.rebalancing import rebalance_run_create
+
+from .factories import AS_OF, close, load_sample_prices, make_portfolio, make_user
+
+NEW_YORK = ZoneInfo("America/New_York")
+# The session after AS_OF (Monday 2025-06-30), half an hour after the open.
+MARKET_OPEN_NOW = datetime(2025, 7, 1, 10, 0, tzinfo=NEW_YORK)
+MARKET_CLOSED_NOW = datetime(2025, 7, 1, 17, 0, tzinfo=NEW_YORK)
+NINE = Decimal("0.000000001")
+EXACT = {
+    "spread_bps": Decimal(0),
+    "impact_bps": Decimal(0),
+    "commission_per_trade_usd": Decimal(0),
+    "cash_buffer_weight": Decimal(0),
+    "min_trade_usd": Decimal(0),
+    "band_mode": "absolute",
+    "band_abs": Decimal("0.05"),
+}
+
+
+class Clock:
+    """A movable `timezone.now` for a test."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    """The market is open (2025-07-01 10:00 New York) unless the test moves ``clock.now``."""
+    moving = Clock(MARKET_OPEN_NOW)
+    monkeypatch.setattr(timezone, "now", moving)
+    return moving
+
+
+@pytest.fixture
+def prices() -> None:
+    load_sample_prices(["SPY", "QQQ", "VXUS", "BND"])
+
+
+def shares_worth(usd: Decimal, symbol: str) -> Decimal:
+    return (Decimal(usd) / close(symbol)).quantize(NINE)
+
+
+def paper_portfolio(
+    *,
+    holdings_usd: dict[str, int],
+    cash_usd: Decimal = Decimal(0),
+    targets: dict[str, str] | None = None,
+    owner=None,
+    username: str = "alice",
+    session_mode: str = PaperAccount.SessionMode.EXCHANGE,
+    **policy,
+):
+    """A portfolio holding ``holdings_usd`` (at AS_OF closes) and cash, with manual ``targets``,
+    whose paper broker account holds exactly the same."""
+    owner = owner or make_user(username)
+    holdings = {symbol: shares_worth(Decimal(usd), symbol) for symbol, usd in holdings_usd.items()}
+    account = broker_account_create(owner=owner, kind="paper", label=f"Paper {owner.username}")
+    paper_account_reset(
+        account=account,
+        cash_usd=cash_usd,
+        positions={symbol: (quantity, close(symbol)) for symbol, quantity in holdings.items() if quantity > 0},
+        session_mode=session_mode,
+    )
+    settings = {
+        **EXACT,
+        "manual_targets": targets or {"SPY": "0.6", "BND": "0.4"},
+        "mode": "auto",
+        "broker_account": account,
+        **policy,
+    }
+    return make_portfolio(
+        owner,
+        symbols=sorted(set(holdings) | set(settings["manual_targets"])),
+        holdings=holdings,
+        cash_usd=cash_usd,
+        **settings,
+    )
+
+
+def planned_run(portfolio) -> RebalanceRun:
+    """The portfolio's stored run for AS_OF (planned as a manual request, so it always trades)."""
+    return rebalance_run_create(portfolio=portfolio, as_of=AS_OF, manual=True).run

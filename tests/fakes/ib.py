@@ -1,0 +1,641 @@
+"""An in-memory Interactive Brokers: `FakeIBGateway` (the account and TWS) and `FakeIB` (one
+ib_async ``IB`` session), returning REAL ib_async types so adapters parse the real dataclasses.
+
+`FakeIB` implements only what `brokers.adapters.ib.IBBroker` calls (anything else is an
+AttributeError, which is the point): ``connectAsync``, ``isConnected``, ``disconnect``,
+``managedAccounts``, ``reqCurrentTimeAsync``, ``accountSummaryAsync``, ``reqPositionsAsync``,
+``qualifyContractsAsync``, ``placeOrder``, ``cancelOrder``, ``trades``, ``openTrades``,
+``reqAllOpenOrdersAsync``, ``reqCompletedOrdersAsync``, ``reqExecutionsAsync`` and the events
+``errorEvent``, ``disconnectedEvent``, ``connectedEvent``, ``orderStatusEvent``,
+``execDetailsEvent``, ``newOrderEvent`` (plus each Trade's own ``statusEvent``/``fillEvent``).
+
+Test-facing API::
+
+    gateway = FakeIBGateway(cash="100000", prices={"SPY": "500", "VTI": "250.10"})
+    config = AccountConfig(..., options={"timeout_s": 0.3, "ib_factory": gateway.ib_factory})
+
+    # What the next placed order does (first in, first out; then `gateway.default`, FILL):
+    gateway.script(OnPlace.FILL)                    # Submitted, filled at the symbol's price
+                                                    # (a limit order only when marketable)
+    gateway.script(OnPlace.SUBMIT)                  # Submitted, rests
+    gateway.script(OnPlace.PARTIAL, quantity="4")   # Submitted, 4 shares filled, rests
+    gateway.script(OnPlace.REJECT, message="...")   # error 201 then status Inactive
+    gateway.script(OnPlace.REJECT, message="...", status="Cancelled")  # error 201 only
+    gateway.script(OnPlace.SILENT)                  # accepted (Submitted at the gateway), but no
+                                                    # status reaches the session that placed it
+    # Buys beyond the cash and sells beyond the holding are rejected like REJECT.
+
+    # Acting on placed orders (any thread; runs on the connected session's loop):
+    gateway.fill(order_ref, quantity=None, price=None)   # the rest (or `quantity`) at a price
+    gateway.cancel_by_ib(order_ref, message="")          # IB cancels (error 202, Cancelled)
+    gateway.confirm_cancels = False                      # API cancels stay PendingCancel
+
+    # Connection:
+    gateway.refuse_connections = True   # connectAsync raises ConnectionRefusedError
+    gateway.drop_connection()           # the current session ends (disconnectedEvent)
+    gateway.stall("reqExecutionsAsync") # that request never answers (the caller times out)
+
+    # State: gateway.cash, gateway.prices, gateway.set_position(symbol, qty, avg_cost),
+    # gateway.account ("DU..." = paper), gateway.base_currency, gateway.current_time,
+    # gateway.commission, gateway.extra_summary_rows / extra_positions (raw ib_async rows).
+    # Inspection: gateway.placed_count, gateway.orders (GatewayOrder), gateway.order(ref),
+    # gateway.calls [(method, thread)], gateway.sessions_started, gateway.cancel_requests.
+
+Sessions behave as IB does for one API client id: a new connection (`connectAsync` on a new
+``IB``) starts with an empty `FakeIB.trades` list; orders from earlier sessions are visible only
+as fresh objects from `openTrades` (open orders of this client id, re-sent by TWS at connect,
+their fills NOT attached), ``reqAllOpenOrdersAsync`` (all clients), ``reqCompletedOrdersAsync``
+(orderId 0 and only a status, as IB's completed-order message) and ``reqExecutionsAsync``. This
+is stricter than ib_async, which also copies synced orders into ``trades()``: an adapter that
+finds orders here finds them against the real thing. The gateway returns all executions (IB:
+the current day's) and holds one connected session per client id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import copy
+import itertools
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from eventkit import Event
+from ib_async import (
+    AccountValue,
+    CommissionReport,
+    Contract,
+    Execution,
+    Fill,
+    Order,
+    OrderStatus,
+    Position,
+    Stock,
+    Trade,
+    TradeLogEntry,
+)
+
+T = TypeVar("T")
+
+DONE = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
+DEFAULT_PRICES = {"SPY": "500.00", "VTI": "250.00", "BND": "72.50", "AAPL": "190.00"}
+
+
+class OnPlace(StrEnum):
+    """What the gateway does with a placed order (see the module docstring)."""
+
+    FILL = "fill"
+    SUBMIT = "submit"
+    PARTIAL = "partial"
+    REJECT = "reject"
+    SILENT = "silent"
+
+
+@dataclass(frozen=True)
+class Script:
+    behaviour: OnPlace
+    quantity: Decimal | None = None
+    message: str = "rejected by the fake gateway"
+    status: str = "Inactive"
+
+
+@dataclass
+class GatewayOrder:
+    """The gateway's record of one placed order (quantities and prices as Decimals)."""
+
+    order_id: int
+    client_id: int
+    perm_id: int
+    contract: Contract
+    order: Order
+    status: str = "PendingSubmit"
+    filled: Decimal = Decimal(0)
+    avg_price: Decimal = Decimal(0)
+    fills: list[Fill] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def ref(self) -> str:
+        return self.order.orderRef
+
+    @property
+    def quantity(self) -> Decimal:
+        return Decimal(repr(self.order.totalQuantity))
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.quantity - self.filled
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE
+
+    @property
+    def buy(self) -> bool:
+        return self.order.action == "BUY"
+
+
+class FakeIBGateway:
+    """The account and TWS behind any number of `FakeIB` sessions; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        cash: str | Decimal = "100000",
+        prices: Mapping[str, str | Decimal] | None = None,
+        account: str = "DU1234567",
+        commission: str | Decimal = "1.00",
+    ):
+        self.cash = Decimal(cash)
+        self.prices = {s: Decimal(p) for s, p in (prices or DEFAULT_PRICES).items()}
+        self.account = account
+        self.commission = Decimal(commission)
+        self.base_currency = "USD"
+        self.current_time: datetime | None = None
+        self.positions: dict[str, tuple[Decimal, Decimal]] = {}
+        self.extra_summary_rows: list[AccountValue] = []
+        self.extra_positions: list[Position] = []
+        self.default = Script(OnPlace.FILL)
+        self.refuse_connections = False
+        self.confirm_cancels = True
+        self.orders: list[GatewayOrder] = []
+        self.calls: list[tuple[str, threading.Thread]] = []
+        self.cancel_requests: list[int] = []
+        self.sessions_started = 0
+        self.session: FakeIB | None = None
+        self._stalled: set[str] = set()
+        self._scripts: deque[Script] = deque()
+        self._lock = threading.RLock()
+        self._ids = itertools.count(1)
+        self._perm_ids = itertools.count(1_000_001)
+        self._exec_ids = itertools.count(1)
+        self._con_ids = {symbol: 100_000 + n for n, symbol in enumerate(sorted(self.prices))}
+
+    # -- test-facing API -----------------------------------------------------------------------
+
+    def ib_factory(self) -> FakeIB:
+        """A new ``IB``-like object (not connected); pass as ``options["ib_factory"]``."""
+        return FakeIB(self)
+
+    def script(self, behaviour: OnPlace, *, quantity: str | Decimal | None = None, **kwargs: str) -> None:
+        """Queue what the next placed order does."""
+        self._scripts.append(Script(behaviour, Decimal(quantity) if quantity is not None else None, **kwargs))
+
+    def stall(self, method: str) -> None:
+        """Make the async request ``method`` never answer."""
+        self._stalled.add(method)
+
+    def set_position(self, symbol: str, quantity: str | Decimal, avg_cost: str | Decimal = "0") -> None:
+        with self._lock:
+            self.positions[symbol] = (Decimal(quantity), Decimal(avg_cost))
+
+    @property
+    def placed_count(self) -> int:
+        """Orders actually placed (every placeOrder call that created an order)."""
+        return len(self.orders)
+
+    def order(self, order_ref: str) -> GatewayOrder:
+        matches = [o for o in self.orders if o.ref == order_ref]
+        assert len(matches) == 1, f"{len(matches)} gateway orders with orderRef {order_ref!r}"
+        return matches[0]
+
+    def fill(self, order_ref: str, quantity: str | Decimal | None = None, price: str | Decimal | None = None) -> None:
+        """Execute ``quantity`` (default: all remaining) shares of the order at ``price``."""
+
+        def act() -> None:
+            gorder = self.order(order_ref)
+            amount = Decimal(quantity) if quantity is not None else gorder.remaining
+            at = Decimal(price) if price is not None else self.prices[gorder.contract.symbol]
+            self._execute(gorder, amount, at)
+
+        self._dispatch(act)
+
+    def cancel_by_ib(self, order_ref: str, message: str = "") -> None:
+        """IB cancels the order on its own (a day order's end, a risk check)."""
+        self._dispatch(lambda: self._cancelled(self.order(order_ref), message))
+
+    def drop_connection(self) -> None:
+        """End the connected session from the gateway's side (like a TWS restart)."""
+        session = self.session
+        if session is not None:
+            self._dispatch(session._drop)
+
+    def now(self) -> datetime:
+        return self.current_time or datetime.now(UTC)
+
+    # -- internals (state under the lock; session views updated on the session's loop) ----------
+
+    def _dispatch(self, action: Callable[[], T]) -> T:
+        """Run ``action`` on the connected session's loop thread (waiting for it), else here."""
+        session = self.session
+        loop = session.loop if session is not None else None
+        if loop is None or threading.current_thread() is session.thread or not loop.is_running():
+            return action()
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(action())
+            except BaseException as error:
+                done.set_exception(error)
+
+        loop.call_soon_threadsafe(run)
+        return done.result(timeout=5)
+
+    def _record(self, method: str) -> None:
+        self.calls.append((method, threading.current_thread()))
+
+    def _next_script(self) -> Script:
+        return self._scripts.popleft() if self._scripts else self.default
+
+    def _con_id(self, symbol: str) -> int | None:
+        return self._con_ids.get(symbol)
+
+    def _stock(self, symbol: str) -> Contract:
+        return Stock(
+            symbol,
+            "",
+            "USD",
+            conId=self._con_ids[symbol],
+            primaryExchange="ARCA",
+            localSymbol=symbol,
+            tradingClass=symbol,
+        )
+
+    def _place(self, session: FakeIB, contract: Contract, order: Order) -> tuple[GatewayOrder, Script]:
+        with self._lock:
+            order.orderId = order.orderId or next(self._ids)
+            order.clientId = session.client_id
+            gorder = GatewayOrder(
+                order_id=order.orderId,
+                client_id=session.client_id,
+                perm_id=next(self._perm_ids),
+                contract=copy.copy(contract),
+                order=copy.copy(order),
+            )
+            gorder.order.permId = gorder.perm_id
+            self.orders.append(gorder)
+            return gorder, self._next_script()
+
+    def _apply(self, gorder: GatewayOrder, script: Script) -> None:
+        """What happens at the gateway after placement (runs on the placing session's loop)."""
+        if script.behaviour == OnPlace.SILENT:
+            gorder.status = "Submitted"  # at the gateway only: nothing is published
+            return
+        if script.behaviour == OnPlace.REJECT:
+            self._reject(gorder, script.message, script.status)
+            return
+        refusal = self._refusal(gorder)
+        if refusal:
+            self._reject(gorder, refusal, "Inactive")
+            return
+        self._set_status(gorder, "Submitted")
+        if script.behaviour == OnPlace.PARTIAL:
+            self._execute(gorder, script.quantity or gorder.remaining / 2, self.prices[gorder.contract.symbol])
+        elif script.behaviour == OnPlace.FILL and self._marketable(gorder):
+            self._execute(gorder, gorder.remaining, self.prices[gorder.contract.symbol])
+
+    def _refusal(self, gorder: GatewayOrder) -> str:
+        """IB's pre-trade checks: no buying on credit, no short sales."""
+        symbol = gorder.contract.symbol
+        if symbol not in self.prices:
+            return f"No security definition has been found for {symbol}"
+        price = self.prices[symbol]
+        if gorder.order.orderType == "LMT":
+            price = Decimal(repr(gorder.order.lmtPrice))
+        if gorder.buy and gorder.quantity * price + self.commission > self.cash:
+            return "YOUR ORDER IS NOT ACCEPTED. INSUFFICIENT FUNDS"
+        held = self.positions.get(symbol, (Decimal(0), Decimal(0)))[0]
+        if not gorder.buy and gorder.quantity > held:
+            return "YOUR ORDER IS NOT ACCEPTED. SHORT SALES ARE NOT ALLOWED IN THIS ACCOUNT"
+        return ""
+
+    def _marketable(self, gorder: GatewayOrder) -> bool:
+        if gorder.order.orderType != "LMT":
+            return True
+        limit, price = Decimal(repr(gorder.order.lmtPrice)), self.prices[gorder.contract.symbol]
+        return price <= limit if gorder.buy else price >= limit
+
+    def _execute(self, gorder: GatewayOrder, quantity: Decimal, price: Decimal) -> None:
+        with self._lock:
+            assert not gorder.done and 0 < quantity <= gorder.remaining, (gorder.status, quantity, gorder.remaining)
+            total = gorder.filled + quantity
+            gorder.avg_price = (gorder.filled * gorder.avg_price + quantity * price) / total
+            gorder.filled = total
+            self._book(gorder.contract.symbol, quantity if gorder.buy else -quantity, price)
+            when = self.now()
+            exec_id = f"0000e0d5.{next(self._exec_ids):08d}.01.01"
+            execution = Execution(
+                execId=exec_id,
+                time=when,
+                acctNumber=self.account,
+                exchange="ARCA",
+                side="BOT" if gorder.buy else "SLD",
+                shares=float(quantity),
+                price=float(price),
+                permId=gorder.perm_id,
+                clientId=gorder.client_id,
+                orderId=gorder.order_id,
+                cumQty=float(total),
+                avgPrice=float(gorder.avg_price),
+                orderRef=gorder.ref,
+            )
+            report = CommissionReport(execId=exec_id, commission=float(self.commission), currency="USD")
+            fill = Fill(copy.copy(gorder.contract), execution, report, when)
+            gorder.fills.append(fill)
+            gorder.status = "Filled" if gorder.remaining == 0 else "Submitted"
+        self._publish(gorder, fill=fill)
+
+    def _book(self, symbol: str, shares: Decimal, price: Decimal) -> None:
+        """Move cash and the position for an execution of ``shares`` (negative: a sale)."""
+        self.cash -= shares * price + self.commission
+        held, cost = self.positions.get(symbol, (Decimal(0), Decimal(0)))
+        after = held + shares
+        if after == 0:
+            self.positions.pop(symbol, None)
+        else:
+            self.positions[symbol] = (after, (held * cost + shares * price) / after if shares > 0 else cost)
+
+    def _set_status(self, gorder: GatewayOrder, status: str, error: tuple[int, str] | None = None) -> None:
+        with self._lock:
+            gorder.status = status
+            if error:
+                gorder.message = error[1]
+        self._publish(gorder, error=error)
+
+    def _reject(self, gorder: GatewayOrder, message: str, status: str) -> None:
+        text = f"Order rejected - reason:{message}"
+        with self._lock:
+            gorder.status, gorder.message = status, text
+        # As TWS: error 201 (ib_async marks the trade Cancelled), then the Inactive status.
+        self._publish(gorder, error=(201, text), status="Cancelled")
+        if status != "Cancelled":
+            self._publish(gorder)
+
+    def _cancelled(self, gorder: GatewayOrder, message: str = "") -> None:
+        if not gorder.done:
+            self._set_status(gorder, "Cancelled", (202, f"Order Canceled - reason:{message}"))
+
+    def _publish(
+        self, gorder: GatewayOrder, *, fill: Fill | None = None, error: tuple[int, str] | None = None, status: str = ""
+    ) -> None:
+        """Tell the connected session, if it follows this order, what changed."""
+        session = self.session
+        if session is not None:
+            session._update(gorder, fill, error, status or gorder.status)
+
+    # -- views handed to sessions (fresh objects, as decoded from IB's messages) ----------------
+
+    def _open_trade(self, gorder: GatewayOrder) -> Trade:
+        return Trade(
+            copy.copy(gorder.contract),
+            copy.copy(gorder.order),
+            OrderStatus(
+                orderId=gorder.order_id,
+                status=gorder.status,
+                filled=float(gorder.filled),
+                remaining=float(gorder.remaining),
+                avgFillPrice=float(gorder.avg_price),
+                permId=gorder.perm_id,
+                clientId=gorder.client_id,
+            ),
+            [],
+            [],
+        )
+
+    def _completed_trade(self, gorder: GatewayOrder) -> Trade:
+        order = copy.copy(gorder.order)
+        order.orderId, order.clientId = 0, 0  # IB's completed-order message carries neither
+        order.filledQuantity = float(gorder.filled)
+        return Trade(copy.copy(gorder.contract), order, OrderStatus(orderId=0, status=gorder.status), [], [])
+
+
+class FakeIB:
+    """One ib_async ``IB`` session against a `FakeIBGateway` (see the module docstring)."""
+
+    def __init__(self, gateway: FakeIBGateway):
+        self._gateway = gateway
+        self.errorEvent = Event("errorEvent")
+        self.disconnectedEvent = Event("disconnectedEvent")
+        self.connectedEvent = Event("connectedEvent")
+        self.orderStatusEvent = Event("orderStatusEvent")
+        self.execDetailsEvent = Event("execDetailsEvent")
+        self.newOrderEvent = Event("newOrderEvent")
+        self.client_id = -1
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+        self._connected = False
+        self._views: dict[int, Trade] = {}  # perm id -> this session's Trade
+        self._own: list[int] = []  # perm ids placed in this session, in order
+
+    # -- connection ----------------------------------------------------------------------------
+
+    async def connectAsync(
+        self, host: str = "127.0.0.1", port: int = 7497, clientId: int = 1, timeout: float = 4, **_: Any
+    ) -> FakeIB:
+        gateway = self._gateway
+        gateway._record("connectAsync")
+        await asyncio.sleep(0)
+        if gateway.refuse_connections:
+            raise ConnectionRefusedError(111, f"Connect call failed ('{host}', {port})")
+        with gateway._lock:
+            current = gateway.session
+            if current is not None and current._connected and current.client_id == int(clientId):
+                raise ConnectionError(f"API client id {clientId} is already in use (error 326)")
+            self._views.clear()
+            self._own.clear()
+            self.client_id = int(clientId)
+            self.loop, self.thread = asyncio.get_running_loop(), threading.current_thread()
+            self._connected = True
+            gateway.session = self
+            gateway.sessions_started += 1
+            for gorder in gateway.orders:  # TWS re-sends this client's open orders at connect
+                if gorder.client_id == self.client_id and not gorder.done:
+                    self._views[gorder.perm_id] = gateway._open_trade(gorder)
+        self.connectedEvent.emit()
+        return self
+
+    def isConnected(self) -> bool:
+        return self._connected
+
+    def disconnect(self) -> str | None:
+        self._gateway._record("disconnect")
+        if not self._connected:
+            return None
+        self._drop()
+        return "disconnected"
+
+    def _drop(self) -> None:
+        with self._gateway._lock:
+            self._connected = False
+            self._views.clear()
+            self._own.clear()
+            if self._gateway.session is self:
+                self._gateway.session = None
+        self.disconnectedEvent.emit()
+
+    def managedAccounts(self) -> list[str]:
+        self._gateway._record("managedAccounts")
+        return [self._gateway.account]
+
+    # -- requests ------------------------------------------------------------------------------
+
+    async def _request(self, method: str, answer: Callable[[], T]) -> T:
+        gateway = self._gateway
+        gateway._record(method)
+        self._require_connection()
+        if method in gateway._stalled:
+            await asyncio.Event().wait()  # never set: only the caller's timeout ends this
+        await asyncio.sleep(0)  # a network round trip: let other callbacks run
+        with gateway._lock:
+            return answer()
+
+    def _require_connection(self) -> None:
+        if not self._connected:
+            raise ConnectionError("Not connected")
+
+    def reqCurrentTimeAsync(self) -> Any:
+        return self._request("reqCurrentTimeAsync", self._gateway.now)
+
+    def accountSummaryAsync(self, account: str = "") -> Any:
+        return self._request("accountSummaryAsync", self._summary)
+
+    def reqPositionsAsync(self) -> Any:
+        return self._request("reqPositionsAsync", self._positions)
+
+    def qualifyContractsAsync(self, *contracts: Contract, returnAll: bool = False) -> Any:
+        return self._request("qualifyContractsAsync", lambda: [self._qualify(c) for c in contracts])
+
+    def reqAllOpenOrdersAsync(self) -> Any:
+        gateway = self._gateway
+        return self._request(
+            "reqAllOpenOrdersAsync", lambda: [gateway._open_trade(o) for o in gateway.orders if not o.done]
+        )
+
+    def reqCompletedOrdersAsync(self, apiOnly: bool) -> Any:
+        gateway = self._gateway
+        return self._request(
+            "reqCompletedOrdersAsync", lambda: [gateway._completed_trade(o) for o in gateway.orders if o.done]
+        )
+
+    def reqExecutionsAsync(self, execFilter: Any = None) -> Any:
+        gateway = self._gateway
+        return self._request("reqExecutionsAsync", lambda: [copy.deepcopy(f) for o in gateway.orders for f in o.fills])
+
+    def _summary(self) -> list[AccountValue]:
+        gateway = self._gateway
+        held = sum((q * gateway.prices.get(s, c) for s, (q, c) in gateway.positions.items()), Decimal(0))
+        currency = gateway.base_currency
+        rows = [("AccountType", "INDIVIDUAL", ""), ("NetLiquidation", gateway.cash + held, currency)]
+        rows += [("TotalCashValue", gateway.cash, currency), ("BuyingPower", gateway.cash, currency)]
+        rows += [("GrossPositionValue", held, currency)]
+        values = [
+            AccountValue(gateway.account, tag, value if isinstance(value, str) else f"{value:.2f}", cur, "")
+            for tag, value, cur in rows
+        ]
+        return values + list(gateway.extra_summary_rows)
+
+    def _positions(self) -> list[Position]:
+        gateway = self._gateway
+        rows = [
+            Position(gateway.account, gateway._stock(symbol), float(quantity), float(cost))
+            for symbol, (quantity, cost) in sorted(gateway.positions.items())
+        ]
+        return rows + list(gateway.extra_positions)
+
+    def _qualify(self, contract: Contract) -> Contract | None:
+        con_id = self._gateway._con_id(contract.symbol)
+        if contract.secType != "STK" or contract.currency != "USD" or con_id is None:
+            return None  # ib_async 2.x: None in the unknown contract's slot
+        contract.conId, contract.primaryExchange = con_id, "ARCA"
+        contract.localSymbol = contract.tradingClass = contract.symbol
+        return contract
+
+    # -- orders --------------------------------------------------------------------------------
+
+    def placeOrder(self, contract: Contract, order: Order) -> Trade:
+        gateway = self._gateway
+        gateway._record("placeOrder")
+        self._require_connection()
+        gorder, script = gateway._place(self, contract, order)
+        trade = Trade(
+            contract,
+            order,
+            OrderStatus(orderId=order.orderId, status="PendingSubmit"),
+            [],
+            [TradeLogEntry(gateway.now(), "PendingSubmit")],
+        )
+        self._views[gorder.perm_id] = trade
+        self._own.append(gorder.perm_id)
+        self.newOrderEvent.emit(trade)
+        # TWS answers later, never inside placeOrder.
+        asyncio.get_running_loop().call_soon(gateway._apply, gorder, script)
+        return trade
+
+    def cancelOrder(self, order: Order, manualCancelOrderTime: str = "") -> Trade | None:
+        gateway = self._gateway
+        gateway._record("cancelOrder")
+        self._require_connection()
+        gateway.cancel_requests.append(order.orderId)
+        matches = [
+            o for o in gateway.orders if (o.client_id, o.order_id) == (self.client_id, order.orderId) and order.orderId
+        ]
+        if not matches:
+            self.errorEvent.emit(
+                order.orderId, 10147, f"OrderId {order.orderId} that needs to be cancelled is not found.", None
+            )
+            return None
+        gorder = matches[0]
+        trade = self._views.get(gorder.perm_id)
+        if gorder.done:
+            self.errorEvent.emit(order.orderId, 161, "Cancel attempted when order is not in a cancellable state.", None)
+            return trade
+        if trade is not None:  # as ib_async: PendingCancel locally until TWS confirms
+            trade.orderStatus.status = "PendingCancel"
+            trade.log.append(TradeLogEntry(gateway.now(), "PendingCancel"))
+            trade.statusEvent.emit(trade)
+        if gateway.confirm_cancels:
+            asyncio.get_running_loop().call_soon(gateway._cancelled, gorder, "")
+        return trade
+
+    def trades(self) -> list[Trade]:
+        return [self._views[perm] for perm in self._own if perm in self._views]
+
+    def openTrades(self) -> list[Trade]:
+        return [t for t in self._views.values() if t.orderStatus.status not in DONE]
+
+    def _update(self, gorder: GatewayOrder, fill: Fill | None, error: tuple[int, str] | None, status: str) -> None:
+        """Apply a gateway change to this session's Trade and emit ib_async's events."""
+        trade = self._views.get(gorder.perm_id)
+        if trade is None or not self._connected:
+            return
+        when = self._gateway.now()
+        if error is not None:
+            message = f"Error {error[0]}, reqId {gorder.order_id}: {error[1]}"
+            trade.log.append(TradeLogEntry(when, status, message, error[0]))
+        if fill is not None:
+            session_fill = copy.deepcopy(fill)
+            trade.fills.append(session_fill)
+            trade.log.append(TradeLogEntry(when, status, f"Fill {fill.execution.shares}@{fill.execution.price}"))
+        trade.order.permId = gorder.perm_id
+        state = trade.orderStatus
+        state.status, state.permId, state.clientId = status, gorder.perm_id, gorder.client_id
+        state.filled, state.remaining = float(gorder.filled), float(gorder.remaining)
+        state.avgFillPrice = float(gorder.avg_price)
+        if fill is not None:
+            state.lastFillPrice = fill.execution.price
+        if error is None and fill is None:
+            trade.log.append(TradeLogEntry(when, status))
+        if error is not None and gorder.client_id == self.client_id:
+            self.errorEvent.emit(gorder.order_id, error[0], error[1], gorder.contract)
+        if fill is not None:
+            self.execDetailsEvent.emit(trade, session_fill)
+            trade.fillEvent.emit(trade, session_fill)
+        self.orderStatusEvent.emit(trade)
+        trade.statusEvent.emit(trade)
