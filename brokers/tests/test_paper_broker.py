@@ -99,9 +99,11 @@ def test_outside_hours_an_order_waits_for_the_next_session_then_fills(account, c
 
 def test_outside_hours_a_rejecting_account_refuses(account, clock):  # noqa: F811
     clock.now = MARKET_CLOSED_NOW
-    with broker_for(account, options={"outside_hours": "reject"}) as broker:
-        with pytest.raises(BrokerError, match="market is closed") as raised:
-            broker.submit_order(order("c-1", "SPY", Side.BUY, "1"))
+    with (
+        broker_for(account, options={"outside_hours": "reject"}) as broker,
+        pytest.raises(BrokerError, match="market is closed") as raised,
+    ):
+        broker.submit_order(order("c-1", "SPY", Side.BUY, "1"))
     assert raised.value.permanent and PaperOrder.objects.count() == 0
 
 

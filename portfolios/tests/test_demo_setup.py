@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from brokers.models import BrokerAccount
+from brokers.models import BrokerAccount, PaperOrder
 from optimization.models import OptimizationResult, TargetAllocation
 from portfolios.models import Portfolio, RebalanceRun
 
@@ -37,17 +37,28 @@ def test_demo_setup_creates_two_investors_and_plans_idempotently(settings) -> No
         allocation = TargetAllocation.objects.get(portfolio=portfolio)
         assert sum(allocation.result.weights().values()) == Decimal(1)
         run_row = RebalanceRun.objects.get(portfolio=portfolio)
-        assert run_row.status == RebalanceRun.Status.PLANNED and run_row.trades.exists()
+        assert run_row.status == RebalanceRun.Status.EXECUTED and run_row.trades.exists()
         assert f"Rebalancing plan for '{portfolio.name}'" in first
+        # Executed on the paper account: every order filled, the portfolio holds what the broker holds.
+        assert {o.state for o in run_row.orders.all()} == {"filled"}
+        assert run_row.orders.count() == run_row.trades.count()
+        paper = portfolio.broker_account.paper
+        held = {h.instrument.symbol: h.quantity for h in portfolio.holdings.select_related("instrument")}
+        assert held == {p.symbol: p.quantity for p in paper.positions.all()}
+        portfolio.refresh_from_db()
+        assert portfolio.cash_usd == paper.cash_usd
     # The glide path gives the older investor a smaller aggressive (equity) share.
     shares = {p.name: TargetAllocation.objects.get(portfolio=p).result.equity_share for p in (young, retiree)}
     assert shares["Retirement portfolio"] < shares["Demo portfolio"]
     assert "Trades (sells first):" in first and "synthetic prices" in first
+    assert first.count("Positions after (synced from the broker):") == 2
+    orders = PaperOrder.objects.count()
 
     second = run()
     assert "Demo login: user 'demo' exists" in second and "Demo login: user 'demo-retiree' exists" in second
     assert get_user_model().objects.count() == 2
     assert Portfolio.objects.count() == 2 and RebalanceRun.objects.count() == 2
     assert "already planned as run" in second
+    assert second.count(": already executed") == 2 and PaperOrder.objects.count() == orders
     assert OptimizationResult.objects.count() == 2  # same inputs: the stored results are reused
     assert TargetAllocation.objects.get(portfolio=young).reused is True

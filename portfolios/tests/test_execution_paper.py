@@ -9,12 +9,11 @@ import pytest
 from django.core import mail
 
 from brokers.base import OrderState
-from brokers.models import BrokerAccount, Order, OrderEvent, PaperOrder, PaperPosition
+from brokers.models import Order, OrderEvent, PaperOrder, PaperPosition
 from brokers.services.accounts import broker_account_create
 from brokers.services.controls import kill_switch_set
 from portfolios.models import HoldingsSync, RebalanceRun
-from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run
-from portfolios.services.execution import flow
+from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run, flow
 from portfolios.services.execution.lease import lease_claim
 
 from .execution_factories import MARKET_CLOSED_NOW, clock, paper_portfolio, planned_run, prices  # noqa: F401

@@ -11,7 +11,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from brokers.models import BrokerAccount
+from brokers.models import BrokerAccount, PaperAccount
+from brokers.services.accounts import broker_account_create
+from brokers.services.paper import paper_account_reset
 from marketdata.management.commands._progress import print_summary
 from marketdata.models import Instrument
 from marketdata.selectors import last_bar_dates, price_frame
@@ -19,11 +21,12 @@ from marketdata.services import NothingFetched, prices_fetch
 from marketdata.stores import get_price_store
 from optimization.core.errors import OptimizationError
 from optimization.services import targets_compute
-from portfolios.models import Portfolio
+from portfolios.models import Portfolio, RebalanceRun
 from portfolios.services.holdings import holdings_replace
 
 DEMO_USERNAME = "demo"
 DEMO_PORTFOLIO = "Demo portfolio"
+DEMO_ACCOUNT = "Paper account"
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class Command(BaseCommand):
             self._demo_targets(portfolio)
             self.stdout.write(f"\nRebalancing plan for '{portfolio.name}' ({demo.username}, age {demo.age}):")
             call_command("rebalance", portfolio=portfolio.pk, stdout=self.stdout, stderr=self.stderr)
+            self._execute(portfolio)
 
     def _print_stored(self, symbols: list[str]) -> None:
         store = get_price_store()
@@ -109,9 +113,13 @@ class Command(BaseCommand):
         return user
 
     def _ensure_portfolio(self, user, demo: DemoPortfolio, symbols: list[str]) -> Portfolio:
-        """The demo portfolio with a paper account, and its starting holdings when it has none yet."""
-        account, _ = BrokerAccount.objects.get_or_create(
-            owner=user, label="Paper account", defaults={"kind": BrokerAccount.Kind.PAPER}
+        """The demo portfolio with a paper account; when it has no holdings yet, its starting
+        holdings, which the paper account then holds too."""
+        account = BrokerAccount.objects.filter(owner=user, label=DEMO_ACCOUNT).first() or broker_account_create(
+            owner=user,
+            kind=BrokerAccount.Kind.PAPER,
+            label=DEMO_ACCOUNT,
+            paper_session_mode=PaperAccount.SessionMode.ALWAYS_OPEN,
         )
         portfolio, created = Portfolio.objects.get_or_create(
             owner=user, name=demo.name, defaults={"age": demo.age, "broker_account": account}
@@ -124,7 +132,25 @@ class Command(BaseCommand):
                 for symbol, usd in zip(symbols, demo.holdings_usd, strict=False)
             ]
             holdings_replace(portfolio=portfolio, rows=rows, cash_usd=demo.cash_usd)
+            paper_account_reset(
+                account=account,
+                cash_usd=demo.cash_usd,
+                positions={
+                    row["symbol"]: (row["quantity"], prices[row["symbol"]]) for row in rows if row["quantity"] > 0
+                },
+            )
         return portfolio
+
+    def _execute(self, portfolio: Portfolio) -> None:
+        """Send the day's plan to the paper account (the demo approves its own plans)."""
+        run = RebalanceRun.objects.filter(portfolio=portfolio).order_by("-trading_date").first()
+        if run is None or run.status in (RebalanceRun.Status.NO_ACTION, RebalanceRun.Status.FAILED):
+            return
+        self.stdout.write(f"\nExecuting run {run.pk} on the paper broker (simulated session, fills at the last close):")
+        try:
+            call_command("execute", run=run.pk, submit=True, stdout=self.stdout, stderr=self.stderr)
+        except CommandError as error:
+            self.stderr.write(f"  not executed: {error}")
 
     def _last_closes(self, symbols: list[str]) -> dict[str, Decimal]:
         last = max(d for d in last_bar_dates(symbols=symbols).values() if d is not None)

@@ -149,11 +149,35 @@ def check_broker(run: RebalanceRun, broker: Broker, *, now: datetime) -> list[Ch
     buys = sum((t.notional_usd + t.estimated_cost_usd for t in trades if t.side == PlannedTrade.Side.BUY), Decimal(0))
     sells = sum((t.notional_usd - t.estimated_cost_usd for t in trades if t.side == PlannedTrade.Side.SELL), Decimal(0))
     needed = buys - sells
-    if needed > 0 and info.buying_power_usd < needed * (1 - BUYING_POWER_TOLERANCE):
+    # Cash, not margin: a margin account's buying power is a multiple of its equity.
+    spendable = min(info.cash_usd, info.buying_power_usd)
+    if needed > 0 and spendable < needed * (1 - BUYING_POWER_TOLERANCE):
         _fail(
             "buying_power",
-            f"buying power ${info.buying_power_usd:,.2f} is below the ${needed:,.2f} the plan's buys need beyond its "
+            f"buying power ${spendable:,.2f} is below the ${needed:,.2f} the plan's buys need beyond its "
             "sells; sync from the broker and plan again",
         )
-    checks.append(_passed("buying_power", f"${info.buying_power_usd:,.2f} available, ${max(needed, 0):,.2f} needed"))
+    checks.append(_passed("buying_power", f"${spendable:,.2f} available, ${max(needed, 0):,.2f} needed"))
+    checks.append(check_assets(broker, trades))
     return checks
+
+
+def check_assets(broker: Broker, trades: list[PlannedTrade]) -> Check:
+    """The broker trades every symbol of the plan, and takes fractions where the plan has them."""
+    problems = []
+    for trade in trades:
+        symbol = trade.instrument.symbol
+        try:
+            asset = broker.asset(symbol)
+        except BrokerError as error:
+            problems.append(f"{symbol}: {error}")
+            continue
+        if not asset.tradable:
+            problems.append(f"{symbol} is not tradable at the broker")
+        elif trade.quantity != trade.quantity.to_integral_value() and not asset.fractionable:
+            problems.append(
+                f"{symbol} is not fractionable at the broker but the plan trades {trade.quantity.normalize():f}"
+            )
+    if problems:
+        _fail("assets", "; ".join(problems) + " (plan with whole shares, or without the symbol)")
+    return _passed("assets", f"{len(trades)} order(s) tradable as planned")
