@@ -138,6 +138,7 @@ def order_submit(broker: Broker, order: Order, *, halted: Callable[[], str | Non
     In-flight orders are looked up first. ``halted`` is read right before sending: a reason
     there (the kill switch) cancels an order never sent instead.
     """
+    order.refresh_from_db()  # the stored state decides, never a stale copy
     state = OrderState(order.state)
     if state in (OrderState.SUBMITTING, OrderState.UNKNOWN):
         order, answer = order_resolve(broker, order)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from brokers.crypto import CredentialsUnreadable, decrypt_credentials
@@ -123,3 +123,22 @@ def test_each_account_gets_its_own_client_order_id_prefix():
     owner = make_user()
     prefixes = {broker_account_create(owner=owner, kind="paper", label=f"P{i}").order_prefix for i in range(20)}
     assert len(prefixes) == 20 and all(len(p) == 8 for p in prefixes)
+
+
+def test_the_live_trading_command_asks_the_owners_password(monkeypatch, settings, capsys):
+    owner = make_user()
+    owner.set_password("correct horse battery")
+    owner.save()
+    live = broker_account_create(owner=owner, kind="alpaca", label="Live", is_live=True)
+    settings.ALLOW_LIVE_TRADING = True
+    monkeypatch.setattr("getpass.getpass", lambda prompt: "wrong")
+    with pytest.raises(CommandError, match="the password is not correct"):
+        call_command("live_trading", "enable", "--account", str(live.pk))
+    monkeypatch.setattr("getpass.getpass", lambda prompt: "correct horse battery")
+    call_command("live_trading", "enable", "--account", str(live.pk))
+    assert "live trading enabled" in capsys.readouterr().out
+    live.refresh_from_db()
+    assert live.live_opt_in_at is not None and live_trading_blockers(live) == []
+    call_command("live_trading", "disable", "--account", str(live.pk))
+    live.refresh_from_db()
+    assert live.live_opt_in_at is None

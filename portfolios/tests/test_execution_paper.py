@@ -224,9 +224,11 @@ class Crash(Exception):
 
 CRASH_POINTS = [
     "checked",
+    "sells_written",
     "sent {sell}",
     "sells_sent",
     "sells_done",
+    "buys_written",
     "sent {buy}",
     "buys_sent",
     "buys_done",

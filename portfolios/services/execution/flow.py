@@ -256,6 +256,7 @@ def _orders_for(run: RebalanceRun, broker: Broker, side: str) -> list[Order]:
             Order.objects.bulk_create(rows)
     except IntegrityError:
         pass  # written by an earlier attempt that crashed before storing its step: use those rows
+    checkpoint(run, f"{side}s_written")
     return list(run.orders.filter(side=side).order_by("id"))
 
 
