@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from timing import timed
+from timing import reference_ms, timed
 
 ROOT = Path(__file__).resolve().parent.parent
 HOLDINGS = 50
@@ -219,10 +219,16 @@ def main() -> int:
 
     pinned = pin_to_one_cpu()
     with threadpool_limits(1):
-        print(f"numpy {np.__version__}; {pinned}, BLAS 1 thread; load average {os.getloadavg()[0]:.2f} at start\n")
+        print(
+            f"numpy {np.__version__}; {pinned}, BLAS 1 thread; load average {os.getloadavg()[0]:.2f} at start; "
+            f"reference workload {reference_ms():.0f} ms (machine speed: lower is faster)\n"
+        )
         summary = bench_many(args.portfolios, args.seed)
         summary += bench_strategies(args.per_strategy, args.seed)
-    print(f"load average {os.getloadavg()[0]:.2f} at the end (other processes share the CPUs)\n")
+    print(
+        f"load average {os.getloadavg()[0]:.2f} at the end (other processes share the CPUs); "
+        f"reference workload {reference_ms():.0f} ms\n"
+    )
 
     print("Summary\n")
     verdict = {True: "PASS", False: "FAIL", None: "n/a"}

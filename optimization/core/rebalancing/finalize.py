@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigurationError
+from .arrays import all_true, any_true, sum_of
 from .base import PlanningStrategy, Proposal
 from .funding import USD_SLACK, size_buys
 from .inputs import PlanContext
@@ -96,7 +97,7 @@ def _size_orders(
         budget -= context.cash_target * context.total_usd
         buy_usd = np.where(delta > 0, delta, 0.0)
         small = (buy_usd > 0) & (buy_usd < context.policy.trading.min_trade_usd)
-        if small.any():
+        if any_true(small):
             buy_usd[small] = 0.0
             dropped += int(np.count_nonzero(small))
         buys = size_buys(context, buy_usd, budget, whole, toward_zero=toward_zero)
@@ -123,9 +124,9 @@ def _desired_trades(
     target = np.maximum(target, 0.0)
     delta = target - values
     tradable = context.tradable
-    if not tradable.all():
+    if not all_true(tradable):
         frozen = ~tradable & (np.abs(delta) >= max(context.policy.trading.min_trade_usd, 0.01))
-        if frozen.any():
+        if any_true(frozen):
             names = ", ".join(s for s, f in zip(context.symbols, frozen.tolist(), strict=True) if f)
             notes.append(f"do not trade: {names} left as held")
         delta[~tradable] = 0.0
@@ -137,7 +138,7 @@ def _desired_trades(
     liquidate = (target <= 0) & (delta < 0)
 
     cap = context.policy.trading.max_turnover
-    traded = float(np.abs(delta).sum())
+    traded = sum_of(np.abs(delta))
     total = context.total_usd
     if cap is None or traded <= 2 * cap * total * (1 + 1e-12):
         return delta, liquidate, False
@@ -159,14 +160,14 @@ def _size_sells(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(sell quantities, continuous sell quantities, sells dropped below the minimum), shares."""
     selling = delta < 0
-    if not selling.any():
+    if not any_true(selling):
         return np.zeros_like(delta), np.zeros_like(delta), 0
     quantities, prices = context.inputs.quantities, context.inputs.prices
     continuous = np.where(selling, np.minimum(-delta / prices, quantities), 0.0)
-    if liquidate.any():
+    if any_true(liquidate):
         continuous[liquidate] = quantities[liquidate]
     quantity = np.minimum((round_down if toward_zero else round_up)(continuous, whole), quantities)
-    if liquidate.any():
+    if any_true(liquidate):
         quantity[liquidate] = quantities[liquidate]
     # Continuous notionals decide, so that whole-share and fractional plans drop the same sells;
     # rounding toward zero (under the cap) can also take a sell below the limits.
@@ -178,10 +179,10 @@ def _size_sells(
     if toward_zero:
         uneconomic |= _uneconomic(context, quantity * prices, quantity > 0) & ~small
     drop = small | uneconomic
-    if drop.any():
+    if any_true(drop):
         continuous[drop] = 0.0
         quantity[drop] = 0.0
-        if uneconomic.any():
+        if any_true(uneconomic):
             notes.append(f"{int(np.count_nonzero(uneconomic))} sell(s) costing more than they raise left out")
     return quantity, continuous, int(np.count_nonzero(small))
 
@@ -197,7 +198,7 @@ def _uneconomic(context: PlanContext, notional: np.ndarray, active: np.ndarray) 
 def _cash_after_sells(context: PlanContext, sell_notional: np.ndarray) -> float:
     """Available cash plus net proceeds of the sells (USD)."""
     costs = context.policy.costs
-    proceeds = float(sell_notional.sum())
+    proceeds = sum_of(sell_notional)
     count = int(np.count_nonzero(sell_notional))
     return context.available_cash_usd + proceeds * (1 - costs.variable_rate) - costs.commission_per_trade_usd * count
 
@@ -235,7 +236,7 @@ def _raise_cash(
         new_trades = count
     extra = np.minimum(round_up(extra_usd / prices, whole), remaining)
     extra = np.where(remaining - extra <= remaining * 1e-12, remaining, extra)
-    raised = float((extra * prices).sum()) * (1 - rate) - fee * int(np.count_nonzero((extra > 0) & fresh))
+    raised = sum_of(extra * prices) * (1 - rate) - fee * int(np.count_nonzero((extra > 0) & fresh))
     # Only a withdrawal leaves cash negative: every kept sell nets more than its commission.
     what = f"the {format_usd(context.inputs.cash_flow_usd)} withdrawal"
     if raised < shortfall_usd - USD_SLACK:
@@ -258,9 +259,9 @@ def _orders(
     traded = sell_qty + buy_qty
     notional = traded * prices
     cost = context.policy.costs.cost_usd(notional)
-    sold = float((sell_qty * prices).sum())
-    bought = float(notional.sum()) - sold
-    total_cost = float(cost.sum())
+    sold = sum_of(sell_qty * prices)
+    bought = sum_of(notional) - sold
+    total_cost = sum_of(cost)
     cash_after = context.available_cash_usd + sold - bought - total_cost
     if -1e-6 * max(1.0, context.total_usd) < cash_after < 0:
         cash_after = 0.0  # float noise: sells raise at least the budget, buys spend at most it

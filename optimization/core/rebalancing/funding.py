@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .arrays import any_true, sum_of
 from .inputs import PlanContext
 from .needs import format_usd
 from .shares import below, round_down, round_nearest
@@ -31,7 +32,7 @@ class Buys:
 
 def spend_usd(notional: np.ndarray, rate: float, fee: float) -> float:
     """Cash that buying ``notional`` (USD per symbol) takes, costs included."""
-    return float(notional.sum()) * (1 + rate) + fee * int(np.count_nonzero(notional))
+    return sum_of(notional) * (1 + rate) + fee * int(np.count_nonzero(notional))
 
 
 def size_buys(
@@ -50,7 +51,7 @@ def size_buys(
     count = int(np.count_nonzero(buy_usd))
     if count == 0:
         return Buys(np.zeros_like(buy_usd))
-    wanted_usd = float(buy_usd.sum())
+    wanted_usd = sum_of(buy_usd)
     if budget_usd <= fee * count:
         note = f"no cash for buys: {format_usd(wanted_usd)} wanted, {format_usd(max(budget_usd, 0))} available"
         return Buys(np.zeros_like(buy_usd), (note,))
@@ -62,14 +63,14 @@ def size_buys(
         quantity = round_down(scaled, whole)
     else:
         quantity = round_nearest(scaled, whole)
-        if whole.any() and spend_usd(quantity * prices, rate, fee) > budget_usd + USD_SLACK:
+        if any_true(whole) and spend_usd(quantity * prices, rate, fee) > budget_usd + USD_SLACK:
             quantity = round_down(scaled, whole)
             floored = True
     min_trade = context.policy.trading.min_trade_usd
     dropped = (quantity > 0) & (quantity * prices < min_trade)
-    if dropped.any():
+    if any_true(dropped):
         quantity[dropped] = 0.0
-    if floored and not toward_zero and whole.any():
+    if floored and not toward_zero and any_true(whole):
         leftover = budget_usd - spend_usd(quantity * prices, rate, fee)
         quantity = top_up(context, quantity, scaled, leftover, whole)
     notes = ()
@@ -91,7 +92,7 @@ def top_up(
     the minimum trade.
     """
     candidates = whole & below(quantity, continuous)
-    if leftover_usd <= 0 or not candidates.any():
+    if leftover_usd <= 0 or not any_true(candidates):
         return quantity
     costs = context.policy.costs
     rate, fee = costs.variable_rate, costs.commission_per_trade_usd
@@ -103,7 +104,7 @@ def top_up(
     while True:
         unit = prices * (1 + rate) + np.where(quantity > 0, 0.0, fee)
         ok = candidates & (unit <= leftover_usd + USD_SLACK) & ((quantity + 1) * prices >= min_trade)
-        if not ok.any():
+        if not any_true(ok):
             return quantity
         i = int(np.argmin(np.where(ok, gap, np.inf)))
         quantity[i] += 1

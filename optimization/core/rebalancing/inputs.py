@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigurationError
+from .arrays import sum_of
 from .policy import RebalancePolicy
 
 # Targets may miss 1 by this much (Decimal weights stored with 10 places sum to exactly 1).
@@ -33,7 +34,7 @@ def drift_of(values_usd: np.ndarray, cash_usd: float, targets: np.ndarray, cash_
     ``targets`` are the effective targets (shape of ``values_usd``), ``cash_target`` the buffer.
     The same measure as `PlanContext.drift`; 0 for a portfolio worth nothing.
     """
-    total = float(values_usd.sum()) + cash_usd
+    total = sum_of(values_usd) + cash_usd
     if total <= 0:
         return 0.0
     return float((np.abs(values_usd / total - targets).sum() + abs(cash_usd / total - cash_target)) / 2)
@@ -129,7 +130,7 @@ class PlanContext:
         inputs, policy = self.inputs, self.policy
         values = inputs.quantities * inputs.prices
         cash = inputs.cash_usd + inputs.cash_flow_usd
-        total = float(values.sum() + cash)
+        total = sum_of(values) + cash
         if total <= 0:
             raise ConfigurationError(
                 "cash_flow_usd: the withdrawal exceeds the portfolio's value"
@@ -158,7 +159,7 @@ class PlanContext:
             "outside": np.abs(deviations) > bands + BAND_TOLERANCE,
             "tradable": tradable,
             # drift_of, inlined: the deviations are already at hand.
-            "drift": float((np.abs(deviations).sum() + cash_deviation) / 2),
+            "drift": (sum_of(np.abs(deviations)) + cash_deviation) / 2,
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import any_true
 from .inputs import PlanContext
 from .results import Need
 
@@ -87,10 +88,10 @@ def deposit_needed_usd(context: PlanContext) -> float | None:
     """
     values = context.values_usd
     targets = context.targets
-    if ((targets <= 0) & (values > 0)).any():
+    if any_true((targets <= 0) & (values > 0)):
         return None
     held = targets > 0
-    if not held.any():
+    if not any_true(held):
         return 0.0
     needed_total = float(np.max(values[held] / targets[held]))
     return max(0.0, needed_total - context.total_usd)

@@ -9,6 +9,7 @@ from datetime import date
 
 import numpy as np
 
+from .arrays import sum_of
 from .base import check_strategy_name, resolve_planner
 from .finalize import Orders, finalize
 from .inputs import PlanContext, PlanInputs, drift_of
@@ -70,7 +71,7 @@ def assemble_plan(
         quantities_after, cash_after = orders.quantities_after, orders.cash_after_usd
         traded, cost, trades, notes = orders.traded_usd, orders.cost_usd, orders.trades, orders.notes
     values_after = quantities_after * inputs.prices
-    value_after = float(values_after.sum()) + cash_after
+    value_after = sum_of(values_after) + cash_after
     weights_after = values_after / value_after if value_after > 0 else np.zeros_like(values_after)
     return Plan(
         strategy=strategy,
@@ -81,7 +82,7 @@ def assemble_plan(
         drift_after=drift_of(values_after, cash_after, context.targets, context.cash_target),
         turnover=traded / (2 * context.total_usd),
         total_cost_usd=cost,
-        value_before_usd=float(context.values_usd.sum()) + inputs.cash_usd,
+        value_before_usd=sum_of(context.values_usd) + inputs.cash_usd,
         value_after_usd=value_after,
         cash_before_usd=inputs.cash_usd,
         cash_flow_usd=inputs.cash_flow_usd,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import all_true, any_true
+
 FRACTION_DIGITS = 9
 _STEPS = 10.0**FRACTION_DIGITS
 # Noise allowed below a step: in nano-shares for fractions, in shares for whole shares.
@@ -18,9 +20,9 @@ _WHOLE_SLACK = 1e-9
 
 def _rounded(quantity: np.ndarray, whole: np.ndarray, whole_fn, nano_fn) -> np.ndarray:
     # Most portfolios are all-fractional or all-whole: compute only the branch they need.
-    if not whole.any():
+    if not any_true(whole):
         return nano_fn(quantity)
-    if whole.all():
+    if all_true(whole):
         return whole_fn(quantity)
     return np.where(whole, whole_fn(quantity), nano_fn(quantity))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import sum_of
 from .base import PlanningStrategy, Proposal
 from .inputs import PlanContext
 from .needs import deviation_phrase, format_usd
@@ -39,7 +40,7 @@ class ThresholdRebalance(PlanningStrategy):
             goal = context.targets + np.sign(context.deviations) * context.bands
             goal = np.maximum(goal, 0.0)
         targets = np.where(move, goal * context.total_usd, context.values_usd)
-        idle_usd = context.total_usd * (1 - context.cash_target) - float(targets.sum())
+        idle_usd = context.total_usd * (1 - context.cash_target) - sum_of(targets)
         notes = ()
         if idle_usd > max(context.policy.trading.min_trade_usd, 0.001 * context.total_usd):
             notes = (

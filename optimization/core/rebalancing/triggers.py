@@ -16,6 +16,7 @@ from datetime import date
 
 import numpy as np
 
+from .arrays import any_true
 from .inputs import PlanContext
 from .needs import format_usd, holding_sentences
 from .results import TriggerDecision
@@ -45,7 +46,7 @@ def calendar_period(day: date, calendar: str) -> tuple[int, ...]:
 
 def _band_reason(context: PlanContext) -> str | None:
     outside = context.outside
-    if not outside.any():
+    if not any_true(outside):
         return None
     urgency = np.where(outside, np.abs(context.deviations) / context.bands, -np.inf)
     first = int(np.argmax(urgency))
