@@ -91,6 +91,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_q",
+    "rebalancer_site",
     "marketdata",
     "optimization",
     "portfolios",
@@ -297,6 +299,35 @@ PORTFOLIO_MODE = env.str("PORTFOLIO_MODE", "propose", choices=("propose", "auto"
 ORDER_TYPE = env.str("ORDER_TYPE", "market", choices=("market", "limit"))
 _check_optimizer_defaults()
 EXECUTION_TIME = env.clock_time("EXECUTION_TIME", "16:30")
+# The nightly market-data refresh (TIMEZONE), and how long after the next open the daily run's
+# plans of `auto` portfolios are executed when the market was closed when they were planned.
+DATA_REFRESH_TIME = env.clock_time("DATA_REFRESH_TIME", "02:00")
+EXECUTE_AFTER_OPEN_MINUTES = env.int("EXECUTE_AFTER_OPEN_MINUTES", 5, min_value=0, max_value=360)
+# The owner is e-mailed when a portfolio's drift reaches this (sum |w - t| / 2).
+DRIFT_ALERT_THRESHOLD = env.float("DRIFT_ALERT_THRESHOLD", 0.10, min_value=0.0001, max_value=1.0)
+
+# --- Task queue (django-q2, the ORM broker on the default database) ----------
+# A job that touches money must never run twice: one attempt, a task timeout below the redelivery
+# delay (a task still running is never handed to a second worker), failures acknowledged, missed
+# schedule slots not replayed. Clusters on several machines share the queue through the database
+# (same Q_CLUSTER_NAME and SECRET_KEY).
+Q_TASK_TIMEOUT_SECONDS = env.int("Q_TASK_TIMEOUT_SECONDS", 1800, min_value=60, max_value=86_400)
+Q_CLUSTER = {
+    "name": env.str("Q_CLUSTER_NAME", "rebalancer"),
+    "orm": "default",
+    "workers": env.int("Q_WORKERS", 2, min_value=1, max_value=64),
+    "timeout": Q_TASK_TIMEOUT_SECONDS,
+    "retry": Q_TASK_TIMEOUT_SECONDS + 600,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "time_zone": TIMEZONE,
+    "poll": 1,
+    "save_limit": 10_000,
+    # A worker process is replaced after this many tasks: memory of long days is returned.
+    "recycle": 500,
+    "label": "Task queue",
+}
 
 # --- Brokers -------------------------------------------------------------------
 
