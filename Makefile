@@ -7,8 +7,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# The demo runs with DEBUG so runserver serves the admin's static files.
-DEMO_ENV := DEBUG=true LOG_FORMAT=text
+# The demo runs with DEBUG so runserver serves the admin's static files, and offline: the
+# synthetic sample provider is its only price source.
+DEMO_ENV := DEBUG=true LOG_FORMAT=text PRICE_PROVIDERS=sample
 
 .PHONY: install demo demo-data serve test lint bench clean
 
@@ -20,7 +21,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
-# Set up the demo (migrate, load offline sample prices, demo login), then serve it.
+# Set up the demo (migrate, sample prices, demo logins, the whole day run end to end), then serve
+# it with a q-cluster running the schedules beside the web server.
 demo: demo-data serve
 
 demo-data: $(STAMP)
@@ -28,8 +30,12 @@ demo-data: $(STAMP)
 	$(DEMO_ENV) $(PY) manage.py demo_setup
 
 serve: $(STAMP)
-	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl-C stops it)"
-	$(DEMO_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
+	@echo "Serving on http://$(HOST):$(PORT)/ with a q-cluster (Ctrl-C stops both)"
+	@echo "Logins: demo (administrator) and demo-retiree; passwords were printed when they were created"
+	@echo "(reset one with: $(PY) manage.py changepassword demo)"
+	@$(DEMO_ENV) $(PY) manage.py qcluster > qcluster.log 2>&1 & QPID=$$!; \
+	  trap 'kill $$QPID 2>/dev/null' EXIT INT TERM; \
+	  $(DEMO_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider

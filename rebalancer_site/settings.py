@@ -23,7 +23,7 @@ if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 SECRET_VARIABLES = frozenset(
-    {"SECRET_KEY", "ALPACA_API_KEY", "ALPACA_SECRET_KEY", "DATABASE_URL", "FIELD_ENCRYPTION_KEYS"}
+    {"SECRET_KEY", "ALPACA_API_KEY", "ALPACA_SECRET_KEY", "DATABASE_URL", "FIELD_ENCRYPTION_KEYS", "REDIS_URL"}
 )
 env = Env(secrets=SECRET_VARIABLES)
 
@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_q",
+    "django_prometheus",
     "rebalancer_site",
     "marketdata",
     "optimization",
@@ -100,6 +101,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First and last: request counts and latencies for /metrics (django_http_*).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files in production (gunicorn does not).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -109,6 +112,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "rebalancer_site.urls"
@@ -168,6 +172,9 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # http://localhost; turn both on wherever the site is reachable over HTTPS.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 0, min_value=0)
+# HSTS for every subdomain too, and the browsers' preload list: only once every subdomain serves HTTPS.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", False)
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
 if env.bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -305,6 +312,8 @@ DATA_REFRESH_TIME = env.clock_time("DATA_REFRESH_TIME", "02:00")
 EXECUTE_AFTER_OPEN_MINUTES = env.int("EXECUTE_AFTER_OPEN_MINUTES", 5, min_value=0, max_value=360)
 # The owner is e-mailed when a portfolio's drift reaches this (sum |w - t| / 2).
 DRIFT_ALERT_THRESHOLD = env.float("DRIFT_ALERT_THRESHOLD", 0.10, min_value=0.0001, max_value=1.0)
+# false: `setup_schedules` removes the daily-run schedule (a Kubernetes CronJob runs the day instead).
+SCHEDULE_DAILY_RUN = env.bool("SCHEDULE_DAILY_RUN", True)
 
 # --- Task queue (django-q2, the ORM broker on the default database) ----------
 # A job that touches money must never run twice: one attempt, a task timeout below the redelivery
@@ -384,6 +393,73 @@ if VALIDATE_REQUIRED_CONFIG:
     if not DEBUG and ALLOWED_HOSTS == ["localhost", "127.0.0.1", "[::1]"]:
         raise ConfigError("ALLOWED_HOSTS is not set: required when VALIDATE_REQUIRED_CONFIG=true and DEBUG=false")
 
+# --- Cache (throttling, shared state across processes) ----------------------------
+
+# Redis when REDIS_URL is set (production: every web and worker process shares it); otherwise a
+# per-process memory cache, enough for one machine.
+REDIS_URL = env.str("REDIS_URL", "")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ConfigError("REDIS_URL=(hidden) is invalid: expected a redis://, rediss:// or unix:// URL")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "rebalancer"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "rebalancer"}
+    )
+}
+
+# --- Operations: /health, /ready, /metrics (rebalancer_site.health, rebalancer_site.metrics) ---
+
+# /ready fails when the task cluster's last heartbeat (the every-minute task
+# rebalancer_site.tasks.heartbeat) is older than this.
+READY_HEARTBEAT_MAX_AGE_MINUTES = env.int("READY_HEARTBEAT_MAX_AGE_MINUTES", 5, min_value=1, max_value=1440)
+# /ready wants the close of the last session completed this long ago: the daily run fetches it after the close.
+READY_PRICES_GRACE_MINUTES = env.int("READY_PRICES_GRACE_MINUTES", 120, min_value=0, max_value=2880)
+# Clients that may read /metrics: addresses or CIDR networks; empty = everyone. Loopback and the
+# private networks by default: a Prometheus on the host, in a container network or in a cluster
+# scrapes from there. Requests relayed by a reverse proxy are refused whatever their address.
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", "127.0.0.1,::1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7")
+
+
+def _check_metrics_allowed_ips() -> None:
+    import ipaddress
+
+    for network in METRICS_ALLOWED_IPS:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"METRICS_ALLOWED_IPS={os.environ.get('METRICS_ALLOWED_IPS', '')!r} is invalid: expected "
+                "comma-separated IP addresses or CIDR networks, e.g. 127.0.0.1,10.0.0.0/8 (empty = everyone)"
+            ) from None
+
+
+_check_metrics_allowed_ips()
+# Several processes (gunicorn workers, qcluster) sum their metrics through files in this directory;
+# prometheus_client reads the variable itself, when imported. Empty = each process on its own.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR:
+    if not os.path.isabs(PROMETHEUS_MULTIPROC_DIR):
+        raise ConfigError(
+            f"PROMETHEUS_MULTIPROC_DIR={PROMETHEUS_MULTIPROC_DIR!r} is invalid: expected an absolute path"
+        )
+    try:
+        Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"PROMETHEUS_MULTIPROC_DIR={PROMETHEUS_MULTIPROC_DIR!r} is invalid: expected a writable directory "
+            f"({exc.strerror})"
+        ) from None
+# A qcluster on a host without the web server serves that host's metrics on this port (0 = off).
+METRICS_PORT = env.int("METRICS_PORT", 0, min_value=0, max_value=65535)
+if METRICS_PORT and not PROMETHEUS_MULTIPROC_DIR:
+    raise ConfigError(
+        f"METRICS_PORT={METRICS_PORT!r} is invalid: expected PROMETHEUS_MULTIPROC_DIR to be set too "
+        "(tasks run in qcluster's worker processes)"
+    )
+# Probes and scrapers speak plain HTTP inside the network: no redirect to HTTPS for them.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
+
 # --- Logging -------------------------------------------------------------------
 
 LOG_LEVEL = env.str("LOG_LEVEL", "INFO", choices=("debug", "info", "warning", "error", "critical")).upper()
@@ -394,7 +470,7 @@ _log_handlers = {
     "console": {
         "class": "logging.StreamHandler",
         "formatter": LOG_FORMAT,
-        "filters": ["redact_secrets"],
+        "filters": ["log_context", "redact_secrets"],
     }
 }
 if LOG_FILE_PATH:
@@ -409,13 +485,18 @@ if LOG_FILE_PATH:
         "class": "logging.handlers.WatchedFileHandler",
         "filename": str(_log_file),
         "formatter": LOG_FORMAT,
-        "filters": ["redact_secrets"],
+        "filters": ["log_context", "redact_secrets"],
     }
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
+        # Bound log_context() fields on every record, secrets in them masked like redact_secrets does.
+        "log_context": {
+            "()": "rebalancer_site.logcontext.LogContextFilter",
+            "secrets": "cfg://filters.redact_secrets",
+        },
         "redact_secrets": {
             "()": "rebalancer_site.logging.RedactSecretsFilter",
             "secrets": [
@@ -424,12 +505,16 @@ LOGGING = {
                 ALPACA_SECRET_KEY,
                 DATABASES["default"].get("PASSWORD", ""),
                 *FIELD_ENCRYPTION_KEYS,
+                REDIS_URL,
             ],
-        }
+        },
     },
     "formatters": {
         "json": {"()": "rebalancer_site.logging.JsonFormatter"},
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "text": {
+            "class": "rebalancer_site.logcontext.ContextTextFormatter",  # appends the bound fields as key=value
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
     },
     "handlers": _log_handlers,
     "root": {"handlers": list(_log_handlers), "level": LOG_LEVEL},

@@ -170,7 +170,9 @@ def order_submit(broker: Broker, order: Order, *, halted: Callable[[], str | Non
         _move(order, OrderState.UNKNOWN, kind=OrderEvent.Kind.ERROR, message=str(error))
         order, _ = order_resolve(broker, order)
         return order
-    return order_apply(order, reported)
+    order = order_apply(order, reported)
+    logger.info("order sent", extra={"symbol": order.symbol, "side": order.side, "state": order.state})
+    return order
 
 
 #: Answers of `order_resolve`.

@@ -1,5 +1,6 @@
 """Portfolios, their holdings and their stored rebalancing runs."""
 
+from .audit import AuditEntry, PipelineDay
 from .holdings import Holding, HoldingsSync
 from .portfolio import (
     Portfolio,
@@ -38,9 +39,11 @@ from .portfolio import (
 from .runs import FrozenError, PlannedTrade, RebalanceRun
 
 __all__ = [
+    "AuditEntry",
     "FrozenError",
     "Holding",
     "HoldingsSync",
+    "PipelineDay",
     "PlannedTrade",
     "Portfolio",
     "RebalanceRun",

@@ -175,6 +175,7 @@ class Portfolio(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="portfolios")
     name = models.CharField(max_length=100)
+    active = models.BooleanField(default=True, help_text="Included in the daily run.")
     base_currency = models.CharField(max_length=3, choices=Currency.choices, default=Currency.USD)
     instruments = models.ManyToManyField("marketdata.Instrument", related_name="portfolios", blank=True)
 

@@ -32,7 +32,17 @@ class RebalanceRun(models.Model):
 
     #: Fields that may change after the plan is written (execution progress, not the plan).
     MUTABLE_FIELDS = frozenset(
-        {"status", "error", "timings", "updated_at", "execution_step", "execution", "lease_owner", "lease_until"}
+        {
+            "status",
+            "error",
+            "timings",
+            "updated_at",
+            "execution_step",
+            "execution",
+            "lease_owner",
+            "lease_until",
+            "report_ready_at",
+        }
     )
 
     portfolio = models.ForeignKey("portfolios.Portfolio", on_delete=models.CASCADE, related_name="runs")
@@ -74,6 +84,9 @@ class RebalanceRun(models.Model):
     execution = models.JSONField(default=dict, blank=True)
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    report_ready_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the run reached its state for the day and its report could be read."
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -10,13 +10,13 @@ from django.core.mail import send_mail
 logger = logging.getLogger(__name__)
 
 
-def notify_owner(run, *, subject: str, body: str) -> None:
-    """E-mail the run's owner (when they have an address) and log it; never raises."""
-    owner = run.portfolio.owner
-    logger.warning("owner notified", extra={"run_id": run.pk, "portfolio_id": run.portfolio_id, "subject": subject})
+def notify_owner(portfolio, *, subject: str, body: str) -> None:
+    """E-mail the portfolio's owner (when they have an address) and log it; never raises."""
+    owner = portfolio.owner
+    logger.warning("owner notified", extra={"portfolio_id": portfolio.pk, "user_id": owner.pk, "subject": subject})
     if not owner.email:
         return
     try:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [owner.email], fail_silently=False)
-    except Exception:  # a mail outage must not stop execution; the log above keeps the message
-        logger.exception("could not e-mail the owner", extra={"run_id": run.pk})
+    except Exception:  # a mail outage must not stop the pipeline; the log above keeps the message
+        logger.exception("could not e-mail the owner", extra={"portfolio_id": portfolio.pk})

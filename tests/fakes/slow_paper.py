@@ -1,13 +1,19 @@
-"""The paper broker, answering its clock slowly: a window in which a second executor arrives."""
+"""The paper broker, answering slowly: windows in which a second executor arrives, or in which a
+worker can be killed between the broker accepting an order and the answer being recorded."""
 
 import os
 import time
 
 from brokers.adapters.paper import PaperBroker
-from brokers.base import Clock
+from brokers.base import BrokerOrder, Clock, OrderRequest
 
 
 class SlowPaperBroker(PaperBroker):
     def clock(self) -> Clock:
         time.sleep(float(os.environ.get("TEST_SLOW_BROKER_SECONDS", "2")))
         return super().clock()
+
+    def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        answer = super().submit_order(request)
+        time.sleep(float(os.environ.get("TEST_SLOW_SUBMIT_SECONDS", "0")))
+        return answer

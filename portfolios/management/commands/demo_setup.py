@@ -10,10 +10,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from brokers.models import BrokerAccount, PaperAccount
 from brokers.services.accounts import broker_account_create
 from brokers.services.paper import paper_account_reset
+from marketdata import calendar
 from marketdata.management.commands._progress import print_summary
 from marketdata.models import Instrument
 from marketdata.selectors import last_bar_dates, price_frame
@@ -75,13 +77,23 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         print_summary(self, log)
         self._print_stored(symbols)
+        portfolios = []
         for demo in DEMO_PORTFOLIOS:
             user = self._ensure_user(demo)
             portfolio = self._ensure_portfolio(user, demo, symbols)
             self._demo_targets(portfolio)
+            portfolios.append((demo, portfolio))
+        self.stdout.write("\nSchedules (django-q2; the q-cluster started by `make demo` runs them):")
+        call_command("setup_schedules", stdout=self.stdout, stderr=self.stderr)
+        day = calendar.last_completed_session(timezone.now())
+        self.stdout.write(
+            f"\nThe daily run of {day}, end to end: fetch -> sync -> targets -> plan -> execute -> report"
+        )
+        call_command("run_pipeline", date=day, stdout=self.stdout, stderr=self.stderr, verbosity=0)
+        for demo, portfolio in portfolios:
             self.stdout.write(f"\nRebalancing plan for '{portfolio.name}' ({demo.username}, age {demo.age}):")
             call_command("rebalance", portfolio=portfolio.pk, stdout=self.stdout, stderr=self.stderr)
-            self._execute(portfolio)
+            self._print_execution(portfolio)
 
     def _print_stored(self, symbols: list[str]) -> None:
         store = get_price_store()
@@ -122,7 +134,10 @@ class Command(BaseCommand):
             paper_session_mode=PaperAccount.SessionMode.ALWAYS_OPEN,
         )
         portfolio, created = Portfolio.objects.get_or_create(
-            owner=user, name=demo.name, defaults={"age": demo.age, "broker_account": account}
+            owner=user,
+            name=demo.name,
+            # auto: the daily run executes the demo's plans on its paper account by itself.
+            defaults={"age": demo.age, "broker_account": account, "mode": Portfolio.Mode.AUTO},
         )
         portfolio.instruments.set(Instrument.objects.filter(symbol__in=symbols))
         if created or not portfolio.holdings.exists():
@@ -141,14 +156,14 @@ class Command(BaseCommand):
             )
         return portfolio
 
-    def _execute(self, portfolio: Portfolio) -> None:
-        """Send the day's plan to the paper account (the demo approves its own plans)."""
+    def _print_execution(self, portfolio: Portfolio) -> None:
+        """The orders, fills and positions of the portfolio's latest run (executed by the pipeline)."""
         run = RebalanceRun.objects.filter(portfolio=portfolio).order_by("-trading_date").first()
         if run is None or run.status in (RebalanceRun.Status.NO_ACTION, RebalanceRun.Status.FAILED):
             return
-        self.stdout.write(f"\nExecuting run {run.pk} on the paper broker (simulated session, fills at the last close):")
+        self.stdout.write("\nExecution on the paper broker (simulated session, fills at the last close):")
         try:
-            call_command("execute", run=run.pk, submit=True, stdout=self.stdout, stderr=self.stderr)
+            call_command("execute", run=run.pk, stdout=self.stdout, stderr=self.stderr)
         except CommandError as error:
             self.stderr.write(f"  not executed: {error}")
 

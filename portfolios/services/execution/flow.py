@@ -31,9 +31,11 @@ from brokers.models import Order
 from brokers.services.accounts import broker_for
 from brokers.services.controls import trading_halt_reason
 from brokers.services.orders import order_cancel, order_submit, orders_wait
+from portfolios import events
 from portfolios.models import PlannedTrade, RebalanceRun
-from portfolios.services.notify import notify_owner
 from portfolios.services.sync import SyncError, sync_from_broker
+from rebalancer_site import metrics
+from rebalancer_site.logcontext import log_context
 
 from .checks import Check, CheckFailed, check_broker, check_gates
 from .lease import ExecutionBusy, lease_claim, lease_release, new_owner
@@ -170,7 +172,8 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
                 run=run, submitted=True, orders=list(run.orders.all()), waiting=True, message=str(retry)
             )
         for order in orders:
-            order_submit(broker, order, halted=lambda: trading_halt_reason(user_id=run.portfolio.owner_id))
+            with log_context(client_order_id=order.client_order_id):
+                order_submit(broker, order, halted=lambda: trading_halt_reason(user_id=run.portfolio.owner_id))
             checkpoint(run, f"sent {order.client_order_id}")
         if run.execution_step != sent_step:
             _store(run, sent_step)
@@ -316,11 +319,7 @@ def _note_waiting(run: RebalanceRun, orders: list[Order], message: str) -> None:
     _store(run, run.execution_step, execution={"waiting": message})
     unknown = [o.client_order_id for o in orders if o.state == OrderState.UNKNOWN]
     if unknown:
-        notify_owner(
-            run,
-            subject=f"Orders with an unknown outcome in run {run.pk}",
-            body=f"The broker has not confirmed {', '.join(unknown)}. They are looked up again when the run resumes.",
-        )
+        events.emit(events.orders_unknown, portfolio=run.portfolio, run=run, client_order_ids=unknown)
 
 
 def _stop_before_orders(run: RebalanceRun, check: Check) -> ExecutionResult:
@@ -333,7 +332,13 @@ def _stop_before_orders(run: RebalanceRun, check: Check) -> ExecutionResult:
         execution={"checks": [check.as_dict()], "stopped_at": timezone.now().isoformat()},
     )
     logger.warning("execution stopped by a pre-trade check", extra={"run_id": run.pk, "check": check.name})
-    notify_owner(run, subject=f"Rebalance of {run.portfolio.name} not executed", body=f"No order was sent. {message}")
+    events.emit(
+        events.rebalancing_failed,
+        portfolio=run.portfolio,
+        trading_date=run.trading_date,
+        run=run,
+        reason=f"No order was sent. {message}",
+    )
     return ExecutionResult(run=run, submitted=False, checks=[check.as_dict()], message=message)
 
 
@@ -342,7 +347,13 @@ def _stop_after_orders(run: RebalanceRun, broker: Broker, reason: str) -> Execut
         order_cancel(broker, order, reason=reason)
     _store(run, run.execution_step, status=Status.EXECUTION_FAILED, error=f"stopped: {reason}")
     _sync(run, broker)
-    notify_owner(run, subject=f"Rebalance of {run.portfolio.name} stopped", body=f"Execution stopped: {reason}")
+    events.emit(
+        events.rebalancing_failed,
+        portfolio=run.portfolio,
+        trading_date=run.trading_date,
+        run=run,
+        reason=f"Execution stopped: {reason}",
+    )
     return ExecutionResult(run=run, submitted=True, orders=list(run.orders.all()), message=f"stopped: {reason}")
 
 
@@ -389,15 +400,10 @@ def _reconcile(run: RebalanceRun, broker: Broker) -> ExecutionResult:
         },
     )
     checkpoint(run, "reconciled")
-    if not_filled or differences:
-        notify_owner(
-            run,
-            subject=f"Rebalance of {run.portfolio.name} executed with differences",
-            body="\n".join(
-                ["Orders not filled:", *not_filled, "Positions that differ from the plan:"]
-                + [f"{d['symbol']}: planned {d['planned']}, broker {d['broker']}" for d in differences]
-            ),
-        )
+    for order in orders:
+        if order.filled_quantity > 0:
+            metrics.trades_executed(side=order.side, broker=run.portfolio.broker_account.kind)
+    events.emit(events.rebalancing_completed, portfolio=run.portfolio, run=run)
     logger.info("run executed", extra={"run_id": run.pk, "orders": len(orders), "differences": len(differences)})
     return ExecutionResult(run=run, submitted=True, orders=orders, message="executed")
 

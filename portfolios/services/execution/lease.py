@@ -2,11 +2,15 @@
 
 Two processes (two clusters, a schedule and a manual request) may try to execute the same run;
 the database lets exactly one UPDATE match, on SQLite and PostgreSQL alike. The lease is renewed
-at every step; when an executor dies its lease runs out and another may resume the run.
+at every step; when an executor dies its lease runs out and another may resume the run. The
+owner names its host and process, so an executor on the same host takes over at once from a
+process that no longer exists (a worker killed and restarted) instead of waiting for the lease.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from datetime import timedelta
 
@@ -22,7 +26,25 @@ class ExecutionBusy(Exception):
 
 
 def new_owner() -> str:
-    return uuid.uuid4().hex
+    """``host:pid:random``: unique, and says which process holds the lease."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def _dead_on_this_host(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def lease_claim(run: RebalanceRun, owner: str) -> None:
@@ -35,9 +57,15 @@ def lease_claim(run: RebalanceRun, owner: str) -> None:
         .update(lease_owner=owner, lease_until=until)
     )
     if not claimed:
-        holder = RebalanceRun.objects.filter(pk=run.pk).values_list("lease_until", flat=True).first()
+        holder, held_until = RebalanceRun.objects.filter(pk=run.pk).values_list("lease_owner", "lease_until").first()
+        if _dead_on_this_host(holder):
+            # Compare-and-set on the dead owner: of two claimants, one wins.
+            claimed = RebalanceRun.objects.filter(pk=run.pk, lease_owner=holder).update(
+                lease_owner=owner, lease_until=until
+            )
+    if not claimed:
         raise ExecutionBusy(
-            f"run {run.pk} is being executed by another process (lease until {holder:%Y-%m-%d %H:%M:%S %Z})"
+            f"run {run.pk} is being executed by another process (lease until {held_until:%Y-%m-%d %H:%M:%S %Z})"
         )
     run.lease_owner, run.lease_until = owner, until
 

@@ -1,0 +1,67 @@
+"""run_pipeline: the daily run, inline (no task queue), with a progress bar.
+
+    python manage.py run_pipeline                         # today's session once closed, every active portfolio
+    python manage.py run_pipeline --date 2025-06-30       # a given session
+    python manage.py run_pipeline --portfolio 3           # one portfolio
+
+The same work the schedule does: one fetch for the portfolios' symbols, then for each portfolio
+sync -> targets -> plan -> execute (auto mode, triggers fired) -> report ready. Asking again
+resumes: stored runs are not re-planned, executions in progress are resumed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from datetime import date
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from tqdm import tqdm
+
+from marketdata import calendar
+from portfolios.models import Portfolio, RebalanceRun
+from portfolios.services import pipeline
+
+
+class Command(BaseCommand):
+    help = "Run the daily pipeline inline: fetch prices once, then each portfolio's day."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--date", type=date.fromisoformat, help="Trading date (default: today's session, once closed)."
+        )
+        parser.add_argument("--portfolio", type=int, help="Only this portfolio.")
+
+    def handle(self, *args: object, **options) -> None:
+        day = options["date"] or pipeline.daily_trading_date(timezone.now())
+        if day is None:
+            day = calendar.last_completed_session(timezone.now())
+            self.stdout.write(f"Today's session has not closed (or there is none): running for {day}.")
+        elif not calendar.is_session(day):
+            raise CommandError(f"--date: {day} is not an NYSE trading day", returncode=2)
+        ids = pipeline.active_portfolio_ids()
+        if options["portfolio"] is not None:
+            if not Portfolio.objects.filter(pk=options["portfolio"]).exists():
+                raise CommandError(f"portfolio {options['portfolio']} does not exist", returncode=2)
+            ids = [options["portfolio"]]
+        queued: list[int] = []
+        result = pipeline.daily_run(trading_date=day, portfolio_ids=ids, dispatch=lambda pid, _: queued.append(pid))
+        if result.fetch_error:
+            self.stderr.write(f"Fetch: {result.fetch_error} (portfolios without prices fail closed)")
+        outcomes: Counter[str] = Counter()
+        bar = tqdm(
+            queued, desc=f"portfolios {day}", unit="portfolio", file=sys.stderr, disable=options["verbosity"] == 0
+        )
+        for portfolio_id in bar:
+            outcomes[pipeline.portfolio_day(portfolio_id=portfolio_id, trading_date=day)] += 1
+        self.stdout.write(
+            f"Daily run of {day}: {len(queued)} portfolio(s) in {result.seconds.get('fetch', 0):.1f} s fetch"
+        )
+        for outcome, count in sorted(outcomes.items()):
+            self.stdout.write(f"  {outcome:<20} {count}")
+        for run in RebalanceRun.objects.filter(trading_date=day, portfolio_id__in=queued).select_related("portfolio"):
+            detail = run.error or run.trigger
+            self.stdout.write(
+                f"  run {run.pk:<6} {run.portfolio.name[:30]:<30} {run.get_status_display():<18} {detail[:80]}"
+            )

@@ -1,0 +1,334 @@
+"""The daily pipeline: one fetch for every portfolio's symbols, then each portfolio's day.
+
+`daily_run` (the schedule at EXECUTION_TIME on weekdays) picks the trading date (today's session,
+once it has closed: early closes included; no run on holidays), fetches prices once for the
+union of the active portfolios' symbols, and dispatches one `portfolio_day` per portfolio (ids
+only). `portfolio_day` does, for one portfolio and date, under a lock:
+
+    sync from the broker -> targets -> plan (the stored run) -> execute (auto mode, triggers fired)
+    -> report ready
+
+Each step stores its result, so calling it again resumes where it stopped: an existing run is
+never re-planned, an execution in progress is resumed. A portfolio whose prices are missing or
+stale on the date fails closed (a failed run naming the symbols, nothing traded). When the market
+is closed at planning time (the usual case after the close) the execution of an `auto` plan is
+scheduled for the next open.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from brokers.base import BrokerError
+from brokers.services.accounts import broker_for
+from marketdata import calendar
+from marketdata.services import NothingFetched, prices_fetch
+from portfolios import events
+from portfolios.models import PipelineDay, Portfolio, RebalanceRun
+from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run
+from portfolios.services.locks import portfolio_day_lock
+from portfolios.services.rebalancing import RebalanceError, rebalance_run_create
+from portfolios.services.sync import SyncError, sync_from_broker
+from rebalancer_site import metrics
+from rebalancer_site.logcontext import log_context
+
+logger = logging.getLogger(__name__)
+Status = RebalanceRun.Status
+
+#: Outcomes of `portfolio_day`.
+PLANNED, EXECUTED, SCHEDULED, NO_ACTION, FAILED, BUSY, WAITING = (
+    "planned",
+    "executed",
+    "execution_scheduled",
+    "no_action",
+    "failed",
+    "busy",
+    "waiting",
+)
+
+
+@dataclass
+class DayResult:
+    """What `daily_run` did (None when there was no run: a holiday, or before the close)."""
+
+    trading_date: date
+    portfolio_ids: list[int] = field(default_factory=list)
+    fetch_error: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def daily_trading_date(now: datetime) -> date | None:
+    """Today's NYSE session once it has closed (early closes included), else None."""
+    today = timezone.localtime(now, calendar.nyse().tz).date()
+    if not calendar.is_session(today) or now < calendar.session_close(today):
+        return None
+    return today
+
+
+def active_portfolio_ids() -> list[int]:
+    return list(Portfolio.objects.filter(active=True).order_by("pk").values_list("pk", flat=True))
+
+
+def portfolio_symbols(portfolio_ids: Iterable[int] | None = None) -> list[str]:
+    """The union of the portfolios' universes and holdings (the active ones by default)."""
+    portfolios = (
+        Portfolio.objects.filter(active=True)
+        if portfolio_ids is None
+        else Portfolio.objects.filter(pk__in=list(portfolio_ids))
+    )
+    universe = portfolios.values_list("instruments__symbol", flat=True)
+    held = portfolios.values_list("holdings__instrument__symbol", flat=True)
+    return sorted({s for s in (*universe, *held) if s})
+
+
+def enqueue_portfolio_day(portfolio_id: int, trading_date: date) -> None:
+    """One queued task per portfolio and day (ids only)."""
+    from django_q.tasks import async_task
+
+    async_task(
+        "portfolios.tasks.run_portfolio_day",
+        portfolio_id,
+        trading_date.isoformat(),
+        task_name=f"portfolio-{portfolio_id}-{trading_date}",
+        group=f"daily-{trading_date}",
+    )
+
+
+def daily_run(
+    *,
+    trading_date: date | None = None,
+    portfolio_ids: list[int] | None = None,
+    now: datetime | None = None,
+    dispatch: Callable[[int, date], object] = enqueue_portfolio_day,
+) -> DayResult | None:
+    """Fetch prices once for every portfolio's symbols, then dispatch each portfolio's day.
+
+    Without ``trading_date``: today's session once closed; None (and nothing done) on a holiday;
+    before today's close the run is deferred to the close (a one-off schedule).
+    """
+    now = now or timezone.now()
+    if trading_date is None:
+        trading_date = daily_trading_date(now)
+        if trading_date is None:
+            _defer_or_skip(now)
+            return None
+    ids = portfolio_ids if portfolio_ids is not None else active_portfolio_ids()
+    result = DayResult(trading_date=trading_date, portfolio_ids=ids)
+    day, _ = PipelineDay.objects.get_or_create(trading_date=trading_date, defaults={"started_at": now})
+    started = time.perf_counter()
+    symbols = portfolio_symbols(ids)
+    if symbols:
+        try:
+            day.fetch_log = prices_fetch(symbols=symbols, end=trading_date)
+        except NothingFetched as error:
+            # Every portfolio then fails closed on its own missing prices, naming them.
+            result.fetch_error = day.fetch_error = str(error)
+            logger.error("daily fetch got nothing", extra={"trading_date": str(trading_date), "error": str(error)})
+    result.seconds["fetch"] = round(time.perf_counter() - started, 3)
+    metrics.observe_step("fetch", result.seconds["fetch"])
+    started = time.perf_counter()
+    for portfolio_id in ids:
+        dispatch(portfolio_id, trading_date)
+    result.seconds["dispatch"] = round(time.perf_counter() - started, 3)
+    day.portfolios = len(ids)
+    day.timings = {**day.timings, **result.seconds}
+    day.save()
+    logger.info(
+        "daily run dispatched",
+        extra={"trading_date": str(trading_date), "portfolios": len(ids), "symbols": len(symbols), **result.seconds},
+    )
+    return result
+
+
+def _defer_or_skip(now: datetime) -> None:
+    today = timezone.localtime(now, calendar.nyse().tz).date()
+    if not calendar.is_session(today):
+        logger.info("no NYSE session today: no daily run", extra={"date": str(today)})
+        return
+    close = calendar.session_close(today)
+    run_at = close + timedelta(minutes=1)
+    _schedule_once(f"daily-run-after-close-{today}", "portfolios.tasks.daily_run", run_at)
+    logger.info("daily run deferred to after the close", extra={"date": str(today), "run_at": run_at.isoformat()})
+
+
+def _schedule_once(name: str, func: str, when: datetime, *args: object) -> None:
+    """A one-off django-q2 schedule, declared once by name."""
+    from django_q.models import Schedule
+
+    Schedule.objects.update_or_create(
+        name=name,
+        defaults={
+            "func": func,
+            "args": repr(tuple(args)) if args else None,
+            "schedule_type": Schedule.ONCE,
+            "repeats": -1,
+            "next_run": when,
+        },
+    )
+
+
+def portfolio_day(*, portfolio_id: int, trading_date: date, execute: bool = True) -> str:
+    """One portfolio's day (see the module docstring); the outcome, one of the module's constants."""
+    with portfolio_day_lock(portfolio_id, trading_date) as mine:
+        if not mine:
+            logger.info("portfolio day already in progress elsewhere", extra={"portfolio_id": portfolio_id})
+            return BUSY
+        portfolio = Portfolio.objects.select_related("owner", "broker_account").get(pk=portfolio_id)
+        with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id):
+            return _portfolio_day(portfolio, trading_date, execute=execute)
+
+
+def _portfolio_day(portfolio: Portfolio, trading_date: date, *, execute: bool) -> str:
+    run = RebalanceRun.objects.filter(portfolio=portfolio, trading_date=trading_date).first()
+    if run is None or run.status == Status.FAILED:
+        run = _plan(portfolio, trading_date)
+        if run is None:
+            return FAILED
+        _drift_alert(portfolio, run)
+    with log_context(run_id=run.pk):
+        if run.status == Status.NO_ACTION:
+            return _finish(portfolio, run, NO_ACTION)
+        auto = portfolio.mode == Portfolio.Mode.AUTO and portfolio.broker_account_id is not None
+        fired = any(trigger != "manual" for trigger in run.triggers_fired)
+        if run.status == Status.PLANNED and not (execute and auto and fired):
+            return _finish(portfolio, run, PLANNED)
+        if run.status in (Status.EXECUTED, Status.EXECUTION_FAILED):
+            return _finish(portfolio, run, EXECUTED if run.status == Status.EXECUTED else FAILED)
+        return _execute(portfolio, run) if execute else PLANNED
+
+
+def _plan(portfolio: Portfolio, trading_date: date) -> RebalanceRun | None:
+    """Sync, then plan and store the day's run; None when it failed (the failure is stored and sent)."""
+    events.emit(events.rebalancing_started, portfolio=portfolio, trading_date=trading_date)
+    started = time.perf_counter()
+    try:
+        if portfolio.broker_account_id is not None:
+            sync_from_broker(portfolio=portfolio)
+            metrics.observe_step("sync", time.perf_counter() - started)
+        planned = rebalance_run_create(portfolio=portfolio, as_of=trading_date)
+    except (RebalanceError, SyncError) as error:
+        run = RebalanceRun.objects.filter(portfolio=portfolio, trading_date=trading_date).first()
+        if run is None:  # the sync failed before planning: record it as the day's failed run
+            run = _store_failed(portfolio, trading_date, str(error))
+        metrics.run_finished(success=False)
+        events.emit(
+            events.rebalancing_failed, portfolio=portfolio, trading_date=trading_date, run=run, reason=str(error)
+        )
+        logger.warning("portfolio day failed", extra={"trading_date": str(trading_date), "error": str(error)})
+        return None
+    for step, seconds in planned.run.timings.items():
+        metrics.observe_step(step, seconds)
+    return planned.run
+
+
+def _store_failed(portfolio: Portfolio, trading_date: date, message: str) -> RebalanceRun | None:
+    try:
+        with transaction.atomic():
+            return RebalanceRun.objects.create(
+                portfolio=portfolio,
+                trading_date=trading_date,
+                status=Status.FAILED,
+                error=message,
+                trigger="sync from the broker failed",
+            )
+    except IntegrityError:
+        return RebalanceRun.objects.filter(portfolio=portfolio, trading_date=trading_date).first()
+
+
+def _drift_alert(portfolio: Portfolio, run: RebalanceRun) -> None:
+    threshold = Decimal(str(settings.DRIFT_ALERT_THRESHOLD))
+    if run.drift_before is not None and run.drift_before >= threshold:
+        events.emit(events.drift_alert, portfolio=portfolio, run=run, drift=run.drift_before, threshold=threshold)
+
+
+def _execute(portfolio: Portfolio, run: RebalanceRun) -> str:
+    """Execute now when the broker's market is open, else schedule it for the next open."""
+    try:
+        with broker_for(portfolio.broker_account) as broker:
+            clock = broker.clock()
+    except BrokerError as error:
+        # Cannot tell: try again in a while rather than fail the day.
+        when = timezone.now() + timedelta(minutes=15)
+        _schedule_once(f"execute-run-{run.pk}", "portfolios.tasks.execute_run_task", when, run.pk)
+        logger.warning("broker unreachable; execution rescheduled", extra={"error": str(error), "at": when.isoformat()})
+        return SCHEDULED
+    if not clock.is_open and run.status == Status.PLANNED:
+        when = clock.next_open + timedelta(minutes=settings.EXECUTE_AFTER_OPEN_MINUTES)
+        _schedule_once(f"execute-run-{run.pk}", "portfolios.tasks.execute_run_task", when, run.pk)
+        logger.info("execution scheduled for the next open", extra={"at": when.isoformat()})
+        return _finish(portfolio, run, SCHEDULED, completed=False)
+    return execute_planned_run(run)
+
+
+def execute_planned_run(run: RebalanceRun) -> str:
+    """Execute (or resume) a stored run; a run left waiting is looked at again in five minutes."""
+    started = time.perf_counter()
+    try:
+        result = execute_run(run=run, submit=True)
+    except ExecutionBusy:
+        return BUSY
+    except ExecutionRefused as error:
+        logger.warning("execution refused", extra={"run_id": run.pk, "error": str(error)})
+        return FAILED
+    metrics.observe_step("execute", time.perf_counter() - started)
+    run = result.run
+    if result.waiting:
+        when = timezone.now() + timedelta(minutes=5)
+        _schedule_once(f"execute-run-{run.pk}", "portfolios.tasks.execute_run_task", when, run.pk)
+        return WAITING
+    outcome = EXECUTED if run.status == Status.EXECUTED else FAILED
+    return _finish(run.portfolio, run, outcome, completed=False)
+
+
+def _finish(portfolio: Portfolio, run: RebalanceRun, outcome: str, *, completed: bool = True) -> str:
+    """Mark the run's report ready; tell the event bus (execution tells it itself)."""
+    if run.report_ready_at is None:
+        run.report_ready_at = timezone.now()
+        run.save(update_fields=["report_ready_at", "updated_at"])
+    if completed:
+        events.emit(events.rebalancing_completed, portfolio=portfolio, run=run)
+    metrics.run_finished(success=outcome not in (FAILED,))
+    return outcome
+
+
+def resume_interrupted(*, now: datetime | None = None, dispatch=enqueue_portfolio_day) -> list[int]:
+    """Find work a dead worker left behind and queue it again; the run ids resumed.
+
+    Runs being executed whose lease has run out are resumed; active portfolios without a run for
+    the latest daily run (started over 30 minutes ago) get their day queued again. Duplicates are
+    harmless: the day's lock, the one run per day and the execution lease keep it single.
+    """
+    from django_q.tasks import async_task
+
+    now = now or timezone.now()
+    stale = RebalanceRun.objects.filter(status=Status.EXECUTING).exclude(lease_until__gt=now)
+    resumed = list(stale.values_list("pk", flat=True))
+    for run_id in resumed:
+        async_task("portfolios.tasks.execute_run_task", run_id, task_name=f"resume-run-{run_id}")
+    day = PipelineDay.objects.filter(started_at__lt=now - timedelta(minutes=30)).order_by("-trading_date").first()
+    if day is not None:
+        planned = RebalanceRun.objects.filter(trading_date=day.trading_date).values_list("portfolio_id", flat=True)
+        missing = Portfolio.objects.filter(active=True).exclude(pk__in=planned).values_list("pk", flat=True)
+        for portfolio_id in missing:
+            dispatch(portfolio_id, day.trading_date)
+    if resumed:
+        logger.warning("interrupted executions resumed", extra={"runs": resumed})
+    return resumed
+
+
+def data_refresh() -> None:
+    """Fetch what is missing for the active portfolios' symbols (and TICKERS), incrementally."""
+    symbols = sorted(set(portfolio_symbols()) | set(settings.TICKERS))
+    try:
+        prices_fetch(symbols=symbols)
+    except NothingFetched as error:
+        logger.error("nightly refresh got nothing", extra={"error": str(error)})

@@ -1,0 +1,41 @@
+"""Task-queue entry points (django-q2): ids in, one service call, logging. No logic here."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from portfolios.models import RebalanceRun
+from portfolios.services import pipeline
+from rebalancer_site.logcontext import log_context
+
+logger = logging.getLogger(__name__)
+
+
+def daily_run(trading_date: str | None = None) -> None:
+    """The schedule at EXECUTION_TIME: fetch once, then one task per active portfolio."""
+    pipeline.daily_run(trading_date=date.fromisoformat(trading_date) if trading_date else None)
+
+
+def run_portfolio_day(portfolio_id: int, trading_date: str) -> str:
+    with log_context(portfolio_id=portfolio_id):
+        outcome = pipeline.portfolio_day(portfolio_id=portfolio_id, trading_date=date.fromisoformat(trading_date))
+        logger.info("portfolio day done", extra={"trading_date": trading_date, "outcome": outcome})
+        return outcome
+
+
+def execute_run_task(run_id: int) -> str:
+    run = RebalanceRun.objects.select_related("portfolio").get(pk=run_id)
+    with log_context(run_id=run.pk, portfolio_id=run.portfolio_id, user_id=run.portfolio.owner_id):
+        outcome = pipeline.execute_planned_run(run)
+        logger.info("execution task done", extra={"outcome": outcome})
+        return outcome
+
+
+def resume_interrupted() -> None:
+    pipeline.resume_interrupted()
+
+
+def data_refresh() -> None:
+    """The nightly market-data refresh for every active portfolio's symbols."""
+    pipeline.data_refresh()

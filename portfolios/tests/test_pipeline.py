@@ -1,0 +1,257 @@
+"""The daily pipeline: the trading date, one fetch, one day per portfolio, execution now or at the
+next open, failing closed on missing prices, events and their e-mails, resuming, schedules."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django_q.models import Schedule
+
+from brokers.models import PaperAccount, PaperOrder
+from marketdata.models import PriceBar
+from portfolios import events
+from portfolios.models import AuditEntry, PipelineDay, RebalanceRun
+from portfolios.schedules import schedules_setup
+from portfolios.services import pipeline
+
+from .execution_factories import NEW_YORK, clock, paper_portfolio, prices  # noqa: F401
+from .factories import AS_OF
+
+pytestmark = pytest.mark.django_db
+Status = RebalanceRun.Status
+AFTER_CLOSE = datetime(2025, 6, 30, 16, 30, tzinfo=NEW_YORK)
+NEXT_OPEN = datetime(2025, 7, 1, 9, 35, tzinfo=NEW_YORK)
+
+
+@pytest.fixture(autouse=True)
+def _offline(settings):
+    settings.PRICE_PROVIDERS = ["sample"]
+    settings.DRIFT_ALERT_THRESHOLD = 0.5  # the test portfolios drift 20%: no alert unless a test asks
+    settings.EXECUTION_WAIT_SECONDS = 0.2
+    settings.EXECUTION_POLL_SECONDS = 0.01
+
+
+def events_of(portfolio) -> list[str]:
+    return list(AuditEntry.objects.filter(portfolio=portfolio).order_by("id").values_list("event", flat=True))
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (datetime(2025, 6, 30, 15, 59, tzinfo=NEW_YORK), None),  # before the close
+        (datetime(2025, 6, 30, 16, 0, tzinfo=NEW_YORK), AS_OF),
+        (datetime(2025, 7, 4, 16, 30, tzinfo=NEW_YORK), None),  # Independence Day
+        (datetime(2025, 7, 5, 16, 30, tzinfo=NEW_YORK), None),  # Saturday
+        (datetime(2025, 7, 3, 13, 1, tzinfo=NEW_YORK), datetime(2025, 7, 3).date()),  # early close at 13:00
+        (datetime(2025, 7, 3, 12, 59, tzinfo=NEW_YORK), None),
+    ],
+)
+def test_the_daily_run_plans_on_a_session_that_has_closed(now, expected):
+    assert pipeline.daily_trading_date(now) == expected
+
+
+def test_a_holiday_has_no_run():
+    dispatched = []
+    result = pipeline.daily_run(
+        now=datetime(2025, 7, 4, 16, 30, tzinfo=NEW_YORK), dispatch=lambda *a: dispatched.append(a)
+    )
+    assert result is None and dispatched == [] and not PipelineDay.objects.exists()
+
+
+def test_before_the_close_the_run_waits_for_it():
+    pipeline.daily_run(now=datetime(2025, 7, 3, 10, 0, tzinfo=NEW_YORK), dispatch=lambda *a: None)
+    deferred = Schedule.objects.get(name="daily-run-after-close-2025-07-03")
+    assert deferred.func == "portfolios.tasks.daily_run" and deferred.schedule_type == Schedule.ONCE
+    assert deferred.next_run == datetime(2025, 7, 3, 13, 1, tzinfo=NEW_YORK)  # the early close, plus a minute
+
+
+def test_one_fetch_for_every_portfolios_symbols_then_one_task_each(prices, clock):  # noqa: F811
+    clock.now = AFTER_CLOSE
+    first = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
+    second = paper_portfolio(username="bob", holdings_usd={"QQQ": 5000}, targets={"QQQ": "0.5", "VXUS": "0.5"})
+    idle = paper_portfolio(username="carol", holdings_usd={"SPY": 1000}, active=False)
+    dispatched = []
+    result = pipeline.daily_run(dispatch=lambda pid, day: dispatched.append((pid, day)))
+    assert dispatched == [(first.pk, AS_OF), (second.pk, AS_OF)] and idle.pk not in result.portfolio_ids
+    day = PipelineDay.objects.get(trading_date=AS_OF)
+    assert day.portfolios == 2 and day.fetch_log is not None
+    assert sorted(day.fetch_log.symbols) == ["BND", "QQQ", "SPY", "VXUS"]
+
+
+def test_a_propose_portfolio_is_planned_and_its_report_made_ready(prices, clock):  # noqa: F811
+    clock.now = AFTER_CLOSE
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.PLANNED
+    run = RebalanceRun.objects.get(portfolio=portfolio)
+    assert run.status == Status.PLANNED and run.report_ready_at == AFTER_CLOSE
+    assert PaperOrder.objects.count() == 0
+    assert events_of(portfolio) == ["rebalancing_started", "rebalancing_completed"]
+
+
+def test_an_auto_portfolio_planned_after_the_close_executes_at_the_next_open(prices, clock):  # noqa: F811
+    clock.now = AFTER_CLOSE
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.SCHEDULED
+    run = RebalanceRun.objects.get(portfolio=portfolio)
+    scheduled = Schedule.objects.get(name=f"execute-run-{run.pk}")
+    assert scheduled.next_run == NEXT_OPEN and scheduled.args == f"({run.pk},)"
+    assert run.status == Status.PLANNED and PaperOrder.objects.count() == 0
+    clock.now = NEXT_OPEN
+    from portfolios.tasks import execute_run_task
+
+    assert execute_run_task(run.pk) == pipeline.EXECUTED
+    run.refresh_from_db()
+    assert run.status == Status.EXECUTED and PaperOrder.objects.count() == run.trades.count() == 2
+    assert events_of(portfolio) == ["rebalancing_started", "rebalancing_completed"]
+
+
+def test_an_auto_portfolio_on_an_always_open_paper_account_executes_in_the_same_day(prices, clock):  # noqa: F811
+    clock.now = AFTER_CLOSE
+    portfolio = paper_portfolio(
+        holdings_usd={"SPY": 8000, "BND": 2000}, session_mode=PaperAccount.SessionMode.ALWAYS_OPEN
+    )
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.EXECUTED
+    # Again: nothing more happens, nothing is sent twice.
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.EXECUTED
+    assert RebalanceRun.objects.filter(portfolio=portfolio).count() == 1 and PaperOrder.objects.count() == 2
+
+
+def test_a_missing_price_fails_the_portfolio_closed_and_names_the_symbol(prices, clock):  # noqa: F811
+    clock.now = AFTER_CLOSE
+    portfolio = paper_portfolio(
+        holdings_usd={"SPY": 8000, "BND": 2000}, session_mode=PaperAccount.SessionMode.ALWAYS_OPEN
+    )
+    portfolio.owner.email = "alice@example.com"
+    portfolio.owner.save()
+    PriceBar.objects.filter(instrument__symbol="BND", date=AS_OF).delete()
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.FAILED
+    run = RebalanceRun.objects.get(portfolio=portfolio)
+    assert run.status == Status.FAILED and run.error.startswith("no price on 2025-06-30 for BND")
+    assert PaperOrder.objects.count() == 0
+    assert events_of(portfolio) == ["rebalancing_started", "rebalancing_failed"]
+    assert "BND" in mail.outbox[-1].body and mail.outbox[-1].to == ["alice@example.com"]
+
+
+def test_a_provider_down_for_the_whole_fetch_fails_every_portfolio_closed(prices, clock, settings):  # noqa: F811
+    clock.now = datetime(2025, 7, 1, 16, 30, tzinfo=NEW_YORK)  # 07-01 was never loaded
+    settings.PRICE_PROVIDERS = ["csv"]
+    settings.PRICE_PROVIDER_OPTIONS = {**settings.PRICE_PROVIDER_OPTIONS, "csv": {"path": "/nonexistent/prices"}}
+    portfolio = paper_portfolio(
+        holdings_usd={"SPY": 8000, "BND": 2000}, session_mode=PaperAccount.SessionMode.ALWAYS_OPEN
+    )
+    day = datetime(2025, 7, 1).date()
+    result = pipeline.daily_run(dispatch=lambda pid, d: pipeline.portfolio_day(portfolio_id=pid, trading_date=d))
+    assert result.fetch_error.startswith("nothing could be fetched")
+    run = RebalanceRun.objects.get(portfolio=portfolio, trading_date=day)
+    assert run.status == Status.FAILED and "no price on 2025-07-01" in run.error
+    assert PaperOrder.objects.count() == 0
+
+
+def test_a_drift_above_the_alert_threshold_tells_the_owner(prices, clock, settings):  # noqa: F811
+    clock.now = AFTER_CLOSE
+    settings.DRIFT_ALERT_THRESHOLD = 0.15
+    portfolio = paper_portfolio(holdings_usd={"SPY": 9500, "BND": 500}, mode="propose")
+    portfolio.owner.email = "alice@example.com"
+    portfolio.owner.save()
+    pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF)
+    assert "drift_alert" in events_of(portfolio)
+    assert any("has drifted" in m.subject for m in mail.outbox)
+
+
+def test_a_failing_event_receiver_does_not_stop_the_pipeline(prices, clock):  # noqa: F811
+    clock.now = AFTER_CLOSE
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
+
+    def broken(**kwargs):
+        raise RuntimeError("receiver bug")
+
+    events.rebalancing_started.connect(broken)
+    try:
+        assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.PLANNED
+    finally:
+        events.rebalancing_started.disconnect(broken)
+
+
+def test_an_execution_left_by_a_dead_worker_is_queued_again(prices, clock, monkeypatch):  # noqa: F811
+    clock.now = AFTER_CLOSE
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
+    pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF)
+    run = RebalanceRun.objects.get(portfolio=portfolio)
+    RebalanceRun.objects.filter(pk=run.pk).update(
+        status=Status.EXECUTING, execution_step="sells_sent", lease_owner="gone:1:x", lease_until=AFTER_CLOSE
+    )
+    queued = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda *args, **kwargs: queued.append(args))
+    clock.now = AFTER_CLOSE + timedelta(hours=1)
+    assert pipeline.resume_interrupted() == [run.pk]
+    assert queued == [("portfolios.tasks.execute_run_task", run.pk)]
+
+
+def test_portfolios_never_reached_are_dispatched_again(prices, clock):  # noqa: F811
+    clock.now = AFTER_CLOSE
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
+    PipelineDay.objects.create(trading_date=AS_OF, started_at=AFTER_CLOSE)
+    clock.now = AFTER_CLOSE + timedelta(minutes=45)
+    again = []
+    pipeline.resume_interrupted(dispatch=lambda pid, day: again.append((pid, day)))
+    assert again == [(portfolio.pk, AS_OF)]
+
+
+def test_schedules_are_declared_once_whatever_the_number_of_calls(settings):
+    settings.EXECUTION_TIME = datetime(2025, 1, 1, 16, 30).time()
+    first = dict(schedules_setup())
+    Schedule.objects.create(name="daily-run", func="portfolios.tasks.daily_run", schedule_type=Schedule.DAILY)
+    second = dict(schedules_setup())
+    assert set(first.values()) == {"created"} and second["daily-run"] in ("updated", "unchanged")
+    assert Schedule.objects.filter(name="daily-run").count() == 1 and Schedule.objects.count() == 4
+    daily = Schedule.objects.get(name="daily-run")
+    assert daily.cron == "30 16 * * 1-5" and daily.schedule_type == Schedule.CRON
+    assert Schedule.objects.get(name="cluster-heartbeat").minutes == 1
+    out = io.StringIO()
+    call_command("setup_schedules", stdout=out)
+    assert "daily-run" in out.getvalue() and "unchanged" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("after", "expected"),
+    [
+        # Spring forward (2025-03-09): 16:30 local is 21:30 UTC before and 20:30 UTC after.
+        (datetime(2025, 3, 7, 17, 0, tzinfo=NEW_YORK), datetime(2025, 3, 10, 16, 30, tzinfo=NEW_YORK)),
+        (datetime(2025, 3, 6, 17, 0, tzinfo=NEW_YORK), datetime(2025, 3, 7, 16, 30, tzinfo=NEW_YORK)),
+        # Fall back (2025-11-02).
+        (datetime(2025, 10, 31, 17, 0, tzinfo=NEW_YORK), datetime(2025, 11, 3, 16, 30, tzinfo=NEW_YORK)),
+    ],
+)
+def test_the_daily_run_stays_at_1630_local_across_daylight_saving_changes(clock, after, expected):  # noqa: F811
+    # django-q2 computes the next run of a cron schedule in its time zone (TIMEZONE).
+    clock.now = after
+    schedule = Schedule(func="portfolios.tasks.daily_run", schedule_type=Schedule.CRON, cron="30 16 * * 1-5")
+    nxt = schedule.calculate_next_run()
+    assert nxt == expected and nxt.astimezone(NEW_YORK).hour == 16
+
+
+def test_run_pipeline_runs_the_day_inline(prices, clock):  # noqa: F811
+    clock.now = AFTER_CLOSE
+    paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, session_mode=PaperAccount.SessionMode.ALWAYS_OPEN)
+    paper_portfolio(username="bob", holdings_usd={"SPY": 6000, "BND": 4000}, mode="propose")
+    out = io.StringIO()
+    call_command("run_pipeline", "--date", "2025-06-30", stdout=out, verbosity=0)
+    text = out.getvalue()
+    assert "Daily run of 2025-06-30: 2 portfolio(s)" in text
+    assert "executed" in text and ("planned" in text or "no_action" in text)
+    assert RebalanceRun.objects.filter(trading_date=AS_OF).count() == 2
+    assert Decimal(0) < PaperOrder.objects.count()
+
+
+def test_the_daily_run_schedule_can_be_handed_to_a_cronjob(settings):
+    schedules_setup()
+    settings.SCHEDULE_DAILY_RUN = False
+    assert ("daily-run", "removed") in schedules_setup()
+    assert not Schedule.objects.filter(name="daily-run").exists() and Schedule.objects.count() == 3
+    heartbeat = Schedule.objects.get(name="cluster-heartbeat")
+    assert heartbeat.kwargs == "{'q_options': {'save': False}}"  # kept out of the task history

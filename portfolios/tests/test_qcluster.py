@@ -1,0 +1,156 @@
+"""The daily run through real q-clusters against PostgreSQL: two clusters with the schedule due
+make one run per portfolio; a worker killed mid-execution and restarted resumes without
+sending anything twice."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django_q.models import Schedule
+
+from brokers.models import Order, PaperAccount, PaperOrder
+from portfolios.models import PipelineDay, RebalanceRun
+
+from .execution_factories import NEW_YORK, clock, paper_portfolio, prices  # noqa: F401
+from .factories import AS_OF
+from .test_execution_concurrency import database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+AFTER_CLOSE = datetime(2025, 6, 30, 16, 30, tzinfo=NEW_YORK)
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def start_cluster(**extra_env) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "TEST_FAKE_NOW": AFTER_CLOSE.isoformat(),
+        "TEST_SLOW_BROKER_SECONDS": "0",
+        "PRICE_PROVIDERS": "sample",
+        "LOG_FORMAT": "text",
+        "Q_WORKERS": "2",
+        **extra_env,
+    }
+    command = [sys.executable, "manage.py", "qcluster", "--settings", "tests.fakes.slow_settings"]
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+
+
+def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> str:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    try:
+        output, _ = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+    return output or ""
+
+
+def wait_for(condition, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def postgres():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: q-clusters in other processes cannot see SQLite's in-memory test database")
+
+
+def test_two_clusters_with_the_schedule_due_make_one_run_per_portfolio(postgres, prices, clock):  # noqa: F811
+    clock.now = AFTER_CLOSE
+    auto = [
+        paper_portfolio(
+            username=f"auto{i}",
+            holdings_usd={"SPY": 8000, "BND": 2000},
+            session_mode=PaperAccount.SessionMode.ALWAYS_OPEN,
+        )
+        for i in range(3)
+    ]
+    proposed = [
+        paper_portfolio(username=f"prop{i}", holdings_usd={"SPY": 7000, "BND": 3000}, mode="propose") for i in range(3)
+    ]
+    daily = Schedule.objects.create(
+        name="daily-run",
+        func="portfolios.tasks.daily_run",
+        schedule_type=Schedule.CRON,
+        cron="30 16 * * 1-5",
+        repeats=-1,
+    )
+    # Due a minute ago (saving a cron schedule computes its next run: set it afterwards).
+    Schedule.objects.filter(pk=daily.pk).update(next_run=AFTER_CLOSE - timedelta(minutes=1))
+    clusters = [start_cluster(), start_cluster()]
+    ids = [p.pk for p in auto + proposed]
+    try:
+        wait_for(
+            lambda: (
+                RebalanceRun.objects.filter(portfolio_id__in=ids, report_ready_at__isnull=False).count() == len(ids)
+            ),
+            150,
+            "every portfolio's report",
+        )
+    except AssertionError as error:
+        outputs = [stop(c)[-3000:] for c in clusters]
+        runs = list(RebalanceRun.objects.values_list("portfolio_id", "status", "report_ready_at", "error"))
+        raise AssertionError(f"{error}\n{runs}\n" + "\n----\n".join(outputs)) from None
+    outputs = [stop(c) for c in clusters]
+    assert PipelineDay.objects.count() == 1, outputs
+    for portfolio in auto + proposed:
+        assert RebalanceRun.objects.filter(portfolio=portfolio).count() == 1
+    executed = RebalanceRun.objects.filter(portfolio__in=auto)
+    assert {run.status for run in executed} == {RebalanceRun.Status.EXECUTED}
+    planned = sum(run.trades.count() for run in executed)
+    assert PaperOrder.objects.count() == Order.objects.count() == planned > 0
+    assert {run.status for run in RebalanceRun.objects.filter(portfolio__in=proposed)} <= {
+        RebalanceRun.Status.PLANNED,
+        RebalanceRun.Status.NO_ACTION,
+    }
+
+
+def test_a_worker_killed_mid_execution_resumes_without_duplicates(postgres, prices, clock):  # noqa: F811
+    from django_q.tasks import async_task
+
+    clock.now = AFTER_CLOSE
+    portfolio = paper_portfolio(
+        holdings_usd={"SPY": 8000, "BND": 2000}, session_mode=PaperAccount.SessionMode.ALWAYS_OPEN
+    )
+    async_task("portfolios.tasks.run_portfolio_day", portfolio.pk, AS_OF.isoformat())
+    first = start_cluster(TEST_SLOW_SUBMIT_SECONDS="30")
+    try:
+        wait_for(lambda: Order.objects.filter(state="submitting").exists(), 60, "an order in flight")
+        time.sleep(0.5)  # the paper broker has the order; its answer is not recorded yet
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{stop(first)[-3000:]}") from None
+    stop(first, signal.SIGKILL)
+    run = RebalanceRun.objects.get(portfolio=portfolio)
+    assert run.status == RebalanceRun.Status.EXECUTING and PaperOrder.objects.count() == 1
+    # Restarted, and the day asked again (the resume sweep or an operator does this).
+    async_task("portfolios.tasks.run_portfolio_day", portfolio.pk, AS_OF.isoformat())
+    second = start_cluster()
+    try:
+        wait_for(
+            lambda: RebalanceRun.objects.filter(pk=run.pk, status=RebalanceRun.Status.EXECUTED).exists(),
+            90,
+            "the resumed run",
+        )
+    finally:
+        stop(second)
+    run.refresh_from_db()
+    assert PaperOrder.objects.count() == Order.objects.filter(run=run).count() == run.trades.count() == 2
+    sell = run.orders.get(side="sell")
+    assert [e.kind for e in sell.events.all()][:2] == ["request", "lookup"]

@@ -1,0 +1,396 @@
+"""Prometheus metrics: the project's own, django-prometheus's, and how they are scraped.
+
+Public API (what the pipeline and the executor call; it never raises, a bad value is logged
+and dropped, so a metric can never stop a run or an order):
+
+    observe_step(step: str, seconds: float) -> None       portfolio_rebalancer_execution_time_seconds{step}
+    run_finished(*, success: bool) -> None                 portfolio_rebalancer_runs_total{outcome}
+    trades_executed(*, side: str, broker: str, count=1)    portfolio_rebalancer_trades_executed_total{side,broker}
+
+Read from the database at scrape time (`DatabaseCollector`, so every process and machine
+agrees; registered only on the registry built for a scrape, never per process):
+
+    portfolio_rebalancer_success_rate          share of the runs created in the last 24 h that did not
+                                               fail (status failed or execution_failed); no sample
+                                               without runs. The counters give a Prometheus-side rate
+                                               too: sum(increase(..._runs_total{outcome="success"}[24h]))
+                                               / sum(increase(..._runs_total[24h])).
+    portfolio_rebalancer_portfolio_drift       per active portfolio (label portfolio_id): drift_before
+                                               of its latest run that measured it.
+    portfolio_rebalancer_database_metrics_up   1 when the two above were read, 0 when the read failed.
+
+django-prometheus supplies ``django_http_*`` (its middlewares) and ``django_db_*``. The database
+metrics come from an execute wrapper installed on every new connection (`install_database_metrics`,
+called by the app config) that feeds django-prometheus's own ``django_db_*`` metric objects: its
+database backends are not used, because their ``executemany`` calls ``len()`` on the parameters
+and the SQLite price store passes a generator.
+
+Processes. Without PROMETHEUS_MULTIPROC_DIR (development, tests, one process) every metric lives
+in the process and /metrics shows that process. With it (gunicorn with several workers), each
+process writes its values to files in that directory and /metrics sums them over every process
+(`prometheus_client.multiprocess.MultiProcessCollector`); counters and histograms of processes
+that exited are kept, so totals never go back. The project defines no Gauge objects (its gauges
+are computed from the database at scrape time), so no gauge multiprocess mode is involved;
+``gunicorn.conf.py`` calls ``mark_process_dead`` for each worker that exits, and django-q2 does
+the same for its own workers. The variable must be in the environment (or `.env`) before
+prometheus_client is imported: it picks the file-backed storage at import. Empty the directory
+when every process sharing it restarts (docker/entrypoint.sh does; a new process that reuses an
+old PID would otherwise continue that PID's files); gunicorn.conf.py also drops, at start, the
+files of PIDs that no longer run.
+
+Task-queue workers (``manage.py qcluster``) record the step, run and trade metrics in their own
+processes. They reach Prometheus in one of two ways:
+
+* Same host as the web server: give qcluster the same PROMETHEUS_MULTIPROC_DIR (same host, same
+  PID namespace: one container, or the host itself). Its workers write files next to gunicorn's
+  and the web /metrics includes them.
+* Another host (a machine or container that runs only qcluster): set PROMETHEUS_MULTIPROC_DIR
+  there too, and METRICS_PORT. The cluster's main process then serves that host's metrics at
+  ``http://HOST:METRICS_PORT/`` (all interfaces, same METRICS_ALLOWED_IPS rule), without the
+  database-backed gauges, which the web /metrics already reports. Do not set METRICS_PORT where
+  the web server shares the directory: both endpoints would report the same series.
+
+Access: /metrics (and the METRICS_PORT server) answer only clients whose address is in
+METRICS_ALLOWED_IPS (`client_allowed`); an empty value lets everyone in.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, make_wsgi_app
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client.multiprocess import MultiProcessCollector
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "portfolio_rebalancer"
+# Pipeline steps run from milliseconds (planning) to minutes (price fetch, waiting for fills).
+STEP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, float("inf"))
+SIDES = frozenset({"buy", "sell"})
+# Headers a reverse proxy adds: a request that carries one came through a proxy, so its
+# REMOTE_ADDR is the proxy's, not the client's.
+FORWARDED_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+
+STEP_SECONDS = Histogram(
+    f"{PREFIX}_execution_time_seconds",
+    "Seconds taken by each step of the rebalancing pipeline (fetch, sync, targets, plan, execute, ...).",
+    ["step"],
+    buckets=STEP_BUCKETS,
+)
+RUNS = Counter(
+    f"{PREFIX}_runs_total",
+    "Rebalance runs finished, by outcome (success or failure).",
+    ["outcome"],
+)
+TRADES = Counter(
+    f"{PREFIX}_trades_executed_total",
+    "Orders executed (filled, fully or partly) at a broker, by side and broker kind.",
+    ["side", "broker"],
+)
+# Both outcomes exist from the start, at 0, so rate() and ratios work from the first scrape.
+for _outcome in ("success", "failure"):
+    RUNS.labels(_outcome)
+
+
+# --- the API ---------------------------------------------------------------------------------
+
+
+def observe_step(step: str, seconds: float) -> None:
+    """Records how long one pipeline step took (seconds, >= 0)."""
+    try:
+        value = float(seconds)
+        if math.isnan(value) or value < 0 or math.isinf(value):
+            raise ValueError(f"seconds must be a finite number >= 0, not {seconds!r}")
+        STEP_SECONDS.labels(_label(step)).observe(value)
+    except Exception as exc:
+        _dropped("observe_step", exc)
+
+
+def run_finished(*, success: bool) -> None:
+    """Counts one finished rebalance run: success (planned, no action, executed) or failure."""
+    try:
+        RUNS.labels("success" if success else "failure").inc()
+    except Exception as exc:
+        _dropped("run_finished", exc)
+
+
+def trades_executed(*, side: str, broker: str, count: int = 1) -> None:
+    """Counts executed trades; ``side`` buy or sell (anything else counts as "other"), ``broker``
+    the account kind (paper, alpaca, ib)."""
+    try:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"count must be a whole number >= 0, not {count!r}")
+        side_label = _label(side)
+        TRADES.labels(side_label if side_label in SIDES else "other", _label(broker)).inc(count)
+    except Exception as exc:
+        _dropped("trades_executed", exc)
+
+
+def _label(value: Any) -> str:
+    text = str(getattr(value, "value", value)).strip().lower()  # TextChoices members too
+    return text[:64] or "unknown"
+
+
+def _dropped(name: str, exc: Exception) -> None:
+    logger.warning("metric not recorded", extra={"metric_call": name, "error": f"{type(exc).__name__}: {exc}"})
+
+
+# --- metrics read from the database at scrape time ---------------------------------------------
+
+
+class DatabaseCollector:
+    """Gauges computed from the database when scraped: correct whichever process answers."""
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        rate, drift, up = self._families()
+        try:
+            success_rate = _success_rate()
+            drifts = _latest_drifts()
+        except Exception as exc:
+            logger.warning("database metrics not read", extra={"error": type(exc).__name__})
+            up.add_metric([], 0)
+        else:
+            if success_rate is not None:
+                rate.add_metric([], success_rate)
+            for portfolio_id, value in drifts:
+                drift.add_metric([str(portfolio_id)], value)
+            up.add_metric([], 1)
+        yield rate
+        yield drift
+        yield up
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                f"{PREFIX}_success_rate",
+                "Share of the rebalance runs created in the last 24 hours that did not fail "
+                "(planning or execution); absent when there were none.",
+            ),
+            GaugeMetricFamily(
+                f"{PREFIX}_portfolio_drift",
+                "Portfolio drift, sum |weight - target| / 2, before trading, of each active portfolio's "
+                "latest run that measured it.",
+                labels=["portfolio_id"],
+            ),
+            GaugeMetricFamily(
+                f"{PREFIX}_database_metrics_up",
+                "1 when the database-backed gauges were read at this scrape, 0 when reading them failed.",
+            ),
+        )
+
+
+def _success_rate() -> float | None:
+    from django.db.models import Count, Q
+    from django.utils import timezone
+
+    from portfolios.models import RebalanceRun
+
+    failed = [RebalanceRun.Status.FAILED, RebalanceRun.Status.EXECUTION_FAILED]
+    counts = RebalanceRun.objects.filter(created_at__gte=timezone.now() - timedelta(hours=24)).aggregate(
+        total=Count("pk"), failed=Count("pk", filter=Q(status__in=failed))
+    )
+    if not counts["total"]:
+        return None
+    return 1 - counts["failed"] / counts["total"]
+
+
+def _latest_drifts() -> list[tuple[int, float]]:
+    from django.db.models import OuterRef, Subquery
+
+    from portfolios.models import Portfolio, RebalanceRun
+
+    latest = (
+        RebalanceRun.objects.filter(portfolio=OuterRef("pk"), drift_before__isnull=False)
+        .order_by("-trading_date", "-created_at")
+        .values("drift_before")[:1]
+    )
+    rows = (
+        Portfolio.objects.filter(active=True)
+        .annotate(drift=Subquery(latest))
+        .filter(drift__isnull=False)
+        .order_by("pk")
+        .values_list("pk", "drift")
+    )
+    return [(pk, float(drift)) for pk, drift in rows]
+
+
+# --- the registry of one scrape ---------------------------------------------------------------
+
+
+class _ProcessMetrics:
+    """This process's metrics (the default registry), for a registry built per scrape."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def scrape_registry(*, include_database: bool = True) -> CollectorRegistry:
+    """Every process's metrics in multiprocess mode (this process's otherwise), plus the
+    database-backed gauges."""
+    registry = CollectorRegistry()
+    path = multiprocess_dir()
+    if path:
+        MultiProcessCollector(registry, path=path)
+    else:
+        registry.register(_ProcessMetrics())
+    if include_database:
+        registry.register(DatabaseCollector())
+    return registry
+
+
+# --- who may scrape ----------------------------------------------------------------------------
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=8)
+def parse_networks(values: tuple[str, ...]) -> tuple[Network, ...]:
+    """Addresses or CIDR ranges; raises ValueError naming a bad item."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address or network") from None
+    return tuple(networks)
+
+
+def client_allowed(remote_addr: str | None, allowed: Sequence[str], *, forwarded: bool = False) -> bool:
+    """Whether a client may read the metrics: ``allowed`` empty lets everyone in; otherwise the
+    address must lie in one of the networks and the request must not have come through a proxy
+    (``forwarded``), whose address would stand in for every client behind it."""
+    if not allowed:
+        return True
+    if forwarded or not remote_addr:
+        return False
+    try:
+        address = ipaddress.ip_address(remote_addr.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return any(address in network for network in parse_networks(tuple(allowed)))
+
+
+def request_forwarded(meta: dict[str, Any]) -> bool:
+    return any(meta.get(header) for header in FORWARDED_HEADERS)
+
+
+# --- database metrics (django-prometheus's metric objects, fed by an execute wrapper) -------------
+
+
+def install_database_metrics() -> None:
+    """Instruments every database connection opened from now on (idempotent)."""
+    from django.db.backends.signals import connection_created
+
+    connection_created.connect(_instrument_connection, dispatch_uid="rebalancer_site.metrics.database")
+
+
+def _instrument_connection(sender: Any, connection: Any, **kwargs: Any) -> None:
+    try:
+        from django_prometheus.db import metrics as db_metrics
+
+        db_metrics.connections_total.labels(connection.alias, connection.vendor).inc()
+    except Exception as exc:
+        _dropped("connections_total", exc)
+    # First in the list: `execute_wrapper()` blocks pop the last entry on exit, and a connection
+    # may be opened inside one.
+    if _execute_wrapper not in connection.execute_wrappers:
+        connection.execute_wrappers.insert(0, _execute_wrapper)
+
+
+def _execute_wrapper(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+    from django_prometheus.db import metrics as db_metrics
+
+    connection = context["connection"]
+    alias, vendor = connection.alias, connection.vendor
+    try:
+        count = len(params) if many and hasattr(params, "__len__") else 1
+        db_metrics.execute_total.labels(alias, vendor).inc(count)
+        if many:
+            db_metrics.execute_many_total.labels(alias, vendor).inc(count)
+    except Exception as exc:
+        _dropped("execute_total", exc)
+    started = time.perf_counter()
+    try:
+        return execute(sql, params, many, context)
+    except Exception as exc:
+        try:
+            db_metrics.errors_total.labels(alias, vendor, type(exc).__name__).inc()
+        except Exception as metric_exc:
+            _dropped("errors_total", metric_exc)
+        raise
+    finally:
+        try:
+            db_metrics.query_duration_seconds.labels(alias, vendor).observe(time.perf_counter() - started)
+        except Exception as exc:
+            _dropped("query_duration_seconds", exc)
+
+
+# --- the qcluster's own endpoint (METRICS_PORT) ---------------------------------------------------
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log for scrapes."""
+
+
+def serve_metrics_port(port: int, *, addr: str = "0.0.0.0", allowed: Iterable[str] = ()) -> WSGIServer:  # noqa: S104 (scraped from other hosts)
+    """Serves this host's metrics (without the database-backed gauges) on ``addr:port`` from a
+    daemon thread; returns the server (``server_port`` is the port bound, ``shutdown()`` stops it)."""
+    allowed = tuple(allowed)
+    app = make_wsgi_app(scrape_registry(include_database=False))
+
+    def guarded(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if not client_allowed(environ.get("REMOTE_ADDR"), allowed, forwarded=request_forwarded(environ)):
+            start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"Forbidden\n"]
+        return app(environ, start_response)
+
+    family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    server_class = type("MetricsServer", (ThreadingWSGIServer,), {"address_family": family})
+    server = make_server(addr, port, guarded, server_class, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    return server
+
+
+def qcluster_main_process(argv: Sequence[str]) -> bool:
+    """True in the main process of ``manage.py qcluster`` (not in its worker processes)."""
+    import multiprocessing
+
+    return len(argv) > 1 and argv[1] == "qcluster" and multiprocessing.parent_process() is None
+
+
+def start_qcluster_endpoint(port: int, allowed: Iterable[str], argv: Sequence[str] | None = None) -> WSGIServer | None:
+    """Starts the METRICS_PORT endpoint when this is a qcluster main process (else does nothing)."""
+    if not port or not qcluster_main_process(sys.argv if argv is None else argv):
+        return None
+    try:
+        server = serve_metrics_port(port, allowed=allowed)
+    except OSError as exc:
+        logger.error("metrics endpoint not started on port %s: %s", port, exc, extra={"port": port})
+        return None
+    logger.info("metrics endpoint serving on port %s", server.server_port, extra={"port": server.server_port})
+    return server

@@ -1,0 +1,28 @@
+"""Tasks of the site app, run by django-q2 (`manage.py setup_schedules` declares their schedules)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from django.utils import timezone
+
+from rebalancer_site.models import ClusterHeartbeat
+
+
+def cluster_name() -> str:
+    """The name of this process's django-q2 cluster (Q_CLUSTER["name"], or Q_CLUSTER_NAME)."""
+    from django_q.conf import Conf
+
+    return Conf.CLUSTER_NAME
+
+
+def heartbeat() -> None:
+    """Records that this cluster is alive: one upsert of its `ClusterHeartbeat` row (one statement,
+    so two clusters beating at the same moment cannot collide)."""
+    beat = ClusterHeartbeat(
+        cluster_name=cluster_name(), last_seen=timezone.now(), host=socket.gethostname()[:255], pid=os.getpid()
+    )
+    ClusterHeartbeat.objects.bulk_create(
+        [beat], update_conflicts=True, unique_fields=["cluster_name"], update_fields=["last_seen", "host", "pid"]
+    )
