@@ -14,13 +14,17 @@ from datetime import date
 
 from django.db import connection
 
-# Advisory-lock namespace of the daily work (the first of the two int4 keys is the portfolio).
-_NAMESPACE = 0x5EBA
+# The daily work's advisory-lock keys carry this tag in their top bits, apart from other locks.
+_NAMESPACE = 0x3EB
+_PORTFOLIO_BITS, _DAY_BITS = 31, 20
 
 
-def _key(portfolio_id: int, trading_date: date) -> int:
-    # One bigint: the portfolio in the high 32 bits, namespace and day in the low 32.
-    return ((portfolio_id & 0x7FFFFFFF) << 32) | ((_NAMESPACE << 20) ^ trading_date.toordinal())
+def lock_key(portfolio_id: int, trading_date: date) -> int:
+    """One signed bigint per (portfolio, day): namespace (11 bits) | portfolio id (31) | day (20)."""
+    if not 0 < portfolio_id < 2**_PORTFOLIO_BITS:
+        raise ValueError(f"portfolio id {portfolio_id} does not fit an advisory-lock key")
+    day = trading_date.toordinal() & (2**_DAY_BITS - 1)  # unique for 2,800 years
+    return (_NAMESPACE << (_PORTFOLIO_BITS + _DAY_BITS)) | (portfolio_id << _DAY_BITS) | day
 
 
 @contextmanager
@@ -29,7 +33,7 @@ def portfolio_day_lock(portfolio_id: int, trading_date: date) -> Iterator[bool]:
     if connection.vendor != "postgresql":
         yield True
         return
-    key = _key(portfolio_id, trading_date)
+    key = lock_key(portfolio_id, trading_date)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
         acquired = bool(cursor.fetchone()[0])

@@ -255,3 +255,42 @@ def test_the_daily_run_schedule_can_be_handed_to_a_cronjob(settings):
     assert not Schedule.objects.filter(name="daily-run").exists() and Schedule.objects.count() == 3
     heartbeat = Schedule.objects.get(name="cluster-heartbeat")
     assert heartbeat.kwargs == "{'q_options': {'save': False}}"  # kept out of the task history
+
+
+def test_lock_keys_are_distinct_for_every_portfolio_and_day():
+    from portfolios.services.locks import lock_key
+
+    days = [AS_OF + timedelta(days=n) for n in range(400)]
+    keys = {lock_key(pid, day) for pid in (1, 2, 3, 4, 5, 6, 7, 255, 2**31 - 1) for day in days}
+    assert len(keys) == 9 * 400 and all(0 < key < 2**63 for key in keys)
+
+
+def test_holding_one_portfolios_lock_does_not_block_another():
+    from django.db import connection
+
+    from portfolios.services.locks import portfolio_day_lock
+
+    with portfolio_day_lock(1, AS_OF) as first:
+        assert first
+        others = []
+        for pid in range(2, 40):
+            with portfolio_day_lock(pid, AS_OF) as mine:
+                others.append(mine)
+        assert all(others)
+        if connection.vendor == "postgresql":
+            # The same key from a second connection is refused while the first holds it.
+            import psycopg
+
+            settings_dict = connection.settings_dict
+            with psycopg.connect(
+                host=settings_dict["HOST"] or "127.0.0.1",
+                port=settings_dict["PORT"] or 5432,
+                user=settings_dict["USER"],
+                dbname=settings_dict["NAME"],
+                autocommit=True,
+            ) as other:
+                from portfolios.services.locks import lock_key
+
+                held = other.execute("SELECT pg_try_advisory_lock(%s)", [lock_key(1, AS_OF)]).fetchone()[0]
+                free = other.execute("SELECT pg_try_advisory_lock(%s)", [lock_key(2, AS_OF)]).fetchone()[0]
+                assert (held, free) == (False, True)

@@ -1,0 +1,259 @@
+"""Daily pipeline benchmark on PostgreSQL: N portfolios through a real q-cluster, end to end.
+
+Target (issue): 10,000 portfolios (1,000 users, a 50-symbol universe, 2 workers, the paper
+broker): the whole daily run < 5 minutes, peak memory < 1 GiB per worker.
+
+Set-up (not timed): a fresh database, synthetic sample prices for 50 symbols (32 ETFs the
+project knows, 18 stocks it does not: whole shares), 1,000 users, N portfolios in `auto` mode,
+each with its own paper account ("always open", so plans execute at once) holding exactly the
+portfolio's holdings. A portfolio follows one of 20 model universes of 8 to 15 symbols, has an
+investor age from 25 to 75 and holdings drifted from the targets, so most plans trade.
+
+Timed: from enqueuing the daily-run task to the last portfolio's report ready (or failed),
+through `manage.py qcluster` with `--workers` worker processes. Reported: wall time, portfolios
+per second, the per-step breakdown (the day's fetch and dispatch; each run's snapshot, targets,
+prices, plan and store; execution), outcomes, and the peak resident memory of every worker
+process (sampled from /proc every second).
+
+Run: `.venv/bin/python bench/pipeline.py [--portfolios 10000] [--users 1000] [--workers 2]`
+(about the same again for set-up). It creates and drops its own database (--keep keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_NAME = "rebalancer_bench_pipeline"
+KNOWN = [
+    "SPY", "VOO", "IVV", "QQQ", "VUG", "VTV", "VTI", "VO", "VB", "IWM", "VXUS", "VEA", "EFA", "VWO", "EEM", "VT",
+    "BND", "AGG", "SHY", "IEF", "TLT", "TIP", "LQD", "HYG", "MUB", "BIL", "VNQ", "GLD", "DBC", "DIA", "BNDX", "VGIT",
+]  # fmt: skip
+STOCKS = ["AAPL", "MSFT", "AMZN", "GOOGL", "META", "NVDA", "JPM", "JNJ", "XOM", "PG", "V", "HD", "KO", "PEP", "MRK",
+          "CVX", "WMT", "DIS"]  # fmt: skip
+TARGET_S = 300
+TARGET_MB = 1024
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--portfolios", type=int, default=10_000)
+    parser.add_argument("--users", type=int, default=1_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--seed", type=int, default=20261128)
+    return parser.parse_args()
+
+
+def setup_django(url: str) -> None:
+    os.environ.update(DATABASE_URL=url, LOG_LEVEL="WARNING", LOG_FORMAT="text", PRICE_PROVIDERS="sample")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rebalancer_site.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def build(args: argparse.Namespace, day: date) -> None:
+    """Users, paper accounts, portfolios, holdings and paper positions, in bulk."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+
+    from brokers.models import BrokerAccount, PaperAccount, PaperPosition
+    from marketdata.models import Instrument
+    from marketdata.selectors import latest_closes
+    from marketdata.services import prices_fetch
+    from portfolios.models import Holding, Portfolio
+
+    rng = random.Random(args.seed)
+    symbols = KNOWN[:32] + STOCKS
+    prices_fetch(symbols=symbols, provider_names=["sample"], backfill_days=400, end=day)
+    closes = {s: Decimal(str(p)).quantize(Decimal("0.000001")) for s, (_, p) in latest_closes(symbols=symbols, on_or_before=day).items()}
+    instruments = {i.symbol: i for i in Instrument.objects.filter(symbol__in=symbols)}
+    bonds = [s for s in symbols if instruments[s].asset_class == "bond"]
+    models = []
+    for _ in range(20):
+        size = rng.randint(8, 15)
+        universe = set(rng.sample(bonds, 2)) | set(rng.sample(symbols, size))
+        models.append(sorted(universe))
+    users = get_user_model()
+    password = make_password(None)
+    users.objects.bulk_create([users(username=f"bench{u:05d}", password=password) for u in range(args.users)], batch_size=1000)
+    owners = list(users.objects.filter(username__startswith="bench").order_by("pk").values_list("pk", flat=True))
+    accounts = BrokerAccount.objects.bulk_create(
+        [BrokerAccount(owner_id=owners[i % len(owners)], kind="paper", label=f"Paper {i}") for i in range(args.portfolios)],
+        batch_size=2000,
+    )
+    portfolios = Portfolio.objects.bulk_create(
+        [
+            Portfolio(
+                owner_id=accounts[i].owner_id,
+                name=f"Portfolio {i}",
+                age=rng.randint(25, 75),
+                mode="auto",
+                broker_account=accounts[i],
+                cash_usd=Decimal(rng.randint(0, 5000)),
+            )
+            for i in range(args.portfolios)
+        ],
+        batch_size=2000,
+    )
+    through = Portfolio.instruments.through
+    links, holdings, papers, positions = [], [], [], []
+    for portfolio, account in zip(portfolios, accounts, strict=True):
+        universe = models[rng.randrange(len(models))]
+        value = rng.uniform(20_000, 2_000_000)
+        weights = [rng.random() ** 2 for _ in universe]
+        papers.append(PaperAccount(account=account, cash_usd=portfolio.cash_usd, session_mode="always_open"))
+        for symbol, weight in zip(universe, weights, strict=True):
+            links.append(through(portfolio_id=portfolio.pk, instrument_id=instruments[symbol].pk))
+            quantity = Decimal(value * weight / sum(weights)) / closes[symbol]
+            quantity = quantity.quantize(Decimal(1) if not instruments[symbol].fractionable else Decimal("0.001"))
+            if quantity > 0:
+                holdings.append(Holding(portfolio=portfolio, instrument=instruments[symbol], quantity=quantity))
+                positions.append((account.pk, symbol, quantity, closes[symbol]))
+    through.objects.bulk_create(links, batch_size=5000)
+    Holding.objects.bulk_create(holdings, batch_size=5000)
+    PaperAccount.objects.bulk_create(papers, batch_size=2000)
+    paper_ids = dict(PaperAccount.objects.values_list("account_id", "pk"))
+    PaperPosition.objects.bulk_create(
+        [PaperPosition(paper_account_id=paper_ids[a], symbol=s, quantity=q, avg_entry_price_usd=p) for a, s, q, p in positions],
+        batch_size=5000,
+    )
+    print(f"set-up: {len(symbols)} symbols, {len(models)} model universes, {len(owners)} users, {len(portfolios)} portfolios, "
+          f"{len(holdings)} holdings")
+
+
+def worker_pids(cluster: subprocess.Popen) -> set[int]:
+    """Every process of the cluster's session (master, sentinel, workers, monitor, pusher)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == cluster.pid:
+                    pids.add(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                continue
+    return pids
+
+
+def rss_mb(pid: int) -> tuple[str, float]:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return "", 0.0
+    rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return cmdline, rss / 1024
+
+
+def run(args: argparse.Namespace, url: str, day: date) -> None:
+    from django.db.models import Count, Q
+    from django_q.tasks import async_task
+
+    from portfolios.models import PipelineDay, RebalanceRun
+
+    env = {**os.environ, "DATABASE_URL": url, "Q_WORKERS": str(args.workers), "LOG_LEVEL": "WARNING"}
+    cluster = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )
+    time.sleep(3)  # the cluster starts its workers
+    started = time.perf_counter()
+    async_task("portfolios.tasks.daily_run", day.isoformat())
+    peak: dict[int, float] = defaultdict(float)
+    done = 0
+    while True:
+        time.sleep(1)
+        for pid in worker_pids(cluster):
+            _, mb = rss_mb(pid)
+            peak[pid] = max(peak[pid], mb)
+        done = RebalanceRun.objects.filter(trading_date=day).filter(
+            Q(report_ready_at__isnull=False) | Q(status__in=["failed", "execution_failed"])
+        ).count()
+        if done >= args.portfolios or time.perf_counter() - started > 3600:
+            break
+        if cluster.poll() is not None:
+            print(cluster.stderr.read()[-3000:])
+            raise SystemExit("the cluster stopped")
+    wall = time.perf_counter() - started
+    os.killpg(cluster.pid, signal.SIGTERM)
+    cluster.wait(timeout=60)
+
+    day_row = PipelineDay.objects.get(trading_date=day)
+    steps: Counter[str] = Counter()
+    execution_s = 0.0
+    for timings, execution in RebalanceRun.objects.filter(trading_date=day).values_list("timings", "execution"):
+        for step, seconds in (timings or {}).items():
+            steps[step] += seconds
+        if execution.get("started_at") and execution.get("finished_at"):
+            from datetime import datetime
+
+            execution_s += (datetime.fromisoformat(execution["finished_at"]) - datetime.fromisoformat(execution["started_at"])).total_seconds()
+    outcomes = dict(RebalanceRun.objects.filter(trading_date=day).values_list("status").annotate(n=Count("pk")))
+    from brokers.models import Order
+
+    orders = Order.objects.filter(run__trading_date=day).count()
+    print(f"\nDaily run of {day}: {done} portfolios in {wall:.1f} s ({done / wall:.1f} portfolios/s), "
+          f"{args.workers} workers; {orders:,} orders")
+    print(f"outcomes: {outcomes}")
+    print("\nper-step time (summed over portfolios; the workers run in parallel):")
+    rows = [("fetch (once, in the daily task)", day_row.timings.get("fetch", 0.0)),
+            ("dispatch (one task per portfolio)", day_row.timings.get("dispatch", 0.0))]
+    rows += [(f"run: {step}", seconds) for step, seconds in sorted(steps.items(), key=lambda kv: -kv[1])]
+    rows += [("execution (orders at the paper broker, sync)", execution_s)]
+    for name, seconds in rows:
+        print(f"  {name:<46} {seconds:9.1f} s   {seconds / max(done, 1) * 1000:8.1f} ms per portfolio")
+    workers = {pid: mb for pid, mb in peak.items() if mb > 0}
+    biggest = max(workers.values(), default=0.0)
+    print(f"\npeak resident memory per cluster process: max {biggest:.0f} MiB over {len(workers)} processes")
+    print("\nSummary")
+    print(f"  whole daily run, {args.portfolios:,} portfolios: {wall:.1f} s (target < {TARGET_S} s): "
+          f"{'PASS' if wall < TARGET_S else 'FAIL'}")
+    print(f"  peak memory per worker: {biggest:.0f} MiB (target < {TARGET_MB} MiB): {'PASS' if biggest < TARGET_MB else 'FAIL'}")
+
+
+def main() -> int:
+    args = parse()
+    import psycopg
+
+    with psycopg.connect(f"{args.pg_url}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+    url = f"{args.pg_url}/{DB_NAME}"
+    setup_django(url)
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from marketdata import calendar
+
+    call_command("migrate", verbosity=0)
+    day = calendar.last_completed_session(timezone.now())
+    started = time.perf_counter()
+    build(args, day)
+    print(f"set-up took {time.perf_counter() - started:.0f} s; trading date {day}; load average {os.getloadavg()[0]:.2f}")
+    try:
+        run(args, url, day)
+    finally:
+        if not args.keep:
+            from django.db import connections
+
+            connections.close_all()
+            with psycopg.connect(f"{args.pg_url}/postgres", autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
