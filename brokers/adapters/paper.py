@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import ROUND_DOWN, Decimal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from brokers.base import (
@@ -74,6 +74,12 @@ class PaperBroker(Broker):
                 permanent=True,
             )
         self._now: Callable[[], datetime] = options.get("now") or timezone.now  # type: ignore[assignment]
+        # One adapter serves one execution: the account's settings and the stored closes (which
+        # only the nightly fetch changes) are read once, not on every call.
+        self._session_mode: str | None = None
+        self._close_cache: dict[tuple[date, str], tuple[date, float] | None] = {}
+        # Whether the account had open orders when last settled (none: nothing is reserved).
+        self._has_open = True
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -120,7 +126,7 @@ class PaperBroker(Broker):
 
     @property
     def follows_exchange_hours(self) -> bool:
-        return self._account_row().session_mode == PaperAccount.SessionMode.EXCHANGE
+        return self._mode() == PaperAccount.SessionMode.EXCHANGE
 
     def asset(self, symbol: str) -> Asset:
         instrument = Instrument.objects.filter(symbol=symbol.upper()).first()
@@ -148,8 +154,6 @@ class PaperBroker(Broker):
     def submit_order(self, request: OrderRequest) -> BrokerOrder:
         with transaction.atomic():
             paper = self._settled()
-            if paper.orders.filter(client_order_id=request.client_order_id).exists():
-                raise BrokerError("client order id must be unique", unknown=True, status_code=422)
             symbol = request.symbol.upper()
             self._check_request(request, symbol)
             now = self._now()
@@ -168,7 +172,7 @@ class PaperBroker(Broker):
                     f"no price for {symbol}: the paper broker fills at the latest stored close", permanent=True
                 )
             self._check_funds(paper, request, symbol, Decimal(str(closes[symbol][1])))
-            order = PaperOrder.objects.create(
+            order = PaperOrder(
                 paper_account=paper,
                 broker_order_id=str(uuid.uuid4()),
                 client_order_id=request.client_order_id,
@@ -184,7 +188,15 @@ class PaperBroker(Broker):
                 submitted_at=now,
             )
             if is_open:
-                self._try_fill(paper, order, closes[symbol][1])
+                self._try_fill(paper, order, closes[symbol][1], save=False)
+            try:
+                with transaction.atomic():
+                    order.save()
+                self._has_open = self._has_open or order.state in OPEN_STATES
+            except IntegrityError:
+                # A client order id the account already has: like Alpaca, refuse, and let the
+                # caller look the order up (the first one stands; nothing here was applied).
+                raise BrokerError("client order id must be unique", unknown=True, status_code=422) from None
             return _as_broker_order(order)
 
     def cancel_order(self, client_order_id: str) -> None:
@@ -199,23 +211,32 @@ class PaperBroker(Broker):
 
     # -- simulation ----------------------------------------------------------------------------
 
-    def _account_row(self) -> PaperAccount:
-        try:
-            return PaperAccount.objects.get(account_id=self.config.account_id)
-        except PaperAccount.DoesNotExist:
-            raise BrokerError(
-                f"broker account {self.config.account_id} has no paper account (create it with the paper kind)",
-                permanent=True,
-            ) from None
+    def _mode(self) -> str:
+        if self._session_mode is None:
+            mode = PaperAccount.objects.filter(account_id=self.config.account_id).values_list("session_mode", flat=True)
+            self._session_mode = mode.first() or self._missing()
+        return self._session_mode
+
+    def _missing(self):
+        raise BrokerError(
+            f"broker account {self.config.account_id} has no paper account (create it with the paper kind)",
+            permanent=True,
+        )
 
     def _settled(self) -> PaperAccount:
         """The locked paper account after filling due queued orders and expiring stale day orders."""
-        self._account_row()
-        paper = PaperAccount.objects.select_for_update().get(account_id=self.config.account_id)
+        paper = PaperAccount.objects.select_for_update().filter(account_id=self.config.account_id).first()
+        if paper is None:
+            self._missing()
+        self._session_mode = paper.session_mode
+        open_orders = list(paper.orders.filter(state__in=OPEN_STATES).order_by("id"))
+        self._has_open = bool(open_orders)
+        if not open_orders:
+            return paper
         now = self._now()
         is_open, _, _ = self._market(now)
         today = self._today(now)
-        for order in paper.orders.filter(state__in=OPEN_STATES).order_by("id"):
+        for order in open_orders:
             if (
                 order.time_in_force == TimeInForce.DAY
                 and order.session_date < today
@@ -230,7 +251,7 @@ class PaperBroker(Broker):
         return paper
 
     def _market(self, now: datetime) -> tuple[bool, datetime, datetime]:
-        if self._account_row().session_mode == PaperAccount.SessionMode.ALWAYS_OPEN:
+        if self._mode() == PaperAccount.SessionMode.ALWAYS_OPEN:
             _, next_open, next_close = calendar.market_clock(now)
             return True, next_open, next_close
         return calendar.market_clock(now)
@@ -245,7 +266,14 @@ class PaperBroker(Broker):
         return self._today(next_open)
 
     def _closes(self, symbols: Sequence[str]) -> dict[str, tuple[date, float]]:
-        return latest_closes(symbols=symbols, on_or_before=self._today(self._now()))
+        today = self._today(self._now())
+        wanted = {s.upper() for s in symbols}
+        missing = [s for s in wanted if (today, s) not in self._close_cache]
+        if missing:
+            found = latest_closes(symbols=missing, on_or_before=today)
+            for symbol in missing:
+                self._close_cache[(today, symbol)] = found.get(symbol)
+        return {s: close for s in wanted if (close := self._close_cache[(today, s)]) is not None}
 
     def _check_request(self, request: OrderRequest, symbol: str) -> None:
         instrument = Instrument.objects.filter(symbol=symbol).first()
@@ -269,6 +297,8 @@ class PaperBroker(Broker):
     def _reserved_cash(self, paper: PaperAccount, *, exclude: int | None = None) -> Decimal:
         """Cash held back for open buy orders (at their estimated cost), as a real broker does."""
         reserved = Decimal(0)
+        if not self._has_open:
+            return reserved
         opens = paper.orders.filter(state__in=OPEN_STATES, side=Side.BUY.value).exclude(pk=exclude)
         closes = self._closes(list({o.symbol for o in opens}))
         for order in opens:
@@ -278,6 +308,8 @@ class PaperBroker(Broker):
         return reserved
 
     def _reserved_shares(self, paper: PaperAccount, symbol: str) -> Decimal:
+        if not self._has_open:
+            return Decimal(0)
         opens = paper.orders.filter(state__in=OPEN_STATES, side=Side.SELL.value, symbol=symbol)
         return sum(((o.quantity or Decimal(0)) - o.filled_quantity for o in opens), Decimal(0))
 
@@ -309,8 +341,11 @@ class PaperBroker(Broker):
                 status_code=403,
             )
 
-    def _try_fill(self, paper: PaperAccount, order: PaperOrder, close: float) -> None:
-        """Fill ``order`` completely at the close with slippage, if its limit allows and funds suffice."""
+    def _try_fill(self, paper: PaperAccount, order: PaperOrder, close: float, *, save: bool = True) -> None:
+        """Fill ``order`` completely at the close with slippage, if its limit allows and funds suffice.
+
+        ``save`` False: the order is new and its caller saves it (one INSERT instead of two writes).
+        """
         price = self._fill_price(order.side, close)
         if order.order_type == OrderType.LIMIT and (
             (order.side == Side.BUY and price > order.limit_price_usd)
@@ -324,7 +359,7 @@ class PaperBroker(Broker):
         position = paper.positions.filter(symbol=order.symbol).first()
         if order.side == Side.BUY:
             if notional + self.commission_usd > paper.cash_usd:
-                self._reject(order, "insufficient buying power at the fill")
+                self._reject(order, "insufficient buying power at the fill", save=save)
                 return
             paper.cash_usd -= notional + self.commission_usd
             if position is None:
@@ -340,7 +375,7 @@ class PaperBroker(Broker):
                 position.save(update_fields=["quantity", "avg_entry_price_usd"])
         else:
             if position is None or position.quantity < quantity:
-                self._reject(order, "insufficient qty at the fill (no shorts)")
+                self._reject(order, "insufficient qty at the fill (no shorts)", save=save)
                 return
             paper.cash_usd += notional - min(self.commission_usd, notional)
             position.quantity -= quantity
@@ -353,12 +388,16 @@ class PaperBroker(Broker):
         order.filled_quantity = quantity
         order.filled_avg_price_usd = price
         order.commission_usd = self.commission_usd
-        order.save(update_fields=["state", "filled_quantity", "filled_avg_price_usd", "commission_usd", "updated_at"])
+        if save:
+            order.save(
+                update_fields=["state", "filled_quantity", "filled_avg_price_usd", "commission_usd", "updated_at"]
+            )
 
-    def _reject(self, order: PaperOrder, reason: str) -> None:
+    def _reject(self, order: PaperOrder, reason: str, *, save: bool = True) -> None:
         order.state = OrderState.REJECTED.value
         order.reject_reason = reason
-        order.save(update_fields=["state", "reject_reason", "updated_at"])
+        if save:
+            order.save(update_fields=["state", "reject_reason", "updated_at"])
 
 
 def _as_broker_order(order: PaperOrder) -> BrokerOrder:

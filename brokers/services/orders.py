@@ -71,12 +71,15 @@ def order_request(order: Order) -> OrderRequest:
     )
 
 
-def _move(order: Order, state: OrderState, *, kind: str, message: str = "", payload: object = None) -> None:
+def _move(
+    order: Order, state: OrderState, *, kind: str, message: str = "", payload: object = None, also: list[str] = ()
+) -> None:
+    """Move ``order`` to ``state`` (saving ``also`` with it) and log the event."""
     before = order.state
     if not can_move(OrderState(before), state):
         raise IllegalTransition(f"order {order.client_order_id}: {before} -> {state} is not allowed")
     order.state = state.value
-    order.save(update_fields=["state", "updated_at"])
+    order.save(update_fields=["state", "updated_at", *also])
     order_event(order, kind, message=message, payload=payload, before=before)
 
 
@@ -156,8 +159,7 @@ def order_submit(broker: Broker, order: Order, *, halted: Callable[[], str | Non
         return order
     request = order_request(order)
     order.submit_attempts += 1
-    order.save(update_fields=["submit_attempts", "updated_at"])
-    _move(order, OrderState.SUBMITTING, kind=OrderEvent.Kind.REQUEST, payload=asdict(request))
+    _move(order, OrderState.SUBMITTING, kind=OrderEvent.Kind.REQUEST, payload=asdict(request), also=["submit_attempts"])
     try:
         reported = broker.submit_order(request)
     except BrokerError as error:

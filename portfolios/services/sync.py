@@ -7,11 +7,12 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from brokers.base import BrokerError
 from brokers.services.accounts import broker_for
 from marketdata.models import Instrument
-from portfolios.models import HoldingsSync, Portfolio, RebalanceRun
+from portfolios.models import Holding, HoldingsSync, Portfolio, RebalanceRun
 from portfolios.models.holdings import QUANTITY_PLACES
 
 logger = logging.getLogger(__name__)
@@ -44,19 +45,34 @@ def sync_from_broker(*, portfolio: Portfolio, run: RebalanceRun | None = None, b
     after = {p.symbol.upper(): p.quantity.quantize(quantum) for p in positions if p.quantity > 0}
     with transaction.atomic():
         locked = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
-        before = {h.instrument.symbol: h.quantity for h in locked.holdings.select_related("instrument")}
-        known = {i.symbol: i for i in Instrument.objects.filter(symbol__in=list(after))}
-        for symbol in after:
-            if symbol not in known:
-                known[symbol] = Instrument.objects.create(symbol=symbol, fractionable=False)
-        locked.holdings.exclude(instrument__symbol__in=list(after)).delete()
-        for symbol, quantity in after.items():
-            locked.holdings.update_or_create(instrument=known[symbol], defaults={"quantity": quantity})
-        if known:
+        rows = {h.instrument.symbol: h for h in locked.holdings.select_related("instrument")}
+        before = {symbol: h.quantity for symbol, h in rows.items()}
+        # Only what changed is written: most days a synced portfolio already holds what its broker does.
+        gone = [h.pk for symbol, h in rows.items() if symbol not in after]
+        if gone:
+            Holding.objects.filter(pk__in=gone).delete()
+        changed = [rows[s] for s, q in after.items() if s in rows and rows[s].quantity != q]
+        now = timezone.now()
+        for holding in changed:
+            holding.quantity = after[holding.instrument.symbol]
+            holding.updated_at = now
+        if changed:
+            Holding.objects.bulk_update(changed, ["quantity", "updated_at"])
+        new = [s for s in after if s not in rows]
+        if new:
+            known = {i.symbol: i for i in Instrument.objects.filter(symbol__in=new)}
+            for symbol in new:
+                if symbol not in known:
+                    known[symbol] = Instrument.objects.create(symbol=symbol, fractionable=False)
+            Holding.objects.bulk_create(
+                [Holding(portfolio=locked, instrument=known[s], quantity=after[s]) for s in new]
+            )
             locked.instruments.add(*known.values())
         cash_before = locked.cash_usd
-        locked.cash_usd = info.cash_usd.quantize(Decimal("0.0001"))
-        locked.save(update_fields=["cash_usd", "updated_at"])
+        cash_after = info.cash_usd.quantize(Decimal("0.0001"))
+        if cash_after != cash_before:
+            locked.cash_usd = cash_after
+            locked.save(update_fields=["cash_usd", "updated_at"])
         changes = [
             {
                 "symbol": symbol,
