@@ -86,7 +86,10 @@ def build(args: argparse.Namespace, day: date) -> None:
     rng = random.Random(args.seed)
     symbols = KNOWN[:32] + STOCKS
     prices_fetch(symbols=symbols, provider_names=["sample"], backfill_days=400, end=day)
-    closes = {s: Decimal(str(p)).quantize(Decimal("0.000001")) for s, (_, p) in latest_closes(symbols=symbols, on_or_before=day).items()}
+    closes = {
+        s: Decimal(str(p)).quantize(Decimal("0.000001"))
+        for s, (_, p) in latest_closes(symbols=symbols, on_or_before=day).items()
+    }
     instruments = {i.symbol: i for i in Instrument.objects.filter(symbol__in=symbols)}
     bonds = [s for s in symbols if instruments[s].asset_class == "bond"]
     models = []
@@ -96,10 +99,15 @@ def build(args: argparse.Namespace, day: date) -> None:
         models.append(sorted(universe))
     users = get_user_model()
     password = make_password(None)
-    users.objects.bulk_create([users(username=f"bench{u:05d}", password=password) for u in range(args.users)], batch_size=1000)
+    users.objects.bulk_create(
+        [users(username=f"bench{u:05d}", password=password) for u in range(args.users)], batch_size=1000
+    )
     owners = list(users.objects.filter(username__startswith="bench").order_by("pk").values_list("pk", flat=True))
     accounts = BrokerAccount.objects.bulk_create(
-        [BrokerAccount(owner_id=owners[i % len(owners)], kind="paper", label=f"Paper {i}") for i in range(args.portfolios)],
+        [
+            BrokerAccount(owner_id=owners[i % len(owners)], kind="paper", label=f"Paper {i}")
+            for i in range(args.portfolios)
+        ],
         batch_size=2000,
     )
     portfolios = Portfolio.objects.bulk_create(
@@ -135,11 +143,16 @@ def build(args: argparse.Namespace, day: date) -> None:
     PaperAccount.objects.bulk_create(papers, batch_size=2000)
     paper_ids = dict(PaperAccount.objects.values_list("account_id", "pk"))
     PaperPosition.objects.bulk_create(
-        [PaperPosition(paper_account_id=paper_ids[a], symbol=s, quantity=q, avg_entry_price_usd=p) for a, s, q, p in positions],
+        [
+            PaperPosition(paper_account_id=paper_ids[a], symbol=s, quantity=q, avg_entry_price_usd=p)
+            for a, s, q, p in positions
+        ],
         batch_size=5000,
     )
-    print(f"set-up: {len(symbols)} symbols, {len(models)} model universes, {len(owners)} users, {len(portfolios)} portfolios, "
-          f"{len(holdings)} holdings")
+    print(
+        f"set-up: {len(symbols)} symbols, {len(models)} model universes, {len(owners)} users, "
+        f"{len(portfolios)} portfolios, {len(holdings)} holdings"
+    )
 
 
 def worker_pids(cluster: subprocess.Popen) -> set[int]:
@@ -173,7 +186,11 @@ class Cluster:
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / "bench-pipeline-qcluster.log"
         self.log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.peak: dict[int, float] = defaultdict(float)
@@ -243,27 +260,41 @@ def run(args: argparse.Namespace, url: str, day: date) -> None:
     outcomes_2 = dict(runs.filter(pk__in=scheduled).values_list("status").annotate(n=Count("pk")))
     orders = Order.objects.filter(run__trading_date=day).count()
     n = max(first_done, 1)
-    print(f"\n1. Daily run of {day} after the close: {first_done} portfolios in {first_s:.1f} s "
-          f"({first_done / first_s:.1f} portfolios/s), {args.workers} workers; outcomes {outcomes_1}")
-    rows = [("fetch (once, in the daily task)", day_row.timings.get("fetch", 0.0)),
-            ("dispatch (one task per portfolio)", day_row.timings.get("dispatch", 0.0))]
+    print(
+        f"\n1. Daily run of {day} after the close: {first_done} portfolios in {first_s:.1f} s "
+        f"({first_done / first_s:.1f} portfolios/s), {args.workers} workers; outcomes {outcomes_1}"
+    )
+    rows = [
+        ("fetch (once, in the daily task)", day_row.timings.get("fetch", 0.0)),
+        ("dispatch (one task per portfolio)", day_row.timings.get("dispatch", 0.0)),
+    ]
     rows += [(f"run: {step}", seconds) for step, seconds in sorted(steps.items(), key=lambda kv: -kv[1])]
     for name, seconds in rows:
         print(f"  {name:<46} {seconds:9.1f} s   {seconds / n * 1000:8.1f} ms per portfolio")
-    print(f"\n2. Next open: {second_done} scheduled executions in {second_s:.1f} s "
-          f"({second_done / max(second_s, 1e-9):.1f} runs/s); {orders:,} orders; outcomes {outcomes_2}")
-    print(f"  execution (checks, orders at the paper broker, reconcile, sync): {execution_s:.1f} s summed, "
-          f"{execution_s / max(second_done, 1) * 1000:.0f} ms per run")
+    print(
+        f"\n2. Next open: {second_done} scheduled executions in {second_s:.1f} s "
+        f"({second_done / max(second_s, 1e-9):.1f} runs/s); {orders:,} orders; outcomes {outcomes_2}"
+    )
+    print(
+        f"  execution (checks, orders at the paper broker, reconcile, sync): {execution_s:.1f} s summed, "
+        f"{execution_s / max(second_done, 1) * 1000:.0f} ms per run"
+    )
     workers = {pid: mb for pid, mb in cluster.peak.items() if mb > 0}
     biggest = max(workers.values(), default=0.0)
     print(f"\npeak resident memory per cluster process: max {biggest:.0f} MiB over {len(workers)} processes")
     print("\nSummary")
-    print(f"  daily run after the close, {args.portfolios:,} portfolios: {first_s:.1f} s (target < {TARGET_S} s): "
-          f"{'PASS' if first_s < TARGET_S else 'FAIL'}")
-    print(f"  execution at the next open, {len(scheduled):,} runs: {second_s:.1f} s (target < {TARGET_S} s): "
-          f"{'PASS' if second_s < TARGET_S else 'FAIL'}")
-    print(f"  peak memory per worker: {biggest:.0f} MiB (target < {TARGET_MB} MiB): "
-          f"{'PASS' if biggest < TARGET_MB else 'FAIL'}")
+    print(
+        f"  daily run after the close, {args.portfolios:,} portfolios: {first_s:.1f} s (target < {TARGET_S} s): "
+        f"{'PASS' if first_s < TARGET_S else 'FAIL'}"
+    )
+    print(
+        f"  execution at the next open, {len(scheduled):,} runs: {second_s:.1f} s (target < {TARGET_S} s): "
+        f"{'PASS' if second_s < TARGET_S else 'FAIL'}"
+    )
+    print(
+        f"  peak memory per worker: {biggest:.0f} MiB (target < {TARGET_MB} MiB): "
+        f"{'PASS' if biggest < TARGET_MB else 'FAIL'}"
+    )
 
 
 def main() -> int:
@@ -284,7 +315,9 @@ def main() -> int:
     day = calendar.last_completed_session(timezone.now())
     started = time.perf_counter()
     build(args, day)
-    print(f"set-up took {time.perf_counter() - started:.0f} s; trading date {day}; load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"set-up took {time.perf_counter() - started:.0f} s; trading date {day}; load average {os.getloadavg()[0]:.2f}"
+    )
     try:
         run(args, url, day)
     finally:
