@@ -7,7 +7,16 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
-from brokers.models import CREDENTIAL_FIELDS, BrokerAccount, KillSwitch, Order, OrderEvent, PaperAccount
+from brokers.models import (
+    CREDENTIAL_FIELDS,
+    BrokerAccount,
+    KillSwitch,
+    Order,
+    OrderEvent,
+    PaperAccount,
+    PaperOrder,
+    PaperPosition,
+)
 from brokers.services.accounts import broker_account_set_credentials
 from brokers.services.controls import kill_switch_set
 
@@ -153,8 +162,30 @@ class KillSwitchAdmin(admin.ModelAdmin):
         self._set(request, queryset, False)
 
 
+class PaperPositionInline(admin.TabularInline):
+    model = PaperPosition
+    extra = 0
+    fields = ["symbol", "quantity", "avg_entry_price_usd"]
+
+
 @admin.register(PaperAccount)
 class PaperAccountAdmin(admin.ModelAdmin):
     list_display = ["account", "cash_usd", "session_mode", "updated_at"]
     list_filter = ["session_mode"]
     readonly_fields = ["account"]
+    inlines = [PaperPositionInline]
+
+
+@admin.register(PaperPosition)
+class PaperPositionAdmin(admin.ModelAdmin):
+    list_display = ["paper_account", "symbol", "quantity", "avg_entry_price_usd"]
+    search_fields = ["symbol", "paper_account__account__label"]
+    list_select_related = ["paper_account__account"]
+
+
+@admin.register(PaperOrder)
+class PaperOrderAdmin(ReadOnlyAdmin):
+    list_display = ["client_order_id", "paper_account", "side", "symbol", "quantity", "filled_quantity", "state"]
+    list_filter = ["state", "side"]
+    search_fields = ["client_order_id", "symbol"]
+    list_select_related = ["paper_account__account"]

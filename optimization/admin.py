@@ -35,3 +35,10 @@ class TargetAllocationAdmin(ReadOnlyAdmin):
     list_filter = ["as_of", "reused"]
     search_fields = ["portfolio__name", "portfolio__owner__username"]
     list_select_related = ["portfolio__owner", "result"]
+
+
+@admin.register(TargetWeight)
+class TargetWeightAdmin(ReadOnlyAdmin):
+    list_display = ["result", "instrument", "weight"]
+    search_fields = ["instrument__symbol", "result__input_hash"]
+    list_select_related = ["result", "instrument"]

@@ -27,6 +27,12 @@ class OptimizationResult(models.Model):
     sharpe = models.DecimalField(max_digits=16, decimal_places=10, null=True, blank=True)
     metrics = models.JSONField(default=dict, help_text="VaR, CVaR, drawdown, risk contributions, ...")
     settings = models.JSONField(default=dict, help_text="The optimizer settings used (canonical form).")
+    analysis = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="For reports: the universe's mu and covariance, the efficient frontier, the glide path's "
+        "sleeves and curve (empty for results stored before reports had them).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

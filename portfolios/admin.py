@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
 from brokers.models import Order
-from portfolios.models import Holding, HoldingsSync, PlannedTrade, Portfolio, RebalanceRun
+from portfolios.models import AuditEntry, Holding, HoldingsSync, PipelineDay, PlannedTrade, Portfolio, RebalanceRun
+from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run
+from portfolios.services.rebalancing import RebalanceError, rebalance_run_create
+from portfolios.services.sync import SyncError, sync_from_broker
 
 
 class HoldingInline(admin.TabularInline):
@@ -35,6 +39,7 @@ class PortfolioAdmin(admin.ModelAdmin):
     filter_horizontal = ["instruments"]
     list_select_related = ["owner"]
     inlines = [HoldingInline]
+    actions = ["run_now", "resync"]
     fieldsets = [
         (None, {"fields": ["owner", "name", "base_currency", "instruments", "cash_usd", "manual_targets"]}),
         (
@@ -121,6 +126,28 @@ class PortfolioAdmin(admin.ModelAdmin):
         ("Execution", {"fields": ["mode", "order_type", "broker_account"]}),
     ]
 
+    @admin.action(description="Run now: plan today's rebalance (a manual request)")
+    def run_now(self, request, queryset) -> None:
+        for portfolio in queryset:
+            try:
+                planned = rebalance_run_create(portfolio=portfolio, manual=True)
+            except RebalanceError as error:
+                self.message_user(request, f"{portfolio.name}: {error}", messages.ERROR)
+                continue
+            what = "already planned" if planned.existing else "planned"
+            self.message_user(request, f"{portfolio.name}: run {planned.run.pk} {what} ({planned.run.trigger})")
+
+    @admin.action(description="Resync holdings and cash from the broker")
+    def resync(self, request, queryset) -> None:
+        for portfolio in queryset:
+            try:
+                sync = sync_from_broker(portfolio=portfolio)
+            except (SyncError, ValidationError) as error:
+                message = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+                self.message_user(request, f"{portfolio.name}: {message}", messages.ERROR)
+                continue
+            self.message_user(request, f"{portfolio.name}: {len(sync.changes)} change(s) from the broker")
+
 
 class PlannedTradeInline(admin.TabularInline):
     model = PlannedTrade
@@ -186,6 +213,74 @@ class RebalanceRunAdmin(admin.ModelAdmin):
     list_select_related = ["portfolio", "portfolio__owner"]
     date_hierarchy = "trading_date"
     inlines = [PlannedTradeInline, OrderInline]
+    actions = ["execute_approved"]
+
+    @admin.action(description="Approve and execute at the broker (pre-trade checks apply)")
+    def execute_approved(self, request, queryset) -> None:
+        for run in queryset:
+            try:
+                result = execute_run(run=run, submit=True, approved=True)
+            except (ExecutionRefused, ExecutionBusy) as error:
+                self.message_user(request, f"run {run.pk}: {error}", messages.ERROR)
+                continue
+            level = messages.ERROR if result.run.status == RebalanceRun.Status.EXECUTION_FAILED else messages.INFO
+            detail = result.run.error or result.message
+            self.message_user(request, f"run {run.pk}: {result.run.get_status_display()} ({detail})", level)
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "event", "portfolio", "run", "user", "message"]
+    list_filter = ["event"]
+    search_fields = ["message", "portfolio__name", "user__username"]
+    list_select_related = ["portfolio", "run", "user"]
+    date_hierarchy = "created_at"
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)
+
+
+@admin.register(PipelineDay)
+class PipelineDayAdmin(admin.ModelAdmin):
+    list_display = ["trading_date", "started_at", "portfolios", "fetch_error"]
+    date_hierarchy = "trading_date"
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Holding)
+class HoldingAdmin(admin.ModelAdmin):
+    list_display = ["portfolio", "instrument", "quantity", "cost_basis_usd", "updated_at"]
+    search_fields = ["portfolio__name", "portfolio__owner__username", "instrument__symbol"]
+    list_select_related = ["portfolio", "instrument"]
+    autocomplete_fields = ["instrument"]
+
+
+@admin.register(PlannedTrade)
+class PlannedTradeAdmin(admin.ModelAdmin):
+    list_display = ["run", "sequence", "side", "instrument", "quantity", "notional_usd", "reason"]
+    list_filter = ["side"]
+    search_fields = ["instrument__symbol", "run__portfolio__name"]
+    list_select_related = ["run", "instrument"]
 
     def get_readonly_fields(self, request, obj=None) -> list[str]:
         return [f.name for f in self.model._meta.fields]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
+from django.shortcuts import get_object_or_404
 
-from portfolios.models import PlannedTrade, RebalanceRun
+from portfolios.models import PlannedTrade, Portfolio, RebalanceRun
 
 # Runs that count as a rebalance for the cooldown and the calendar: planned (proposed), being
 # executed or executed. A run whose execution stopped before trading does not.
@@ -26,4 +27,28 @@ def last_rebalance_date(*, portfolio, before: date) -> date | None:
         .order_by("-trading_date")
         .values_list("trading_date", flat=True)
         .first()
+    )
+
+
+# -- scoped to the requesting user: another user's object is a 404, never a 403 or its data ----------
+
+
+def portfolios_for_user(*, user) -> QuerySet[Portfolio]:
+    """The user's portfolios (every list and lookup of portfolios starts here)."""
+    return Portfolio.objects.filter(owner=user)
+
+
+def portfolio_get_for_user(*, user, portfolio_id: int) -> Portfolio:
+    """The user's portfolio with that id, or `Http404` (also for another user's portfolio)."""
+    return get_object_or_404(portfolios_for_user(user=user).select_related("broker_account"), pk=portfolio_id)
+
+
+def runs_for_user(*, user) -> QuerySet[RebalanceRun]:
+    return RebalanceRun.objects.filter(portfolio__owner=user)
+
+
+def run_get_for_user(*, user, run_id: int) -> RebalanceRun:
+    """The user's run with that id, or `Http404` (also for another user's run)."""
+    return get_object_or_404(
+        runs_for_user(user=user).select_related("portfolio", "portfolio__broker_account"), pk=run_id
     )

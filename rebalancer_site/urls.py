@@ -1,17 +1,24 @@
-"""URL configuration."""
+"""URL configuration: accounts, the dashboard and portfolio pages, reports, operations, admin."""
 
 from django.contrib import admin
-from django.urls import path
-from django.views.generic import RedirectView
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
 
-from rebalancer_site import health
+from rebalancer_site import accounts, health
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Accounts.
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("accounts/signup/", accounts.signup, name="signup"),
     # Operations: liveness, readiness, Prometheus metrics (rebalancer_site.health).
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
     path("metrics", health.metrics, name="metrics"),
-    # The dashboard arrives with the web issue; until then the admin is the UI.
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    # Reports of stored runs, and the dashboard with the portfolio and broker account pages.
+    path("", include("portfolios.report_urls")),
+    path("", include("portfolios.urls")),
 ]

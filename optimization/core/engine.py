@@ -113,6 +113,20 @@ class FallbackStep:
 
 
 @dataclass(frozen=True, eq=False)
+class Sleeve:
+    """One side of a glide-path blend: its share of the portfolio and its own weights (summing to 1).
+
+    ``weights`` (N,) follow the universe (`OptimizationResult.universe`); assets outside the
+    sleeve hold 0. The blend is sum(share x weights) over the sleeves, before the polish or the
+    projection that makes it satisfy every constraint.
+    """
+
+    name: str  # "aggressive" or "safe"
+    share: float
+    weights: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
 class OptimizationResult:
     symbols: tuple[str, ...]
     weights: np.ndarray  # aligned with symbols; excluded assets hold 0
@@ -126,6 +140,11 @@ class OptimizationResult:
     as_of: object = None
     input_hash: str = ""
     universe: tuple[str, ...] = ()  # symbols that could be held (metrics' risk contributions follow it)
+    # What the result was computed from and of, for reports (not part of to_dict): the universe's
+    # estimates, its compiled constraints, and the glide path's sleeves (empty without an age).
+    estimates: Estimates | None = field(default=None, repr=False)
+    constraints: CompiledConstraints | None = field(default=None, repr=False)
+    sleeves: tuple[Sleeve, ...] = ()
 
     def weights_dict(self) -> dict[str, float]:
         return {symbol: float(weight) for symbol, weight in zip(self.symbols, self.weights, strict=True)}
@@ -221,7 +240,7 @@ def _glide_blend(
     compiled: CompiledConstraints,
     assets: Mapping[str, AssetInfo],
     settings: OptimizerSettings,
-) -> tuple[np.ndarray, str, list[FallbackStep], float, list[str]]:
+) -> tuple[np.ndarray, str, list[FallbackStep], float, list[str], tuple[Sleeve, ...]]:
     glide = settings.glide
     plugin = load_glide_path(glide.plugin, knots=glide.knots, retirement_age=glide.retirement_age)
     aggressive_share, safe_share = blend_shares(plugin, glide.age)
@@ -253,14 +272,20 @@ def _glide_blend(
 
     position = {symbol: i for i, symbol in enumerate(symbols)}
     blended = np.zeros(len(symbols))
+    sides = {"aggressive": np.zeros(len(symbols)), "safe": np.zeros(len(symbols))}
     used, failures = settings.strategy, []
     for chain, members, share, label in plans:
         sub = _sleeve(compiled, members, exposure)
         weights, name, steps = run_chain(chain, estimates.subset(members), sub, settings.params, label)
         blended[[position[s] for s in members]] += share * weights
+        sides["aggressive" if label == "" else "safe"][[position[s] for s in members]] += share * weights
         failures += steps
         if label == "":
             used = name
+    side_shares = {"aggressive": aggressive_share, "safe": safe_share}
+    sleeves = tuple(
+        Sleeve(name, side_shares[name], sides[name] / side_shares[name]) for name in sides if side_shares[name] > 0
+    )
     broken = compiled.violations(blended, tolerance=1e-7)
     if not broken:
         blended = problems.polish(blended, compiled, "glide-path blend")  # solver-tolerance crumbs only
@@ -271,7 +296,7 @@ def _glide_blend(
             f"weights (total change {np.abs(projected - blended).sum() / 2:.2%})"
         )
         blended = projected
-    return blended, used, failures, aggressive_share, notes
+    return blended, used, failures, aggressive_share, notes, sleeves
 
 
 # -- entry points --------------------------------------------------------------------------------
@@ -311,9 +336,11 @@ def optimize(
     if settings.glide.age is None:
         chain = (settings.strategy, *settings.fallbacks)
         weights, used, failures = run_chain(chain, estimates, compiled, settings.params)
-        equity_share = None
+        equity_share, sleeves = None, ()
     else:
-        weights, used, failures, equity_share, glide_notes = _glide_blend(estimates, compiled, assets, settings)
+        weights, used, failures, equity_share, glide_notes, sleeves = _glide_blend(
+            estimates, compiled, assets, settings
+        )
         notes += glide_notes
     metrics = portfolio_metrics(
         weights, estimates.mu, estimates.cov, estimates.returns, risk_free_rate=settings.params.risk_free_rate
@@ -335,6 +362,9 @@ def optimize(
         as_of=estimates.last_date,
         input_hash=input_hash(prices, assets, settings),
         universe=universe,
+        estimates=estimates,
+        constraints=compiled,
+        sleeves=sleeves,
     )
 
 
@@ -406,7 +436,16 @@ def efficient_frontier(
     if points < 2:
         raise ConfigurationError(f"points: at least 2, got {points}")
     _, _, estimates, compiled = prepare(prices, assets, settings)
-    rf = settings.params.risk_free_rate
+    return frontier_points(estimates, compiled, settings.params.risk_free_rate, points)
+
+
+def frontier_points(
+    estimates: Estimates, compiled: CompiledConstraints, risk_free_rate: float, points: int = 30
+) -> list[FrontierPoint]:
+    """`efficient_frontier` from estimates and compiled constraints already at hand (a result's own)."""
+    if points < 2:
+        raise ConfigurationError(f"points: at least 2, got {points}")
+    rf = risk_free_rate
     factor = estimates.risk_factor()
     lowest = problems.solve("min_risk", compiled, factor=factor)
     highest = problems.solve("max_return", compiled, mu=estimates.mu)

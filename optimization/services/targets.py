@@ -8,8 +8,11 @@ day are solved once however many portfolios share them.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_FLOOR, Decimal
 
@@ -27,6 +30,7 @@ from optimization.core.constraints import AssetInfo, Constraints, GroupLimit, pa
 from optimization.core.engine import (
     GlidePathSettings,
     OptimizerSettings,
+    frontier_points,
     input_hash,
     optimize,
     optimize_many,
@@ -36,6 +40,8 @@ from optimization.core.engine import (
 )
 from optimization.core.errors import InsufficientData, OptimizationError
 from optimization.core.estimators import EstimatorSettings
+from optimization.core.glidepath import blend_shares, load_glide_path
+from optimization.core.problems import Infeasible
 from optimization.core.strategies import StrategyParams
 
 from ..models import WEIGHT_PLACES, OptimizationResult, TargetAllocation, TargetWeight
@@ -292,11 +298,143 @@ def _decimal_or_none(value: float | None, places: int) -> Decimal | None:
     return Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-places))
 
 
-def result_store(result: CoreResult, settings: OptimizerSettings) -> tuple[OptimizationResult, bool]:
-    """(stored row, created) for a core result; an existing row with the same hash is returned as is."""
+# -- what reports draw, stored once per result ------------------------------------------------------
+
+ANALYSIS_VERSION = 1
+FRONTIER_POINTS = 30
+# Significant digits kept in the stored analysis: far below estimation error, and a 50-asset
+# covariance stays around 30 KB of JSON.
+ANALYSIS_DIGITS = 7
+GLIDE_CURVE_AGES = range(20, 96)
+
+
+def _sig(value: float | None, digits: int = ANALYSIS_DIGITS) -> float | None:
+    """``value`` rounded to ``digits`` significant digits; None for None, NaN and infinities."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(f"{float(value):.{digits}g}")
+
+
+def _risk_point(weights: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> dict:
+    return {
+        "expected_return": _sig(float(weights @ mu)),
+        "volatility": _sig(math.sqrt(max(float(weights @ cov @ weights), 0.0))),
+    }
+
+
+def _glide_json(settings: OptimizerSettings) -> dict | None:
+    """The glide path used: its parameters, the investor's age and share, and the curve by age."""
+    glide = settings.glide
+    if glide.age is None:
+        return None
+    plugin = load_glide_path(glide.plugin, knots=glide.knots, retirement_age=glide.retirement_age)
+    knots = getattr(plugin, "knots", None)
+    return {
+        "age": glide.age,
+        "equity_share": _sig(blend_shares(plugin, glide.age)[0]),
+        "retirement_age": getattr(plugin, "retirement_age", glide.retirement_age),
+        "knots": [[age, share] for age, share in knots] if knots else None,
+        "plugin": glide.plugin,
+        "safe_bond_share": glide.safe_bond_share,
+        "curve": [[age, _sig(blend_shares(plugin, age)[0], 4)] for age in GLIDE_CURVE_AGES],
+    }
+
+
+def frontier_key(result: CoreResult) -> str:
+    """Digest of what the efficient frontier depends on: the universe's estimates and its compiled
+    constraints. Results that differ only in age, strategy or risk-free rate share it (and the frontier)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(list(result.universe)).encode())
+    estimates, compiled = result.estimates, result.constraints
+    for array in (estimates.mu, estimates.cov, compiled.lower, compiled.upper):
+        digest.update(np.ascontiguousarray(array, dtype=float).tobytes())
+    for array in (compiled.a_min, compiled.b_min, compiled.a_max, compiled.b_max):
+        digest.update(repr(np.asarray(array, dtype=float).shape).encode())
+        digest.update(np.ascontiguousarray(array, dtype=float).tobytes())
+    digest.update(repr(float(compiled.l2_gamma)).encode())
+    return digest.hexdigest()
+
+
+def _frontier(result: CoreResult, key: str, cache: dict) -> list | str:
+    """[[volatility, expected return], ...], or why there is none; from ``cache``, from a result
+    stored today with the same key, or solved (about 30 solves, once per universe and constraints)."""
+    if key in cache:
+        return cache[key]
+    as_of = result.as_of.date() if hasattr(result.as_of, "date") else result.as_of
+    stored = (
+        OptimizationResult.objects.filter(as_of=as_of, analysis__frontier_key=key)
+        .values_list("analysis__frontier", flat=True)
+        .first()
+    )
+    if stored:
+        cache[key] = stored
+        return stored
+    try:
+        points = frontier_points(result.estimates, result.constraints, result.risk_free_rate, FRONTIER_POINTS)
+        cache[key] = [[_sig(point.volatility), _sig(point.expected_return)] for point in points]
+    except (Infeasible, OptimizationError) as error:
+        cache[key] = f"efficient frontier not computed: {str(error) or type(error).__name__}"
+    return cache[key]
+
+
+def result_analysis(result: CoreResult, settings: OptimizerSettings, *, frontier_cache: dict | None = None) -> dict:
+    """What the run report draws for a result, computed once when the result is stored.
+
+    ``symbols`` (the universe, in order) with annualised ``mu`` (N,) and ``cov`` (N x N);
+    ``frontier``: about 30 [volatility, expected return] points from minimum volatility to
+    maximum return under the same constraints (None when a solve failed; ``notes`` says why),
+    shared by results with the same ``frontier_key``; ``sleeves``: the glide path's aggressive
+    and safe portfolios (share, weights by symbol, expected return and volatility); ``glide``:
+    the glide path used (None without an age). Fractions, annualised; floats rounded to
+    `ANALYSIS_DIGITS` significant digits. ``frontier_cache`` shares frontiers within a batch.
+    """
+    estimates = result.estimates
+    if estimates is None or result.constraints is None:
+        return {}
+    mu, cov = estimates.mu, estimates.cov
+    notes: list[str] = []
+    key = frontier_key(result)
+    frontier = _frontier(result, key, {} if frontier_cache is None else frontier_cache)
+    if isinstance(frontier, str):
+        notes.append(frontier)
+        frontier = None
+    sleeves = {
+        sleeve.name: {
+            "share": _sig(sleeve.share),
+            "weights": {
+                symbol: _sig(float(weight))
+                for symbol, weight in zip(estimates.symbols, sleeve.weights, strict=True)
+                if abs(weight) > 1e-12
+            },
+            **_risk_point(sleeve.weights, mu, cov),
+        }
+        for sleeve in result.sleeves
+    }
+    return {
+        "version": ANALYSIS_VERSION,
+        "symbols": list(estimates.symbols),
+        "mu": [_sig(value) for value in mu.tolist()],
+        "cov": [[_sig(value) for value in row] for row in cov.tolist()],
+        "risk_free_rate": result.risk_free_rate,
+        "frontier_key": key,
+        "frontier": frontier,
+        "sleeves": sleeves,
+        "glide": _glide_json(settings),
+        "notes": notes,
+    }
+
+
+def result_store(
+    result: CoreResult, settings: OptimizerSettings, *, frontier_cache: dict | None = None
+) -> tuple[OptimizationResult, bool]:
+    """(stored row, created) for a core result; an existing row with the same hash is returned as is.
+
+    A new row also stores `result_analysis` (the frontier's solves happen here, once per result).
+    """
     existing = OptimizationResult.objects.filter(input_hash=result.input_hash).first()
     if existing is not None:
         return existing, False
+    analysis = result_analysis(result, settings, frontier_cache=frontier_cache)
     instruments = {i.symbol: i for i in Instrument.objects.filter(symbol__in=list(result.symbols))}
     missing = [symbol for symbol in result.symbols if symbol not in instruments]
     if missing:
@@ -317,6 +455,7 @@ def result_store(result: CoreResult, settings: OptimizerSettings) -> tuple[Optim
                 sharpe=_decimal_or_none(result.metrics.sharpe, 10),
                 metrics=result.metrics.to_dict(result.universe),
                 settings=_settings_json(settings),
+                analysis=analysis,
             )
             TargetWeight.objects.bulk_create(
                 TargetWeight(result=row, instrument=instruments[symbol], weight=weight)
@@ -335,14 +474,30 @@ def _portfolio_inputs(portfolio, as_of: date | None, **overrides):
     return settings, prices, asset_info(symbols)
 
 
-def targets_compute(*, portfolio, as_of: date | None = None) -> TargetAllocation:
-    """Compute (or reuse) the portfolio's target weights for ``as_of`` and record them."""
+@dataclass(frozen=True)
+class TargetsComputed:
+    """A portfolio's targets and what they were computed from: the price window read (adjusted
+    closes of the portfolio's symbols over the lookback) and the optimizer settings."""
+
+    allocation: TargetAllocation
+    prices: pd.DataFrame
+    settings: OptimizerSettings
+
+
+def targets_compute_with_window(*, portfolio, as_of: date | None = None) -> TargetsComputed:
+    """`targets_compute`, also answering the price window and settings it used (the planner
+    reuses them for the run's risk figures instead of reading the prices again)."""
     settings, prices, assets = _portfolio_inputs(portfolio, as_of)
     row = OptimizationResult.objects.filter(input_hash=input_hash(prices, assets, settings)).first()
     if row is not None:
-        return _allocate(portfolio, row, reused=True)
+        return TargetsComputed(_allocate(portfolio, row, reused=True), prices, settings)
     _, allocation = _optimize_and_store(portfolio, prices, assets, settings)
-    return allocation
+    return TargetsComputed(allocation, prices, settings)
+
+
+def targets_compute(*, portfolio, as_of: date | None = None) -> TargetAllocation:
+    """Compute (or reuse) the portfolio's target weights for ``as_of`` and record them."""
+    return targets_compute_with_window(portfolio=portfolio, as_of=as_of).allocation
 
 
 def portfolio_optimize(*, portfolio, as_of: date | None = None, **overrides) -> tuple[CoreResult, TargetAllocation]:
@@ -381,11 +536,12 @@ def targets_compute_many(
             continue
         assets = asset_info(symbols)
         results = optimize_many(prices, assets, [settings for _, _, settings in members])
+        frontier_cache: dict = {}  # one frontier per distinct universe and constraints of the group
         for (position, portfolio, settings), result in zip(members, results, strict=True):
             if isinstance(result, OptimizationError):
                 answers[position] = result
                 continue
-            row, created = result_store(result, settings)
+            row, created = result_store(result, settings, frontier_cache=frontier_cache)
             answers[position] = _allocate(portfolio, row, not created)
     return answers
 

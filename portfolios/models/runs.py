@@ -76,6 +76,12 @@ class RebalanceRun(models.Model):
     deposit_needed_usd = models.DecimalField(**USD, null=True, blank=True)
     weights_after = models.JSONField(default=dict, blank=True)
     notes = models.JSONField(default=list, blank=True)
+    risk = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Risk figures of the weights before, at target and after the plan (written with the plan; "
+        "empty for runs stored before reports had them).",
+    )
     timings = models.JSONField(default=dict, blank=True, help_text="Seconds per step.")
 
     # Execution progress (portfolios.services.execution): the last step stored, what each step

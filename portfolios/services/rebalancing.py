@@ -33,11 +33,12 @@ from optimization.services import (
     quantity_decimal,
     ratio_decimal,
     rebalance_policy_for,
-    targets_compute,
     usd_decimal,
 )
+from optimization.services.targets import targets_compute_with_window
 from portfolios.models import PlannedTrade, Portfolio, RebalanceRun
 from portfolios.selectors import last_rebalance_date
+from portfolios.services.report_data import run_risk_build
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ def rebalance_run_plan(
     with timer.step("snapshot"):
         holdings = {h.instrument.symbol: h for h in portfolio.holdings.select_related("instrument")}
     with timer.step("targets"):
-        targets, result, source = _targets(portfolio, as_of)
+        targets, result, source, computed = _targets(portfolio, as_of)
     symbols = sorted(set(targets) | set(holdings))
     with timer.step("prices"):
         snapshot = _snapshot(portfolio, holdings, symbols, as_of)
@@ -148,6 +149,17 @@ def rebalance_run_plan(
             as_of=as_of,
             last_rebalance=last_rebalance_date(portfolio=portfolio, before=as_of),
             manual=manual,
+        )
+    with timer.step("risk"):
+        # Stored with the plan for the report (which never re-reads prices or re-optimizes). The
+        # correlations of an optimizer run come from its result; a manual one stores its own.
+        risk = run_risk_build(
+            portfolio=portfolio,
+            plan=plan,
+            as_of=as_of,
+            prices=computed.prices if computed else None,
+            settings=computed.settings if computed else None,
+            with_correlation=result is None,
         )
     run = RebalanceRun(
         portfolio=portfolio,
@@ -175,6 +187,7 @@ def rebalance_run_plan(
         deposit_needed_usd=usd_decimal(plan.deposit_needed_usd),
         weights_after={symbol: round(weight, 10) for symbol, weight in plan.weights_after.items()},
         notes=list(plan.notes),
+        risk=risk,
         timings=timer.seconds,
     )
     instruments = {i.symbol: i for i in Instrument.objects.filter(symbol__in=symbols)}
@@ -271,12 +284,13 @@ def _trading_date(as_of: date | None) -> date:
 
 
 def _targets(portfolio: Portfolio, as_of: date):
-    """(weights by symbol, OptimizationResult or None, source) for the portfolio on ``as_of``."""
+    """(weights by symbol, OptimizationResult or None, source, TargetsComputed or None) on ``as_of``."""
     manual = manual_targets_parse(portfolio.manual_targets)
     if manual is not None:
-        return manual, None, "manual"
-    allocation = targets_compute(portfolio=portfolio, as_of=as_of)
-    return allocation.result.weights(), allocation.result, "optimizer"
+        return manual, None, "manual", None
+    computed = targets_compute_with_window(portfolio=portfolio, as_of=as_of)
+    allocation = computed.allocation
+    return allocation.result.weights(), allocation.result, "optimizer", computed
 
 
 def _snapshot(portfolio: Portfolio, holdings: dict, symbols: list[str], as_of: date) -> Snapshot:

@@ -1,0 +1,231 @@
+"""Forms of the broker account pages.
+
+Credentials are write-only: password inputs that never render a value, where an empty input
+keeps what is stored. Entering a credential or changing the live flag asks for the owner's
+password again.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from brokers.models import CREDENTIAL_FIELDS, BrokerAccount, PaperAccount
+from brokers.selectors import broker_accounts_for_user
+from brokers.services.accounts import broker_account_create, broker_account_set_credentials
+
+CREDENTIAL_LABELS = {
+    "api_key": "API key (Alpaca)",
+    "secret_key": "Secret key (Alpaca)",
+    "host": "Host (IB Gateway / TWS)",
+    "port": "Port (IB)",
+    "client_id": "Client id (IB)",
+}
+ALL_CREDENTIALS = tuple(CREDENTIAL_LABELS)
+
+
+def _credential_field(name: str) -> forms.CharField:
+    return forms.CharField(
+        label=CREDENTIAL_LABELS[name],
+        required=False,
+        strip=True,
+        max_length=200,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+    )
+
+
+def _password_field(help_text: str) -> forms.CharField:
+    return forms.CharField(
+        label="Your password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text=help_text,
+    )
+
+
+class _AccountForm(forms.Form):
+    """Shared checks: label unique per owner, credentials only of the account's kind, the password."""
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def _kind(self) -> str:
+        raise NotImplementedError
+
+    def _account_pk(self) -> int | None:
+        return None
+
+    def clean_label(self) -> str:
+        label = self.cleaned_data["label"].strip()
+        taken = broker_accounts_for_user(user=self.user).filter(label__iexact=label).exclude(pk=self._account_pk())
+        if taken.exists():
+            raise ValidationError(f"you already have a broker account named {label!r}")
+        return label
+
+    def credentials(self) -> dict[str, str]:
+        """The credentials typed in (empty inputs keep what is stored)."""
+        return {name: self.cleaned_data[name] for name in ALL_CREDENTIALS if self.cleaned_data.get(name)}
+
+    def _needs_password(self) -> bool:
+        return bool(self.credentials())
+
+    def clean(self):
+        cleaned = super().clean()
+        kind = self._kind()
+        if kind:
+            for name in self.credentials():
+                if name not in CREDENTIAL_FIELDS.get(kind, ()):
+                    accepted = ", ".join(CREDENTIAL_FIELDS.get(kind, ())) or "none"
+                    self.add_error(name, f"not a credential of a {kind} account (it takes: {accepted})")
+        if self._needs_password():
+            password = cleaned.get("password") or ""
+            if not password:
+                self.add_error("password", "enter your password to change credentials or the live flag")
+            elif not self.user.check_password(password):
+                self.add_error("password", "the password is not correct")
+        return cleaned
+
+    def apply_service_error(self, error: ValidationError) -> None:
+        """Put a service's `ValidationError` next to the field it names."""
+        if hasattr(error, "error_dict"):
+            for name, errors in error.message_dict.items():
+                for message in errors:
+                    self.add_error(name if name in self.fields else None, message)
+        else:
+            for message in error.messages:
+                self.add_error(None, message)
+
+
+class BrokerAccountCreateForm(_AccountForm):
+    kind = forms.ChoiceField(choices=BrokerAccount.Kind.choices, initial=BrokerAccount.Kind.PAPER)
+    label = forms.CharField(max_length=100)
+    is_live = forms.BooleanField(
+        required=False,
+        label="Live (real money)",
+        help_text="Real money also needs ALLOW_LIVE_TRADING on the server and your opt-in with your password.",
+    )
+    paper_cash_usd = forms.DecimalField(
+        label="Starting cash (paper)",
+        required=False,
+        min_value=Decimal(0),
+        max_digits=20,
+        decimal_places=4,
+        initial=Decimal(100_000),
+        help_text="Simulated USD the paper account starts with.",
+    )
+    paper_session_mode = forms.ChoiceField(
+        label="Trading hours (paper)",
+        choices=PaperAccount.SessionMode.choices,
+        initial=PaperAccount.SessionMode.EXCHANGE,
+    )
+    api_key = _credential_field("api_key")
+    secret_key = _credential_field("secret_key")
+    host = _credential_field("host")
+    port = _credential_field("port")
+    client_id = _credential_field("client_id")
+    password = _password_field("Needed when you enter credentials or mark the account live.")
+
+    def _kind(self) -> str:
+        return self.cleaned_data.get("kind", "")
+
+    def _needs_password(self) -> bool:
+        return super()._needs_password() or bool(self.cleaned_data.get("is_live"))
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("kind") == BrokerAccount.Kind.PAPER and cleaned.get("is_live"):
+            self.add_error("is_live", "a paper account cannot trade real money")
+        return cleaned
+
+    def save(self) -> BrokerAccount | None:
+        """The new account, or None with the service's errors added to the form."""
+        data = self.cleaned_data
+        try:
+            return broker_account_create(
+                owner=self.user,
+                kind=data["kind"],
+                label=data["label"],
+                is_live=data["is_live"],
+                credentials=self.credentials(),
+                paper_cash_usd=data.get("paper_cash_usd") or Decimal(0),
+                paper_session_mode=data["paper_session_mode"],
+            )
+        except ValidationError as error:
+            self.apply_service_error(error)
+            return None
+
+
+class BrokerAccountEditForm(_AccountForm):
+    """Label, live flag and credentials of the account's kind (the kind itself does not change)."""
+
+    label = forms.CharField(max_length=100)
+    is_live = forms.BooleanField(
+        required=False,
+        label="Live (real money)",
+        help_text="Changing it withdraws the live opt-in; opt in again afterwards.",
+    )
+    password = _password_field("Needed when you change credentials or the live flag.")
+
+    def __init__(self, *args, account: BrokerAccount, **kwargs):
+        self.account = account
+        kwargs.setdefault("initial", {"label": account.label, "is_live": account.is_live})
+        super().__init__(*args, **kwargs)
+        for name in CREDENTIAL_FIELDS.get(account.kind, ()):
+            self.fields[name] = _credential_field(name)
+            state = account.credential_status().get(name, "not set")
+            self.fields[name].help_text = f"Currently {state}. Leave empty to keep it."
+        self.order_fields(["label", "is_live", *CREDENTIAL_FIELDS.get(account.kind, ()), "password"])
+        if account.kind == BrokerAccount.Kind.PAPER:
+            self.fields["is_live"].disabled = True
+            self.fields["is_live"].help_text = "A paper account never trades real money."
+
+    def _kind(self) -> str:
+        return self.account.kind
+
+    def _account_pk(self) -> int | None:
+        return self.account.pk
+
+    def live_changed(self) -> bool:
+        return bool(self.cleaned_data.get("is_live")) != self.account.is_live
+
+    def _needs_password(self) -> bool:
+        return super()._needs_password() or self.live_changed()
+
+    @transaction.atomic
+    def save(self) -> BrokerAccount | None:
+        """Apply the changes in one transaction, or return None with the errors added to the form."""
+        account = BrokerAccount.objects.select_for_update().get(pk=self.account.pk)
+        fields = []
+        if self.cleaned_data["label"] != account.label:
+            account.label = self.cleaned_data["label"]
+            fields.append("label")
+        if self.live_changed():
+            account.is_live = bool(self.cleaned_data["is_live"])
+            # Whichever way the flag moves, a live opt-in given before no longer stands.
+            account.live_opt_in_at = None
+            fields += ["is_live", "live_opt_in_at"]
+        if fields:
+            account.save(update_fields=[*fields, "updated_at"])
+        credentials = self.credentials()
+        if credentials:
+            try:
+                account = broker_account_set_credentials(account=account, credentials=credentials)
+            except ValidationError as error:
+                transaction.set_rollback(True)
+                self.apply_service_error(error)
+                return None
+        return account
+
+
+class LiveOptInForm(forms.Form):
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="Opting in lets this account's runs send orders for real money.",
+    )

@@ -1,0 +1,280 @@
+"""Broker account pages: write-only credentials ("set" / "not set", never a value), the password asked
+again for credentials and the live flag, the live opt-in and opt-out, the paper account's cash and
+positions, and another user's account as a 404."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from brokers.crypto import decrypt_credentials
+from brokers.models import BrokerAccount, PaperAccount
+from brokers.services.accounts import broker_account_create, broker_account_set_credentials
+from brokers.services.paper import paper_account_reset
+from portfolios.tests.factories import make_user
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "pw-not-used-123"  # portfolios.tests.factories.make_user's
+API_KEY, SECRET = "PKTESTKEY12345678", "s3cr3t-Value-Never-Shown-0123456789"
+
+
+@pytest.fixture
+def owner(client):
+    user = make_user("alice")
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def alpaca(owner):
+    return broker_account_create(
+        owner=owner, kind="alpaca", label="Alpaca", credentials={"api_key": API_KEY, "secret_key": SECRET}
+    )
+
+
+def stored(account: BrokerAccount) -> dict:
+    account.refresh_from_db()
+    return decrypt_credentials(account.credentials_encrypted)
+
+
+# -- access --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("broker_account_list", []),
+        ("broker_account_create", []),
+        ("broker_account_detail", [1]),
+        ("broker_account_edit", [1]),
+    ],
+)
+def test_anonymous_visitors_are_sent_to_the_login_page(client, name, args):
+    response = client.get(reverse(name, args=args))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_anonymous_posts_change_nothing(client):
+    account = broker_account_create(owner=make_user("bob"), kind="alpaca", label="Bob's")
+    BrokerAccount.objects.filter(pk=account.pk).update(is_live=True)
+    response = client.post(reverse("broker_account_live", args=[account.pk]), {"action": "enable", "password": "x"})
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    account.refresh_from_db()
+    assert account.live_opt_in_at is None
+
+
+def test_another_users_account_is_a_404_and_nothing_changes(client, owner):
+    bob = make_user("bob")
+    theirs = broker_account_create(
+        owner=bob, kind="alpaca", label="Bob's", credentials={"api_key": API_KEY, "secret_key": SECRET}
+    )
+    BrokerAccount.objects.filter(pk=theirs.pk).update(is_live=True)
+    assert client.get(reverse("broker_account_detail", args=[theirs.pk])).status_code == 404
+    assert client.get(reverse("broker_account_edit", args=[theirs.pk])).status_code == 404
+    edit = {"label": "Mine now", "api_key": "OTHERKEY1234", "password": PASSWORD}
+    assert client.post(reverse("broker_account_edit", args=[theirs.pk]), edit).status_code == 404
+    live = {"action": "enable", "password": PASSWORD}
+    assert client.post(reverse("broker_account_live", args=[theirs.pk]), live).status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.label == "Bob's" and theirs.live_opt_in_at is None
+    assert stored(theirs)["api_key"] == API_KEY
+    page = client.get(reverse("broker_account_list")).content.decode()
+    assert "Bob" not in page
+
+
+# -- list, detail --------------------------------------------------------------------------------------
+
+
+def test_the_list_shows_kind_label_live_flag_and_credential_states(client, owner, alpaca):
+    broker_account_create(owner=owner, kind="paper", label="Sandbox")
+    page = client.get(reverse("broker_account_list")).content.decode()
+    assert "Alpaca" in page and "Sandbox" in page and "Paper (built-in simulator)" in page
+    assert "api_key: set" in page and "none needed" in page
+    assert API_KEY not in page and SECRET not in page
+
+
+def test_a_paper_account_shows_its_simulated_cash_and_positions(client, owner):
+    from portfolios.tests.factories import load_sample_prices
+
+    load_sample_prices(["SPY"])
+    account = broker_account_create(owner=owner, kind="paper", label="Sandbox")
+    paper_account_reset(account=account, cash_usd=Decimal("1234.5"), positions={"SPY": (Decimal(7), Decimal(500))})
+    page = client.get(reverse("broker_account_detail", args=[account.pk])).content.decode()
+    assert "Simulated account" in page and "$1,234.50" in page
+    assert "SPY" in page and ">7<" in page
+    assert "paper: no real money" in page
+
+
+def test_credentials_are_never_shown(client, owner, alpaca):
+    for name in ("broker_account_detail", "broker_account_edit"):
+        page = client.get(reverse(name, args=[alpaca.pk])).content.decode()
+        assert API_KEY not in page and SECRET not in page
+    edit_page = client.get(reverse("broker_account_edit", args=[alpaca.pk])).content.decode()
+    assert 'type="password" name="api_key"' in edit_page and "Currently set" in edit_page
+
+
+# -- create --------------------------------------------------------------------------------------------
+
+
+def test_a_paper_account_is_created_with_its_starting_cash(client, owner):
+    data = {"kind": "paper", "label": "Sandbox", "paper_cash_usd": "50000", "paper_session_mode": "exchange"}
+    response = client.post(reverse("broker_account_create"), data)
+    account = BrokerAccount.objects.get(owner=owner, label="Sandbox")
+    assert response.status_code == 302 and response["Location"] == reverse("broker_account_detail", args=[account.pk])
+    assert PaperAccount.objects.get(account=account).cash_usd == Decimal(50000)
+
+
+def test_credentials_on_create_need_the_password(client, owner):
+    data = {
+        "kind": "alpaca",
+        "label": "Alpaca",
+        "api_key": API_KEY,
+        "secret_key": SECRET,
+        "paper_session_mode": "exchange",
+    }
+    response = client.post(reverse("broker_account_create"), data)
+    assert response.status_code == 400
+    assert "enter your password" in " ".join(response.context["form"].errors["password"])
+    assert not BrokerAccount.objects.exists()
+    # The form never sends a secret back.
+    assert SECRET not in response.content.decode() and API_KEY not in response.content.decode()
+
+    response = client.post(reverse("broker_account_create"), {**data, "password": PASSWORD})
+    assert response.status_code == 302
+    account = BrokerAccount.objects.get(owner=owner)
+    assert stored(account) == {"api_key": API_KEY, "secret_key": SECRET}
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "text"),
+    [
+        ({"kind": "paper", "label": "P", "is_live": "on", "password": PASSWORD}, "is_live", "cannot trade real money"),
+        ({"kind": "paper", "label": "P", "api_key": API_KEY, "password": PASSWORD}, "api_key", "not a credential"),
+        ({"kind": "alpaca", "label": "A", "api_key": "short", "password": PASSWORD}, "api_key", "expected 8 to 200"),
+        ({"kind": "ib", "label": "I", "port": "99999", "password": PASSWORD}, "port", "port from 1 to 65535"),
+        ({"kind": "alpaca", "label": "A", "is_live": "on"}, "password", "enter your password"),
+        ({"kind": "alpaca", "label": "A", "api_key": API_KEY, "password": "wrong"}, "password", "not correct"),
+    ],
+)
+def test_bad_input_on_create_is_named_next_to_its_field(client, owner, data, field, text):
+    response = client.post(reverse("broker_account_create"), {"paper_session_mode": "exchange", **data})
+    assert response.status_code == 400
+    assert text in " ".join(response.context["form"].errors[field])
+    assert not BrokerAccount.objects.exists()
+
+
+def test_labels_are_unique_per_owner(client, owner):
+    broker_account_create(owner=owner, kind="paper", label="Sandbox")
+    response = client.post(
+        reverse("broker_account_create"), {"kind": "paper", "label": "sandbox", "paper_session_mode": "exchange"}
+    )
+    assert response.status_code == 400 and "already have a broker account" in str(response.context["form"].errors)
+
+
+# -- edit ----------------------------------------------------------------------------------------------
+
+
+def test_blank_credentials_keep_what_is_stored(client, owner, alpaca):
+    response = client.post(reverse("broker_account_edit", args=[alpaca.pk]), {"label": "Alpaca main"})
+    assert response.status_code == 302
+    alpaca.refresh_from_db()
+    assert alpaca.label == "Alpaca main" and stored(alpaca) == {"api_key": API_KEY, "secret_key": SECRET}
+
+
+def test_changing_credentials_needs_the_password_and_withdraws_the_opt_in(client, owner, alpaca, settings):
+    BrokerAccount.objects.filter(pk=alpaca.pk).update(is_live=True)
+    client.post(reverse("broker_account_live", args=[alpaca.pk]), {"action": "enable", "password": PASSWORD})
+    alpaca.refresh_from_db()
+    assert alpaca.live_opt_in_at is not None
+    new_key = "PKNEWKEY987654321"
+
+    refused = client.post(
+        reverse("broker_account_edit", args=[alpaca.pk]), {"label": "Alpaca", "is_live": "on", "api_key": new_key}
+    )
+    assert refused.status_code == 400 and "enter your password" in str(refused.context["form"].errors["password"])
+    assert stored(alpaca)["api_key"] == API_KEY
+
+    response = client.post(
+        reverse("broker_account_edit", args=[alpaca.pk]),
+        {"label": "Alpaca", "is_live": "on", "api_key": new_key, "password": PASSWORD},
+    )
+    assert response.status_code == 302
+    assert stored(alpaca) == {"api_key": new_key, "secret_key": SECRET}
+    assert alpaca.live_opt_in_at is None
+
+
+def test_changing_the_live_flag_needs_the_password(client, owner, alpaca):
+    refused = client.post(reverse("broker_account_edit", args=[alpaca.pk]), {"label": "Alpaca", "is_live": "on"})
+    assert refused.status_code == 400
+    alpaca.refresh_from_db()
+    assert not alpaca.is_live
+    response = client.post(
+        reverse("broker_account_edit", args=[alpaca.pk]), {"label": "Alpaca", "is_live": "on", "password": PASSWORD}
+    )
+    assert response.status_code == 302
+    alpaca.refresh_from_db()
+    assert alpaca.is_live and alpaca.live_opt_in_at is None
+
+
+def test_a_paper_account_cannot_be_made_live(client, owner):
+    account = broker_account_create(owner=owner, kind="paper", label="Sandbox")
+    client.post(
+        reverse("broker_account_edit", args=[account.pk]), {"label": "Sandbox", "is_live": "on", "password": PASSWORD}
+    )
+    account.refresh_from_db()
+    assert not account.is_live
+
+
+def test_a_bad_credential_on_edit_saves_nothing(client, owner, alpaca):
+    response = client.post(
+        reverse("broker_account_edit", args=[alpaca.pk]),
+        {"label": "Renamed", "api_key": "bad key with spaces", "password": PASSWORD},
+    )
+    assert response.status_code == 400 and "expected 8 to 200" in str(response.context["form"].errors["api_key"])
+    alpaca.refresh_from_db()
+    assert alpaca.label == "Alpaca" and stored(alpaca)["api_key"] == API_KEY
+
+
+# -- live opt-in ---------------------------------------------------------------------------------------
+
+
+def test_the_live_opt_in_needs_the_right_password_and_can_be_withdrawn(client, owner, alpaca, settings):
+    settings.ALLOW_LIVE_TRADING = True
+    BrokerAccount.objects.filter(pk=alpaca.pk).update(is_live=True)
+    url = reverse("broker_account_live", args=[alpaca.pk])
+    assert client.get(url).status_code == 405
+
+    wrong = client.post(url, {"action": "enable", "password": "wrong"})
+    assert wrong.status_code == 400 and "not correct" in str(wrong.context["live_form"].errors["password"])
+    alpaca.refresh_from_db()
+    assert alpaca.live_opt_in_at is None
+
+    assert client.post(url, {"action": "enable", "password": PASSWORD}).status_code == 302
+    alpaca.refresh_from_db()
+    assert alpaca.live_opt_in_at is not None
+    page = client.get(reverse("broker_account_detail", args=[alpaca.pk])).content.decode()
+    assert "Opt out of live trading" in page
+
+    assert client.post(url, {"action": "disable"}).status_code == 302
+    alpaca.refresh_from_db()
+    assert alpaca.live_opt_in_at is None
+
+
+def test_a_paper_account_cannot_opt_in(client, owner):
+    account = broker_account_create(owner=owner, kind="paper", label="Sandbox")
+    response = client.post(
+        reverse("broker_account_live", args=[account.pk]), {"action": "enable", "password": PASSWORD}
+    )
+    assert response.status_code == 400 and "mark the account as live first" in response.content.decode()
+    account.refresh_from_db()
+    assert account.live_opt_in_at is None
+
+
+def test_credentials_set_by_the_service_show_as_set(client, owner):
+    account = broker_account_create(owner=owner, kind="ib", label="IB")
+    broker_account_set_credentials(account=account, credentials={"host": "10.0.0.5"})
+    page = client.get(reverse("broker_account_detail", args=[account.pk])).content.decode()
+    assert "10.0.0.5" not in page
+    assert page.count('class="badge good">set<') == 1 and page.count('class="badge warn">not set<') == 2

@@ -1,0 +1,107 @@
+"""Replace a portfolio's holdings from an uploaded CSV file, all or nothing.
+
+Format (UTF-8, comma-separated, a header line first; blank lines are ignored)::
+
+    symbol,quantity,cost_basis_usd
+    SPY,40,18000
+    BND,120.5,
+
+The header is ``symbol,quantity`` or ``symbol,quantity,cost_basis_usd`` (any case, in that
+order). ``quantity`` is shares (at least 0, up to 9 decimal places); ``cost_basis_usd`` is the
+total paid, optional (at least 0, up to 4 decimal places). Symbols must be known instruments and
+appear once. The file becomes the whole set of holdings: holdings it does not list are removed.
+Every line is checked before anything is written; errors name the file's line (the header is
+line 1) and the field, and nothing changes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+
+from portfolios.models import Holding, Portfolio
+from portfolios.services.holdings import holdings_replace
+
+MAX_BYTES = 1_000_000
+MAX_ROWS = 5_000
+HEADERS = (["symbol", "quantity"], ["symbol", "quantity", "cost_basis_usd"])
+_ROW_ERROR = re.compile(r"^row (\d+) \(([^)]*)\): (.*)$", re.DOTALL)
+_UNKNOWN = re.compile(r"^unknown symbol (.+?): (.*)$", re.DOTALL)
+
+
+def holdings_csv_rows(data: bytes) -> tuple[list[dict], list[int]]:
+    """The rows of a holdings CSV file ({symbol, quantity, cost_basis_usd?}) and the line of each.
+
+    Raises `ValidationError` ({"file": [...]}) for a file that is not in the format above.
+    """
+    if len(data) > MAX_BYTES:
+        raise ValidationError({"file": f"the file is larger than {MAX_BYTES // 1000} kB"})
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationError({"file": "the file is not UTF-8 text (save it as CSV UTF-8)"}) from None
+    lines = [(number, row) for number, row in enumerate(csv.reader(io.StringIO(text)), start=1) if any(row)]
+    if not lines:
+        raise ValidationError({"file": "the file is empty: the first line must be symbol,quantity[,cost_basis_usd]"})
+    header_line, header = lines[0]
+    names = [cell.strip().lower() for cell in header]
+    if names not in HEADERS:
+        raise ValidationError(
+            {
+                "file": f"line {header_line}: the header must be symbol,quantity or symbol,quantity,cost_basis_usd, "
+                f"got {','.join(header)!r}"
+            }
+        )
+    body = lines[1:]
+    if not body:
+        raise ValidationError({"file": "the file lists no holdings (to remove every holding, use the holdings editor)"})
+    if len(body) > MAX_ROWS:
+        raise ValidationError({"file": f"the file has more than {MAX_ROWS} holdings"})
+    errors, rows, line_numbers = [], [], []
+    for number, cells in body:
+        if len(cells) != len(names):
+            errors.append(f"line {number}: expected {len(names)} values ({','.join(names)}), got {len(cells)}")
+            continue
+        rows.append({name: cell.strip() for name, cell in zip(names, cells, strict=True)})
+        line_numbers.append(number)
+    if errors:
+        raise ValidationError({"file": errors})
+    return rows, line_numbers
+
+
+def holdings_replace_from_csv(*, portfolio: Portfolio, data: bytes, cash_usd: Decimal | None = None) -> list[Holding]:
+    """Make the CSV file's rows the portfolio's holdings (and ``cash_usd`` its cash, when given).
+
+    Errors are a `ValidationError` ({"file": [...]} or {"cash_usd": ...}) naming the line and the
+    field; nothing is saved then.
+    """
+    rows, line_numbers = holdings_csv_rows(data)
+    try:
+        return holdings_replace(portfolio=portfolio, rows=rows, cash_usd=cash_usd)
+    except ValidationError as error:
+        if not hasattr(error, "error_dict") or "holdings" not in error.error_dict:
+            raise
+        messages = [m for e in error.error_dict["holdings"] for m in e.messages]
+        raise ValidationError({"file": [_by_line(m, rows, line_numbers) for m in messages]}) from None
+
+
+def _by_line(message: str, rows: list[dict], line_numbers: list[int]) -> str:
+    """`holdings_replace` numbers the rows it was given; name the file's line instead."""
+    match = _ROW_ERROR.match(message)
+    if match:
+        row, symbol, problem = int(match.group(1)), match.group(2), match.group(3)
+        return f"line {line_numbers[row - 1]} ({symbol}): {problem}"
+    match = _UNKNOWN.match(message)
+    if match:
+        unknown = {s.strip() for s in match.group(1).split(",")}
+        lines = [
+            f"{line_numbers[i]} ({row['symbol'].strip().upper()})"
+            for i, row in enumerate(rows)
+            if row["symbol"].strip().upper() in unknown
+        ]
+        return f"unknown symbol {match.group(1)} on line {', '.join(lines)}: {match.group(2)}"
+    return message

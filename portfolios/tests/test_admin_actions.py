@@ -1,0 +1,66 @@
+"""Admin actions: run now, resync from the broker, execute an approved run, and every model registered."""
+
+from __future__ import annotations
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.urls import reverse
+
+from brokers.models import PaperOrder, PaperPosition
+from portfolios.models import RebalanceRun
+
+from .execution_factories import clock, paper_portfolio, planned_run, prices  # noqa: F401
+from .factories import AS_OF
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff(client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("admin", "admin@example.com", "a-long-password-123"))
+    return client
+
+
+def test_every_project_model_is_in_the_admin():
+    project = ("marketdata", "optimization", "portfolios", "brokers", "rebalancer_site")
+    missing = [
+        m._meta.label for m in apps.get_models() if m._meta.app_label in project and m not in admin.site._registry
+    ]
+    assert missing == []
+
+
+def test_run_now_plans_todays_rebalance(staff, prices, clock, monkeypatch):  # noqa: F811
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
+    monkeypatch.setattr("portfolios.services.rebalancing.default_as_of", lambda: AS_OF)
+    url = reverse("admin:portfolios_portfolio_changelist")
+    response = staff.post(url, {"action": "run_now", "_selected_action": [portfolio.pk]}, follow=True)
+    run = RebalanceRun.objects.get(portfolio=portfolio)
+    assert run.triggers_fired[-1] == "manual" and f"run {run.pk} planned" in response.content.decode()
+
+
+def test_resync_reads_the_broker(staff, prices, clock):  # noqa: F811
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
+    PaperPosition.objects.filter(symbol="SPY").update(quantity=3)
+    url = reverse("admin:portfolios_portfolio_changelist")
+    response = staff.post(url, {"action": "resync", "_selected_action": [portfolio.pk]}, follow=True)
+    assert "1 change(s) from the broker" in response.content.decode()
+    assert portfolio.holdings.get(instrument__symbol="SPY").quantity == 3
+
+
+def test_execute_approved_sends_the_orders(staff, prices, clock, settings):  # noqa: F811
+    settings.EXECUTION_WAIT_SECONDS = 0.2
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
+    run = planned_run(portfolio)
+    url = reverse("admin:portfolios_rebalancerun_changelist")
+    response = staff.post(url, {"action": "execute_approved", "_selected_action": [run.pk]}, follow=True)
+    run.refresh_from_db()
+    assert run.status == RebalanceRun.Status.EXECUTED and PaperOrder.objects.count() == 2
+    assert [str(m) for m in response.context["messages"]] == [f"run {run.pk}: Executed (executed)"]
+
+
+def test_task_queue_admin_is_for_staff_only(client, django_user_model):
+    user = django_user_model.objects.create_user("alice", password="pw-not-used-123")
+    client.force_login(user)
+    response = client.get(reverse("admin:django_q_schedule_changelist"))
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]

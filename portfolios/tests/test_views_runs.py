@@ -1,0 +1,160 @@
+"""Approve and execute a proposed run on the paper broker: the confirmation page (a dry run) changes
+nothing, only a POST executes, a live account needs the password again, another user gets a 404."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from brokers.models import BrokerAccount, Order, PaperAccount, PaperOrder, PaperPosition
+from portfolios.models import RebalanceRun
+
+from .execution_factories import NEW_YORK, clock, paper_portfolio, planned_run, prices  # noqa: F401
+from .factories import AS_OF, make_user
+
+pytestmark = pytest.mark.django_db
+Status = RebalanceRun.Status
+PASSWORD = "pw-not-used-123"  # factories.make_user's
+# The morning after AS_OF, before the open: the plan's closes are the last session's, the market is closed.
+BEFORE_THE_OPEN = datetime(2025, 7, 1, 8, 0, tzinfo=NEW_YORK)
+
+
+@pytest.fixture(autouse=True)
+def _fast_waits(settings):
+    settings.EXECUTION_WAIT_SECONDS = 0.2
+    settings.EXECUTION_POLL_SECONDS = 0.01
+
+
+@pytest.fixture
+def run(client, prices, clock):  # noqa: F811
+    """A proposed plan of an 80/20 portfolio against 60/40 targets: sell SPY, buy BND."""
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
+    client.force_login(portfolio.owner)
+    return planned_run(portfolio)
+
+
+def broker_state(run: RebalanceRun) -> tuple:
+    """Everything an execution would change: the run, its orders, the paper account."""
+    run.refresh_from_db()
+    paper = PaperAccount.objects.get(account=run.portfolio.broker_account)
+    positions = dict(PaperPosition.objects.filter(paper_account=paper).values_list("symbol", "quantity"))
+    return (
+        run.status,
+        run.execution_step,
+        Order.objects.count(),
+        PaperOrder.objects.count(),
+        paper.cash_usd,
+        positions,
+    )
+
+
+def test_anonymous_visitors_are_sent_to_the_login_page(client):
+    response = client.get(reverse("run_approve", args=[1]))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_the_confirmation_lists_the_orders_and_the_checks_and_changes_nothing(client, run):
+    before = broker_state(run)
+
+    response = client.get(reverse("run_approve", args=[run.pk]))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "sell" in page and "SPY" in page and "buy" in page and "BND" in page
+    assert "Pre-trade checks" in page and "price_freshness" in page and "market_open" in page
+    assert "dry run: nothing sent" in page
+    assert "Your password" not in page  # a paper account: no password asked
+    assert broker_state(run) == before
+    assert before[:4] == (Status.PLANNED, "", 0, 0)
+
+
+def test_get_never_executes_whatever_it_is_sent(client, run):
+    before = broker_state(run)
+    client.get(reverse("run_approve", args=[run.pk]), {"confirm": "1", "submit": "1", "password": PASSWORD})
+    client.head(reverse("run_approve", args=[run.pk]))
+    assert broker_state(run) == before
+
+
+def test_post_executes_and_the_paper_broker_fills_the_orders(client, run):
+    response = client.post(reverse("run_approve", args=[run.pk]))
+
+    assert response.status_code == 302 and response["Location"] == reverse("run_report", args=[run.pk])
+    run.refresh_from_db()
+    assert run.status == Status.EXECUTED
+    orders = list(run.orders.order_by("id"))
+    assert [(o.side, o.symbol, o.state) for o in orders] == [("sell", "SPY", "filled"), ("buy", "BND", "filled")]
+    assert PaperOrder.objects.filter(state="filled").count() == 2
+    # The portfolio was synced from the broker after the fills.
+    holdings = {h.instrument.symbol: h.quantity for h in run.portfolio.holdings.select_related("instrument")}
+    positions = dict(
+        PaperPosition.objects.filter(paper_account__account=run.portfolio.broker_account).values_list(
+            "symbol", "quantity"
+        )
+    )
+    assert holdings == positions
+    # Approving again: nothing to approve, nothing sent twice.
+    again = client.post(reverse("run_approve", args=[run.pk]))
+    assert again.status_code == 400 and "nothing to approve" in again.content.decode()
+    assert PaperOrder.objects.count() == 2
+
+
+def test_a_failed_check_stops_before_any_order(client, run, clock):  # noqa: F811
+    clock.now = BEFORE_THE_OPEN
+    page = client.get(reverse("run_approve", args=[run.pk])).content.decode()
+    assert "would stop at market_open" in page
+    response = client.post(reverse("run_approve", args=[run.pk]), follow=True)
+    assert "Execution stopped: market_open: the market is closed" in response.content.decode()
+    run.refresh_from_db()
+    assert run.status == Status.EXECUTION_FAILED and not Order.objects.exists()
+
+
+@pytest.fixture
+def live_run(run, settings):
+    """The same plan on an account marked live (opted in, real money allowed on the server)."""
+    settings.ALLOW_LIVE_TRADING = True
+    BrokerAccount.objects.filter(pk=run.portfolio.broker_account_id).update(is_live=True, live_opt_in_at=timezone.now())
+    return run
+
+
+@pytest.mark.parametrize("password", ["", "not-my-password"])
+def test_a_live_account_without_the_password_is_refused(client, live_run, password):
+    before = broker_state(live_run)
+    page = client.get(reverse("run_approve", args=[live_run.pk])).content.decode()
+    assert "Your password" in page and "live: real money" in page
+
+    response = client.post(reverse("run_approve", args=[live_run.pk]), {"password": password})
+
+    assert response.status_code == 400
+    errors = " ".join(response.context["form"].errors["password"])
+    assert ("enter your password" in errors) if not password else ("not correct" in errors)
+    assert broker_state(live_run) == before
+
+
+def test_a_live_account_with_the_password_executes(client, live_run):
+    response = client.post(reverse("run_approve", args=[live_run.pk]), {"password": PASSWORD})
+    assert response.status_code == 302
+    live_run.refresh_from_db()
+    assert live_run.status == Status.EXECUTED and PaperOrder.objects.filter(state="filled").count() == 2
+
+
+def test_another_users_run_is_a_404_and_is_not_executed(client, run):
+    before = broker_state(run)
+    client.force_login(make_user("mallory"))
+    assert client.get(reverse("run_approve", args=[run.pk])).status_code == 404
+    assert client.post(reverse("run_approve", args=[run.pk])).status_code == 404
+    assert broker_state(run) == before
+
+
+def test_a_run_that_is_not_proposed_cannot_be_approved(client, prices, clock):  # noqa: F811
+    portfolio = paper_portfolio(holdings_usd={"SPY": 6000, "BND": 4000}, mode="propose")
+    client.force_login(portfolio.owner)
+    run = RebalanceRun.objects.create(
+        portfolio=portfolio, trading_date=AS_OF, status=Status.NO_ACTION, trigger="inside every band"
+    )
+    page = client.get(reverse("run_approve", args=[run.pk]))
+    assert page.status_code == 200 and "Cannot approve: this run is no action needed" in page.content.decode()
+    assert client.post(reverse("run_approve", args=[run.pk])).status_code == 400
+    assert not Order.objects.exists() and not PaperOrder.objects.exists()

@@ -1,0 +1,103 @@
+"""Rebalance now, and approve and execute a proposed run."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from brokers.base import BrokerError
+from portfolios.forms import ApproveForm
+from portfolios.models import RebalanceRun
+from portfolios.selectors import portfolio_get_for_user, run_get_for_user
+from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run
+from portfolios.services.rebalancing import RebalanceError, rebalance_run_create
+
+Status = RebalanceRun.Status
+
+
+@require_POST
+def portfolio_rebalance(request: HttpRequest, pk: int) -> HttpResponse:
+    """Plan today's run as a manual request (every trigger overridden) and show its report."""
+    portfolio = portfolio_get_for_user(user=request.user, portfolio_id=pk)
+    try:
+        planned = rebalance_run_create(portfolio=portfolio, manual=True)
+    except RebalanceError as error:
+        messages.error(request, f"Planning failed, nothing to trade: {error}")
+        return redirect("portfolio_detail", pk=portfolio.pk)
+    run = planned.run
+    if planned.existing:
+        messages.info(
+            request,
+            f"A run is already stored for {run.trading_date} ({run.get_status_display().lower()}): one run per "
+            "trading day, and a stored plan never changes. Here it is.",
+        )
+    elif run.status == Status.PLANNED:
+        messages.success(request, f"Planned {len(planned.trades)} trade(s). Nothing is sent until you approve.")
+    else:
+        messages.info(request, f"No trade needed: {run.trigger}")
+    return redirect("run_report", run.pk)
+
+
+def approvable(run: RebalanceRun) -> str:
+    """Why ``run`` cannot be approved now, or "" when it can: a proposed plan, or one whose execution
+    stopped at a pre-trade check before any order was written (approving it again retries)."""
+    if run.status == Status.PLANNED:
+        return ""
+    if run.status == Status.EXECUTION_FAILED and run.execution_step == "":
+        return ""
+    return f"this run is {run.get_status_display().lower()}: there is nothing to approve"
+
+
+@require_http_methods(["GET", "POST"])
+def run_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: the orders the run would send and its pre-trade checks (a dry run: nothing is written).
+    POST: send them (the owner's approval); a live account needs the password again."""
+    run = run_get_for_user(user=request.user, run_id=pk)
+    account = run.portfolio.broker_account
+    blocked = approvable(run) or ("" if account else "the portfolio has no broker account to send orders to")
+    live = bool(account and account.is_live)
+    form = ApproveForm(request.POST if request.method == "POST" else None, user=request.user, live=live)
+    if request.method == "POST" and not blocked and form.is_valid():
+        try:
+            result = execute_run(run=run, submit=True, approved=True)
+        except (ExecutionRefused, ExecutionBusy) as error:
+            messages.error(request, f"Not executed: {error}")
+            return redirect("run_report", run.pk)
+        _report_outcome(request, result)
+        return redirect("run_report", run.pk)
+    dry_run, broker_error = None, ""
+    if not blocked:
+        try:
+            dry_run = execute_run(run=run, submit=False, approved=True)
+        except (ExecutionRefused, BrokerError) as error:
+            broker_error = str(error)
+    return render(
+        request,
+        "portfolios/run_approve.html",
+        {
+            "run": run,
+            "portfolio": run.portfolio,
+            "account": account,
+            "trades": list(run.trades.select_related("instrument")),
+            "blocked": blocked,
+            "dry_run": dry_run,
+            "broker_error": broker_error,
+            "checks_passed": bool(dry_run and all(c["ok"] for c in dry_run.checks)),
+            "form": form,
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+def _report_outcome(request: HttpRequest, result) -> None:
+    run = result.run
+    if run.status == Status.EXECUTED:
+        messages.success(request, f"Executed: {len(result.orders)} order(s) sent. {result.message}")
+    elif run.status == Status.EXECUTION_FAILED:
+        messages.error(request, f"Execution stopped: {run.error or result.message}")
+    elif result.waiting:
+        messages.warning(request, f"Orders sent; {result.message}")
+    else:
+        messages.info(request, result.message or run.get_status_display())
