@@ -1,7 +1,8 @@
-"""The rebalancing report's charts: pure functions, plain data in, a plotly Figure out.
+"""Charts of the report and the pages: pure functions, plain data in, a plotly Figure out.
 
 No Django and no model instances here: the report service hands plain lists, dicts and floats;
-`chart_html` embeds a figure without plotly.js (the page loads the one static copy).
+`chart_html` embeds a report figure without plotly.js (the page loads the one static copy); the
+dashboard and portfolio pages' small charts are in `pages`.
 """
 
 from .allocation import allocation_pie, weights_bars

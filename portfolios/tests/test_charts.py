@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
+from decimal import Decimal
 
 import numpy as np
 import plotly.graph_objects as go
@@ -10,6 +12,7 @@ import pytest
 
 from portfolios import charts
 from portfolios.charts.base import sig
+from portfolios.charts.pages import figure_data, sparkline_data, value_sparkline
 
 
 def test_allocation_pie_leaves_out_empty_slices() -> None:
@@ -128,3 +131,10 @@ def test_every_figure_is_valid_embeds_without_plotly_js_and_carries_no_default_t
     layout = json.loads(figure.to_json())["layout"]
     assert "colorway" not in layout["template"].get("layout", {})  # not plotly's ~6 KB default template
     assert len(html) < 5_000
+
+
+@pytest.mark.parametrize("count", [2, 3, 30])
+def test_the_dashboards_sparkline_data_is_the_figure_it_stands_for(count):
+    points = [(date(2026, 1, 5) + timedelta(days=i), Decimal("1000.5") + i * 7) for i in range(count)]
+
+    assert sparkline_data(points) == figure_data(value_sparkline(points))

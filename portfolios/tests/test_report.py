@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import time
 from decimal import Decimal
 
 import pytest
@@ -303,17 +302,11 @@ def test_the_number_of_queries_does_not_grow_with_trades_or_orders(client, clock
     assert _queries(client, small) == _queries(client, large) <= 12
 
 
-def test_fifty_holdings_report_is_small_and_quick(client, alice) -> None:
+def test_a_fifty_holdings_report_draws_every_chart_in_under_500_kb(client, alice) -> None:
     load_sample_prices(FIFTY)
     run = optimizer_run(alice, symbols=FIFTY, rebalancing_strategy="full")
     assert len(run.needs) == 50 and len(run.optimization_result.analysis["symbols"]) == 50
     html = report(client, run)
     assert all(f'id="{chart}"' in html for chart in CHARTS)
+    # Its server time (target: median < 150 ms) is measured by bench/web.py, not here.
     assert len(html.encode()) < 500_000
-    timings = []
-    for _ in range(5):
-        started = time.perf_counter()
-        client.get(reverse("run_report", args=[run.pk]))
-        timings.append(time.perf_counter() - started)
-    # Generous for slow CI machines; the target (median < 150 ms) is measured by the benchmark.
-    assert sorted(timings)[2] < 1.0

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from portfolios.charts_small import figure_data, value_sparkline
+from portfolios.charts.pages import sparkline_data
 from portfolios.selectors_dashboard import dashboard_for_user
 
 
@@ -17,7 +17,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     cards = [
         (
             card,
-            figure_data(value_sparkline(card.history)) if len(card.history) > 1 else None,
+            sparkline_data(card.history) if len(card.history) > 1 else None,
             f"spark-{card.portfolio.pk}",
         )
         for card in data.cards

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_safe
 
 from optimization.core.names import PLANNING_STRATEGY_NAMES, STRATEGY_NAMES
-from portfolios.charts_small import bands_chart, figure_data, price_history_chart, weights_chart
+from portfolios.charts.pages import bands_chart, figure_data, price_history_chart, weights_chart
 from portfolios.forms import PortfolioForm
 from portfolios.selectors import portfolio_get_for_user
 from portfolios.selectors_dashboard import portfolio_detail, price_history

@@ -1,0 +1,160 @@
+"""The whole day of a user, in real Chromium: log in, open a paper broker account, create a
+portfolio, enter holdings, rebalance, read the report (every chart drawn by plotly), approve the
+plan and see the orders filled.
+
+Screenshots of the dashboard and the report are written to tests/artifacts/ (git-ignored) on every
+run. Chromium is Debian's (``apt-get install chromium``; ``.ci/run`` installs it); the tests skip,
+saying why, when it or the playwright package is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from marketdata.services import prices_fetch
+from portfolios.tests.factories import make_portfolio, make_user
+
+# Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still
+# synchronous and single-threaded, which is what Django's guard protects.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+PASSWORD = "correct-horse-battery-9"
+SYMBOLS = ["SPY", "VTI", "VXUS", "BND"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium not found: apt-get install chromium (or set CHROMIUM_PATH)"),
+    pytest.mark.django_db(transaction=True),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        # Flags for a container: no sandbox (root, no user namespaces), no GPU, nothing phoned home.
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(request, browser, live_server, django_user_model):
+    django_user_model.objects.create_user("carol", password=PASSWORD)
+    prices_fetch(symbols=SYMBOLS, provider_names=["sample"])
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(20_000)
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    yield opened
+    failed = getattr(request.node, "report_call", None)
+    if failed is not None and failed.failed:
+        screenshot(opened, f"failed-{request.node.name}")
+    context.close()
+    assert not errors, f"JavaScript errors in the pages: {errors}"
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_a_user_rebalances_a_new_portfolio_and_approves_the_plan_on_the_paper_broker(page):
+    expect = sync_api.expect
+
+    # Every page asks for a login first.
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/$"))
+    page.fill("input[name=username]", "carol")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    expect(page.get_by_text("create your first portfolio", exact=False)).to_be_visible()
+
+    # A paper account with $100,000 that trades at any hour (a simulation).
+    page.goto("/brokers/new/")
+    page.select_option("select[name=kind]", "paper")
+    page.fill("input[name=label]", "My paper account")
+    page.fill("input[name=paper_cash_usd]", "100000")
+    page.select_option("select[name=paper_session_mode]", "always_open")
+    page.get_by_role("button", name="Add the account").click()
+    expect(page.get_by_text("My paper account").first).to_be_visible()
+
+    # A portfolio with manual targets (so the plan is known in advance) on that account, propose mode.
+    page.goto("/portfolios/new/")
+    page.fill("input[name=name]", "Browser portfolio")
+    page.fill("input[name=age]", "45")
+    page.fill("[name=symbols]", ", ".join(SYMBOLS))
+    page.fill("[name=manual_targets]", "SPY: 0.4, VTI: 0.2, VXUS: 0.1, BND: 0.3")
+    account = page.locator("select[name=broker_account] option", has_text="My paper account").get_attribute("value")
+    page.select_option("select[name=broker_account]", account)
+    page.select_option("select[name=mode]", "propose")
+    page.get_by_role("button", name="Create portfolio").click()
+    expect(page.get_by_role("heading", name="Browser portfolio")).to_be_visible()
+
+    # Creating it leads to its holdings: 10 VTI and $90,000 of cash, all below target (no sells).
+    expect(page.get_by_role("heading", name=re.compile("Holdings of"))).to_be_visible()
+    page.fill("input[name=holdings-0-symbol]", "VTI")
+    page.fill("input[name=holdings-0-quantity]", "10")
+    page.fill("input[name=cash_usd]", "90000")
+    page.get_by_role("button", name="Save holdings").click()
+    expect(page.get_by_role("heading", name="Browser portfolio")).to_be_visible()
+    expect(page.locator("table").first).to_contain_text("VTI")
+
+    # Rebalance now: the plan buys every target; its report opens.
+    page.get_by_role("button", name=re.compile("rebalance now", re.I)).click()
+    expect(page.get_by_role("heading", name=re.compile("Rebalancing report"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Planned 4 trade"))).to_be_visible()
+    charts = page.locator(".js-plotly-plot")
+    expect(charts.first.locator("svg.main-svg").first).to_be_attached()
+    count = charts.count()
+    assert count >= 7, f"expected the report's charts, found {count}"
+    for index in range(count):
+        chart = charts.nth(index)
+        # plotly draws each figure as SVG with at least one trace inside.
+        assert chart.locator("svg.main-svg").count() >= 1, f"chart {index} was not drawn"
+        drawn = chart.locator(".trace, .pielayer .slice, .heatmaplayer image, .hm")
+        assert drawn.count() >= 1, f"chart {index} is empty"
+    screenshot(page, "report")
+
+    # Approve: a confirmation page lists the orders and the checks, the POST sends them.
+    page.get_by_role("link", name=re.compile("review and approve", re.I)).click()
+    expect(page.get_by_role("heading", name=re.compile("Approve and execute"))).to_be_visible()
+    for symbol in SYMBOLS:
+        expect(page.locator("table").first.get_by_text(symbol, exact=True)).to_be_visible()
+    page.get_by_role("button", name=re.compile(r"Approve and send 4 orders")).click()
+    expect(page.get_by_text(re.compile(r"Executed: 4 order\(s\) sent"))).to_be_visible()
+    orders = page.locator("#execution h3:text-is('Orders') + table")
+    for symbol in SYMBOLS:
+        row = orders.locator("tr", has_text=symbol)
+        expect(row).to_contain_text("filled")
+
+    # The dashboard shows the portfolio, invested, with its executed run.
+    page.goto("/")
+    card = page.locator(".card", has_text="Browser portfolio")
+    expect(card).to_contain_text("Executed")
+    expect(card).to_contain_text("4 trades")
+    screenshot(page, "dashboard")
+
+
+def test_another_users_portfolio_is_a_404_in_the_browser_too(page):
+    other = make_portfolio(make_user("mallory"), symbols=SYMBOLS, holdings={"SPY": 3})
+    page.goto("/accounts/login/")
+    page.fill("input[name=username]", "carol")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    response = page.goto(f"/portfolios/{other.pk}/")
+    assert response.status == 404
+    assert "SPY" not in page.content()
