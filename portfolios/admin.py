@@ -7,6 +7,14 @@ from django.core.exceptions import ValidationError
 
 from brokers.models import Order
 from portfolios.models import AuditEntry, Holding, HoldingsSync, PipelineDay, PlannedTrade, Portfolio, RebalanceRun
+from portfolios.models.policy_fields import (
+    BAND_FIELDS,
+    CONSTRAINT_FIELDS,
+    ESTIMATOR_FIELDS,
+    EXECUTION_FIELDS,
+    GLIDE_PATH_FIELDS,
+    PLANNING_FIELDS,
+)
 from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run
 from portfolios.services.rebalancing import RebalanceError, rebalance_run_create
 from portfolios.services.sync import SyncError, sync_from_broker
@@ -42,88 +50,12 @@ class PortfolioAdmin(admin.ModelAdmin):
     actions = ["run_now", "resync"]
     fieldsets = [
         (None, {"fields": ["owner", "name", "base_currency", "instruments", "cash_usd", "manual_targets"]}),
-        (
-            "Profile and glide path",
-            {
-                "fields": [
-                    "use_glide_path",
-                    "age",
-                    "birth_year",
-                    "retirement_age",
-                    "glide_path_knots",
-                    "glide_path_class",
-                    "safe_bond_share",
-                ]
-            },
-        ),
-        (
-            "Optimization",
-            {
-                "fields": [
-                    "strategy",
-                    "fallbacks",
-                    "returns_method",
-                    "cov_method",
-                    "risk_free_rate",
-                    "lookback_days",
-                    "min_observations",
-                    "target_volatility",
-                    "target_return",
-                    "risk_aversion",
-                ]
-            },
-        ),
-        (
-            "Constraints",
-            {
-                "fields": [
-                    "min_weight",
-                    "max_weight",
-                    "weight_overrides",
-                    "group_limits",
-                    "esg_floor",
-                    "esg_mode",
-                    "excluded_symbols",
-                    "l2_gamma",
-                ]
-            },
-        ),
-        (
-            "Bands and triggers",
-            {
-                "fields": [
-                    "band_mode",
-                    "band_abs",
-                    "band_rel",
-                    "band_trigger",
-                    "drift_threshold",
-                    "calendar",
-                    "cooldown_days",
-                    "cash_trigger_weight",
-                    "cash_trigger_usd",
-                ]
-            },
-        ),
-        (
-            "Trade planning and costs",
-            {
-                "fields": [
-                    "rebalancing_strategy",
-                    "threshold_to",
-                    "commission_per_trade_usd",
-                    "spread_bps",
-                    "impact_bps",
-                    "min_trade_usd",
-                    "fractional_shares",
-                    "cash_buffer_weight",
-                    "max_turnover",
-                    "do_not_trade",
-                    "drift_cost_bps",
-                    "tracking_error_aversion",
-                ]
-            },
-        ),
-        ("Execution", {"fields": ["mode", "order_type", "broker_account"]}),
+        ("Profile and glide path", {"fields": GLIDE_PATH_FIELDS}),
+        ("Optimization", {"fields": ESTIMATOR_FIELDS}),
+        ("Constraints", {"fields": CONSTRAINT_FIELDS}),
+        ("Bands and triggers", {"fields": BAND_FIELDS}),
+        ("Trade planning and costs", {"fields": PLANNING_FIELDS}),
+        ("Execution", {"fields": EXECUTION_FIELDS}),
     ]
 
     @admin.action(description="Run now: plan today's rebalance (a manual request)")

@@ -24,6 +24,14 @@ from optimization.core.errors import InfeasibleConstraints
 from optimization.core.names import PLANNING_STRATEGY_NAMES, STRATEGY_NAMES
 from optimization.services import asset_info, optimizer_settings_for
 from portfolios.models import Portfolio
+from portfolios.models.policy_fields import (
+    BAND_FIELDS,
+    CONSTRAINT_FIELDS,
+    ESTIMATOR_FIELDS,
+    EXECUTION_FIELDS,
+    GLIDE_PATH_FIELDS,
+    PLANNING_FIELDS,
+)
 from portfolios.services.holdings import cash_parse
 
 _SPLIT_COMMAS = re.compile(r"[,\s]+")
@@ -125,63 +133,10 @@ class Section:
     non_field_errors: list = field(default_factory=list)
 
 
-PROFILE = [
-    "name",
-    "active",
-    "base_currency",
-    "use_glide_path",
-    "age",
-    "birth_year",
-    "retirement_age",
-    "glide_path_knots",
-    "glide_path_class",
-    "safe_bond_share",
-]
-OPTIMIZATION = [
-    "strategy",
-    "fallbacks",
-    "returns_method",
-    "cov_method",
-    "risk_free_rate",
-    "lookback_days",
-    "min_observations",
-    "target_volatility",
-    "target_return",
-    "risk_aversion",
-    "min_weight",
-    "max_weight",
-    "weight_overrides",
-    "group_limits",
-    "esg_floor",
-    "esg_mode",
-    "excluded_symbols",
-    "l2_gamma",
-]
-REBALANCING = [
-    "band_mode",
-    "band_abs",
-    "band_rel",
-    "band_trigger",
-    "drift_threshold",
-    "calendar",
-    "cooldown_days",
-    "cash_trigger_weight",
-    "cash_trigger_usd",
-    "rebalancing_strategy",
-    "threshold_to",
-    "commission_per_trade_usd",
-    "spread_bps",
-    "impact_bps",
-    "min_trade_usd",
-    "fractional_shares",
-    "cash_buffer_weight",
-    "max_turnover",
-    "do_not_trade",
-    "drift_cost_bps",
-    "tracking_error_aversion",
-    "manual_targets",
-]
-EXECUTION = ["broker_account", "mode", "order_type"]
+PROFILE = ["name", "active", "base_currency", *GLIDE_PATH_FIELDS]
+OPTIMIZATION = [*ESTIMATOR_FIELDS, *CONSTRAINT_FIELDS]
+REBALANCING = [*BAND_FIELDS, *PLANNING_FIELDS, "manual_targets"]
+EXECUTION = list(EXECUTION_FIELDS)
 SECTIONS = [
     ("Profile and glide path", PROFILE),
     ("Optimization", OPTIMIZATION),

@@ -24,63 +24,19 @@ from django.db import transaction
 
 from marketdata.services import instruments_ensure
 from portfolios.models import Portfolio
+from portfolios.models.policy_fields import (
+    BAND_FIELDS,
+    CONSTRAINT_FIELDS,
+    ESTIMATOR_FIELDS,
+    GLIDE_PATH_FIELDS,
+    PLANNING_FIELDS,
+)
 from rebalancer_site.env import SYMBOL_RE
 
 from .holdings import holdings_replace
 
-_OPTIMIZATION_FIELDS = [
-    "use_glide_path",
-    "age",
-    "birth_year",
-    "retirement_age",
-    "glide_path_knots",
-    "glide_path_class",
-    "safe_bond_share",
-    "strategy",
-    "fallbacks",
-    "returns_method",
-    "cov_method",
-    "risk_free_rate",
-    "lookback_days",
-    "min_observations",
-    "target_volatility",
-    "target_return",
-    "risk_aversion",
-    "min_weight",
-    "max_weight",
-    "weight_overrides",
-    "group_limits",
-    "esg_floor",
-    "esg_mode",
-    "excluded_symbols",
-    "l2_gamma",
-    "manual_targets",
-]
-_REBALANCING_FIELDS = [
-    "band_mode",
-    "band_abs",
-    "band_rel",
-    "band_trigger",
-    "drift_threshold",
-    "calendar",
-    "cooldown_days",
-    "cash_trigger_weight",
-    "cash_trigger_usd",
-    "rebalancing_strategy",
-    "threshold_to",
-    "commission_per_trade_usd",
-    "spread_bps",
-    "impact_bps",
-    "min_trade_usd",
-    "fractional_shares",
-    "cash_buffer_weight",
-    "max_turnover",
-    "do_not_trade",
-    "drift_cost_bps",
-    "tracking_error_aversion",
-    "mode",
-    "order_type",
-]
+_OPTIMIZATION_FIELDS = [*GLIDE_PATH_FIELDS, *ESTIMATOR_FIELDS, *CONSTRAINT_FIELDS, "manual_targets"]
+_REBALANCING_FIELDS = [*BAND_FIELDS, *PLANNING_FIELDS, "mode", "order_type"]
 
 # section -> {key in the file: portfolio field}; None marks a deployment setting that is skipped.
 SECTIONS: dict[str, dict[str, str | None]] = {
