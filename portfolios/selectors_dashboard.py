@@ -134,13 +134,7 @@ def prices_latest(*, symbols, session: date) -> Prices:
     symbols = sorted(set(symbols))
     found = latest_closes(symbols=symbols, on_or_before=session)
     closes = {s: (day, price_decimal(price)) for s, (day, price) in found.items()}
-    synthetic: set[str] = set()
-    if found:
-        days = [day for day, _ in found.values()]
-        bars = get_price_store().read_bars(sorted(found), min(days), max(days))
-        for symbol, day, is_synthetic in zip(bars["symbol"], bars["date"], bars["synthetic"], strict=True):
-            if is_synthetic and day.date() == found[symbol][0]:
-                synthetic.add(symbol)
+    synthetic = get_price_store().synthetic_bars({symbol: day for symbol, (day, _) in found.items()})
     return Prices(session=session, closes=closes, synthetic=frozenset(synthetic))
 
 

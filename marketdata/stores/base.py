@@ -58,6 +58,17 @@ class PriceStore(ABC):
     def symbols(self) -> list[str]:
         """Every symbol with at least one stored bar."""
 
+    def synthetic_bars(self, bars: dict[str, date]) -> set[str]:
+        """The symbols whose bar on the given day ({symbol: day}) is synthetic (the sample provider)."""
+        if not bars:
+            return set()
+        frame = self.read_bars(sorted(bars), min(bars.values()), max(bars.values()))
+        return {
+            symbol
+            for symbol, day, synthetic in zip(frame["symbol"], frame["date"], frame["synthetic"], strict=True)
+            if synthetic and day.date() == bars[symbol]
+        }
+
 
 def normalise_long(bars: pd.DataFrame) -> pd.DataFrame:
     """Coerces a long frame to `LONG_COLUMNS` dtypes, rounding prices to the stored precision.

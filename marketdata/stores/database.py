@@ -33,7 +33,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Q, QuerySet
 from psycopg.copy import QueuedLibpqWriter
 
-from marketdata.models import DAY_ZERO, Instrument, PriceBar, bar_id_range
+from marketdata.models import DAY_ZERO, Instrument, PriceBar, bar_id, bar_id_range
 from marketdata.stores.base import LONG_COLUMNS, PRICE_COLUMNS, PriceStore, normalise_long, wide_frame
 
 _BAR_TABLE = PriceBar._meta.db_table
@@ -193,6 +193,13 @@ class DatabasePriceStore(PriceStore):
         for column in PRICE_COLUMNS:
             frame[column] = frame[column].astype("float64")
         return normalise_long(frame)
+
+    def synthetic_bars(self, bars: dict[str, date]) -> set[str]:
+        # One indexed lookup by primary key instead of a frame of the bars.
+        ids = _instrument_ids(list(bars))
+        keys = [bar_id(ids[symbol], day) for symbol, day in bars.items() if symbol in ids]
+        flagged = PriceBar.objects.filter(pk__in=keys, synthetic=True).values_list("instrument__symbol", flat=True)
+        return set(flagged)
 
     def price_frame(self, symbols: Sequence[str], start: date, end: date) -> pd.DataFrame:
         ids = _instrument_ids(symbols)

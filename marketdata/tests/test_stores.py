@@ -145,3 +145,17 @@ def test_database_store_writes_under_the_debug_cursor_too():
     with CaptureQueriesContext(connection):
         assert DatabasePriceStore().write_bars(long_bars("SPY", date(2024, 1, 2), date(2024, 1, 31))) == 21
     assert PriceBar.objects.count() == 21
+
+
+def test_synthetic_bars_names_the_symbols_whose_bar_that_day_is_synthetic(store):
+    spy = long_bars("SPY", date(2024, 1, 2), date(2024, 1, 5))
+    spy.loc[spy["date"] == pd.Timestamp(2024, 1, 5), "synthetic"] = True  # only the last day
+    bnd = long_bars("BND", date(2024, 1, 2), date(2024, 1, 5)).assign(synthetic=True)
+    store.write_bars(pd.concat([spy, bnd]))
+    store.write_bars(long_bars("GLD", date(2024, 1, 2), date(2024, 1, 5)))
+
+    latest = {"SPY": date(2024, 1, 5), "BND": date(2024, 1, 4), "GLD": date(2024, 1, 5)}
+    assert store.synthetic_bars(latest) == {"SPY", "BND"}
+    assert store.synthetic_bars({"SPY": date(2024, 1, 4), "GLD": date(2024, 1, 5)}) == set()
+    assert store.synthetic_bars({"SPY": date(2024, 1, 8)}) == set()  # no bar that day
+    assert store.synthetic_bars({}) == set()
