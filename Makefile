@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_prices.py
 	$(PY) bench/optimizer.py
 	$(PY) bench/planner.py
+	$(PY) bench/api.py
 	$(PY) bench/web.py
 
 clean:

@@ -7,6 +7,7 @@ from datetime import date
 from django.db.models import Exists, OuterRef, QuerySet
 from django.shortcuts import get_object_or_404
 
+from optimization.models import TargetAllocation
 from portfolios.models import PlannedTrade, Portfolio, RebalanceRun
 
 # Runs that count as a rebalance for the cooldown and the calendar: planned (proposed), being
@@ -38,6 +39,19 @@ def portfolios_for_user(*, user) -> QuerySet[Portfolio]:
     return Portfolio.objects.filter(owner=user)
 
 
+def portfolio_symbols_by_id(*, portfolio_ids) -> dict[int, list[str]]:
+    """The universe of each portfolio, sorted symbols by portfolio id, in one query (for lists)."""
+    symbols: dict[int, list[str]] = {pk: [] for pk in portfolio_ids}
+    rows = (
+        Portfolio.instruments.through.objects.filter(portfolio_id__in=list(symbols))
+        .order_by("instrument__symbol")
+        .values_list("portfolio_id", "instrument__symbol")
+    )
+    for portfolio_id, symbol in rows:
+        symbols[portfolio_id].append(symbol)
+    return symbols
+
+
 def portfolio_get_for_user(*, user, portfolio_id: int) -> Portfolio:
     """The user's portfolio with that id, or `Http404` (also for another user's portfolio)."""
     return get_object_or_404(portfolios_for_user(user=user).select_related("broker_account"), pk=portfolio_id)
@@ -51,4 +65,14 @@ def run_get_for_user(*, user, run_id: int) -> RebalanceRun:
     """The user's run with that id, or `Http404` (also for another user's run)."""
     return get_object_or_404(
         runs_for_user(user=user).select_related("portfolio", "portfolio__broker_account"), pk=run_id
+    )
+
+
+def latest_target_allocation(*, portfolio: Portfolio) -> TargetAllocation | None:
+    """The optimizer's most recent targets for the portfolio, with their result (weights, metrics)."""
+    return (
+        TargetAllocation.objects.filter(portfolio=portfolio)
+        .select_related("result")
+        .order_by("-as_of", "-updated_at")
+        .first()
     )

@@ -425,6 +425,84 @@ CACHES = {
     )
 }
 
+# --- REST API (api/): /api/v1/, its OpenAPI schema and throttling -----------------------
+
+INSTALLED_APPS += [
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    # Swagger UI's files as static files of an installed package: /api/docs/ works offline.
+    "drf_spectacular_sidecar",
+    "api",
+]
+
+# Request rates, e.g. "600/min" (s, min, hour, day): per user (token or session), per client IP address
+# for anonymous callers, and per client IP address for every caller. Counted in the default cache (Redis
+# when REDIS_URL is set, so every web process shares the counts); over the rate is HTTP 429 with Retry-After.
+API_THROTTLE_RATES = {
+    scope: env.str(variable, default)
+    for scope, variable, default in (
+        ("user", "API_THROTTLE_USER_RATE", "1200/min"),
+        ("anon", "API_THROTTLE_ANON_RATE", "60/min"),
+        ("ip", "API_THROTTLE_IP_RATE", "3000/min"),
+    )
+}
+for _scope, _rate in API_THROTTLE_RATES.items():
+    _count, _, _period = _rate.partition("/")
+    if not (_count.isdigit() and int(_count) > 0 and _period in ("s", "sec", "min", "hour", "day")):
+        raise ConfigError(
+            f"API_THROTTLE_{_scope.upper()}_RATE={_rate!r} is invalid: expected requests/period, e.g. 600/min "
+            "(period s, min, hour or day)"
+        )
+REST_FRAMEWORK = {
+    # Tokens first: an anonymous request is answered 401 with WWW-Authenticate. The session serves
+    # the browser (and Swagger UI), with DRF's CSRF check on unsafe methods.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "api.throttling.UserRateThrottle",
+        "api.throttling.AnonRateThrottle",
+        "api.throttling.IpRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": API_THROTTLE_RATES,
+    # The client's address is REMOTE_ADDR unless this many reverse proxies append X-Forwarded-For
+    # (0: the header is ignored, so a client cannot pick the address it is throttled as).
+    "NUM_PROXIES": env.int("API_NUM_PROXIES", 0, min_value=0, max_value=10),
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Pagination",
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    # Decimals travel as strings (exact); NaN and Infinity are refused by the JSON parser.
+    "COERCE_DECIMAL_TO_STRING": True,
+    "STRICT_JSON": True,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Portfolio rebalancer API",
+    "DESCRIPTION": "Keep portfolios in sync and trigger rebalances. Authenticate with "
+    "`Authorization: Bearer <token>` (create tokens at /accounts/tokens/).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.schema.strict_request_bodies"],
+    # Swagger UI from the installed drf-spectacular-sidecar package: works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
 # --- Operations: /health, /ready, /metrics (rebalancer_site.health, rebalancer_site.metrics) ---
 
 # /ready fails when the task cluster's last heartbeat (the every-minute task

@@ -1,9 +1,11 @@
-"""URL configuration: accounts, the dashboard and portfolio pages, reports, operations, admin."""
+"""URL configuration: accounts and API tokens, the REST API, the dashboard and portfolio pages, reports,
+operations, admin."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from api import pages as api_pages
 from rebalancer_site import accounts, health
 
 urlpatterns = [
@@ -14,6 +16,10 @@ urlpatterns = [
     path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("accounts/signup/", accounts.signup, name="signup"),
+    path("accounts/tokens/", api_pages.api_tokens, name="api_tokens"),
+    path("accounts/tokens/<int:pk>/revoke/", api_pages.api_token_revoke_view, name="api_token_revoke"),
+    # The REST API (/api/v1/), its OpenAPI schema and Swagger UI.
+    path("api/", include("api.urls")),
     # Operations: liveness, readiness, Prometheus metrics (rebalancer_site.health).
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),

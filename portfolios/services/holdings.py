@@ -1,4 +1,4 @@
-"""Write a portfolio's holdings and cash: validated as a whole, saved all at once or not at all."""
+"""Write a portfolio's holdings, cash and manual targets: validated as a whole, saved all at once or not at all."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from marketdata.models import Instrument
+from optimization.services import manual_targets_parse
 from portfolios.models import Holding, Portfolio
 from portfolios.models.holdings import QUANTITY_PLACES
 
@@ -93,3 +94,36 @@ def holdings_replace(
             portfolio.cash_usd = cash
             portfolio.save(update_fields=["cash_usd", "updated_at"])
     return holdings
+
+
+def holdings_upsert(*, portfolio: Portfolio, rows: Iterable[Mapping], cash_usd=None) -> list[Holding]:
+    """Set the holdings of the symbols in ``rows`` and keep every other holding (validated like
+    `holdings_replace`, all or nothing). A symbol given twice is an error."""
+    rows = list(rows)
+    given = [str(row.get("symbol") or "").strip().upper() for row in rows]
+    kept = [
+        {"symbol": h.instrument.symbol, "quantity": h.quantity, "cost_basis_usd": h.cost_basis_usd}
+        for h in portfolio.holdings.select_related("instrument")
+        if h.instrument.symbol not in given
+    ]
+    return holdings_replace(portfolio=portfolio, rows=[*kept, *rows], cash_usd=cash_usd)
+
+
+def cash_set(*, portfolio: Portfolio, cash_usd) -> Portfolio:
+    """Set the portfolio's uninvested cash (USD, >= 0, at most 4 decimal places)."""
+    portfolio.cash_usd = cash_parse(cash_usd)
+    portfolio.save(update_fields=["cash_usd", "updated_at"])
+    return portfolio
+
+
+def manual_targets_set(*, portfolio: Portfolio, weights: Mapping | None) -> Portfolio:
+    """Fix the target weights ({symbol: weight}, summing to 1) the plans trade towards instead of the
+    optimizer's; None (or empty) goes back to the optimizer. Errors name ``manual_targets``."""
+    raw = {str(symbol).strip().upper(): float(weight) for symbol, weight in weights.items()} if weights else None
+    try:
+        manual_targets_parse(raw)
+    except ValueError as error:
+        raise ValidationError({"manual_targets": str(error)}) from None
+    portfolio.manual_targets = raw
+    portfolio.save(update_fields=["manual_targets", "updated_at"])
+    return portfolio

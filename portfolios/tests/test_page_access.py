@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from api.models import ApiToken
+from api.services import api_token_create
 from brokers.models import BrokerAccount, Order, PaperAccount
 from portfolios.models import Holding, Portfolio, RebalanceRun
 
@@ -17,7 +19,7 @@ from .execution_factories import clock, paper_portfolio, planned_run, prices  # 
 from .factories import make_user
 
 pytestmark = pytest.mark.django_db
-APPS = ("portfolios.views", "brokers.views")
+APPS = ("portfolios.views", "brokers.views", "api.pages")
 # Which of the owner's objects a page's URL argument names (None: the page takes no argument).
 OBJECT_OF = {
     "dashboard": None,
@@ -37,6 +39,8 @@ OBJECT_OF = {
     "broker_account_detail": "account",
     "broker_account_edit": "account",
     "broker_account_live": "account",
+    "api_tokens": None,
+    "api_token_revoke": "token",
 }
 
 
@@ -62,7 +66,8 @@ def test_every_page_is_in_the_access_table():
 @pytest.fixture
 def owners_things(prices, clock):  # noqa: F811
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose", username="owner")
-    return {"portfolio": portfolio, "run": planned_run(portfolio), "account": portfolio.broker_account}
+    token, _ = api_token_create(user=portfolio.owner, name="spreadsheet")
+    return {"portfolio": portfolio, "run": planned_run(portfolio), "account": portfolio.broker_account, "token": token}
 
 
 def url(name: str, things: dict) -> str:
@@ -79,6 +84,7 @@ def state() -> tuple:
         Order.objects.count(),
         list(BrokerAccount.objects.order_by("pk").values()),
         list(PaperAccount.objects.order_by("pk").values("pk", "cash_usd")),
+        list(ApiToken.objects.order_by("pk").values()),
     )
 
 

@@ -14,7 +14,7 @@ from portfolios.charts.pages import bands_chart, figure_data, price_history_char
 from portfolios.forms import PortfolioForm
 from portfolios.selectors import portfolio_get_for_user
 from portfolios.selectors_dashboard import portfolio_detail, price_history
-from portfolios.views.runs import approvable
+from portfolios.services.execution import approval_blocked
 
 
 @require_safe
@@ -52,7 +52,7 @@ def portfolio_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
         "portfolio": portfolio,
         "detail": detail,
         "charts": charts,
-        "can_approve": bool(detail.latest_run and portfolio.broker_account and not approvable(detail.latest_run)),
+        "can_approve": bool(detail.latest_run and not approval_blocked(detail.latest_run)),
     }
     return render(request, "portfolios/portfolio_detail.html", context)
 

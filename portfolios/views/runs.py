@@ -11,7 +11,7 @@ from brokers.base import BrokerError
 from portfolios.forms import ApproveForm
 from portfolios.models import RebalanceRun
 from portfolios.selectors import portfolio_get_for_user, run_get_for_user
-from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run
+from portfolios.services.execution import ExecutionBusy, ExecutionRefused, approval_blocked, execute_run
 from portfolios.services.rebalancing import RebalanceError, rebalance_run_create
 
 Status = RebalanceRun.Status
@@ -40,23 +40,13 @@ def portfolio_rebalance(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("run_report", run.pk)
 
 
-def approvable(run: RebalanceRun) -> str:
-    """Why ``run`` cannot be approved now, or "" when it can: a proposed plan, or one whose execution
-    stopped at a pre-trade check before any order was written (approving it again retries)."""
-    if run.status == Status.PLANNED:
-        return ""
-    if run.status == Status.EXECUTION_FAILED and run.execution_step == "":
-        return ""
-    return f"this run is {run.get_status_display().lower()}: there is nothing to approve"
-
-
 @require_http_methods(["GET", "POST"])
 def run_approve(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: the orders the run would send and its pre-trade checks (a dry run: nothing is written).
     POST: send them (the owner's approval); a live account needs the password again."""
     run = run_get_for_user(user=request.user, run_id=pk)
     account = run.portfolio.broker_account
-    blocked = approvable(run) or ("" if account else "the portfolio has no broker account to send orders to")
+    blocked = approval_blocked(run)
     live = bool(account and account.is_live)
     form = ApproveForm(request.POST if request.method == "POST" else None, user=request.user, live=live)
     if request.method == "POST" and not blocked and form.is_valid():

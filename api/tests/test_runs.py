@@ -1,0 +1,61 @@
+"""Runs: list with filters, detail with needs, trades, orders and report URL; approve under the gates."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+from brokers.services.controls import kill_switch_set
+from portfolios.models import RebalanceRun
+
+
+def test_detail_has_needs_trades_and_report_url(owner):
+    body = owner.client.get(reverse("api:run-detail", kwargs={"pk": owner.run.pk})).json()
+    assert body["status"] == "planned" and body["needs"] and body["trades"] and body["orders"] == []
+    assert body["report_url"] == f"http://testserver/runs/{owner.run.pk}/"
+    assert [t["sequence"] for t in body["trades"]] == sorted(t["sequence"] for t in body["trades"])
+
+
+def test_list_filters_by_portfolio_status_and_date(owner):
+    client = owner.client
+    base = reverse("api:run-list")
+    assert client.get(f"{base}?portfolio={owner.portfolio.pk}").json()["count"] == 1
+    assert client.get(f"{base}?status=planned").json()["count"] == 1
+    assert client.get(f"{base}?status=executed").json()["count"] == 0
+    assert client.get(f"{base}?date={owner.run.trading_date}").json()["count"] == 1
+    assert client.get(f"{base}?trading_date_after=2099-01-01").json()["count"] == 0
+    assert client.get(f"{base}?status=bogus").status_code == 400
+    assert client.get(f"{base}?date=never").status_code == 400
+
+
+def test_approve_executes_the_proposed_run(owner):
+    response = owner.client.post(reverse("api:run-approve", kwargs={"pk": owner.run.pk}), {}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "executed" and len(body["orders"]) == len(body["trades"])
+    assert {o["state"] for o in body["orders"]} == {"filled"}
+    again = owner.client.post(reverse("api:run-approve", kwargs={"pk": owner.run.pk}), {}, format="json")
+    assert again.status_code == 409 and "nothing to approve" in again.json()["detail"]
+
+
+def test_approve_is_refused_by_the_kill_switch(owner):
+    kill_switch_set(active=True, reason="maintenance")
+    response = owner.client.post(reverse("api:run-approve", kwargs={"pk": owner.run.pk}), {}, format="json")
+    assert response.status_code == 409, response.content
+    run = RebalanceRun.objects.get(pk=owner.run.pk)
+    assert not run.orders.exists()
+
+
+def test_approve_refuses_unknown_fields(owner):
+    response = owner.client.post(
+        reverse("api:run-approve", kwargs={"pk": owner.run.pk}), {"force": True}, format="json"
+    )
+    assert response.status_code == 400 and "force" in response.json()
+    assert RebalanceRun.objects.get(pk=owner.run.pk).status == "planned"
+
+
+def test_sync_from_broker(owner):
+    owner.portfolio.holdings.all().delete()
+    response = owner.client.post(reverse("api:portfolio-sync", kwargs={"pk": owner.portfolio.pk}))
+    assert response.status_code == 200, response.content
+    assert {c["symbol"] for c in response.json()["changes"]} == {"SPY", "BND"}
+    assert owner.portfolio.holdings.count() == 2

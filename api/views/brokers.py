@@ -1,0 +1,133 @@
+"""Broker accounts: list, create, read, update (label, live flag, credentials), delete.
+
+The web forms validate (label unique per owner, credentials of the kind, the password for
+credentials and the live flag) and call the services; credentials are never returned.
+"""
+
+from __future__ import annotations
+
+from django.db.models import ProtectedError
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from api.errors import Conflict
+from api.schema import responses
+from api.serializers.brokers import (
+    BrokerAccountCreateSerializer,
+    BrokerAccountSerializer,
+    BrokerAccountUpdateSerializer,
+)
+from api.views.base import ApiView
+from brokers.forms import BrokerAccountCreateForm, BrokerAccountEditForm
+from brokers.models import BrokerAccount
+from brokers.selectors import broker_account_get_for_user, broker_accounts_for_user
+
+BROKER_TAG = ["broker accounts"]
+
+
+def _form_data(validated: dict) -> dict:
+    """The API's fields as the web form's (credentials flattened; booleans and numbers as text)."""
+    data = {name: value for name, value in validated.items() if name != "credentials"}
+    data.update(validated.get("credentials") or {})
+    for name, value in list(data.items()):
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+            else:
+                del data[name]
+        elif value is not None:
+            data[name] = str(value)
+    return data
+
+
+def _form_errors(form) -> ValidationError:
+    credentials = set(BrokerAccountCreateSerializer().fields["credentials"].fields)
+    errors: dict = {}
+    for name, messages in form.errors.items():
+        if name in credentials:
+            errors.setdefault("credentials", {})[name] = messages
+        else:
+            errors["non_field_errors" if name == "__all__" else name] = messages
+    return ValidationError(errors)
+
+
+@extend_schema(tags=BROKER_TAG)
+class BrokerAccountListView(ApiView):
+    serializer_class = BrokerAccountSerializer
+    ordering_fields = ["label", "created_at", "id"]
+    ordering = ["label"]
+    filterset_fields = ["kind", "is_live"]
+
+    def get_queryset(self):
+        if self.for_schema:
+            return BrokerAccount.objects.none()
+        return broker_accounts_for_user(user=self.request.user).prefetch_related("portfolios")
+
+    @extend_schema(responses=responses({200: BrokerAccountSerializer(many=True)}, bad_request=True, not_found=True))
+    def get(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        request=BrokerAccountCreateSerializer, responses=responses({201: BrokerAccountSerializer}, bad_request=True)
+    )
+    def post(self, request):
+        serializer = BrokerAccountCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        form = BrokerAccountCreateForm(_form_data(serializer.validated_data), user=request.user)
+        account = form.save() if form.is_valid() else None
+        if account is None:
+            raise _form_errors(form)
+        return Response(BrokerAccountSerializer(account).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=BROKER_TAG)
+class BrokerAccountDetailView(ApiView):
+    serializer_class = BrokerAccountSerializer
+
+    def account(self):
+        return broker_account_get_for_user(user=self.request.user, account_id=self.kwargs["pk"])
+
+    @extend_schema(responses=responses({200: BrokerAccountSerializer}, not_found=True))
+    def get(self, request, pk: int):
+        return Response(BrokerAccountSerializer(self.account()).data)
+
+    @extend_schema(
+        request=BrokerAccountUpdateSerializer,
+        responses=responses({200: BrokerAccountSerializer}, bad_request=True, not_found=True),
+    )
+    def put(self, request, pk: int):
+        return self._update()
+
+    @extend_schema(
+        request=BrokerAccountUpdateSerializer,
+        responses=responses({200: BrokerAccountSerializer}, bad_request=True, not_found=True),
+    )
+    def patch(self, request, pk: int):
+        return self._update()
+
+    def _update(self) -> Response:
+        account = self.account()
+        serializer = BrokerAccountUpdateSerializer(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        data = {"label": account.label, "is_live": account.is_live, **serializer.validated_data}
+        form = BrokerAccountEditForm(_form_data(data), user=self.request.user, account=account)
+        saved = form.save() if form.is_valid() else None
+        if saved is None:
+            raise _form_errors(form)
+        saved.refresh_from_db()
+        return Response(BrokerAccountSerializer(saved).data)
+
+    @extend_schema(responses=responses({204: None}, not_found=True, conflict=True))
+    def delete(self, request, pk: int):
+        account = self.account()
+        try:
+            account.delete()
+        except ProtectedError:
+            raise Conflict(
+                "this account backs a portfolio or has orders (kept as the record of its trades): detach it from "
+                "its portfolio first; an account with orders cannot be deleted"
+            ) from None
+        return Response(status=status.HTTP_204_NO_CONTENT)

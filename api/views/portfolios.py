@@ -1,0 +1,326 @@
+"""Portfolios and their holdings, cash, targets, "rebalance now" and the sync from the broker."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import django_filters
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from api.errors import Conflict, Unprocessable, field_errors
+from api.schema import responses
+from api.serializers.holdings import CashSerializer, HoldingsSerializer, TargetsInputSerializer, TargetsSerializer
+from api.serializers.portfolios import PortfolioSerializer
+from api.serializers.runs import RebalanceInputSerializer, RunSerializer, SyncSerializer
+from api.services import IdempotencyConflict, rebalance_request
+from api.views.base import ApiView
+from marketdata.models import Instrument
+from marketdata.services import instruments_ensure
+from portfolios.models import Portfolio
+from portfolios.selectors import (
+    latest_target_allocation,
+    portfolio_get_for_user,
+    portfolio_symbols_by_id,
+    portfolios_for_user,
+)
+from portfolios.services.holdings import cash_set, holdings_replace, holdings_upsert, manual_targets_set
+from portfolios.services.rebalancing import RebalanceError
+from portfolios.services.sync import SyncError, sync_from_broker
+
+PORTFOLIO_TAG = ["portfolios"]
+
+
+class PortfolioFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = Portfolio
+        fields = ["name", "active", "mode"]
+
+
+class PortfolioObjectMixin:
+    """The requesting user's portfolio from the URL (404 for anyone else's)."""
+
+    def portfolio(self) -> Portfolio:
+        return portfolio_get_for_user(user=self.request.user, portfolio_id=self.kwargs["pk"])
+
+
+@extend_schema(tags=PORTFOLIO_TAG)
+class PortfolioListView(ApiView):
+    serializer_class = PortfolioSerializer
+    filterset_class = PortfolioFilter
+    ordering_fields = ["name", "created_at", "updated_at", "id"]
+    ordering = ["name"]
+
+    def get_queryset(self):
+        if self.for_schema:
+            return Portfolio.objects.none()
+        return portfolios_for_user(user=self.request.user)
+
+    @extend_schema(responses=responses({200: PortfolioSerializer(many=True)}, bad_request=True, not_found=True))
+    def get(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        context = {
+            **self.get_serializer_context(),
+            "symbols_by_id": portfolio_symbols_by_id(portfolio_ids=[p.pk for p in page]),
+        }
+        return self.get_paginated_response(PortfolioSerializer(page, many=True, context=context).data)
+
+    @extend_schema(responses=responses({201: PortfolioSerializer}, bad_request=True))
+    def post(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        portfolio = serializer.save()
+        return Response(self.get_serializer(portfolio).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=PORTFOLIO_TAG)
+class PortfolioDetailView(PortfolioObjectMixin, ApiView):
+    serializer_class = PortfolioSerializer
+
+    @extend_schema(responses=responses({200: PortfolioSerializer}, not_found=True))
+    def get(self, request, pk: int):
+        return Response(self.get_serializer(self.portfolio()).data)
+
+    @extend_schema(responses=responses({200: PortfolioSerializer}, bad_request=True, not_found=True))
+    def put(self, request, pk: int):
+        return self._update(partial=False)
+
+    @extend_schema(responses=responses({200: PortfolioSerializer}, bad_request=True, not_found=True))
+    def patch(self, request, pk: int):
+        return self._update(partial=True)
+
+    def _update(self, *, partial: bool) -> Response:
+        serializer = self.get_serializer(self.portfolio(), data=self.request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return Response(self.get_serializer(serializer.save()).data)
+
+    @extend_schema(responses=responses({204: None}, not_found=True, conflict=True))
+    def delete(self, request, pk: int):
+        portfolio = self.portfolio()
+        try:
+            portfolio.delete()
+        except ProtectedError:
+            raise Conflict(
+                "this portfolio has orders at a broker, which are kept as the record of its trades: it cannot be "
+                "deleted; set active=false to take it out of the daily run"
+            ) from None
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _holdings_data(portfolio: Portfolio) -> dict:
+    rows = [
+        {"symbol": h.instrument.symbol, "quantity": h.quantity, "cost_basis_usd": h.cost_basis_usd}
+        for h in portfolio.holdings.select_related("instrument").order_by("instrument__symbol")
+    ]
+    return HoldingsSerializer({"holdings": rows, "cash_usd": portfolio.cash_usd}).data
+
+
+@extend_schema(tags=PORTFOLIO_TAG)
+class HoldingsView(PortfolioObjectMixin, ApiView):
+    """The portfolio's holdings and cash. PUT replaces the whole set (holdings absent from the body
+    are removed); PATCH sets the given symbols and keeps the others. All or nothing."""
+
+    serializer_class = HoldingsSerializer
+
+    @extend_schema(responses=responses({200: HoldingsSerializer}, not_found=True))
+    def get(self, request, pk: int):
+        return Response(_holdings_data(self.portfolio()))
+
+    @extend_schema(responses=responses({200: HoldingsSerializer}, bad_request=True, not_found=True))
+    def put(self, request, pk: int):
+        return self._write(holdings_replace)
+
+    @extend_schema(responses=responses({200: HoldingsSerializer}, bad_request=True, not_found=True))
+    def patch(self, request, pk: int):
+        return self._write(holdings_upsert)
+
+    def _write(self, service) -> Response:
+        portfolio = self.portfolio()
+        serializer = self.get_serializer(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        rows = [{**row, "symbol": row["symbol"].strip().upper()} for row in data["holdings"]]
+        _check_symbols(rows, create_missing=data["create_missing_instruments"])
+        service(portfolio=portfolio, rows=rows, cash_usd=data.get("cash_usd"))
+        portfolio.refresh_from_db(fields=["cash_usd"])
+        return Response(_holdings_data(portfolio))
+
+
+def _check_symbols(rows: list[dict], *, create_missing: bool) -> None:
+    """Refuse duplicate and unknown symbols (or add the unknown ones as instruments when asked)."""
+    symbols = [row["symbol"] for row in rows]
+    duplicates = sorted({s for s in symbols if symbols.count(s) > 1})
+    if duplicates:
+        raise ValidationError({"holdings": [f"duplicate holding for {', '.join(duplicates)}"]})
+    if create_missing:
+        try:
+            instruments_ensure(symbols=symbols)
+        except DjangoValidationError as error:
+            raise ValidationError({"holdings": error.messages}) from None
+        return
+    known = set(Instrument.objects.filter(symbol__in=symbols).values_list("symbol", flat=True))
+    unknown = [s for s in symbols if s not in known]
+    if unknown:
+        raise ValidationError(
+            {
+                "holdings": [
+                    f"unknown symbol {', '.join(unknown)}: add the instrument (fetch its prices) first, or send "
+                    "create_missing_instruments=true"
+                ]
+            }
+        )
+
+
+@extend_schema(tags=PORTFOLIO_TAG)
+class CashView(PortfolioObjectMixin, ApiView):
+    serializer_class = CashSerializer
+
+    @extend_schema(responses=responses({200: CashSerializer}, not_found=True))
+    def get(self, request, pk: int):
+        return Response(CashSerializer(self.portfolio()).data)
+
+    @extend_schema(responses=responses({200: CashSerializer}, bad_request=True, not_found=True))
+    def put(self, request, pk: int):
+        portfolio = self.portfolio()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        cash_set(portfolio=portfolio, cash_usd=serializer.validated_data["cash_usd"])
+        return Response(CashSerializer(portfolio).data)
+
+
+def _targets_data(portfolio: Portfolio) -> dict:
+    allocation = latest_target_allocation(portfolio=portfolio)
+    computed = None
+    if allocation is not None:
+        result = allocation.result
+        computed = {
+            "as_of": allocation.as_of,
+            "strategy": result.strategy,
+            "requested_strategy": result.requested_strategy,
+            "weights": {symbol: str(weight) for symbol, weight in sorted(result.weights().items())},
+            "expected_return": str(result.expected_return),
+            "volatility": str(result.volatility),
+            "sharpe": None if result.sharpe is None else str(result.sharpe),
+            "equity_share": None if result.equity_share is None else str(result.equity_share),
+            "metrics": result.metrics,
+            "fallbacks": result.fallbacks,
+        }
+    manual = portfolio.manual_targets or None
+    return TargetsSerializer(
+        {
+            "source": "manual" if manual else "optimizer",
+            "manual_weights": {symbol: str(weight) for symbol, weight in manual.items()} if manual else None,
+            "computed": computed,
+        }
+    ).data
+
+
+@extend_schema(tags=PORTFOLIO_TAG)
+class TargetsView(PortfolioObjectMixin, ApiView):
+    """GET: the latest targets the optimizer computed, with their metrics, and the manual weights if
+    set. PUT: manual weights (summing to 1) that the plans use instead of the optimizer's; null clears them."""
+
+    serializer_class = TargetsInputSerializer
+
+    @extend_schema(responses=responses({200: TargetsSerializer}, not_found=True))
+    def get(self, request, pk: int):
+        return Response(_targets_data(self.portfolio()))
+
+    @extend_schema(responses=responses({200: TargetsSerializer}, bad_request=True, not_found=True))
+    def put(self, request, pk: int):
+        portfolio = self.portfolio()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            manual_targets_set(portfolio=portfolio, weights=serializer.validated_data["weights"])
+        except DjangoValidationError as error:
+            raise ValidationError({"weights": field_errors(error).get("manual_targets", error.messages)}) from None
+        return Response(_targets_data(portfolio))
+
+
+def request_fingerprint(portfolio: Portfolio, body) -> str:
+    """SHA-256 of what was asked: the portfolio and the body, keys sorted."""
+    text = json.dumps({"portfolio": portfolio.pk, "body": body}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="Any unique string (e.g. a UUID), at most 255 characters: sending the same key again answers "
+    "the run the first request created instead of planning again; the same key with a different body is 409.",
+)
+
+
+@extend_schema(tags=PORTFOLIO_TAG)
+class RebalanceView(PortfolioObjectMixin, ApiView):
+    """Plan the portfolio's run now (every trigger overridden) and answer it. One run per portfolio and
+    trading day: when one is stored already, that run is answered (200) and nothing is planned."""
+
+    serializer_class = RebalanceInputSerializer
+    atomic = False  # planning stores its run in its own transaction (with the idempotency key)
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_KEY],
+        responses=responses(
+            {201: RunSerializer, 200: RunSerializer},
+            bad_request=True,
+            not_found=True,
+            conflict=True,
+            unprocessable=True,
+        ),
+    )
+    def post(self, request, pk: int):
+        portfolio = self.portfolio()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not 1 <= len(key.strip()) <= 255:
+            raise ValidationError({"Idempotency-Key": ["expected 1 to 255 characters"]})
+        data = serializer.validated_data
+        try:
+            answer = rebalance_request(
+                user=request.user,
+                portfolio=portfolio,
+                idempotency_key=key.strip() if key else None,
+                fingerprint=request_fingerprint(portfolio, request.data),
+                **data,
+            )
+        except IdempotencyConflict as error:
+            raise Conflict(str(error)) from None
+        except RebalanceError as error:
+            raise Unprocessable(f"planning failed, nothing to trade: {error}") from None
+        planned = answer.planned
+        created = not answer.replayed and not planned.existing
+        return Response(
+            RunSerializer(planned.run, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+@extend_schema(tags=PORTFOLIO_TAG)
+class SyncFromBrokerView(PortfolioObjectMixin, ApiView):
+    """Make the portfolio's holdings and cash its broker account's positions and cash."""
+
+    atomic = False  # the sync owns its transaction and reads the broker outside it
+
+    @extend_schema(
+        request=None, responses=responses({200: SyncSerializer}, bad_request=True, not_found=True, conflict=True)
+    )
+    def post(self, request, pk: int):
+        portfolio = self.portfolio()
+        if request.data:
+            raise ValidationError({"non_field_errors": ["this request takes no body"]})
+        try:
+            sync = sync_from_broker(portfolio=portfolio)
+        except SyncError as error:
+            raise Conflict(f"sync failed, nothing changed: {error}") from None
+        return Response(SyncSerializer(sync).data)
