@@ -6,6 +6,8 @@ import math
 from collections.abc import Mapping
 
 from rest_framework import serializers
+from rest_framework.fields import SkipField
+from rest_framework.relations import PKOnlyObject
 
 
 class StrictMixin:
@@ -24,7 +26,42 @@ class StrictSerializer(StrictMixin, serializers.Serializer):
 
 
 class StrictModelSerializer(StrictMixin, serializers.ModelSerializer):
-    pass
+    """A model serializer that reads plain model attributes directly when it represents objects.
+
+    DRF's generic path (a generator of readable fields, then each field's dotted-source lookup)
+    costs more than the values themselves on a page of 50 portfolios with 60 settings each; the
+    plan below is made once per serializer (a list's child serves every row). Related, dotted,
+    method and whole-object fields keep DRF's own path.
+    """
+
+    def to_representation(self, instance) -> dict:
+        plan = self.__dict__.get("_read_plan")
+        if plan is None:
+            plan = self._read_plan = [(field, _plain_attribute(field)) for field in self._readable_fields]
+        data = {}
+        for field, attribute_name in plan:
+            attribute = _MISSING if attribute_name is None else getattr(instance, attribute_name, _MISSING)
+            if attribute is _MISSING or callable(attribute):  # DRF's own path: skip, default or call
+                try:
+                    attribute = field.get_attribute(instance)
+                except SkipField:
+                    continue
+                if isinstance(attribute, PKOnlyObject) and attribute.pk is None:
+                    attribute = None
+            data[field.field_name] = None if attribute is None else field.to_representation(attribute)
+        return data
+
+
+_MISSING = object()
+
+
+def _plain_attribute(field: serializers.Field) -> str | None:
+    """The attribute name a field reads, when it is one plain attribute of the object."""
+    if isinstance(field, serializers.RelatedField | serializers.ManyRelatedField | serializers.BaseSerializer):
+        return None
+    if field.source == "*" or len(field.source_attrs) != 1:
+        return None
+    return field.source_attrs[0]
 
 
 class FiniteFloatField(serializers.FloatField):
