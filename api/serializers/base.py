@@ -98,3 +98,10 @@ class UserScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         if user is None or not user.is_authenticated:
             return self.selector(user=None).none()
         return self.selector(user=user)
+
+
+def password_field(help_text: str) -> serializers.CharField:
+    """The owner's password, re-entered to confirm a sensitive change (never returned)."""
+    return serializers.CharField(
+        required=False, allow_blank=True, write_only=True, trim_whitespace=False, max_length=4096, help_text=help_text
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from api.serializers.base import DecimalField, StrictSerializer
+from api.serializers.base import DecimalField, StrictSerializer, password_field
 from brokers.forms import ALL_CREDENTIALS
 from brokers.models import BrokerAccount, PaperAccount
 
@@ -42,25 +42,11 @@ class BrokerAccountCreateSerializer(StrictSerializer):
         choices=PaperAccount.SessionMode.choices, default=PaperAccount.SessionMode.EXCHANGE
     )
     credentials = CredentialsSerializer(required=False, write_only=True)
-    password = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        write_only=True,
-        trim_whitespace=False,
-        max_length=4096,
-        help_text="Your password: needed when you send credentials or mark the account live.",
-    )
+    password = password_field("Your password: needed when you send credentials or mark the account live.")
 
 
 class BrokerAccountUpdateSerializer(StrictSerializer):
     label = serializers.CharField(max_length=100, required=False)
     is_live = serializers.BooleanField(required=False)
     credentials = CredentialsSerializer(required=False, write_only=True)
-    password = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        write_only=True,
-        trim_whitespace=False,
-        max_length=4096,
-        help_text="Your password: needed when you change credentials or the live flag.",
-    )
+    password = password_field("Your password: needed when you change credentials or the live flag.")

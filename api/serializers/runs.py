@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework import serializers
 
-from api.serializers.base import DecimalField, StrictSerializer
+from api.serializers.base import DecimalField, StrictSerializer, password_field
 from brokers.models import Order
 from brokers.states import OrderState
 from portfolios.models import PlannedTrade, RebalanceRun
@@ -149,14 +149,7 @@ class RebalanceInputSerializer(StrictSerializer):
 
 
 class ApproveInputSerializer(StrictSerializer):
-    password = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        write_only=True,
-        trim_whitespace=False,
-        max_length=4096,
-        help_text="Your password; needed only when the account trades real money.",
-    )
+    password = password_field("Your password; needed only when the account trades real money.")
 
 
 class SyncSerializer(serializers.Serializer):
