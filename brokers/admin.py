@@ -19,6 +19,7 @@ from brokers.models import (
 )
 from brokers.services.accounts import broker_account_set_credentials
 from brokers.services.controls import kill_switch_set
+from rebalancer_site.admin_records import RecordAdmin
 
 _CREDENTIAL_NAMES = sorted({name for names in CREDENTIAL_FIELDS.values() for name in names})
 
@@ -86,18 +87,11 @@ class OrderEventInline(admin.TabularInline):
         return False
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def get_readonly_fields(self, request, obj=None) -> list[str]:
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
+class ReadOnlyAdmin(RecordAdmin):
+    """Order records are never deleted either: they are the audit trail of money sent."""
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)
 
 
 @admin.register(Order)

@@ -55,7 +55,8 @@ class _AccountForm(forms.Form):
         self.user = user
 
     def _kind(self) -> str:
-        raise NotImplementedError
+        """The account kind whose credentials the form takes: the chosen one (an edit knows its own)."""
+        return self.cleaned_data.get("kind", "")
 
     def _account_pk(self) -> int | None:
         return None
@@ -129,9 +130,6 @@ class BrokerAccountCreateForm(_AccountForm):
     port = _credential_field("port")
     client_id = _credential_field("client_id")
     password = _password_field("Needed when you enter credentials or mark the account live.")
-
-    def _kind(self) -> str:
-        return self.cleaned_data.get("kind", "")
 
     def _needs_password(self) -> bool:
         return super()._needs_password() or bool(self.cleaned_data.get("is_live"))

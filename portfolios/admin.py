@@ -18,6 +18,7 @@ from portfolios.models.policy_fields import (
 from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run
 from portfolios.services.rebalancing import RebalanceError, rebalance_run_create
 from portfolios.services.sync import SyncError, sync_from_broker
+from rebalancer_site.admin_records import RecordAdmin
 
 
 class HoldingInline(admin.TabularInline):
@@ -120,23 +121,14 @@ class OrderInline(admin.TabularInline):
 
 
 @admin.register(HoldingsSync)
-class HoldingsSyncAdmin(admin.ModelAdmin):
+class HoldingsSyncAdmin(RecordAdmin):
     list_display = ["portfolio", "broker_account", "run", "created_at", "cash_before_usd", "cash_after_usd"]
     search_fields = ["portfolio__name", "portfolio__owner__username"]
     list_select_related = ["portfolio", "broker_account", "run"]
 
-    def get_readonly_fields(self, request, obj=None) -> list[str]:
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)
-
 
 @admin.register(RebalanceRun)
-class RebalanceRunAdmin(admin.ModelAdmin):
+class RebalanceRunAdmin(RecordAdmin):
     """Runs are records: read-only, trades and orders inline."""
 
     list_display = ["portfolio", "trading_date", "status", "strategy", "trigger", "drift_before", "drift_after"]
@@ -159,44 +151,20 @@ class RebalanceRunAdmin(admin.ModelAdmin):
             detail = result.run.error or result.message
             self.message_user(request, f"run {run.pk}: {result.run.get_status_display()} ({detail})", level)
 
-    def get_readonly_fields(self, request, obj=None) -> list[str]:
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)
-
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(RecordAdmin):
     list_display = ["created_at", "event", "portfolio", "run", "user", "message"]
     list_filter = ["event"]
     search_fields = ["message", "portfolio__name", "user__username"]
     list_select_related = ["portfolio", "run", "user"]
     date_hierarchy = "created_at"
 
-    def get_readonly_fields(self, request, obj=None) -> list[str]:
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)
-
 
 @admin.register(PipelineDay)
-class PipelineDayAdmin(admin.ModelAdmin):
+class PipelineDayAdmin(RecordAdmin):
     list_display = ["trading_date", "started_at", "portfolios", "fetch_error"]
     date_hierarchy = "trading_date"
-
-    def get_readonly_fields(self, request, obj=None) -> list[str]:
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
 
 
 @admin.register(Holding)
@@ -208,17 +176,8 @@ class HoldingAdmin(admin.ModelAdmin):
 
 
 @admin.register(PlannedTrade)
-class PlannedTradeAdmin(admin.ModelAdmin):
+class PlannedTradeAdmin(RecordAdmin):
     list_display = ["run", "sequence", "side", "instrument", "quantity", "notional_usd", "reason"]
     list_filter = ["side"]
     search_fields = ["instrument__symbol", "run__portfolio__name"]
     list_select_related = ["run", "instrument"]
-
-    def get_readonly_fields(self, request, obj=None) -> list[str]:
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)

@@ -15,6 +15,7 @@ usual optimum at that violation, and says in a note what is left.
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 
 import numpy as np
 
@@ -47,8 +48,9 @@ TRADE_DRIFT_WEIGHT = 0.5
 class _TradeProgram(PlanningStrategy):
     """What `MinimizeTrades` and `MinimizeCosts` share: the "trades" MILP, filled from a context."""
 
+    @abstractmethod
     def _objective(self, context: PlanContext, scaled: ScaledContext) -> dict[str, object]:
-        raise NotImplementedError
+        """The program's objective parameters for this context (trade count or costs, plus drift)."""
 
     def _bands(
         self, context: PlanContext, scaled: ScaledContext, buy_cap: np.ndarray, cost_bound: float
