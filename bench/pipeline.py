@@ -59,6 +59,19 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--drifted",
+        type=float,
+        default=1.0,
+        help="share of portfolios whose holdings are drawn at random (the rest hold their previous "
+        "session's targets, as after yesterday's rebalance); 1.0, the default, is the worst day",
+    )
+    parser.add_argument(
+        "--execute-limit",
+        type=int,
+        default=None,
+        help="time phase 2 on the first N scheduled runs only (the rest stay scheduled; 0 skips phase 2)",
+    )
     parser.add_argument("--seed", type=int, default=20261128)
     return parser.parse_args()
 
@@ -78,6 +91,7 @@ def build(args: argparse.Namespace, day: date) -> None:
     from django.contrib.auth.hashers import make_password
 
     from brokers.models import BrokerAccount, PaperAccount, PaperPosition
+    from marketdata import calendar
     from marketdata.models import Instrument
     from marketdata.selectors import latest_closes
     from marketdata.services import prices_fetch
@@ -89,6 +103,10 @@ def build(args: argparse.Namespace, day: date) -> None:
     closes = {
         s: Decimal(str(p)).quantize(Decimal("0.000001"))
         for s, (_, p) in latest_closes(symbols=symbols, on_or_before=day).items()
+    }
+    previous_closes = {
+        s: Decimal(str(p)).quantize(Decimal("0.000001"))
+        for s, (_, p) in latest_closes(symbols=symbols, on_or_before=calendar.previous_session(day)).items()
     }
     instruments = {i.symbol: i for i in Instrument.objects.filter(symbol__in=symbols)}
     bonds = [s for s in symbols if instruments[s].asset_class == "bond"]
@@ -125,20 +143,32 @@ def build(args: argparse.Namespace, day: date) -> None:
         batch_size=2000,
     )
     through = Portfolio.instruments.through
-    links, holdings, papers, positions = [], [], [], []
-    for portfolio, account in zip(portfolios, accounts, strict=True):
-        universe = models[rng.randrange(len(models))]
+    universes = [models[rng.randrange(len(models))] for _ in portfolios]
+    through.objects.bulk_create(
+        [
+            through(portfolio_id=portfolio.pk, instrument_id=instruments[symbol].pk)
+            for portfolio, universe in zip(portfolios, universes, strict=True)
+            for symbol in universe
+        ],
+        batch_size=5000,
+    )
+    at_target = _previous_targets(portfolios[: round(len(portfolios) * (1 - args.drifted))], day)
+    holdings, papers, positions = [], [], []
+    for portfolio, account, universe in zip(portfolios, accounts, universes, strict=True):
         value = rng.uniform(20_000, 2_000_000)
-        weights = [rng.random() ** 2 for _ in universe]
+        targets = at_target.get(portfolio.pk)
+        weights = [targets.get(symbol, 0.0) if targets else rng.random() ** 2 for symbol in universe]
+        if targets:  # what a rebalance leaves: a little cash
+            portfolio.cash_usd = Decimal(str(round(value * rng.uniform(0, 0.002), 2)))
         papers.append(PaperAccount(account=account, cash_usd=portfolio.cash_usd, session_mode="exchange"))
         for symbol, weight in zip(universe, weights, strict=True):
-            links.append(through(portfolio_id=portfolio.pk, instrument_id=instruments[symbol].pk))
-            quantity = Decimal(value * weight / sum(weights)) / closes[symbol]
+            close = previous_closes[symbol] if targets else closes[symbol]
+            quantity = Decimal(value * weight / sum(weights)) / close
             quantity = quantity.quantize(Decimal(1) if not instruments[symbol].fractionable else Decimal("0.001"))
             if quantity > 0:
                 holdings.append(Holding(portfolio=portfolio, instrument=instruments[symbol], quantity=quantity))
-                positions.append((account.pk, symbol, quantity, closes[symbol]))
-    through.objects.bulk_create(links, batch_size=5000)
+                positions.append((account.pk, symbol, quantity, close))
+    Portfolio.objects.bulk_update([p for p in portfolios if p.pk in at_target], ["cash_usd"], batch_size=2000)
     Holding.objects.bulk_create(holdings, batch_size=5000)
     PaperAccount.objects.bulk_create(papers, batch_size=2000)
     paper_ids = dict(PaperAccount.objects.values_list("account_id", "pk"))
@@ -151,8 +181,30 @@ def build(args: argparse.Namespace, day: date) -> None:
     )
     print(
         f"set-up: {len(symbols)} symbols, {len(models)} model universes, {len(owners)} users, "
-        f"{len(portfolios)} portfolios, {len(holdings)} holdings"
+        f"{len(portfolios)} portfolios ({len(at_target)} holding their previous session's targets, the rest "
+        f"drifted at random), {len(holdings)} holdings"
     )
+
+
+def _previous_targets(portfolios: list, day: date) -> dict[int, dict[str, float]]:
+    """Target weights by portfolio as of the session before ``day`` (what yesterday's run set),
+    computed and stored as the daily run does (one solve per distinct universe and age)."""
+    from marketdata import calendar
+    from optimization.services.targets import targets_compute_many
+
+    if not portfolios:
+        return {}
+    previous = calendar.previous_session(day)
+    started = time.perf_counter()
+    answers = targets_compute_many(portfolios, as_of=previous)
+    failed = [a for a in answers if not hasattr(a, "result")]
+    if failed:
+        raise SystemExit(f"set-up: targets of {previous} failed for {len(failed)} portfolios: {failed[0]}")
+    print(f"set-up: targets of {previous} for {len(portfolios)} portfolios in {time.perf_counter() - started:.0f} s")
+    return {
+        portfolio.pk: {symbol: float(weight) for symbol, weight in answer.result.weights().items()}
+        for portfolio, answer in zip(portfolios, answers, strict=True)
+    }
 
 
 def worker_pids(cluster: subprocess.Popen) -> set[int]:
@@ -242,7 +294,10 @@ def run(args: argparse.Namespace, url: str, day: date) -> None:
         day_row = PipelineDay.objects.get(trading_date=day)
 
         # The next open: what the one-off schedules would enqueue at 09:35.
-        scheduled = list(runs.filter(status="planned").values_list("pk", flat=True))
+        scheduled = list(runs.filter(status="planned").order_by("pk").values_list("pk", flat=True))
+        planned = len(scheduled)
+        if args.execute_limit is not None:
+            scheduled = scheduled[: args.execute_limit]
         Schedule.objects.filter(name__startswith="execute-run-").delete()
         PaperAccount.objects.update(session_mode="always_open")
         for run_id in scheduled:
@@ -287,10 +342,14 @@ def run(args: argparse.Namespace, url: str, day: date) -> None:
         f"  daily run after the close, {args.portfolios:,} portfolios: {first_s:.1f} s (target < {TARGET_S} s): "
         f"{'PASS' if first_s < TARGET_S else 'FAIL'}"
     )
-    print(
-        f"  execution at the next open, {len(scheduled):,} runs: {second_s:.1f} s (target < {TARGET_S} s): "
-        f"{'PASS' if second_s < TARGET_S else 'FAIL'}"
-    )
+    if scheduled:
+        print(
+            f"  execution at the next open, {len(scheduled):,} runs: {second_s:.1f} s (target < {TARGET_S} s): "
+            f"{'PASS' if second_s < TARGET_S else 'FAIL'}"
+            + (f" (a sample: {len(scheduled):,} of {planned:,} planned runs)" if len(scheduled) < planned else "")
+        )
+    else:
+        print(f"  execution at the next open: not timed (--execute-limit 0; {planned:,} runs planned)")
     print(
         f"  peak memory per worker: {biggest:.0f} MiB (target < {TARGET_MB} MiB): "
         f"{'PASS' if biggest < TARGET_MB else 'FAIL'}"

@@ -244,12 +244,28 @@ class Broker(ABC):
     @abstractmethod
     def positions(self) -> list[Position]: ...
 
+    def positions_and_account(self) -> tuple[list[Position], AccountInfo]:
+        """Positions and account read together, as a sync needs them; an adapter that can read
+        both in one go (one settled, locked read of the paper account) overrides it."""
+        return self.positions(), self.account()
+
     @abstractmethod
     def clock(self) -> Clock: ...
 
     @abstractmethod
     def asset(self, symbol: str) -> Asset:
         """Raises `BrokerError(permanent=True)` for a symbol the broker does not know."""
+
+    def assets(self, symbols: Sequence[str]) -> dict[str, Asset | BrokerError]:
+        """`asset` for each symbol: the asset, or the error that symbol got. An adapter that can
+        look them up together (the paper broker: one query) overrides it."""
+        found: dict[str, Asset | BrokerError] = {}
+        for symbol in symbols:
+            try:
+                found[symbol] = self.asset(symbol)
+            except BrokerError as error:
+                found[symbol] = error
+        return found
 
     @abstractmethod
     def submit_order(self, request: OrderRequest) -> BrokerOrder:

@@ -35,6 +35,11 @@ def declared_schedules() -> list[Declared]:
         *daily,
         Declared("data-refresh", "portfolios.tasks.data_refresh", cron=f"{refresh_at.minute} {refresh_at.hour} * * *"),
         Declared("resume-interrupted", "portfolios.tasks.resume_interrupted", minutes=5),
+        Declared(
+            "prune-task-history",
+            "rebalancer_site.tasks.prune_task_history",
+            cron=f"{refresh_at.minute} {(refresh_at.hour + 1) % 24} * * *",
+        ),
         # Once a minute: kept out of the task history, which it would otherwise fill.
         Declared("cluster-heartbeat", "rebalancer_site.tasks.heartbeat", minutes=1, keep_result=False),
     ]

@@ -338,6 +338,7 @@ SCHEDULE_DAILY_RUN = env.bool("SCHEDULE_DAILY_RUN", True)
 # schedule slots not replayed. Clusters on several machines share the queue through the database
 # (same Q_CLUSTER_NAME and SECRET_KEY).
 Q_TASK_TIMEOUT_SECONDS = env.int("Q_TASK_TIMEOUT_SECONDS", 1800, min_value=60, max_value=86_400)
+Q_KEEP_SUCCESSFUL_TASKS = env.int("Q_KEEP_SUCCESSFUL_TASKS", 10_000, min_value=0, max_value=10_000_000)
 Q_CLUSTER = {
     "name": env.str("Q_CLUSTER_NAME", "rebalancer"),
     "orm": "default",
@@ -349,9 +350,14 @@ Q_CLUSTER = {
     "catch_up": False,
     "time_zone": TIMEZONE,
     "poll": 1,
-    "save_limit": 10_000,
-    # A worker process is replaced after this many tasks: memory of long days is returned.
-    "recycle": 500,
+    # Successful tasks are kept without django-q2's own pruning: it locks and loads every saved
+    # success on each save (quadratic over a 10,000-task day, and it ran on the workers' cores).
+    # The `prune-task-history` schedule trims them to Q_KEEP_SUCCESSFUL_TASKS once a night instead.
+    "save_limit": 0,
+    # A worker process is replaced once its peak memory passes 768 MiB (memory of long days is
+    # returned), or after 5,000 tasks; a new worker pays its imports and warm-up again, so not sooner.
+    "recycle": 5_000,
+    "max_rss": 768 * 1024,  # KiB
     "label": "Task queue",
 }
 

@@ -26,3 +26,21 @@ def heartbeat() -> None:
     ClusterHeartbeat.objects.bulk_create(
         [beat], update_conflicts=True, unique_fields=["cluster_name"], update_fields=["last_seen", "host", "pid"]
     )
+
+
+def prune_task_history() -> int:
+    """Trims the successful tasks django-q2 saved to the newest Q_KEEP_SUCCESSFUL_TASKS (failed
+    tasks are all kept: they are what an operator looks at); the number deleted. Two statements
+    however long the history."""
+    from django.conf import settings
+    from django_q.models import Success
+
+    keep = settings.Q_KEEP_SUCCESSFUL_TASKS
+    newest = Success.objects.order_by("-stopped", "-pk").values_list("stopped", "pk")[keep : keep + 1]
+    cutoff = newest.first()
+    if cutoff is None:
+        return 0
+    stopped, pk = cutoff
+    older = Success.objects.filter(stopped__lt=stopped) | Success.objects.filter(stopped=stopped, pk__lte=pk)
+    deleted, _ = older.delete()
+    return deleted

@@ -78,6 +78,7 @@ class PaperBroker(Broker):
         # only the nightly fetch changes) are read once, not on every call.
         self._session_mode: str | None = None
         self._close_cache: dict[tuple[date, str], tuple[date, float] | None] = {}
+        self._instruments: dict[str, Instrument | None] = {}
         # Whether the account had open orders when last settled (none: nothing is reserved).
         self._has_open = True
 
@@ -86,38 +87,48 @@ class PaperBroker(Broker):
     def account(self) -> AccountInfo:
         with transaction.atomic():
             paper = self._settled()
-            positions = list(paper.positions.all())
-            closes = self._closes([p.symbol for p in positions])
-            value = sum(
-                (
-                    p.quantity * Decimal(str(closes[p.symbol][1] if p.symbol in closes else p.avg_entry_price_usd))
-                    for p in positions
-                ),
-                Decimal(0),
-            )
-            buying_power = paper.cash_usd - self._reserved_cash(paper)
-            return AccountInfo(
-                cash_usd=paper.cash_usd,
-                buying_power_usd=max(buying_power, Decimal(0)),
-                equity_usd=(paper.cash_usd + value).quantize(CENT),
-            )
+            return self._account_of(paper, list(paper.positions.all()))
 
     def positions(self) -> list[Position]:
         with transaction.atomic():
             paper = self._settled()
+            return self._positions_of(list(paper.positions.all()))
+
+    def positions_and_account(self) -> tuple[list[Position], AccountInfo]:
+        with transaction.atomic():
+            paper = self._settled()
             rows = list(paper.positions.all())
-            closes = self._closes([p.symbol for p in rows])
-            return [
-                Position(
-                    symbol=p.symbol,
-                    quantity=p.quantity,
-                    avg_entry_price_usd=p.avg_entry_price_usd,
-                    market_value_usd=(p.quantity * Decimal(str(closes[p.symbol][1]))).quantize(CENT)
-                    if p.symbol in closes
-                    else None,
-                )
-                for p in rows
-            ]
+            return self._positions_of(rows), self._account_of(paper, rows)
+
+    def _account_of(self, paper: PaperAccount, positions: list[PaperPosition]) -> AccountInfo:
+        closes = self._closes([p.symbol for p in positions])
+        value = sum(
+            (
+                p.quantity * Decimal(str(closes[p.symbol][1] if p.symbol in closes else p.avg_entry_price_usd))
+                for p in positions
+            ),
+            Decimal(0),
+        )
+        buying_power = paper.cash_usd - self._reserved_cash(paper)
+        return AccountInfo(
+            cash_usd=paper.cash_usd,
+            buying_power_usd=max(buying_power, Decimal(0)),
+            equity_usd=(paper.cash_usd + value).quantize(CENT),
+        )
+
+    def _positions_of(self, rows: list[PaperPosition]) -> list[Position]:
+        closes = self._closes([p.symbol for p in rows])
+        return [
+            Position(
+                symbol=p.symbol,
+                quantity=p.quantity,
+                avg_entry_price_usd=p.avg_entry_price_usd,
+                market_value_usd=(p.quantity * Decimal(str(closes[p.symbol][1]))).quantize(CENT)
+                if p.symbol in closes
+                else None,
+            )
+            for p in rows
+        ]
 
     def clock(self) -> Clock:
         now = self._now()
@@ -129,11 +140,32 @@ class PaperBroker(Broker):
         return self._mode() == PaperAccount.SessionMode.EXCHANGE
 
     def asset(self, symbol: str) -> Asset:
-        instrument = Instrument.objects.filter(symbol=symbol.upper()).first()
-        if instrument is None:
-            raise BrokerError(f"asset {symbol} not found", permanent=True, status_code=404)
-        has_price = bool(self._closes([instrument.symbol]))
-        return Asset(symbol=instrument.symbol, tradable=has_price, fractionable=instrument.fractionable)
+        found = self.assets([symbol])[symbol]
+        if isinstance(found, BrokerError):
+            raise found
+        return found
+
+    def assets(self, symbols: Sequence[str]) -> dict[str, Asset | BrokerError]:
+        instruments = self._instruments_for(symbols)
+        closes = self._closes(list(instruments))
+        return {
+            symbol: Asset(
+                symbol=instrument.symbol, tradable=instrument.symbol in closes, fractionable=instrument.fractionable
+            )
+            if (instrument := instruments.get(symbol.upper())) is not None
+            else BrokerError(f"asset {symbol} not found", permanent=True, status_code=404)
+            for symbol in symbols
+        }
+
+    def _instruments_for(self, symbols: Sequence[str]) -> dict[str, Instrument]:
+        """Instrument rows by symbol, read once per adapter (like the closes: one adapter serves one
+        execution, and what an instrument is does not change within it)."""
+        wanted = {s.upper() for s in symbols}
+        missing = wanted - self._instruments.keys()
+        if missing:
+            found = {i.symbol: i for i in Instrument.objects.filter(symbol__in=missing)}
+            self._instruments.update({symbol: found.get(symbol) for symbol in missing})
+        return {s: instrument for s in wanted if (instrument := self._instruments[s]) is not None}
 
     def get_order(self, client_order_id: str) -> BrokerOrder | None:
         with transaction.atomic():
@@ -276,7 +308,7 @@ class PaperBroker(Broker):
         return {s: close for s in wanted if (close := self._close_cache[(today, s)]) is not None}
 
     def _check_request(self, request: OrderRequest, symbol: str) -> None:
-        instrument = Instrument.objects.filter(symbol=symbol).first()
+        instrument = self._instruments_for([symbol]).get(symbol)
         if instrument is None:
             raise BrokerError(f"asset {symbol} not found", permanent=True, status_code=422)
         if request.fractional:

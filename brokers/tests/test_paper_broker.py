@@ -155,3 +155,15 @@ def test_account_equity_values_positions_at_the_latest_close(account):
         position = broker.positions()[0]
     assert position.market_value_usd == (10 * raw_close("SPY")).quantize(Decimal("0.0001"))
     assert info.equity_usd == Decimal(10_000) + position.market_value_usd
+
+
+def test_positions_and_account_read_together_equal_the_separate_reads(account, clock):  # noqa: F811
+    clock.now = MARKET_CLOSED_NOW
+    with broker_for(account) as broker:
+        broker.submit_order(order("c-1", "SPY", Side.BUY, "2"))  # waits for the open: cash held back
+        together = broker.positions_and_account()
+        separate = (broker.positions(), broker.account())
+    assert together == separate
+    positions, info = together
+    assert [(p.symbol, p.quantity) for p in positions] == [("SPY", Decimal(10))]
+    assert info.buying_power_usd < info.cash_usd == Decimal(10_000)

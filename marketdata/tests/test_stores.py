@@ -159,3 +159,23 @@ def test_synthetic_bars_names_the_symbols_whose_bar_that_day_is_synthetic(store)
     assert store.synthetic_bars({"SPY": date(2024, 1, 4), "GLD": date(2024, 1, 5)}) == set()
     assert store.synthetic_bars({"SPY": date(2024, 1, 8)}) == set()  # no bar that day
     assert store.synthetic_bars({}) == set()
+
+
+
+def test_latest_closes_take_each_symbols_own_last_bar_within_31_days():
+    from marketdata.selectors import latest_closes
+
+    for symbol in ("SPY", "BND", "GLD", "TLT"):
+        Instrument.objects.create(symbol=symbol)
+    spy = long_bars("SPY", date(2024, 1, 2), date(2024, 1, 4))  # no bar on the 5th: NaN in the frame
+    bnd = long_bars("BND", date(2024, 1, 2), date(2024, 1, 5), first_close=80.0)
+    old = long_bars("GLD", date(2023, 11, 1), date(2023, 11, 30))  # older than 31 days
+    DatabasePriceStore().write_bars(pd.concat([spy, bnd, old]))
+
+    found = latest_closes(symbols=["spy", "BND", "GLD", "TLT"], on_or_before=date(2024, 1, 5))
+
+    assert found["SPY"] == (date(2024, 1, 4), pytest.approx(spy["adj_close"].iloc[-1]))
+    assert found["BND"] == (date(2024, 1, 5), pytest.approx(bnd["adj_close"].iloc[-1]))
+    assert set(found) == {"SPY", "BND"}  # GLD only too old, TLT never stored
+    assert latest_closes(symbols=["BND"], on_or_before=date(2024, 1, 3))["BND"][0] == date(2024, 1, 3)
+    assert latest_closes(symbols=[], on_or_before=date(2024, 1, 3)) == {}

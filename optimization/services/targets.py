@@ -547,7 +547,12 @@ def targets_compute_many(
 
 
 def _allocate(portfolio, row: OptimizationResult, reused: bool) -> TargetAllocation:
-    allocation, _ = TargetAllocation.objects.update_or_create(
-        portfolio=portfolio, as_of=row.as_of, defaults={"result": row, "reused": reused}
+    """Record the portfolio's targets for the day: one upsert (the daily run does it per portfolio)."""
+    allocation = TargetAllocation(portfolio=portfolio, as_of=row.as_of, result=row, reused=reused)
+    TargetAllocation.objects.bulk_create(
+        [allocation],
+        update_conflicts=True,
+        unique_fields=["portfolio", "as_of"],
+        update_fields=["result", "reused", "updated_at"],
     )
     return allocation

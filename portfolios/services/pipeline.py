@@ -91,7 +91,8 @@ def portfolio_symbols(portfolio_ids: Iterable[int] | None = None) -> list[str]:
 
 
 def enqueue_portfolio_day(portfolio_id: int, trading_date: date) -> None:
-    """One queued task per portfolio and day (ids only)."""
+    """One queued task per portfolio and day (ids only). A success is not kept in the task
+    history (the day's run row is its record; a failure is kept)."""
     from django_q.tasks import async_task
 
     async_task(
@@ -100,6 +101,7 @@ def enqueue_portfolio_day(portfolio_id: int, trading_date: date) -> None:
         trading_date.isoformat(),
         task_name=f"portfolio-{portfolio_id}-{trading_date}",
         group=f"daily-{trading_date}",
+        save=False,
     )
 
 

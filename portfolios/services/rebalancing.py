@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal
 
+import pandas as pd
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -127,7 +128,10 @@ def rebalance_run_plan(
         targets, result, source, computed = _targets(portfolio, as_of)
     symbols = sorted(set(targets) | set(holdings))
     with timer.step("prices"):
-        snapshot = _snapshot(portfolio, holdings, symbols, as_of)
+        instruments = {i.symbol: i for i in Instrument.objects.filter(symbol__in=symbols)}
+        snapshot = _snapshot(
+            portfolio, holdings, symbols, as_of, instruments, window=computed.prices if computed else None
+        )
     cov = None
     if policy.trading.strategy == "risk_aware":
         with timer.step("covariance"):
@@ -190,7 +194,6 @@ def rebalance_run_plan(
         risk=risk,
         timings=timer.seconds,
     )
-    instruments = {i.symbol: i for i in Instrument.objects.filter(symbol__in=symbols)}
     trades = [
         PlannedTrade(
             run=run,
@@ -293,8 +296,21 @@ def _targets(portfolio: Portfolio, as_of: date):
     return allocation.result.weights(), allocation.result, "optimizer", computed
 
 
-def _snapshot(portfolio: Portfolio, holdings: dict, symbols: list[str], as_of: date) -> Snapshot:
-    closes = price_frame(symbols=symbols, start=as_of, end=as_of)
+def _snapshot(
+    portfolio: Portfolio,
+    holdings: dict,
+    symbols: list[str],
+    as_of: date,
+    instruments: dict[str, Instrument],
+    *,
+    window: pd.DataFrame | None = None,
+) -> Snapshot:
+    """Holdings, cash and each symbol's close on ``as_of``: from ``window`` (the price window the
+    targets were computed from, same store) when it ends on ``as_of`` and has every symbol, else read."""
+    if window is not None and len(window) and window.index[-1].date() == as_of and set(symbols) <= set(window):
+        closes = window.iloc[-1:]
+    else:
+        closes = price_frame(symbols=symbols, start=as_of, end=as_of)
     prices: dict[str, Decimal] = {}
     for symbol in symbols:
         value = closes[symbol].dropna() if symbol in closes else None
@@ -306,7 +322,7 @@ def _snapshot(portfolio: Portfolio, holdings: dict, symbols: list[str], as_of: d
             f"no price on {as_of} for {', '.join(missing)}: the plan needs every holding's close on its trading "
             "date (run fetch_prices, or plan an earlier date with --date)"
         )
-    fractionable = dict(Instrument.objects.filter(symbol__in=symbols).values_list("symbol", "fractionable"))
+    fractionable = {symbol: instrument.fractionable for symbol, instrument in instruments.items()}
     return Snapshot(
         quantities={symbol: h.quantity for symbol, h in holdings.items()},
         cost_basis_usd={symbol: h.cost_basis_usd for symbol, h in holdings.items()},

@@ -36,9 +36,9 @@ def sync_from_broker(*, portfolio: Portfolio, run: RebalanceRun | None = None, b
     try:
         if broker is None:
             with broker_for(account) as opened:
-                positions, info = opened.positions(), opened.account()
+                positions, info = opened.positions_and_account()
         else:
-            positions, info = broker.positions(), broker.account()
+            positions, info = broker.positions_and_account()
     except BrokerError as error:
         raise SyncError(f"cannot read positions from {account.label}: {error}") from error
     quantum = Decimal(1).scaleb(-QUANTITY_PLACES)

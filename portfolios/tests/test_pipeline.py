@@ -208,10 +208,11 @@ def test_schedules_are_declared_once_whatever_the_number_of_calls(settings):
     Schedule.objects.create(name="daily-run", func="portfolios.tasks.daily_run", schedule_type=Schedule.DAILY)
     second = dict(schedules_setup())
     assert set(first.values()) == {"created"} and second["daily-run"] in ("updated", "unchanged")
-    assert Schedule.objects.filter(name="daily-run").count() == 1 and Schedule.objects.count() == 4
+    assert Schedule.objects.filter(name="daily-run").count() == 1 and Schedule.objects.count() == 5
     daily = Schedule.objects.get(name="daily-run")
     assert daily.cron == "30 16 * * 1-5" and daily.schedule_type == Schedule.CRON
     assert Schedule.objects.get(name="cluster-heartbeat").minutes == 1
+    assert Schedule.objects.get(name="prune-task-history").cron == "0 3 * * *"  # an hour after the refresh
     out = io.StringIO()
     call_command("setup_schedules", stdout=out)
     assert "daily-run" in out.getvalue() and "unchanged" in out.getvalue()
@@ -252,7 +253,7 @@ def test_the_daily_run_schedule_can_be_handed_to_a_cronjob(settings):
     schedules_setup()
     settings.SCHEDULE_DAILY_RUN = False
     assert ("daily-run", "removed") in schedules_setup()
-    assert not Schedule.objects.filter(name="daily-run").exists() and Schedule.objects.count() == 3
+    assert not Schedule.objects.filter(name="daily-run").exists() and Schedule.objects.count() == 4
     heartbeat = Schedule.objects.get(name="cluster-heartbeat")
     assert heartbeat.kwargs == "{'q_options': {'save': False}}"  # kept out of the task history
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
-from django_q.models import Schedule
+from django_q.models import Schedule, Success
 
 from brokers.models import Order, PaperAccount, PaperOrder
 from portfolios.models import PipelineDay, RebalanceRun
@@ -110,6 +110,9 @@ def test_two_clusters_with_the_schedule_due_make_one_run_per_portfolio(postgres,
         raise AssertionError(f"{error}\n{runs}\n" + "\n----\n".join(outputs)) from None
     outputs = [stop(c) for c in clusters]
     assert PipelineDay.objects.count() == 1, outputs
+    # The daily task's success is in the task history; the portfolio days' are not (their runs are).
+    saved = set(Success.objects.values_list("func", flat=True))
+    assert "portfolios.tasks.daily_run" in saved and "portfolios.tasks.run_portfolio_day" not in saved
     for portfolio in auto + proposed:
         assert RebalanceRun.objects.filter(portfolio=portfolio).count() == 1
     executed = RebalanceRun.objects.filter(portfolio__in=auto)

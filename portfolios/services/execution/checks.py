@@ -113,8 +113,8 @@ def check_broker(run: RebalanceRun, broker: Broker, *, now: datetime) -> list[Ch
     """The checks that ask the broker: market open, positions cover the sells, buying power."""
     try:
         clock = broker.clock()
-        positions = {p.symbol.upper(): p.quantity for p in broker.positions()}
-        info = broker.account()
+        held, info = broker.positions_and_account()
+        positions = {p.symbol.upper(): p.quantity for p in held}
     except BrokerError as error:
         _fail("broker", f"cannot read the account: {error}")
     checks = [_passed("broker", "account, positions and clock read")]
@@ -165,12 +165,12 @@ def check_broker(run: RebalanceRun, broker: Broker, *, now: datetime) -> list[Ch
 def check_assets(broker: Broker, trades: list[PlannedTrade]) -> Check:
     """The broker trades every symbol of the plan, and takes fractions where the plan has them."""
     problems = []
+    assets = broker.assets(sorted({trade.instrument.symbol for trade in trades}))
     for trade in trades:
         symbol = trade.instrument.symbol
-        try:
-            asset = broker.asset(symbol)
-        except BrokerError as error:
-            problems.append(f"{symbol}: {error}")
+        asset = assets[symbol]
+        if isinstance(asset, BrokerError):
+            problems.append(f"{symbol}: {asset}")
             continue
         if not asset.tradable:
             problems.append(f"{symbol} is not tradable at the broker")
