@@ -21,3 +21,12 @@ def shared_data() -> Path:
 def _fast_password_hashing(settings) -> None:
     """Tests create many users; the production hasher's deliberate slowness buys nothing here."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _forget_recent_reads() -> None:
+    """Each test starts with empty read memories (a transactional test's committed prices would
+    otherwise be remembered into the next test's different ones)."""
+    from marketdata.recent import forget_all
+
+    forget_all()

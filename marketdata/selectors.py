@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-import numpy as np
 import pandas as pd
 from django.db.models import QuerySet
 
@@ -45,13 +44,4 @@ def latest_closes(*, symbols: Sequence[str], on_or_before: date) -> dict[str, tu
     symbols = [s.upper() for s in symbols]
     if not symbols:
         return {}
-    frame = price_frame(symbols=symbols, start=on_or_before - timedelta(days=31), end=on_or_before)
-    # On the array, not column by column: the paper broker and the planner ask on every call.
-    values = frame.to_numpy(dtype="float64", na_value=np.nan)
-    usable = np.isfinite(values) & (values > 0)
-    found: dict[str, tuple[date, float]] = {}
-    for column, symbol in enumerate(frame.columns):
-        rows = np.flatnonzero(usable[:, column])
-        if rows.size:
-            found[str(symbol)] = (frame.index[rows[-1]].date(), float(values[rows[-1], column]))
-    return found
+    return get_price_store().latest_closes(symbols, on_or_before - timedelta(days=31), on_or_before)

@@ -43,7 +43,12 @@ class OptimizationResult(models.Model):
         return f"{self.strategy} as of {self.as_of} ({self.input_hash[:8]})"
 
     def weights(self) -> dict[str, Decimal]:
-        return {row.instrument.symbol: row.weight for row in self.target_weights.select_related("instrument")}
+        """{symbol: weight}; read once per instance (a stored result's weights never change)."""
+        memo = self.__dict__.get("_weights")
+        if memo is None:
+            memo = {row.instrument.symbol: row.weight for row in self.target_weights.select_related("instrument")}
+            self.__dict__["_weights"] = memo
+        return dict(memo)
 
 
 class TargetWeight(models.Model):

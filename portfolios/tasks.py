@@ -25,7 +25,8 @@ def run_portfolio_day(portfolio_id: int, trading_date: str) -> str:
 
 
 def execute_run_task(run_id: int) -> str:
-    run = RebalanceRun.objects.select_related("portfolio").get(pk=run_id)
+    # Only what the log context needs: the execution reads the run itself, fresh.
+    run = RebalanceRun.objects.select_related("portfolio").only("pk", "portfolio__owner_id").get(pk=run_id)
     with log_context(run_id=run.pk, portfolio_id=run.portfolio_id, user_id=run.portfolio.owner_id):
         outcome = pipeline.execute_planned_run(run)
         logger.info("execution task done", extra={"outcome": outcome})

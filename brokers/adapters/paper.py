@@ -53,6 +53,7 @@ from marketdata.selectors import latest_closes
 NANO = Decimal("0.000000001")
 CENT = Decimal("0.0001")
 OPEN_STATES = (OrderState.NEW.value, OrderState.PARTIALLY_FILLED.value)
+_UNREAD = object()  # "the position was not read yet" (None means: read, and there is none)
 
 
 class PaperBroker(Broker):
@@ -203,7 +204,7 @@ class PaperBroker(Broker):
                 raise BrokerError(
                     f"no price for {symbol}: the paper broker fills at the latest stored close", permanent=True
                 )
-            self._check_funds(paper, request, symbol, Decimal(str(closes[symbol][1])))
+            position = self._check_funds(paper, request, symbol, Decimal(str(closes[symbol][1])))
             order = PaperOrder(
                 paper_account=paper,
                 broker_order_id=str(uuid.uuid4()),
@@ -220,7 +221,7 @@ class PaperBroker(Broker):
                 submitted_at=now,
             )
             if is_open:
-                self._try_fill(paper, order, closes[symbol][1], save=False)
+                self._try_fill(paper, order, closes[symbol][1], save=False, position=position)
             try:
                 with transaction.atomic():
                     order.save()
@@ -345,7 +346,9 @@ class PaperBroker(Broker):
         opens = paper.orders.filter(state__in=OPEN_STATES, side=Side.SELL.value, symbol=symbol)
         return sum(((o.quantity or Decimal(0)) - o.filled_quantity for o in opens), Decimal(0))
 
-    def _check_funds(self, paper: PaperAccount, request: OrderRequest, symbol: str, close: Decimal) -> None:
+    def _check_funds(self, paper: PaperAccount, request: OrderRequest, symbol: str, close: Decimal) -> object:
+        """Refuse what the account cannot pay for or deliver; the position read for a sell (else
+        `_UNREAD`), which the fill that follows in the same locked transaction reuses."""
         price = request.limit_price_usd or self._fill_price(request.side.value, float(close))
         if request.side == Side.BUY:
             cost = (request.notional_usd or request.quantity * price) + self.commission_usd
@@ -357,7 +360,7 @@ class PaperBroker(Broker):
                     permanent=True,
                     status_code=403,
                 )
-            return
+            return _UNREAD
         position = paper.positions.filter(symbol=symbol).first()
         held = (position.quantity if position else Decimal(0)) - self._reserved_shares(paper, symbol)
         wanted = (
@@ -372,8 +375,11 @@ class PaperBroker(Broker):
                 permanent=True,
                 status_code=403,
             )
+        return position
 
-    def _try_fill(self, paper: PaperAccount, order: PaperOrder, close: float, *, save: bool = True) -> None:
+    def _try_fill(
+        self, paper: PaperAccount, order: PaperOrder, close: float, *, save: bool = True, position: object = _UNREAD
+    ) -> None:
         """Fill ``order`` completely at the close with slippage, if its limit allows and funds suffice.
 
         ``save`` False: the order is new and its caller saves it (one INSERT instead of two writes).
@@ -388,7 +394,8 @@ class PaperBroker(Broker):
             order.quantity if order.quantity is not None else (order.notional_usd / price).quantize(NANO, ROUND_DOWN)
         )
         notional = (quantity * price).quantize(CENT)
-        position = paper.positions.filter(symbol=order.symbol).first()
+        if position is _UNREAD:
+            position = paper.positions.filter(symbol=order.symbol).first()
         if order.side == Side.BUY:
             if notional + self.commission_usd > paper.cash_usd:
                 self._reject(order, "insufficient buying power at the fill", save=save)

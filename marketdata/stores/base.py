@@ -58,6 +58,19 @@ class PriceStore(ABC):
     def symbols(self) -> list[str]:
         """Every symbol with at least one stored bar."""
 
+    def latest_closes(self, symbols: Sequence[str], start: date, end: date) -> dict[str, tuple[date, float]]:
+        """Each symbol's last positive adjusted close between start and end: {symbol: (date, close)};
+        symbols without one are absent."""
+        frame = self.price_frame(list(symbols), start, end)
+        values = frame.to_numpy(dtype="float64", na_value=np.nan)
+        usable = np.isfinite(values) & (values > 0)
+        found: dict[str, tuple[date, float]] = {}
+        for column, symbol in enumerate(frame.columns):
+            rows = np.flatnonzero(usable[:, column])
+            if rows.size:
+                found[str(symbol)] = (frame.index[rows[-1]].date(), float(values[rows[-1], column]))
+        return found
+
     def synthetic_bars(self, bars: dict[str, date]) -> set[str]:
         """The symbols whose bar on the given day ({symbol: day}) is synthetic (the sample provider)."""
         if not bars:

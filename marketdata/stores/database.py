@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import zlib
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from functools import reduce
 from operator import or_
 
@@ -60,10 +60,23 @@ _CLOSES_SQL = (
     "SELECT string_agg(int8send(b.id) || float8send(b.adj_close_f8), ''::bytea) "  # noqa: S608
     f"FROM {_BAR_TABLE} b {_IN_RANGES}"
 )
+_INSTRUMENT_TABLE = Instrument._meta.db_table
+# Each instrument's last positive close between two day offsets: one backward index probe each.
+_LATEST_SQL = (
+    f"SELECT i.symbol, b.id, b.adj_close_f8 FROM {_INSTRUMENT_TABLE} i CROSS JOIN LATERAL ("  # noqa: S608
+    f"SELECT id, adj_close_f8 FROM {_BAR_TABLE} "
+    "WHERE id BETWEEN (i.id::bigint << 32) + %s AND (i.id::bigint << 32) + %s "
+    "AND adj_close_f8 > 0 AND adj_close_f8 <> 'NaN'::float8 ORDER BY id DESC LIMIT 1) b WHERE i.symbol = ANY(%s)"
+)
 
 
 class UnknownInstrument(ValueError):
     """Bars were given for a symbol with no Instrument row."""
+
+
+def _day_offset(day: date) -> int:
+    """The low 32 bits of a bar id: days since DAY_ZERO (clamped at it)."""
+    return (max(day, DAY_ZERO) - DAY_ZERO).days
 
 
 def _postgres() -> bool:
@@ -225,6 +238,14 @@ class DatabasePriceStore(PriceStore):
             blob = cursor.fetchone()[0]
         rows = np.frombuffer(blob or b"", dtype=_ID_PRICE)
         return rows["id"].astype("int64"), rows["adj_close"].astype("float64")
+
+    def latest_closes(self, symbols: Sequence[str], start: date, end: date) -> dict[str, tuple[date, float]]:
+        if not _postgres():
+            return super().latest_closes(symbols, start, end)
+        with connection.cursor() as cursor:
+            cursor.execute(_LATEST_SQL, [_day_offset(start), _day_offset(end), list(symbols)])
+            rows = cursor.fetchall()
+        return {symbol: (DAY_ZERO + timedelta(days=bar & _DAY_MASK), close) for symbol, bar, close in rows}
 
     def last_dates(self, symbols: Sequence[str]) -> dict[str, date | None]:
         ids = _instrument_ids(symbols)

@@ -161,7 +161,6 @@ def test_synthetic_bars_names_the_symbols_whose_bar_that_day_is_synthetic(store)
     assert store.synthetic_bars({}) == set()
 
 
-
 def test_latest_closes_take_each_symbols_own_last_bar_within_31_days():
     from marketdata.selectors import latest_closes
 

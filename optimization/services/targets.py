@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from marketdata import calendar
 from marketdata.models import Instrument
+from marketdata.recent import RecentReads
 from marketdata.reference import lookup
 from marketdata.selectors import price_frame
 from optimization.core.constraints import AssetInfo, Constraints, GroupLimit, parse_group_limit
@@ -219,8 +220,17 @@ def build_settings(
 # -- inputs ---------------------------------------------------------------------------------------
 
 
+# Reads the daily run repeats for every portfolio of a universe (see `marketdata.recent`).
+_recent_windows = RecentReads(max_entries=512)
+_recent_assets = RecentReads(max_entries=512)
+
+
 def asset_info(symbols: Sequence[str]) -> dict[str, AssetInfo]:
     """Asset class, sector and ESG score per symbol: stored instruments first, then the reference table."""
+    return dict(_recent_assets.get_or_read(tuple(symbols), lambda: _asset_info(symbols)))
+
+
+def _asset_info(symbols: Sequence[str]) -> dict[str, AssetInfo]:
     stored = {i.symbol: i for i in Instrument.objects.filter(symbol__in=list(symbols))}
     info = {}
     for symbol in symbols:
@@ -241,9 +251,18 @@ def price_window(symbols: Sequence[str], *, as_of: date | None, lookback_days: i
     """Adjusted closes for ``symbols`` over the lookback ending at ``as_of`` (default: last completed session)."""
     end = as_of or calendar.last_completed_session(timezone.now())
     start = calendar.sessions_back(end, lookback_days + 1) if lookback_days else date(1900, 1, 1)
-    frame = price_frame(symbols=list(symbols), start=start, end=end)
-    frame = frame.reindex(columns=list(symbols)).dropna(how="all")
-    missing = [symbol for symbol in symbols if frame.get(symbol) is None or frame[symbol].isna().all()]
+
+    def complete(frame: pd.DataFrame) -> bool:  # every symbol has its close on the last day
+        return bool(len(frame)) and frame.index[-1].date() == end and not frame.iloc[-1].isna().any()
+
+    read = _recent_windows.get_or_read(
+        (tuple(symbols), start, end),
+        lambda: price_frame(symbols=list(symbols), start=start, end=end).reindex(columns=list(symbols)),
+        keep=complete,
+    )
+    frame = read.dropna(how="all")  # a new frame: the remembered one is never handed out
+    stored = ~np.isnan(frame.to_numpy(dtype="float64", na_value=np.nan)).all(axis=0)
+    missing = [symbol for symbol, has_prices in zip(symbols, stored, strict=True) if not has_prices]
     if missing:
         raise InsufficientData(
             f"no stored prices between {start} and {end} for {', '.join(missing)}; run fetch_prices for them"
@@ -488,7 +507,9 @@ def targets_compute_with_window(*, portfolio, as_of: date | None = None) -> Targ
     """`targets_compute`, also answering the price window and settings it used (the planner
     reuses them for the run's risk figures instead of reading the prices again)."""
     settings, prices, assets = _portfolio_inputs(portfolio, as_of)
-    row = OptimizationResult.objects.filter(input_hash=input_hash(prices, assets, settings)).first()
+    # The report's fields (tens of KB of JSON) are not what a plan needs: left in the database.
+    reused = OptimizationResult.objects.defer("analysis", "metrics", "settings")
+    row = reused.filter(input_hash=input_hash(prices, assets, settings)).first()
     if row is not None:
         return TargetsComputed(_allocate(portfolio, row, reused=True), prices, settings)
     _, allocation = _optimize_and_store(portfolio, prices, assets, settings)

@@ -163,3 +163,22 @@ def test_weights_on_a_cap_stay_on_it_after_rounding() -> None:
     assert stored["CAPPED"] == Decimal("0.5")
     assert sum(stored.values()) == Decimal(1)
     assert all(abs(float(stored[k]) - weights[k]) <= 1e-10 for k in weights)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_complete_window_is_read_once_and_never_handed_out(django_assert_num_queries):
+    from optimization.services.targets import _recent_windows, price_window
+
+    _recent_windows.clear()
+    prices_fetch(symbols=SYMBOLS, provider_names=["sample"], start=date(2024, 1, 2), end=AS_OF)
+    first = price_window(SYMBOLS, as_of=AS_OF, lookback_days=60)
+    first.iloc[-1] = 0.0  # a caller's change stays in its own copy
+    with django_assert_num_queries(0):
+        again = price_window(SYMBOLS, as_of=AS_OF, lookback_days=60)
+    assert again.index[-1].date() == AS_OF and (again.iloc[-1] > 0).all() and len(again) == 61
+    # A window without every close on its last day (here: a date after the data) is not remembered.
+    later = date(2025, 7, 1)
+    with pytest.raises(InsufficientData):
+        price_window(["SPY", "NOPE"], as_of=later, lookback_days=5)
+    assert [key[0] for key in _recent_windows._entries] == [tuple(SYMBOLS)]
+    _recent_windows.clear()

@@ -9,6 +9,7 @@ except a failed one, which is planned afresh.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -311,11 +312,12 @@ def _snapshot(
         closes = window.iloc[-1:]
     else:
         closes = price_frame(symbols=symbols, start=as_of, end=as_of)
+    on_day = closes.iloc[-1].to_dict() if len(closes) and closes.index[-1].date() == as_of else {}
     prices: dict[str, Decimal] = {}
     for symbol in symbols:
-        value = closes[symbol].dropna() if symbol in closes else None
-        if value is not None and len(value) and value.iloc[-1] > 0:
-            prices[symbol] = price_decimal(float(value.iloc[-1]))
+        value = on_day.get(symbol)
+        if value is not None and math.isfinite(value) and value > 0:
+            prices[symbol] = price_decimal(float(value))
     missing = [symbol for symbol in symbols if symbol not in prices]
     if missing:
         raise MissingPrices(

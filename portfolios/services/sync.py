@@ -22,19 +22,24 @@ class SyncError(Exception):
     """The broker could not be read; nothing was changed."""
 
 
-def sync_from_broker(*, portfolio: Portfolio, run: RebalanceRun | None = None, broker=None) -> HoldingsSync:
+def sync_from_broker(
+    *, portfolio: Portfolio, run: RebalanceRun | None = None, broker=None, read: tuple | None = None
+) -> HoldingsSync:
     """Replace the portfolio's holdings and cash with its broker account's, in one transaction,
     and record what changed.
 
     One broker account backs one portfolio: every position of the account becomes a holding
     (instruments the project does not know yet are added, marked not fractionable until a
-    fetch says otherwise). ``broker`` reuses an open adapter.
+    fetch says otherwise). ``broker`` reuses an open adapter; ``read`` is its (positions,
+    account) answer just read (an execution's reconciliation compares it first).
     """
     account = portfolio.broker_account
     if account is None:
         raise ValidationError({"broker_account": "this portfolio has no broker account to sync from"})
     try:
-        if broker is None:
+        if read is not None:
+            positions, info = read
+        elif broker is None:
             with broker_for(account) as opened:
                 positions, info = opened.positions_and_account()
         else:
@@ -90,7 +95,7 @@ def sync_from_broker(*, portfolio: Portfolio, run: RebalanceRun | None = None, b
             cash_before_usd=cash_before,
             cash_after_usd=locked.cash_usd,
         )
-    portfolio.refresh_from_db(fields=["cash_usd"])
+    portfolio.cash_usd = locked.cash_usd
     logger.info(
         "portfolio synced from broker",
         extra={"portfolio_id": portfolio.pk, "broker_account_id": account.pk, "changes": len(changes)},

@@ -175,7 +175,7 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
             with log_context(client_order_id=order.client_order_id):
                 order_submit(broker, order, halted=lambda: trading_halt_reason(user_id=run.portfolio.owner_id))
             checkpoint(run, f"sent {order.client_order_id}")
-        if run.execution_step != sent_step:
+        if run.execution_step != sent_step and orders:  # a side without orders goes straight to done
             _store(run, sent_step)
             checkpoint(run, sent_step)
         orders = _wait(broker, orders)
@@ -369,9 +369,10 @@ def _reconcile(run: RebalanceRun, broker: Broker) -> ExecutionResult:
         sign = 1 if trade.side == BUY else -1
         planned[trade.instrument.symbol] = planned.get(trade.instrument.symbol, Decimal(0)) + sign * trade.quantity
     try:
-        actual = {p.symbol.upper(): p.quantity for p in broker.positions()}
+        read = broker.positions_and_account()
     except BrokerError as error:
         return ExecutionResult(run=run, submitted=True, orders=orders, waiting=True, message=f"reconcile: {error}")
+    actual = {p.symbol.upper(): p.quantity for p in read[0]}
     symbols = sorted(set(expected) | set(actual) | set(planned))
     differences = [
         {
@@ -389,7 +390,7 @@ def _reconcile(run: RebalanceRun, broker: Broker) -> ExecutionResult:
         if o.state != OrderState.FILLED
     ]
     resized = run.execution.get("buys", {}).get("factor", "1") != "1"
-    _sync(run, broker)
+    _sync(run, broker, read=read)  # the holdings become what was just compared
     _store(
         run,
         "reconciled",
@@ -408,9 +409,9 @@ def _reconcile(run: RebalanceRun, broker: Broker) -> ExecutionResult:
     return ExecutionResult(run=run, submitted=True, orders=orders, message="executed")
 
 
-def _sync(run: RebalanceRun, broker: Broker) -> None:
+def _sync(run: RebalanceRun, broker: Broker, *, read=None) -> None:
     try:
-        sync_from_broker(portfolio=run.portfolio, run=run, broker=broker)
+        sync_from_broker(portfolio=run.portfolio, run=run, broker=broker, read=read)
     except SyncError as error:
         _store(run, run.execution_step, execution={"sync_error": str(error)})
 
