@@ -6,8 +6,14 @@ broker): the whole daily run < 5 minutes, peak memory < 1 GiB per worker.
 Set-up (not timed): a fresh database, synthetic sample prices for 50 symbols (32 ETFs the
 project knows, 18 stocks it does not: whole shares), 1,000 users, N portfolios in `auto` mode,
 each with its own paper account (NYSE hours) holding exactly the portfolio's holdings. A
-portfolio follows one of 20 model universes of 8 to 15 symbols, has an investor age from 25 to
-75 and holdings drifted from the targets, so most plans trade.
+portfolio follows one of 20 model universes of 8 to 15 symbols and has an investor age from 25
+to 75. Two kinds of day:
+
+- the worst day (`--drifted 1`, the default): every portfolio's holdings are drawn at random,
+  far from its targets, so nearly every plan trades (about 12 orders each);
+- a day after a rebalance (`--drifted 0`): every portfolio holds its targets of the previous
+  session (computed and stored at set-up, as the previous day's run would have), so only what
+  one session's prices and the new targets moved outside the bands trades.
 
 Timed, through `manage.py qcluster` with `--workers` worker processes, in two phases as the
 schedule runs them:
@@ -22,8 +28,9 @@ schedule runs them:
 Reported per phase: wall time, portfolios per second, the per-step breakdown, outcomes, and the
 peak resident memory of every cluster process (sampled from /proc every second).
 
-Run: `.venv/bin/python bench/pipeline.py [--portfolios 10000] [--users 1000] [--workers 2]`
-(about the same again for set-up). It creates and drops its own database (--keep keeps it).
+Run: `.venv/bin/python bench/pipeline.py [--portfolios 10000] [--users 1000] [--workers 2]
+[--drifted 0..1] [--execute-limit N]` (set-up: half a minute, two with `--drifted 0`). It creates
+and drops its own database (--keep keeps it).
 """
 
 from __future__ import annotations

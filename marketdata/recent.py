@@ -24,7 +24,7 @@ from django.db import connection
 T = TypeVar("T")
 
 RECENT_SECONDS = 60.0
-_ALL: weakref.WeakSet[RecentReads] = weakref.WeakSet()
+_ALL: weakref.WeakSet[RecentReads | Memo] = weakref.WeakSet()
 
 
 class RecentReads:
@@ -54,6 +54,29 @@ class RecentReads:
                 self._entries.popitem(last=False)
         else:
             self._entries.pop(key, None)
+        return value
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class Memo:
+    """A bounded memory of answers that are a function of their key alone (never stale, so kept
+    without an age limit and inside transactions too); least recently used go first."""
+
+    def __init__(self, *, max_entries: int = 256):
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Hashable, object] = OrderedDict()
+        _ALL.add(self)
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]  # type: ignore[return-value]
+        value = compute()
+        self._entries[key] = value
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
         return value
 
     def clear(self) -> None:

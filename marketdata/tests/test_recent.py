@@ -48,3 +48,19 @@ def test_inside_a_transaction_every_call_reads():
     recent = RecentReads(seconds=60)
     with transaction.atomic():
         assert [recent.get_or_read("k", read) for _ in range(2)] == ["answer 1", "answer 2"]
+
+
+@pytest.mark.django_db
+def test_a_memo_keeps_answers_inside_transactions_and_forgets_the_least_recently_used():
+    from marketdata.recent import Memo, forget_all
+
+    compute = Reader()
+    memo = Memo(max_entries=2)
+    with transaction.atomic():
+        assert memo.get_or_compute("a", compute) == memo.get_or_compute("a", compute) == "answer 1"
+    memo.get_or_compute("b", compute)  # answer 2
+    memo.get_or_compute("a", compute)
+    memo.get_or_compute("c", compute)  # answer 3: "b" goes
+    assert memo.get_or_compute("b", compute) == "answer 4"
+    forget_all()
+    assert memo.get_or_compute("a", compute) == "answer 5"

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from marketdata import calendar
 from marketdata.models import Instrument
-from marketdata.recent import RecentReads
+from marketdata.recent import Memo, RecentReads
 from marketdata.reference import lookup
 from marketdata.selectors import price_frame
 from optimization.core.constraints import AssetInfo, Constraints, GroupLimit, parse_group_limit
@@ -374,11 +374,19 @@ def frontier_key(result: CoreResult) -> str:
     return digest.hexdigest()
 
 
-def _frontier(result: CoreResult, key: str, cache: dict) -> list | str:
-    """[[volatility, expected return], ...], or why there is none; from ``cache``, from a result
+# Frontiers by `frontier_key`, per process: a frontier is a function of its key alone (the
+# universe's estimates and constraints). Without this memory every new result of the daily run
+# looked for it among the day's stored results, whose JSON grows with them.
+_frontiers = Memo(max_entries=256)
+
+
+def _frontier(result: CoreResult, key: str) -> list | str:
+    """[[volatility, expected return], ...], or why there is none; remembered, from a result
     stored today with the same key, or solved (about 30 solves, once per universe and constraints)."""
-    if key in cache:
-        return cache[key]
+    return _frontiers.get_or_compute(key, lambda: _frontier_read_or_solve(result, key))
+
+
+def _frontier_read_or_solve(result: CoreResult, key: str) -> list | str:
     as_of = result.as_of.date() if hasattr(result.as_of, "date") else result.as_of
     stored = (
         OptimizationResult.objects.filter(as_of=as_of, analysis__frontier_key=key)
@@ -386,17 +394,15 @@ def _frontier(result: CoreResult, key: str, cache: dict) -> list | str:
         .first()
     )
     if stored:
-        cache[key] = stored
         return stored
     try:
         points = frontier_points(result.estimates, result.constraints, result.risk_free_rate, FRONTIER_POINTS)
-        cache[key] = [[_sig(point.volatility), _sig(point.expected_return)] for point in points]
     except (Infeasible, OptimizationError) as error:
-        cache[key] = f"efficient frontier not computed: {str(error) or type(error).__name__}"
-    return cache[key]
+        return f"efficient frontier not computed: {str(error) or type(error).__name__}"
+    return [[_sig(point.volatility), _sig(point.expected_return)] for point in points]
 
 
-def result_analysis(result: CoreResult, settings: OptimizerSettings, *, frontier_cache: dict | None = None) -> dict:
+def result_analysis(result: CoreResult, settings: OptimizerSettings) -> dict:
     """What the run report draws for a result, computed once when the result is stored.
 
     ``symbols`` (the universe, in order) with annualised ``mu`` (N,) and ``cov`` (N x N);
@@ -405,7 +411,7 @@ def result_analysis(result: CoreResult, settings: OptimizerSettings, *, frontier
     shared by results with the same ``frontier_key``; ``sleeves``: the glide path's aggressive
     and safe portfolios (share, weights by symbol, expected return and volatility); ``glide``:
     the glide path used (None without an age). Fractions, annualised; floats rounded to
-    `ANALYSIS_DIGITS` significant digits. ``frontier_cache`` shares frontiers within a batch.
+    `ANALYSIS_DIGITS` significant digits.
     """
     estimates = result.estimates
     if estimates is None or result.constraints is None:
@@ -413,7 +419,7 @@ def result_analysis(result: CoreResult, settings: OptimizerSettings, *, frontier
     mu, cov = estimates.mu, estimates.cov
     notes: list[str] = []
     key = frontier_key(result)
-    frontier = _frontier(result, key, {} if frontier_cache is None else frontier_cache)
+    frontier = _frontier(result, key)
     if isinstance(frontier, str):
         notes.append(frontier)
         frontier = None
@@ -443,17 +449,16 @@ def result_analysis(result: CoreResult, settings: OptimizerSettings, *, frontier
     }
 
 
-def result_store(
-    result: CoreResult, settings: OptimizerSettings, *, frontier_cache: dict | None = None
-) -> tuple[OptimizationResult, bool]:
+def result_store(result: CoreResult, settings: OptimizerSettings) -> tuple[OptimizationResult, bool]:
     """(stored row, created) for a core result; an existing row with the same hash is returned as is.
 
-    A new row also stores `result_analysis` (the frontier's solves happen here, once per result).
+    A new row also stores `result_analysis` (the frontier is solved here once per universe and
+    constraints in a process, or read from a result stored today).
     """
     existing = OptimizationResult.objects.filter(input_hash=result.input_hash).first()
     if existing is not None:
         return existing, False
-    analysis = result_analysis(result, settings, frontier_cache=frontier_cache)
+    analysis = result_analysis(result, settings)
     instruments = {i.symbol: i for i in Instrument.objects.filter(symbol__in=list(result.symbols))}
     missing = [symbol for symbol in result.symbols if symbol not in instruments]
     if missing:
@@ -557,12 +562,11 @@ def targets_compute_many(
             continue
         assets = asset_info(symbols)
         results = optimize_many(prices, assets, [settings for _, _, settings in members])
-        frontier_cache: dict = {}  # one frontier per distinct universe and constraints of the group
         for (position, portfolio, settings), result in zip(members, results, strict=True):
             if isinstance(result, OptimizationError):
                 answers[position] = result
                 continue
-            row, created = result_store(result, settings, frontier_cache=frontier_cache)
+            row, created = result_store(result, settings)
             answers[position] = _allocate(portfolio, row, not created)
     return answers
 

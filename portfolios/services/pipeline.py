@@ -166,16 +166,18 @@ def _schedule_once(name: str, func: str, when: datetime, *args: object) -> None:
     """A one-off django-q2 schedule, declared once by name."""
     from django_q.models import Schedule
 
-    Schedule.objects.update_or_create(
-        name=name,
-        defaults={
-            "func": func,
-            "args": repr(tuple(args)) if args else None,
-            "schedule_type": Schedule.ONCE,
-            "repeats": -1,
-            "next_run": when,
-        },
-    )
+    fields = {
+        "func": func,
+        "args": repr(tuple(args)) if args else None,
+        "schedule_type": Schedule.ONCE,
+        "repeats": -1,
+        "next_run": when,
+    }
+    # Two statements at most (the daily run declares one per planned portfolio): names are not
+    # unique in django-q2, and one writer per name holds here (the portfolio-day lock, the
+    # execution lease, the scheduler's row lock for the daily run).
+    if not Schedule.objects.filter(name=name).update(**fields):
+        Schedule.objects.create(name=name, **fields)
 
 
 def portfolio_day(*, portfolio_id: int, trading_date: date, execute: bool = True) -> str:
@@ -216,7 +218,7 @@ def _plan(portfolio: Portfolio, trading_date: date) -> RebalanceRun | None:
         if portfolio.broker_account_id is not None:
             sync_from_broker(portfolio=portfolio)
             metrics.observe_step("sync", time.perf_counter() - started)
-        planned = rebalance_run_create(portfolio=portfolio, as_of=trading_date)
+        planned = rebalance_run_create(portfolio=portfolio, as_of=trading_date, stored_run_checked=True)
     except (RebalanceError, SyncError) as error:
         run = RebalanceRun.objects.filter(portfolio=portfolio, trading_date=trading_date).first()
         if run is None:  # the sync failed before planning: record it as the day's failed run

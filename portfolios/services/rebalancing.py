@@ -221,14 +221,19 @@ def rebalance_run_create(
     strategy: str | None = None,
     manual: bool = False,
     cash_flow_usd: Decimal = Decimal(0),
+    stored_run_checked: bool = False,
 ) -> PlannedRun:
     """Plan and store the portfolio's run for ``as_of``, or return the run already stored for it.
 
     A failure (missing price, infeasible targets, bad setting) is stored as a failed run with
     its message, then raised as `RebalanceError`; a later call plans that date afresh.
+    ``stored_run_checked``: the caller has just found no run (or a failed one) for the date, so
+    it is not looked up again (one stored anyway meanwhile wins at the insert, as below).
     """
     as_of = _trading_date(as_of)
-    existing = RebalanceRun.objects.filter(portfolio=portfolio, trading_date=as_of).first()
+    existing = (
+        None if stored_run_checked else RebalanceRun.objects.filter(portfolio=portfolio, trading_date=as_of).first()
+    )
     if existing is not None and existing.status != RebalanceRun.Status.FAILED:
         return PlannedRun(
             run=existing, trades=list(existing.trades.select_related("instrument")), stored=True, existing=True

@@ -24,6 +24,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from brokers.base import Broker, BrokerError, OrderState, OrderType
@@ -37,7 +38,7 @@ from portfolios.services.sync import SyncError, sync_from_broker
 from rebalancer_site import metrics
 from rebalancer_site.logcontext import log_context
 
-from .checks import Check, CheckFailed, check_broker, check_gates
+from .checks import Check, CheckFailed, check_broker, check_gates, planned_trades
 from .lease import ExecutionBusy, lease_claim, lease_release, new_owner
 from .sizing import BuyLine, buys_resize
 
@@ -74,7 +75,13 @@ def execute_run(*, run: RebalanceRun, submit: bool = False, approved: bool = Fal
     only portfolios in ``auto`` mode are executed. Failed checks stop the run before any order
     (status ``execution_failed``, the reason in ``error``, the owner notified).
     """
-    run = RebalanceRun.objects.select_related("portfolio__broker_account", "portfolio__owner").get(pk=run.pk)
+    run = (
+        RebalanceRun.objects.select_related("portfolio__broker_account", "portfolio__owner")
+        .prefetch_related(
+            Prefetch("trades", queryset=PlannedTrade.objects.select_related("instrument").order_by("sequence"))
+        )
+        .get(pk=run.pk)
+    )
     if run.status == Status.FAILED:
         raise ExecutionRefused(f"run {run.pk}: planning failed ({run.error}); there is no plan to execute")
     if run.portfolio.broker_account is None:
@@ -134,7 +141,7 @@ def _dry_run(run: RebalanceRun, *, approved: bool) -> ExecutionResult:
             "quantity": str(t.quantity),
             "estimated_price": str(t.estimated_price),
         }
-        for t in run.trades.select_related("instrument")
+        for t in planned_trades(run)
     ]
     return ExecutionResult(
         run=run, submitted=False, checks=[c.as_dict() for c in checks], would_send=would_send, message=message
@@ -221,7 +228,7 @@ def _store(
 def _orders_for(run: RebalanceRun, broker: Broker, side: str) -> list[Order]:
     """The run's orders of one side, written (once, in one transaction) if they do not exist yet."""
     existing = list(run.orders.filter(side=side).order_by("id"))
-    trades = list(run.trades.filter(side=side).select_related("instrument").order_by("sequence"))
+    trades = [trade for trade in planned_trades(run) if trade.side == side]
     if existing or not trades:
         return existing
     quantities = {t.instrument.symbol: t.quantity for t in trades}
@@ -258,9 +265,11 @@ def _orders_for(run: RebalanceRun, broker: Broker, side: str) -> list[Order]:
         with transaction.atomic():
             Order.objects.bulk_create(rows)
     except IntegrityError:
-        pass  # written by an earlier attempt that crashed before storing its step: use those rows
+        # Written by an earlier attempt that crashed before storing its step: use those rows.
+        checkpoint(run, f"{side}s_written")
+        return list(run.orders.filter(side=side).order_by("id"))
     checkpoint(run, f"{side}s_written")
-    return list(run.orders.filter(side=side).order_by("id"))
+    return rows
 
 
 def _size_buys(run: RebalanceRun, broker: Broker, trades: list[PlannedTrade]) -> dict[str, Decimal]:
@@ -365,7 +374,7 @@ def _reconcile(run: RebalanceRun, broker: Broker) -> ExecutionResult:
         change = order.filled_quantity if order.side == BUY else -order.filled_quantity
         expected[order.symbol] = expected.get(order.symbol, Decimal(0)) + change
     planned = {s: Decimal(h["quantity"]) for s, h in run.snapshot.get("holdings", {}).items()}
-    for trade in run.trades.select_related("instrument"):
+    for trade in planned_trades(run):
         sign = 1 if trade.side == BUY else -1
         planned[trade.instrument.symbol] = planned.get(trade.instrument.symbol, Decimal(0)) + sign * trade.quantity
     try:
