@@ -24,17 +24,39 @@ from django.db import connection
 T = TypeVar("T")
 
 RECENT_SECONDS = 60.0
-_ALL: weakref.WeakSet[RecentReads | Memo] = weakref.WeakSet()
+_ALL: weakref.WeakSet[_Bounded] = weakref.WeakSet()
 
 
-class RecentReads:
-    """Answers by key for ``seconds``, at most ``max_entries`` of them (least recently used go first)."""
+class _Bounded:
+    """At most ``max_entries`` entries by key, the least recently used going first."""
+
+    def __init__(self, *, max_entries: int):
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Hashable, object] = OrderedDict()
+        _ALL.add(self)
+
+    def _get(self, key: Hashable, default: object = None) -> object:
+        entry = self._entries.get(key, default)
+        if entry is not default:
+            self._entries.move_to_end(key)
+        return entry
+
+    def _put(self, key: Hashable, entry: object) -> None:
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class RecentReads(_Bounded):
+    """Answers by key for ``seconds``, at most ``max_entries`` of them."""
 
     def __init__(self, *, seconds: float = RECENT_SECONDS, max_entries: int = 256):
+        super().__init__(max_entries=max_entries)
         self.seconds = seconds
-        self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, tuple[float, object]] = OrderedDict()
-        _ALL.add(self)
 
     def get_or_read(self, key: Hashable, read: Callable[[], T], *, keep: Callable[[T], bool] = lambda _: True) -> T:
         """The remembered answer for ``key`` if still fresh, else ``read()`` (remembered when ``keep``
@@ -42,45 +64,33 @@ class RecentReads:
         if connection.in_atomic_block:
             return read()
         now = time.monotonic()
-        entry = self._entries.get(key)
+        entry = self._get(key)
         if entry is not None and now - entry[0] < self.seconds:
-            self._entries.move_to_end(key)
-            return entry[1]  # type: ignore[return-value]
+            return entry[1]
         value = read()
         if keep(value):
-            self._entries[key] = (now, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            self._put(key, (now, value))
         else:
             self._entries.pop(key, None)
         return value
 
-    def clear(self) -> None:
-        self._entries.clear()
+
+_MISSING = object()
 
 
-class Memo:
-    """A bounded memory of answers that are a function of their key alone (never stale, so kept
-    without an age limit and inside transactions too); least recently used go first."""
+class Memo(_Bounded):
+    """Answers that are a function of their key alone (never stale, so kept without an age limit
+    and inside transactions too), at most ``max_entries`` of them."""
 
     def __init__(self, *, max_entries: int = 256):
-        self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, object] = OrderedDict()
-        _ALL.add(self)
+        super().__init__(max_entries=max_entries)
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            return self._entries[key]  # type: ignore[return-value]
-        value = compute()
-        self._entries[key] = value
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-        return value
-
-    def clear(self) -> None:
-        self._entries.clear()
+        value = self._get(key, _MISSING)
+        if value is _MISSING:
+            value = compute()
+            self._put(key, value)
+        return value  # type: ignore[return-value]
 
 
 def forget_all() -> None:
