@@ -272,6 +272,21 @@ class Broker(ABC):
         """Send one order. A resubmission of a client order id the broker already has returns
         (or raises ``unknown`` for) that order; it never creates a second one."""
 
+    #: True when `submit_orders` answers a list in one step that is over as soon as it returns (the
+    #: paper broker: one database transaction). Execution then sends a side's orders together;
+    #: otherwise it sends them one by one, reading the kill switch before each.
+    submits_in_batches: bool = False
+
+    def submit_orders(self, requests: Sequence[OrderRequest]) -> list[BrokerOrder | BrokerError]:
+        """`submit_order` for each request: its order, or the error that request got."""
+        answers: list[BrokerOrder | BrokerError] = []
+        for request in requests:
+            try:
+                answers.append(self.submit_order(request))
+            except BrokerError as error:
+                answers.append(error)
+        return answers
+
     @abstractmethod
     def get_order(self, client_order_id: str) -> BrokerOrder | None:
         """The order with this client order id, or None when the broker has none."""

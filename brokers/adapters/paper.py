@@ -53,7 +53,6 @@ from marketdata.selectors import latest_closes
 NANO = Decimal("0.000000001")
 CENT = Decimal("0.0001")
 OPEN_STATES = (OrderState.NEW.value, OrderState.PARTIALLY_FILLED.value)
-_UNREAD = object()  # "the position was not read yet" (None means: read, and there is none)
 
 
 class PaperBroker(Broker):
@@ -62,6 +61,7 @@ class PaperBroker(Broker):
     tests use it to move the clock)."""
 
     kind = "paper"
+    submits_in_batches = True
 
     def __init__(self, config: AccountConfig):
         super().__init__(config)
@@ -185,52 +185,80 @@ class PaperBroker(Broker):
     # -- writes --------------------------------------------------------------------------------
 
     def submit_order(self, request: OrderRequest) -> BrokerOrder:
-        with transaction.atomic():
-            paper = self._settled()
-            symbol = request.symbol.upper()
-            self._check_request(request, symbol)
-            now = self._now()
-            is_open, next_open, _ = self._market(now)
-            if not is_open and self.outside_hours == "reject":
-                raise BrokerError(
-                    f"market is closed; next open {next_open.isoformat()} (this paper account rejects orders "
-                    "outside market hours)",
-                    permanent=True,
-                    status_code=403,
-                )
-            session = self._session_for(now, is_open, next_open)
-            closes = self._closes([symbol])
-            if symbol not in closes:
-                raise BrokerError(
-                    f"no price for {symbol}: the paper broker fills at the latest stored close", permanent=True
-                )
-            position = self._check_funds(paper, request, symbol, Decimal(str(closes[symbol][1])))
-            order = PaperOrder(
-                paper_account=paper,
-                broker_order_id=str(uuid.uuid4()),
-                client_order_id=request.client_order_id,
-                symbol=symbol,
-                side=request.side.value,
-                quantity=request.quantity,
-                notional_usd=request.notional_usd,
-                order_type=request.order_type.value,
-                limit_price_usd=request.limit_price_usd,
-                time_in_force=request.time_in_force.value,
-                state=OrderState.NEW.value,
-                session_date=session,
-                submitted_at=now,
+        answer = self.submit_orders([request])[0]
+        if isinstance(answer, BrokerError):
+            raise answer
+        return answer
+
+    def submit_orders(self, requests: Sequence[OrderRequest]) -> list[BrokerOrder | BrokerError]:
+        """Every request in one transaction holding the account's lock, each answered on its own
+        as `submit_order` would: a refused request creates nothing and stops none of the others."""
+        try:
+            with transaction.atomic():
+                paper = self._settled()
+                ids = [r.client_order_id for r in requests]
+                taken = set(paper.orders.filter(client_order_id__in=ids).values_list("client_order_id", flat=True))
+                positions = {p.symbol: p for p in paper.positions.all()}
+                cash_before = paper.cash_usd
+                answers: list[BrokerOrder | BrokerError] = []
+                for request in requests:
+                    try:
+                        answers.append(self._submit(paper, request, taken, positions))
+                    except BrokerError as error:
+                        answers.append(error)
+                if paper.cash_usd != cash_before:
+                    paper.save(update_fields=["cash_usd", "updated_at"])
+                return answers
+        except IntegrityError as error:
+            # Nothing of the batch was applied; the caller looks each order up before any resend.
+            refused = BrokerError(f"the paper account refused the orders: {error}", unknown=True, status_code=422)
+            return [refused for _ in requests]
+
+    def _submit(
+        self, paper: PaperAccount, request: OrderRequest, taken: set[str], positions: dict[str, PaperPosition]
+    ) -> BrokerOrder:
+        if request.client_order_id in taken:
+            # Like Alpaca: refuse, and let the caller look the order up (the first one stands).
+            raise BrokerError("client order id must be unique", unknown=True, status_code=422)
+        symbol = request.symbol.upper()
+        self._check_request(request, symbol)
+        now = self._now()
+        is_open, next_open, _ = self._market(now)
+        if not is_open and self.outside_hours == "reject":
+            raise BrokerError(
+                f"market is closed; next open {next_open.isoformat()} (this paper account rejects orders "
+                "outside market hours)",
+                permanent=True,
+                status_code=403,
             )
-            if is_open:
-                self._try_fill(paper, order, closes[symbol][1], save=False, position=position)
-            try:
-                with transaction.atomic():
-                    order.save()
-                self._has_open = self._has_open or order.state in OPEN_STATES
-            except IntegrityError:
-                # A client order id the account already has: like Alpaca, refuse, and let the
-                # caller look the order up (the first one stands; nothing here was applied).
-                raise BrokerError("client order id must be unique", unknown=True, status_code=422) from None
-            return _as_broker_order(order)
+        session = self._session_for(now, is_open, next_open)
+        closes = self._closes([symbol])
+        if symbol not in closes:
+            raise BrokerError(
+                f"no price for {symbol}: the paper broker fills at the latest stored close", permanent=True
+            )
+        self._check_funds(paper, request, symbol, Decimal(str(closes[symbol][1])), positions)
+        order = PaperOrder(
+            paper_account=paper,
+            broker_order_id=str(uuid.uuid4()),
+            client_order_id=request.client_order_id,
+            symbol=symbol,
+            side=request.side.value,
+            quantity=request.quantity,
+            notional_usd=request.notional_usd,
+            order_type=request.order_type.value,
+            limit_price_usd=request.limit_price_usd,
+            time_in_force=request.time_in_force.value,
+            state=OrderState.NEW.value,
+            session_date=session,
+            submitted_at=now,
+        )
+        if is_open:
+            self._try_fill(paper, order, closes[symbol][1], positions, save=False)
+        order.save()
+        taken.add(order.client_order_id)
+        self._has_open = self._has_open or order.state in OPEN_STATES
+        return _as_broker_order(order)
 
     def cancel_order(self, client_order_id: str) -> None:
         with transaction.atomic():
@@ -269,6 +297,8 @@ class PaperBroker(Broker):
         now = self._now()
         is_open, _, _ = self._market(now)
         today = self._today(now)
+        positions: dict[str, PaperPosition] | None = None
+        cash_before = paper.cash_usd
         for order in open_orders:
             if (
                 order.time_in_force == TimeInForce.DAY
@@ -280,7 +310,11 @@ class PaperBroker(Broker):
             elif is_open and order.session_date <= today:
                 closes = self._closes([order.symbol])
                 if order.symbol in closes:
-                    self._try_fill(paper, order, closes[order.symbol][1])
+                    if positions is None:
+                        positions = {p.symbol: p for p in paper.positions.all()}
+                    self._try_fill(paper, order, closes[order.symbol][1], positions)
+        if paper.cash_usd != cash_before:
+            paper.save(update_fields=["cash_usd", "updated_at"])
         return paper
 
     def _market(self, now: datetime) -> tuple[bool, datetime, datetime]:
@@ -346,9 +380,15 @@ class PaperBroker(Broker):
         opens = paper.orders.filter(state__in=OPEN_STATES, side=Side.SELL.value, symbol=symbol)
         return sum(((o.quantity or Decimal(0)) - o.filled_quantity for o in opens), Decimal(0))
 
-    def _check_funds(self, paper: PaperAccount, request: OrderRequest, symbol: str, close: Decimal) -> object:
-        """Refuse what the account cannot pay for or deliver; the position read for a sell (else
-        `_UNREAD`), which the fill that follows in the same locked transaction reuses."""
+    def _check_funds(
+        self,
+        paper: PaperAccount,
+        request: OrderRequest,
+        symbol: str,
+        close: Decimal,
+        positions: dict[str, PaperPosition],
+    ) -> None:
+        """Refuse what the account cannot pay for or deliver."""
         price = request.limit_price_usd or self._fill_price(request.side.value, float(close))
         if request.side == Side.BUY:
             cost = (request.notional_usd or request.quantity * price) + self.commission_usd
@@ -360,8 +400,8 @@ class PaperBroker(Broker):
                     permanent=True,
                     status_code=403,
                 )
-            return _UNREAD
-        position = paper.positions.filter(symbol=symbol).first()
+            return
+        position = positions.get(symbol)
         held = (position.quantity if position else Decimal(0)) - self._reserved_shares(paper, symbol)
         wanted = (
             request.quantity
@@ -375,14 +415,21 @@ class PaperBroker(Broker):
                 permanent=True,
                 status_code=403,
             )
-        return position
 
     def _try_fill(
-        self, paper: PaperAccount, order: PaperOrder, close: float, *, save: bool = True, position: object = _UNREAD
+        self,
+        paper: PaperAccount,
+        order: PaperOrder,
+        close: float,
+        positions: dict[str, PaperPosition],
+        *,
+        save: bool = True,
     ) -> None:
         """Fill ``order`` completely at the close with slippage, if its limit allows and funds suffice.
 
-        ``save`` False: the order is new and its caller saves it (one INSERT instead of two writes).
+        ``positions`` (by symbol, read once in the caller's locked transaction) is kept current;
+        the account's cash changes in memory and the caller saves it once. ``save`` False: the
+        order is new and its caller saves it (one INSERT instead of two writes).
         """
         price = self._fill_price(order.side, close)
         if order.order_type == OrderType.LIMIT and (
@@ -394,15 +441,14 @@ class PaperBroker(Broker):
             order.quantity if order.quantity is not None else (order.notional_usd / price).quantize(NANO, ROUND_DOWN)
         )
         notional = (quantity * price).quantize(CENT)
-        if position is _UNREAD:
-            position = paper.positions.filter(symbol=order.symbol).first()
+        position = positions.get(order.symbol)
         if order.side == Side.BUY:
             if notional + self.commission_usd > paper.cash_usd:
                 self._reject(order, "insufficient buying power at the fill", save=save)
                 return
             paper.cash_usd -= notional + self.commission_usd
             if position is None:
-                PaperPosition.objects.create(
+                positions[order.symbol] = PaperPosition.objects.create(
                     paper_account=paper, symbol=order.symbol, quantity=quantity, avg_entry_price_usd=price
                 )
             else:
@@ -420,9 +466,9 @@ class PaperBroker(Broker):
             position.quantity -= quantity
             if position.quantity == 0:
                 position.delete()
+                del positions[order.symbol]
             else:
                 position.save(update_fields=["quantity"])
-        paper.save(update_fields=["cash_usd", "updated_at"])
         order.state = OrderState.FILLED.value
         order.filled_quantity = quantity
         order.filled_avg_price_usd = price

@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
 from brokers.base import Broker, BrokerError, BrokerOrder, OrderRequest, OrderState, OrderType, Side, TimeInForce
 from brokers.models import Order, OrderEvent
 from brokers.states import IllegalTransition, can_move, check_fill, is_stale
+from rebalancer_site.logcontext import log_context
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +51,9 @@ def redacted(payload: object) -> object:
     return payload
 
 
-def order_event(order: Order, kind: str, *, message: str = "", payload: object = None, before: str = "") -> OrderEvent:
-    return OrderEvent.objects.create(
+def _event(order: Order, kind: str, *, message: str = "", payload: object = None, before: str = "") -> OrderEvent:
+    """The event row (not saved) for what just happened to ``order``."""
+    return OrderEvent(
         order=order,
         kind=kind,
         state_before=before or order.state,
@@ -55,6 +61,12 @@ def order_event(order: Order, kind: str, *, message: str = "", payload: object =
         message=message[:2000],
         payload=redacted(payload or {}),
     )
+
+
+def order_event(order: Order, kind: str, *, message: str = "", payload: object = None, before: str = "") -> OrderEvent:
+    event = _event(order, kind, message=message, payload=payload, before=before)
+    event.save()
+    return event
 
 
 def order_request(order: Order) -> OrderRequest:
@@ -71,20 +83,40 @@ def order_request(order: Order) -> OrderRequest:
     )
 
 
-def _move(
-    order: Order, state: OrderState, *, kind: str, message: str = "", payload: object = None, also: list[str] = ()
-) -> None:
-    """Move ``order`` to ``state`` (saving ``also`` with it) and log the event."""
+def _moved(order: Order, state: OrderState, *, kind: str, message: str = "", payload: object = None) -> OrderEvent:
+    """Move ``order`` to ``state`` in memory; the event to store with it."""
     before = order.state
     if not can_move(OrderState(before), state):
         raise IllegalTransition(f"order {order.client_order_id}: {before} -> {state} is not allowed")
     order.state = state.value
-    order.save(update_fields=["state", "updated_at", *also])
-    order_event(order, kind, message=message, payload=payload, before=before)
+    return _event(order, kind, message=message, payload=payload, before=before)
 
 
-def order_apply(order: Order, reported: BrokerOrder, *, kind: str = OrderEvent.Kind.RESPONSE) -> Order:
-    """Record what the broker reports: state forward only, fills never backward.
+def _move(
+    order: Order, state: OrderState, *, kind: str, message: str = "", payload: object = None, also: list[str] = ()
+) -> None:
+    """Move ``order`` to ``state`` (saving ``also`` with it) and store the event, together."""
+    event = _moved(order, state, kind=kind, message=message, payload=payload)
+    with transaction.atomic():
+        order.save(update_fields=["state", "updated_at", *also])
+        event.save()
+
+
+#: What an answer from the broker changes on an order.
+_ANSWER_FIELDS = [
+    "state",
+    "filled_quantity",
+    "filled_avg_price_usd",
+    "broker_order_id",
+    "broker_status",
+    "reject_reason",
+    "updated_at",
+]
+
+
+def _applied(order: Order, reported: BrokerOrder, kind: str) -> tuple[OrderEvent, bool]:
+    """Apply what the broker reports to ``order`` in memory: state forward only, fills never
+    backward. The event to store, and whether the order changed.
 
     A stale answer (an earlier state than the one stored) is logged and ignored; one that
     contradicts the record (a filled order reported canceled) is logged as an error and the
@@ -95,24 +127,17 @@ def order_apply(order: Order, reported: BrokerOrder, *, kind: str = OrderEvent.K
     payload = {**asdict(reported), "raw": None}
     if not can_move(current, new):
         if is_stale(current, new):
-            order_event(order, kind, message=f"stale answer ({new}) ignored", payload=payload)
-        else:
-            order_event(
-                order,
-                OrderEvent.Kind.ERROR,
-                message=f"broker reported {new} after {current}; kept {current}",
-                payload=payload,
-            )
-            logger.error(
-                "broker contradicts order record",
-                extra={"client_order_id": order.client_order_id, "stored": current.value, "reported": new.value},
-            )
-        return order
+            return _event(order, kind, message=f"stale answer ({new}) ignored", payload=payload), False
+        logger.error(
+            "broker contradicts order record",
+            extra={"client_order_id": order.client_order_id, "stored": current.value, "reported": new.value},
+        )
+        message = f"broker reported {new} after {current}; kept {current}"
+        return _event(order, OrderEvent.Kind.ERROR, message=message, payload=payload), False
     try:
         check_fill(order.filled_quantity, reported.filled_quantity, order.quantity)
     except IllegalTransition as error:
-        order_event(order, OrderEvent.Kind.ERROR, message=str(error), payload=payload)
-        return order
+        return _event(order, OrderEvent.Kind.ERROR, message=str(error), payload=payload), False
     before = order.state
     order.state = new.value
     order.filled_quantity = reported.filled_quantity
@@ -120,18 +145,16 @@ def order_apply(order: Order, reported: BrokerOrder, *, kind: str = OrderEvent.K
     order.broker_order_id = reported.broker_order_id or order.broker_order_id
     order.broker_status = reported.broker_status[:40]
     order.reject_reason = reported.reject_reason or order.reject_reason
-    order.save(
-        update_fields=[
-            "state",
-            "filled_quantity",
-            "filled_avg_price_usd",
-            "broker_order_id",
-            "broker_status",
-            "reject_reason",
-            "updated_at",
-        ]
-    )
-    order_event(order, kind, message=reported.broker_status, payload=payload, before=before)
+    return _event(order, kind, message=reported.broker_status, payload=payload, before=before), True
+
+
+def order_apply(order: Order, reported: BrokerOrder, *, kind: str = OrderEvent.Kind.RESPONSE) -> Order:
+    """Record what the broker reports (see `_applied`): the order and its event, together."""
+    event, changed = _applied(order, reported, kind)
+    with transaction.atomic():
+        if changed:
+            order.save(update_fields=_ANSWER_FIELDS)
+        event.save()
     return order
 
 
@@ -175,6 +198,93 @@ def order_submit(broker: Broker, order: Order, *, halted: Callable[[], str | Non
     order = order_apply(order, reported)
     logger.info("order sent", extra={"symbol": order.symbol, "side": order.side, "state": order.state})
     return order
+
+
+def orders_submit(
+    broker: Broker,
+    orders: Sequence[Order],
+    *,
+    halted: Callable[[], str | None] = lambda: None,
+    sent: Callable[[Order], None] = lambda order: None,
+) -> list[Order]:
+    """`order_submit` for each of ``orders`` (the orders as they end up, in the same order);
+    ``sent(order)`` after each one's answer is stored.
+
+    A broker that `submits_in_batches` gets the planned orders in one call: the kill switch is
+    read once right before it, all are marked submitting in one transaction (on disk before the
+    call, as one by one) and all answers are stored in one more. Orders in flight or already
+    answered go through `order_submit` one by one first, as do all orders at any other broker.
+    """
+    if broker.submits_in_batches:
+        stored = Order.objects.in_bulk([o.pk for o in orders])
+        orders = [stored[o.pk] for o in orders]
+        batch = [o for o in orders if o.state == OrderState.PLANNED and o.submit_attempts < MAX_SUBMIT_ATTEMPTS]
+    else:
+        batch = []
+    singles = [o for o in orders if o not in batch]
+    done = {}
+    for order in singles:
+        with log_context(client_order_id=order.client_order_id):
+            done[order.pk] = order_submit(broker, order, halted=halted)
+        sent(done[order.pk])
+    if batch:
+        reason = halted()
+        answered = _submit_batch(broker, batch) if not reason else [_not_sent(o, reason) for o in batch]
+        for order in answered:
+            done[order.pk] = order
+            sent(order)
+    return [done[o.pk] for o in orders]
+
+
+def _not_sent(order: Order, reason: str) -> Order:
+    _move(order, OrderState.CANCELED, kind=OrderEvent.Kind.STATE, message=f"not sent: {reason}")
+    return order
+
+
+def _submit_batch(broker: Broker, batch: list[Order]) -> list[Order]:
+    requests = [order_request(o) for o in batch]
+    events = []
+    for order, request in zip(batch, requests, strict=True):
+        order.submit_attempts += 1
+        events.append(_moved(order, OrderState.SUBMITTING, kind=OrderEvent.Kind.REQUEST, payload=asdict(request)))
+    with transaction.atomic():
+        # The same change for all (their stored state was read just now, under the run's lease).
+        Order.objects.filter(pk__in=[o.pk for o in batch]).update(
+            state=OrderState.SUBMITTING.value, submit_attempts=F("submit_attempts") + 1, updated_at=timezone.now()
+        )
+        OrderEvent.objects.bulk_create(events)
+    try:
+        answers = broker.submit_orders(requests)
+    except BrokerError as error:
+        answers = [error] * len(batch)
+    events, unknown = [], []
+    for order, answer in zip(batch, answers, strict=True):
+        if isinstance(answer, BrokerOrder):
+            events.append(_applied(order, answer, OrderEvent.Kind.RESPONSE)[0])
+        elif answer.permanent:
+            order.reject_reason = str(answer)[:2000]
+            events.append(_moved(order, OrderState.REJECTED, kind=OrderEvent.Kind.ERROR, message=str(answer)))
+        else:
+            # Unknown, or a failure whose effect cannot be ruled out: never assume it failed.
+            events.append(_moved(order, OrderState.UNKNOWN, kind=OrderEvent.Kind.ERROR, message=str(answer)))
+            unknown.append(order)
+    with transaction.atomic():
+        for order in batch:  # one UPDATE each: cheaper than bulk_update's CASE per field and row
+            order.save(update_fields=_ANSWER_FIELDS)
+        OrderEvent.objects.bulk_create(events)
+    for order in unknown:
+        order_resolve(broker, order)
+    for order in batch:
+        logger.info(
+            "order sent",
+            extra={
+                "client_order_id": order.client_order_id,
+                "symbol": order.symbol,
+                "side": order.side,
+                "state": order.state,
+            },
+        )
+    return batch
 
 
 #: Answers of `order_resolve`.

@@ -167,3 +167,36 @@ def test_positions_and_account_read_together_equal_the_separate_reads(account, c
     positions, info = together
     assert [(p.symbol, p.quantity) for p in positions] == [("SPY", Decimal(10))]
     assert info.buying_power_usd < info.cash_usd == Decimal(10_000)
+
+
+def test_a_batch_answers_each_request_as_one_by_one_and_a_refusal_stops_none_of_the_others(account):
+    spy = raw_close("SPY")
+    requests = [
+        order("b-1", "SPY", Side.SELL, "4"),
+        order("b-2", "SPY", Side.SELL, "7"),  # 6 left after b-1: refused, nothing created
+        order("b-3", "BND", Side.BUY, "3"),
+        order("b-3", "BND", Side.BUY, "3"),  # the same id twice: the second is a resend
+        order("b-4", "SPY", Side.SELL, "6"),  # the rest: the position goes
+    ]
+    with broker_for(account, options={"commission_per_trade_usd": 1}) as broker:
+        answers = broker.submit_orders(requests)
+        assert [a.state if not isinstance(a, BrokerError) else str(a) for a in answers] == [
+            OrderState.FILLED,
+            "insufficient qty available for order (requested: 7, available: 6)",
+            OrderState.FILLED,
+            "client order id must be unique",
+            OrderState.FILLED,
+        ]
+        assert answers[1].permanent and answers[3].unknown and not answers[3].permanent
+        assert {p.symbol: p.quantity for p in broker.positions()} == {"BND": Decimal(3)}
+        spy, bnd = (price.quantize(Decimal("0.000001")) for price in (spy, raw_close("BND")))
+        notional = [
+            (quantity * price).quantize(Decimal("0.0001")) for quantity, price in ((4, spy), (6, spy), (3, bnd))
+        ]
+        # Three fills, one commission each.
+        assert broker.account().cash_usd == Decimal(10_000) + notional[0] + notional[1] - notional[2] - 3
+    assert sorted(PaperOrder.objects.values_list("client_order_id", flat=True)) == ["b-1", "b-3", "b-4"]
+    # The same ids sent again are all refused as known, and nothing changes.
+    with broker_for(account) as broker:
+        again = broker.submit_orders([order("b-1", "SPY", Side.SELL, "1"), order("b-3", "BND", Side.BUY, "1")])
+    assert all(isinstance(a, BrokerError) and a.unknown for a in again) and PaperOrder.objects.count() == 3

@@ -10,6 +10,7 @@ import pytest
 
 from brokers.base import OrderState
 from brokers.models import Order
+from brokers.services import orders
 from brokers.services.accounts import broker_account_create
 from brokers.services.orders import order_request
 from portfolios.models import RebalanceRun
@@ -161,7 +162,7 @@ def test_a_request_lost_before_processing_is_resent_once(portfolio, server):
 def test_a_duplicate_client_order_id_finds_the_order_already_there(portfolio, server, monkeypatch):
     run = planned_run(portfolio)
     # A first attempt sent the sell, then died before recording anything.
-    original = flow.order_submit
+    original = orders.order_submit
     sent = []
 
     def send_then_die(broker, order, **kwargs):
@@ -171,10 +172,10 @@ def test_a_duplicate_client_order_id_finds_the_order_already_there(portfolio, se
             raise RuntimeError("process killed")
         return original(broker, order, **kwargs)
 
-    monkeypatch.setattr(flow, "order_submit", send_then_die)
+    monkeypatch.setattr(orders, "order_submit", send_then_die)
     with pytest.raises(RuntimeError):
         execute_run(run=run, submit=True)
-    monkeypatch.setattr(flow, "order_submit", original)
+    monkeypatch.setattr(orders, "order_submit", original)
     # The row says planned (the mark never reached the database): resending gets 422, then a lookup.
     execute_run(run=run, submit=True)
     executed_as_planned(run, server)

@@ -287,11 +287,11 @@ class LosesAnswers(PaperBroker):
 
     lose = True
 
-    def submit_order(self, request):
-        answer = super().submit_order(request)
+    def submit_orders(self, requests):
+        answers = super().submit_orders(requests)
         if LosesAnswers.lose:
             raise Crash("process killed after the broker accepted")
-        return answer
+        return answers
 
 
 def test_the_kill_switch_mid_run_cancels_what_was_not_sent(portfolio, monkeypatch):

@@ -31,12 +31,11 @@ from brokers.base import Broker, BrokerError, OrderState, OrderType
 from brokers.models import Order
 from brokers.services.accounts import broker_for
 from brokers.services.controls import trading_halt_reason
-from brokers.services.orders import order_cancel, order_submit, orders_wait
+from brokers.services.orders import order_cancel, order_submit, orders_submit, orders_wait
 from portfolios import events
 from portfolios.models import PlannedTrade, RebalanceRun
 from portfolios.services.sync import SyncError, sync_from_broker
 from rebalancer_site import metrics
-from rebalancer_site.logcontext import log_context
 
 from .checks import Check, CheckFailed, check_broker, check_gates, planned_trades
 from .lease import ExecutionBusy, lease_claim, lease_release, new_owner
@@ -178,10 +177,12 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
             return ExecutionResult(
                 run=run, submitted=True, orders=list(run.orders.all()), waiting=True, message=str(retry)
             )
-        for order in orders:
-            with log_context(client_order_id=order.client_order_id):
-                order_submit(broker, order, halted=lambda: trading_halt_reason(user_id=run.portfolio.owner_id))
-            checkpoint(run, f"sent {order.client_order_id}")
+        orders = orders_submit(
+            broker,
+            orders,
+            halted=lambda: trading_halt_reason(user_id=run.portfolio.owner_id),
+            sent=lambda order: checkpoint(run, f"sent {order.client_order_id}"),
+        )
         if run.execution_step != sent_step and orders:  # a side without orders goes straight to done
             _store(run, sent_step)
             checkpoint(run, sent_step)

@@ -1,0 +1,110 @@
+"""Sending a side's orders: together to a broker that takes batches, one by one to any other, with
+the same records either way (a request and an answer event per order, each state stored)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from brokers.adapters.paper import PaperBroker
+from brokers.base import Broker, BrokerError, OrderState
+from brokers.models import Order, PaperOrder
+from brokers.services.accounts import broker_for
+from brokers.services.controls import kill_switch_set, trading_halt_reason
+from brokers.services.orders import order_request, orders_submit
+from portfolios.tests.execution_factories import clock, paper_portfolio, planned_run, prices  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def run(prices, clock):  # noqa: F811
+    return planned_run(paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}))
+
+
+def rows(run, *specs: tuple[str, str, str]) -> list[Order]:
+    return [
+        Order.objects.create(
+            account=run.portfolio.broker_account,
+            run=run,
+            client_order_id=f"os-{number}",
+            symbol=symbol,
+            side=side,
+            quantity=Decimal(quantity),
+            estimated_price_usd=Decimal(100),
+        )
+        for number, (symbol, side, quantity) in enumerate(specs, start=1)
+    ]
+
+
+def history(order: Order) -> list[tuple[str, str]]:
+    return list(order.events.values_list("kind", "state_after"))
+
+
+def test_a_batch_is_marked_sent_then_answered_order_by_order(run):
+    orders = rows(run, ("SPY", "sell", "1"), ("SPY", "sell", "100000"), ("BND", "sell", "2"))
+    seen = []
+    with broker_for(run.portfolio.broker_account) as broker:
+        assert broker.submits_in_batches
+        done = orders_submit(broker, orders, sent=lambda order: seen.append((order.client_order_id, order.state)))
+    assert (
+        [(o.client_order_id, o.state) for o in done]
+        == seen
+        == [
+            ("os-1", "filled"),
+            ("os-2", "rejected"),
+            ("os-3", "filled"),
+        ]
+    )
+    stored = {o.client_order_id: o for o in Order.objects.filter(run=run)}
+    assert stored["os-1"].filled_quantity == Decimal(1) and stored["os-1"].submit_attempts == 1
+    assert stored["os-2"].reject_reason.startswith("insufficient qty available for order")
+    assert history(stored["os-1"]) == [("request", "submitting"), ("response", "filled")]
+    assert history(stored["os-2"]) == [("request", "submitting"), ("error", "rejected")]
+    assert sorted(PaperOrder.objects.values_list("client_order_id", flat=True)) == ["os-1", "os-3"]
+
+
+def test_the_kill_switch_read_before_the_batch_sends_none_of_it(run):
+    kill_switch_set(user=run.portfolio.owner, active=True, reason="incident")
+    orders = rows(run, ("SPY", "sell", "1"), ("BND", "sell", "1"))  # written after it went on
+    with broker_for(run.portfolio.broker_account) as broker:
+        done = orders_submit(broker, orders, halted=lambda: trading_halt_reason(user_id=run.portfolio.owner_id))
+    assert [o.state for o in done] == ["canceled", "canceled"] and PaperOrder.objects.count() == 0
+    assert done[0].events.get().message == "not sent: kill switch on for this user: incident"
+
+
+def test_an_order_in_flight_is_looked_up_not_resent_while_the_planned_ones_go_together(run):
+    in_flight, planned = rows(run, ("SPY", "sell", "1"), ("BND", "sell", "1"))
+    with broker_for(run.portfolio.broker_account) as broker:
+        broker.submit_order(order_request(in_flight))  # the broker took it; the answer was lost
+    Order.objects.filter(pk=in_flight.pk).update(state=OrderState.SUBMITTING.value, submit_attempts=1)
+    with broker_for(run.portfolio.broker_account) as broker:
+        done = orders_submit(broker, [in_flight, planned])
+    assert [o.state for o in done] == ["filled", "filled"] and PaperOrder.objects.count() == 2
+    assert history(done[0]) == [("lookup", "filled")] and done[0].submit_attempts == 1
+
+
+class LosesTheBatch(PaperBroker):
+    """A batch whose outcome is unknown (the call failed; nothing reached the account)."""
+
+    def submit_orders(self, requests):
+        raise BrokerError("connection reset", unknown=True)
+
+
+def test_a_batch_with_an_unknown_outcome_is_looked_up_and_never_assumed_failed(run, settings):
+    settings.BROKER_ADAPTERS = {**settings.BROKER_ADAPTERS, "paper": "brokers.tests.test_orders_submit.LosesTheBatch"}
+    orders = rows(run, ("SPY", "sell", "1"), ("BND", "sell", "1"))
+    with broker_for(run.portfolio.broker_account) as broker:
+        done = orders_submit(broker, orders)
+    # The lookup finds nothing: each stays unknown, to be sent again under its own id.
+    assert [o.state for o in done] == ["unknown", "unknown"] and PaperOrder.objects.count() == 0
+    assert history(done[0]) == [("request", "submitting"), ("error", "unknown"), ("lookup", "unknown")]
+
+
+def test_the_default_batch_is_the_single_submit_for_each_request(run):
+    first, second = rows(run, ("SPY", "sell", "1"), ("SPY", "sell", "100000"))
+    with broker_for(run.portfolio.broker_account) as broker:
+        answers = Broker.submit_orders(broker, [order_request(first), order_request(second)])
+    assert answers[0].state == OrderState.FILLED and answers[0].client_order_id == "os-1"
+    assert isinstance(answers[1], BrokerError) and answers[1].permanent
