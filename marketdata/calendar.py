@@ -5,11 +5,13 @@ Trading dates are plain `datetime.date`s in the exchange's time zone.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 
 import exchange_calendars as xcals
 import pandas as pd
+
+from marketdata.recent import Memo
 
 EXCHANGE = "XNYS"
 # Early enough for every history this project imports (PyPortfolioOpt's file starts 1989).
@@ -104,12 +106,20 @@ def market_clock(now: datetime) -> tuple[bool, datetime, datetime]:
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
+    # Sessions open and close on whole minutes, so the answer is the same all minute long
+    # (execution asks for every order; the calendar's lookups cost about a millisecond).
+    minute = now.astimezone(UTC).replace(second=0, microsecond=0)
+    return _CLOCKS.get_or_compute(minute, lambda: _market_clock_at(minute))
+
+
+_CLOCKS = Memo(max_entries=64)
+
+
+def _market_clock_at(minute: datetime) -> tuple[bool, datetime, datetime]:
     cal = nyse()
-    stamp = pd.Timestamp(now).tz_convert("UTC")
-    is_open = bool(cal.is_open_on_minute(stamp.floor("min"))) and stamp < _session_close_at(stamp)
-    next_open = cal.next_open(stamp).to_pydatetime()
-    next_close = cal.next_close(stamp).to_pydatetime()
-    return is_open, next_open, next_close
+    stamp = pd.Timestamp(minute)
+    is_open = bool(cal.is_open_on_minute(stamp)) and stamp < _session_close_at(stamp)
+    return is_open, cal.next_open(stamp).to_pydatetime(), cal.next_close(stamp).to_pydatetime()
 
 
 def _session_close_at(stamp: pd.Timestamp) -> pd.Timestamp:

@@ -28,6 +28,7 @@ from datetime import date, datetime
 from decimal import ROUND_DOWN, Decimal
 
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from brokers.base import (
@@ -286,11 +287,17 @@ class PaperBroker(Broker):
 
     def _settled(self) -> PaperAccount:
         """The locked paper account after filling due queued orders and expiring stale day orders."""
-        paper = PaperAccount.objects.select_for_update().filter(account_id=self.config.account_id).first()
+        paper = (
+            PaperAccount.objects.select_for_update(of=("self",))
+            .filter(account_id=self.config.account_id)
+            .annotate(has_open=Exists(PaperOrder.objects.filter(paper_account=OuterRef("pk"), state__in=OPEN_STATES)))
+            .first()
+        )
         if paper is None:
             self._missing()
         self._session_mode = paper.session_mode
-        open_orders = list(paper.orders.filter(state__in=OPEN_STATES).order_by("id"))
+        # Most settles find nothing open: the orders are read only when there are some.
+        open_orders = list(paper.orders.filter(state__in=OPEN_STATES).order_by("id")) if paper.has_open else []
         self._has_open = bool(open_orders)
         if not open_orders:
             return paper

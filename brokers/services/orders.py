@@ -206,6 +206,7 @@ def orders_submit(
     *,
     halted: Callable[[], str | None] = lambda: None,
     sent: Callable[[Order], None] = lambda order: None,
+    fresh: bool = False,
 ) -> list[Order]:
     """`order_submit` for each of ``orders`` (the orders as they end up, in the same order);
     ``sent(order)`` after each one's answer is stored.
@@ -214,10 +215,13 @@ def orders_submit(
     read once right before it, all are marked submitting in one transaction (on disk before the
     call, as one by one) and all answers are stored in one more. Orders in flight or already
     answered go through `order_submit` one by one first, as do all orders at any other broker.
+    ``fresh``: the caller read or wrote ``orders`` just now and nothing else writes them (the
+    run's lease), so their stored state is not read again.
     """
     if broker.submits_in_batches:
-        stored = Order.objects.in_bulk([o.pk for o in orders])
-        orders = [stored[o.pk] for o in orders]
+        if not fresh:
+            stored = Order.objects.in_bulk([o.pk for o in orders])
+            orders = [stored[o.pk] for o in orders]
         batch = [o for o in orders if o.state == OrderState.PLANNED and o.submit_attempts < MAX_SUBMIT_ATTEMPTS]
     else:
         batch = []

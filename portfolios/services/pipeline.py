@@ -194,7 +194,7 @@ def portfolio_day(*, portfolio_id: int, trading_date: date, execute: bool = True
 def _portfolio_day(portfolio: Portfolio, trading_date: date, *, execute: bool) -> str:
     run = RebalanceRun.objects.filter(portfolio=portfolio, trading_date=trading_date).first()
     if run is None or run.status == Status.FAILED:
-        run = _plan(portfolio, trading_date)
+        run = _plan(portfolio, trading_date, stored=run)
         if run is None:
             return FAILED
         _drift_alert(portfolio, run)
@@ -210,7 +210,7 @@ def _portfolio_day(portfolio: Portfolio, trading_date: date, *, execute: bool) -
         return _execute(portfolio, run) if execute else PLANNED
 
 
-def _plan(portfolio: Portfolio, trading_date: date) -> RebalanceRun | None:
+def _plan(portfolio: Portfolio, trading_date: date, *, stored: RebalanceRun | None) -> RebalanceRun | None:
     """Sync, then plan and store the day's run; None when it failed (the failure is stored and sent)."""
     events.emit(events.rebalancing_started, portfolio=portfolio, trading_date=trading_date)
     started = time.perf_counter()
@@ -218,7 +218,7 @@ def _plan(portfolio: Portfolio, trading_date: date) -> RebalanceRun | None:
         if portfolio.broker_account_id is not None:
             sync_from_broker(portfolio=portfolio)
             metrics.observe_step("sync", time.perf_counter() - started)
-        planned = rebalance_run_create(portfolio=portfolio, as_of=trading_date, stored_run_checked=True)
+        planned = rebalance_run_create(portfolio=portfolio, as_of=trading_date, stored_run=stored)
     except (RebalanceError, SyncError) as error:
         run = RebalanceRun.objects.filter(portfolio=portfolio, trading_date=trading_date).first()
         if run is None:  # the sync failed before planning: record it as the day's failed run

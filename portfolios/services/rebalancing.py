@@ -43,6 +43,7 @@ from portfolios.selectors import last_rebalance_date
 from portfolios.services.report_data import run_risk_build
 
 logger = logging.getLogger(__name__)
+UNREAD = object()  # `rebalance_run_create`'s "the caller did not read the stored run"
 
 
 class RebalanceError(Exception):
@@ -221,18 +222,20 @@ def rebalance_run_create(
     strategy: str | None = None,
     manual: bool = False,
     cash_flow_usd: Decimal = Decimal(0),
-    stored_run_checked: bool = False,
+    stored_run: RebalanceRun | object | None = UNREAD,
 ) -> PlannedRun:
     """Plan and store the portfolio's run for ``as_of``, or return the run already stored for it.
 
     A failure (missing price, infeasible targets, bad setting) is stored as a failed run with
     its message, then raised as `RebalanceError`; a later call plans that date afresh.
-    ``stored_run_checked``: the caller has just found no run (or a failed one) for the date, so
-    it is not looked up again (one stored anyway meanwhile wins at the insert, as below).
+    ``stored_run``: the portfolio's run for the date as the caller has just read it (None: there
+    is none), so it is not looked up again (one stored anyway meanwhile wins at the insert, as below).
     """
     as_of = _trading_date(as_of)
     existing = (
-        None if stored_run_checked else RebalanceRun.objects.filter(portfolio=portfolio, trading_date=as_of).first()
+        RebalanceRun.objects.filter(portfolio=portfolio, trading_date=as_of).first()
+        if stored_run is UNREAD
+        else stored_run
     )
     if existing is not None and existing.status != RebalanceRun.Status.FAILED:
         return PlannedRun(
@@ -250,9 +253,10 @@ def rebalance_run_create(
     started = time.perf_counter()
     try:
         with transaction.atomic():
-            RebalanceRun.objects.filter(
-                portfolio=portfolio, trading_date=as_of, status=RebalanceRun.Status.FAILED
-            ).delete()
+            if existing is not None:  # a failed run: this plan replaces it
+                RebalanceRun.objects.filter(
+                    portfolio=portfolio, trading_date=as_of, status=RebalanceRun.Status.FAILED
+                ).delete()
             planned.run.timings["store"] = 0.0
             planned.run.save()
             PlannedTrade.objects.bulk_create(planned.trades)

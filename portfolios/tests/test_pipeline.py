@@ -137,6 +137,22 @@ def test_a_missing_price_fails_the_portfolio_closed_and_names_the_symbol(prices,
     assert "BND" in mail.outbox[-1].body and mail.outbox[-1].to == ["alice@example.com"]
 
 
+def test_a_failed_day_is_planned_afresh_once_the_price_is_there(prices, clock):  # noqa: F811
+    clock.now = AFTER_CLOSE
+    portfolio = paper_portfolio(
+        holdings_usd={"SPY": 8000, "BND": 2000}, session_mode=PaperAccount.SessionMode.ALWAYS_OPEN
+    )
+    bar = PriceBar.objects.get(instrument__symbol="BND", date=AS_OF)
+    bar.delete()
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.FAILED
+    failed = RebalanceRun.objects.get(portfolio=portfolio)
+    bar.pk = None
+    bar.save()
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.EXECUTED
+    run = RebalanceRun.objects.get(portfolio=portfolio)  # the failed run replaced, not kept beside it
+    assert run.pk != failed.pk and run.status == Status.EXECUTED and PaperOrder.objects.count() == 2
+
+
 def test_a_provider_down_for_the_whole_fetch_fails_every_portfolio_closed(prices, clock, settings):  # noqa: F811
     clock.now = datetime(2025, 7, 1, 16, 30, tzinfo=NEW_YORK)  # 07-01 was never loaded
     settings.PRICE_PROVIDERS = ["csv"]

@@ -38,7 +38,7 @@ from portfolios.services.sync import SyncError, sync_from_broker
 from rebalancer_site import metrics
 
 from .checks import Check, CheckFailed, check_broker, check_gates, planned_trades
-from .lease import ExecutionBusy, lease_claim, lease_release, new_owner
+from .lease import ExecutionBusy, lease_claim, lease_release, lease_store, new_owner
 from .sizing import BuyLine, buys_resize
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def execute_run(*, run: RebalanceRun, submit: bool = False, approved: bool = Fal
                 return _stop_before_orders(run, Check("broker", False, str(error)))
             return ExecutionResult(run=run, submitted=True, waiting=True, message=f"broker unavailable: {error}")
         with broker:
-            return _execute(run, broker, checks, approved=approved, owner=owner)
+            return _execute(run, broker, checks, approved=approved)
     finally:
         lease_release(run, owner)
 
@@ -147,7 +147,7 @@ def _dry_run(run: RebalanceRun, *, approved: bool) -> ExecutionResult:
     )
 
 
-def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved: bool, owner: str) -> ExecutionResult:
+def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved: bool) -> ExecutionResult:
     if run.execution_step == "":
         try:
             checks = checks + check_broker(run, broker, now=timezone.now())
@@ -167,10 +167,12 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
         if halt:
             return ExecutionResult(run=run, submitted=True, orders=list(run.orders.all()), message=halt)
         _store(run, run.execution_step, status=Status.EXECUTING, error="")
+    trades = planned_trades(run)
     for side, sent_step, done_step in ((SELL, "sells_sent", "sells_done"), (BUY, "buys_sent", "buys_done")):
         if _step_index(run.execution_step) >= _step_index(done_step):
             continue
-        lease_claim(run, owner)
+        if not any(t.side == side for t in trades):
+            continue  # nothing planned on this side: no orders (they are written from the plan only)
         try:
             orders = _orders_for(run, broker, side)
         except _Retry as retry:
@@ -182,6 +184,7 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
             orders,
             halted=lambda: trading_halt_reason(user_id=run.portfolio.owner_id),
             sent=lambda order: checkpoint(run, f"sent {order.client_order_id}"),
+            fresh=True,  # just read or written, under the lease
         )
         if run.execution_step != sent_step and orders:  # a side without orders goes straight to done
             _store(run, sent_step)
@@ -212,18 +215,15 @@ def _step_index(step: str) -> int:
 def _store(
     run: RebalanceRun, step: str, *, status: str | None = None, error: str | None = None, execution: dict | None = None
 ) -> None:
-    fields = ["execution_step", "updated_at"]
-    run.execution_step = step
+    """Store ``step`` (and what else is given) and renew the lease, as the lease's holder only."""
+    fields: dict[str, object] = {"execution_step": step}
     if status is not None:
-        run.status = status
-        fields.append("status")
+        fields["status"] = status
     if error is not None:
-        run.error = error
-        fields.append("error")
+        fields["error"] = error
     if execution is not None:
-        run.execution = {**run.execution, **execution}
-        fields.append("execution")
-    run.save(update_fields=fields)
+        fields["execution"] = {**run.execution, **execution}
+    lease_store(run, **fields)
 
 
 def _orders_for(run: RebalanceRun, broker: Broker, side: str) -> list[Order]:

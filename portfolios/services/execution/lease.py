@@ -2,9 +2,10 @@
 
 Two processes (two clusters, a schedule and a manual request) may try to execute the same run;
 the database lets exactly one UPDATE match, on SQLite and PostgreSQL alike. The lease is renewed
-at every step; when an executor dies its lease runs out and another may resume the run. The
-owner names its host and process, so an executor on the same host takes over at once from a
-process that no longer exists (a worker killed and restarted) instead of waiting for the lease.
+with every step stored (`lease_store`: only the lease's holder stores a step); when an executor
+dies its lease runs out and another may resume the run. The owner names its host and process,
+so an executor on the same host takes over at once from a process that no longer exists (a
+worker killed and restarted) instead of waiting for the lease.
 """
 
 from __future__ import annotations
@@ -68,6 +69,23 @@ def lease_claim(run: RebalanceRun, owner: str) -> None:
             f"run {run.pk} is being executed by another process (lease until {held_until:%Y-%m-%d %H:%M:%S %Z})"
         )
     run.lease_owner, run.lease_until = owner, until
+
+
+def lease_store(run: RebalanceRun, **fields: object) -> None:
+    """Write ``fields`` on ``run`` and renew its lease in one UPDATE, only while the lease is still
+    ``run``'s (claimed by `lease_claim`); `ExecutionBusy` when it has been lost meanwhile."""
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.EXECUTION_LEASE_SECONDS)
+    stored = (
+        RebalanceRun.objects.filter(pk=run.pk, lease_owner=run.lease_owner)
+        .exclude(lease_owner="")
+        .update(lease_until=until, updated_at=now, **fields)
+    )
+    if not stored:
+        raise ExecutionBusy(f"run {run.pk}: the execution lease was lost to another process; nothing stored")
+    run.lease_until, run.updated_at = until, now
+    for name, value in fields.items():
+        setattr(run, name, value)
 
 
 def lease_release(run: RebalanceRun, owner: str) -> None:
