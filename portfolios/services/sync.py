@@ -49,21 +49,24 @@ def sync_from_broker(
     quantum = Decimal(1).scaleb(-QUANTITY_PLACES)
     after = {p.symbol.upper(): p.quantity.quantize(quantum) for p in positions if p.quantity > 0}
     with transaction.atomic():
-        locked = Portfolio.objects.select_for_update().get(pk=portfolio.pk)
-        rows = {h.instrument.symbol: h for h in locked.holdings.select_related("instrument")}
-        before = {symbol: h.quantity for symbol, h in rows.items()}
+        locked = Portfolio.objects.select_for_update().only("pk", "cash_usd").get(pk=portfolio.pk)
+        ids = {}  # holding id by symbol
+        before = {}
+        for pk, symbol, quantity in Holding.objects.filter(portfolio_id=portfolio.pk).values_list(
+            "pk", "instrument__symbol", "quantity"
+        ):
+            ids[symbol], before[symbol] = pk, quantity
         # Only what changed is written: most days a synced portfolio already holds what its broker does.
-        gone = [h.pk for symbol, h in rows.items() if symbol not in after]
+        gone = [pk for symbol, pk in ids.items() if symbol not in after]
         if gone:
             Holding.objects.filter(pk__in=gone).delete()
-        changed = [rows[s] for s, q in after.items() if s in rows and rows[s].quantity != q]
         now = timezone.now()
-        for holding in changed:
-            holding.quantity = after[holding.instrument.symbol]
-            holding.updated_at = now
+        changed = [
+            Holding(pk=ids[s], quantity=q, updated_at=now) for s, q in after.items() if s in ids and before[s] != q
+        ]
         if changed:
             Holding.objects.bulk_update(changed, ["quantity", "updated_at"])
-        new = [s for s in after if s not in rows]
+        new = [s for s in after if s not in ids]
         if new:
             known = {i.symbol: i for i in Instrument.objects.filter(symbol__in=new)}
             for symbol in new:
