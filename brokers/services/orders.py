@@ -5,6 +5,10 @@ transaction: a "submitting" mark must be on disk before the broker is called, so
 right after the call is resolved by a lookup instead of a second order). Each broker request,
 answer and state change is an `OrderEvent`.
 
+A broker whose batches are over when the call returns (the paper broker: one database
+transaction) gets a side's orders in one call (`orders_submit`): the "submitting" marks of all of
+them are stored together before the call and their answers together after it.
+
 Exactly once: an order is sent under its own deterministic client order id; an ``unknown``
 outcome is resolved with `Broker.get_order`; only when the broker says it has no such order is
 the same request sent again, under the same id (brokers refuse a second order with an id they

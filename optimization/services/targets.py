@@ -223,6 +223,7 @@ def build_settings(
 # Reads the daily run repeats for every portfolio of a universe (see `marketdata.recent`).
 _recent_windows = RecentReads(max_entries=512)
 _recent_assets = RecentReads(max_entries=512)
+_recent_results = RecentReads(max_entries=2048)  # by input hash
 
 
 def asset_info(symbols: Sequence[str]) -> dict[str, AssetInfo]:
@@ -512,9 +513,15 @@ def targets_compute_with_window(*, portfolio, as_of: date | None = None) -> Targ
     """`targets_compute`, also answering the price window and settings it used (the planner
     reuses them for the run's risk figures instead of reading the prices again)."""
     settings, prices, assets = _portfolio_inputs(portfolio, as_of)
-    # The report's fields (tens of KB of JSON) are not what a plan needs: left in the database.
-    reused = OptimizationResult.objects.defer("analysis", "metrics", "settings")
-    row = reused.filter(input_hash=input_hash(prices, assets, settings)).first()
+    key = input_hash(prices, assets, settings)
+    # Thousands of portfolios share a few hundred inputs; a stored result never changes (its
+    # weights, read once, go with it). The report's fields (tens of KB of JSON) are not what a
+    # plan needs: left in the database.
+    row = _recent_results.get_or_read(
+        key,
+        lambda: OptimizationResult.objects.defer("analysis", "metrics", "settings").filter(input_hash=key).first(),
+        keep=lambda found: found is not None,
+    )
     if row is not None:
         return TargetsComputed(_allocate(portfolio, row, reused=True), prices, settings)
     _, allocation = _optimize_and_store(portfolio, prices, assets, settings)

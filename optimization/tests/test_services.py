@@ -19,6 +19,7 @@ from optimization.services import (
     targets_compute_many,
     weights_to_decimal,
 )
+from optimization.services.targets import targets_compute_with_window
 from portfolios.models import Portfolio
 
 pytestmark = pytest.mark.django_db
@@ -115,6 +116,22 @@ def test_identical_inputs_share_one_result(prices, owner) -> None:
     assert (first.reused, second.reused, third.reused) == (False, True, False)
     assert OptimizationResult.objects.count() == 2
     assert TargetWeight.objects.count() == 2 * len(SYMBOLS)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_shared_result_is_read_once_with_its_weights(prices, owner) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first = targets_compute_with_window(portfolio=make_portfolio(owner, "One", age=40), as_of=AS_OF)
+    second = targets_compute(portfolio=make_portfolio(owner, "Two", age=40), as_of=AS_OF)  # reads the result
+    assert second.result.weights() == first.allocation.result.weights()  # and its weights, once
+    with CaptureQueriesContext(connection) as queries:
+        third = targets_compute(portfolio=make_portfolio(owner, "Three", age=40), as_of=AS_OF)
+        assert third.result.weights() == first.allocation.result.weights()
+    read = [q["sql"] for q in queries if "optimization_optimizationresult" in q["sql"] or "targetweight" in q["sql"]]
+    assert third.reused and read == []
+    assert TargetAllocation.objects.filter(result_id=first.allocation.result_id).count() == 3
 
 
 def test_recomputing_the_same_day_replaces_the_allocation_not_duplicates_it(prices, owner) -> None:
