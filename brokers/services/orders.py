@@ -256,10 +256,12 @@ def _submit_batch(broker: Broker, batch: list[Order]) -> list[Order]:
         order.submit_attempts += 1
         events.append(_moved(order, OrderState.SUBMITTING, kind=OrderEvent.Kind.REQUEST, payload=asdict(request)))
     with transaction.atomic():
-        # The same change for all (their stored state was read just now, under the run's lease).
-        Order.objects.filter(pk__in=[o.pk for o in batch]).update(
+        # The same change for all, from the state they were read in (under the run's lease).
+        marked = Order.objects.filter(pk__in=[o.pk for o in batch], state=OrderState.PLANNED.value).update(
             state=OrderState.SUBMITTING.value, submit_attempts=F("submit_attempts") + 1, updated_at=timezone.now()
         )
+        if marked != len(batch):
+            raise IllegalTransition(f"{len(batch) - marked} of the orders changed before they were sent; none sent")
         OrderEvent.objects.bulk_create(events)
     try:
         answers = broker.submit_orders(requests)

@@ -9,10 +9,11 @@ import pytest
 
 from brokers.adapters.paper import PaperBroker
 from brokers.base import Broker, BrokerError, OrderState
-from brokers.models import Order, PaperOrder
+from brokers.models import Order, OrderEvent, PaperOrder
 from brokers.services.accounts import broker_for
 from brokers.services.controls import kill_switch_set, trading_halt_reason
 from brokers.services.orders import order_request, orders_submit
+from brokers.states import IllegalTransition
 from portfolios.tests.execution_factories import clock, paper_portfolio, planned_run, prices  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -108,3 +109,12 @@ def test_the_default_batch_is_the_single_submit_for_each_request(run):
         answers = Broker.submit_orders(broker, [order_request(first), order_request(second)])
     assert answers[0].state == OrderState.FILLED and answers[0].client_order_id == "os-1"
     assert isinstance(answers[1], BrokerError) and answers[1].permanent
+
+
+def test_orders_changed_behind_a_stale_copy_stop_the_batch_before_anything_is_sent(run):
+    first, second = rows(run, ("SPY", "sell", "1"), ("BND", "sell", "1"))
+    Order.objects.filter(pk=second.pk).update(state=OrderState.CANCELED.value)  # say, the kill switch
+    with broker_for(run.portfolio.broker_account) as broker, pytest.raises(IllegalTransition, match="1 of the orders"):
+        orders_submit(broker, [first, second], fresh=True)  # the caller's copies say planned
+    assert PaperOrder.objects.count() == 0 and OrderEvent.objects.count() == 0
+    assert Order.objects.get(pk=first.pk).state == "planned"
