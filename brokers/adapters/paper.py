@@ -83,6 +83,8 @@ class PaperBroker(Broker):
         self._instruments: dict[str, Instrument | None] = {}
         # Whether the account had open orders when last settled (none: nothing is reserved).
         self._has_open = True
+        # Orders of the batch being submitted, not inserted yet.
+        self._pending: list[PaperOrder] = []
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -194,6 +196,7 @@ class PaperBroker(Broker):
     def submit_orders(self, requests: Sequence[OrderRequest]) -> list[BrokerOrder | BrokerError]:
         """Every request in one transaction holding the account's lock, each answered on its own
         as `submit_order` would: a refused request creates nothing and stops none of the others."""
+        self._pending = []
         try:
             with transaction.atomic():
                 paper = self._settled()
@@ -201,23 +204,28 @@ class PaperBroker(Broker):
                 taken = set(paper.orders.filter(client_order_id__in=ids).values_list("client_order_id", flat=True))
                 positions = {p.symbol: p for p in paper.positions.all()}
                 cash_before = paper.cash_usd
-                answers: list[BrokerOrder | BrokerError] = []
+                answers: list[PaperOrder | BrokerError] = []
                 for request in requests:
                     try:
                         answers.append(self._submit(paper, request, taken, positions))
                     except BrokerError as error:
                         answers.append(error)
+                self._insert_pending()
                 if paper.cash_usd != cash_before:
                     paper.save(update_fields=["cash_usd", "updated_at"])
-                return answers
+                return [a if isinstance(a, BrokerError) else _as_broker_order(a) for a in answers]
         except IntegrityError as error:
             # Nothing of the batch was applied; the caller looks each order up before any resend.
             refused = BrokerError(f"the paper account refused the orders: {error}", unknown=True, status_code=422)
             return [refused for _ in requests]
+        finally:
+            self._pending = []  # never carried into a later call (a failed batch inserted nothing)
 
     def _submit(
         self, paper: PaperAccount, request: OrderRequest, taken: set[str], positions: dict[str, PaperPosition]
-    ) -> BrokerOrder:
+    ) -> PaperOrder:
+        """One request of a batch: the new order, inserted with the others at the batch's end
+        (or before an open order must be counted; see `_insert_pending`)."""
         if request.client_order_id in taken:
             # Like Alpaca: refuse, and let the caller look the order up (the first one stands).
             raise BrokerError("client order id must be unique", unknown=True, status_code=422)
@@ -256,10 +264,16 @@ class PaperBroker(Broker):
         )
         if is_open:
             self._try_fill(paper, order, closes[symbol][1], positions, save=False)
-        order.save()
+        self._pending.append(order)
         taken.add(order.client_order_id)
         self._has_open = self._has_open or order.state in OPEN_STATES
-        return _as_broker_order(order)
+        return order
+
+    def _insert_pending(self) -> None:
+        """Insert the batch's new orders so far (one INSERT; their timestamps are set by it)."""
+        if self._pending:
+            PaperOrder.objects.bulk_create(self._pending)
+            self._pending = []
 
     def cancel_order(self, client_order_id: str) -> None:
         with transaction.atomic():
@@ -373,6 +387,7 @@ class PaperBroker(Broker):
         reserved = Decimal(0)
         if not self._has_open:
             return reserved
+        self._insert_pending()  # an open order of this batch counts too
         opens = paper.orders.filter(state__in=OPEN_STATES, side=Side.BUY.value).exclude(pk=exclude)
         closes = self._closes(list({o.symbol for o in opens}))
         for order in opens:
@@ -384,6 +399,7 @@ class PaperBroker(Broker):
     def _reserved_shares(self, paper: PaperAccount, symbol: str) -> Decimal:
         if not self._has_open:
             return Decimal(0)
+        self._insert_pending()
         opens = paper.orders.filter(state__in=OPEN_STATES, side=Side.SELL.value, symbol=symbol)
         return sum(((o.quantity or Decimal(0)) - o.filled_quantity for o in opens), Decimal(0))
 

@@ -200,3 +200,17 @@ def test_a_batch_answers_each_request_as_one_by_one_and_a_refusal_stops_none_of_
     with broker_for(account) as broker:
         again = broker.submit_orders([order("b-1", "SPY", Side.SELL, "1"), order("b-3", "BND", Side.BUY, "1")])
     assert all(isinstance(a, BrokerError) and a.unknown for a in again) and PaperOrder.objects.count() == 3
+
+
+def test_in_a_batch_an_order_left_open_holds_its_cash_back_from_the_next(account, clock):  # noqa: F811
+    clock.now = MARKET_CLOSED_NOW  # both wait for the next session
+    spy, bnd = raw_close("SPY"), raw_close("BND")
+    first = int(Decimal(6000) / spy) + 1  # over half of the 10,000 cash each
+    second = int(Decimal(6000) / bnd) + 1
+    with broker_for(account) as broker:
+        answers = broker.submit_orders(
+            [order("q-1", "SPY", Side.BUY, str(first)), order("q-2", "BND", Side.BUY, str(second))]
+        )
+        assert answers[0].state == OrderState.NEW and answers[0].updated_at is not None
+        assert isinstance(answers[1], BrokerError) and "insufficient buying power" in str(answers[1])
+        assert [o.client_order_id for o in broker.open_orders()] == ["q-1"]
