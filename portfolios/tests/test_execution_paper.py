@@ -12,9 +12,9 @@ from brokers.base import OrderState
 from brokers.models import Order, OrderEvent, PaperOrder, PaperPosition
 from brokers.services.accounts import broker_account_create
 from brokers.services.controls import kill_switch_set
-from portfolios.models import HoldingsSync, RebalanceRun
+from portfolios.models import FrozenError, HoldingsSync, RebalanceRun
 from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run, flow
-from portfolios.services.execution.lease import lease_claim
+from portfolios.services.execution.lease import lease_claim, lease_store
 
 from .execution_factories import MARKET_CLOSED_NOW, clock, paper_portfolio, planned_run, prices  # noqa: F401
 
@@ -317,3 +317,28 @@ def test_a_second_executor_is_kept_out_by_the_lease(portfolio):
     with pytest.raises(ExecutionBusy, match=f"run {run.pk} is being executed by another process"):
         execute_run(run=run, submit=True)
     assert PaperOrder.objects.count() == 0
+
+
+def test_an_executor_that_lost_its_lease_stores_and_sends_nothing_more(portfolio, monkeypatch):
+    run = planned_run(portfolio)
+
+    def taken_over(run, step):
+        if step == "sells_done":  # say, the process stalled past its lease and another took over
+            RebalanceRun.objects.filter(pk=run.pk).update(lease_owner="host:1:other")
+
+    monkeypatch.setattr(flow, "checkpoint", taken_over)
+    with pytest.raises(ExecutionBusy, match="lease was lost"):
+        execute_run(run=run, submit=True)
+    run.refresh_from_db()
+    assert run.execution_step == "sells_done" and run.lease_owner == "host:1:other"
+    assert list(PaperOrder.objects.values_list("side", flat=True)) == ["sell"]
+    assert not run.orders.filter(side="buy").exists()
+
+
+def test_a_step_stored_under_the_lease_cannot_touch_the_frozen_plan(portfolio):
+    run = planned_run(portfolio)
+    lease_claim(run, "me")
+    with pytest.raises(FrozenError, match="is frozen"):
+        lease_store(run, execution_step="checked", drift_before=0)
+    run.refresh_from_db()
+    assert run.execution_step == ""

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from portfolios.models import RebalanceRun
+from portfolios.models import FrozenError, RebalanceRun
 
 
 class ExecutionBusy(Exception):
@@ -74,6 +74,8 @@ def lease_claim(run: RebalanceRun, owner: str) -> None:
 def lease_store(run: RebalanceRun, **fields: object) -> None:
     """Write ``fields`` on ``run`` and renew its lease in one UPDATE, only while the lease is still
     ``run``'s (claimed by `lease_claim`); `ExecutionBusy` when it has been lost meanwhile."""
+    if not fields.keys() <= RebalanceRun.MUTABLE_FIELDS:  # an UPDATE skips the model's own check
+        raise FrozenError(f"run {run.pk} is frozen: only {sorted(RebalanceRun.MUTABLE_FIELDS)} may change")
     now = timezone.now()
     until = now + timedelta(seconds=settings.EXECUTION_LEASE_SECONDS)
     stored = (
