@@ -2,36 +2,29 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 
-from brokers.models import Order, PaperOrder
+from brokers.models import PaperOrder
 from brokers.services.accounts import broker_for
 from brokers.services.controls import kill_switch_set, trading_halt_reason
 from brokers.services.orders import order_submit
-from portfolios.tests.execution_factories import MARKET_CLOSED_NOW, clock, paper_portfolio, planned_run, prices  # noqa: F401
+from portfolios.tests.execution_factories import (  # noqa: F401
+    MARKET_CLOSED_NOW,
+    clock,
+    order_row,
+    paper_portfolio,
+    planned_run,
+    prices,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def order_row(run, number: int, symbol: str, side: str, quantity: str) -> Order:
-    return Order.objects.create(
-        account=run.portfolio.broker_account,
-        run=run,
-        client_order_id=f"ks-{number}",
-        symbol=symbol,
-        side=side,
-        quantity=Decimal(quantity),
-        estimated_price_usd=Decimal(100),
-    )
 
 
 def test_turning_it_on_cancels_open_orders_and_unsent_ones(prices, clock):  # noqa: F811
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     run = planned_run(portfolio)
     clock.now = MARKET_CLOSED_NOW  # the paper broker queues the order for the next session
-    queued, unsent = order_row(run, 1, "SPY", "sell", "1"), order_row(run, 2, "BND", "buy", "1")
+    queued, unsent = order_row(run, "ks-1", "SPY", "sell", "1"), order_row(run, "ks-2", "BND", "buy", "1")
     with broker_for(portfolio.broker_account) as broker:
         order_submit(broker, queued)
     assert queued.state == "new"
@@ -49,7 +42,7 @@ def test_an_order_is_not_sent_while_the_switch_is_on(prices, clock):  # noqa: F8
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     run = planned_run(portfolio)
     kill_switch_set(active=True, reason="incident")
-    order = order_row(run, 1, "SPY", "sell", "1")  # written after the switch went on
+    order = order_row(run, "ks-1", "SPY", "sell", "1")  # written after the switch went on
     with broker_for(portfolio.broker_account) as broker:
         order_submit(broker, order, halted=lambda: trading_halt_reason(user_id=portfolio.owner_id))
     assert order.state == "canceled" and PaperOrder.objects.count() == 0

@@ -14,7 +14,7 @@ from brokers.services.accounts import broker_for
 from brokers.services.controls import kill_switch_set, trading_halt_reason
 from brokers.services.orders import order_request, orders_submit
 from brokers.states import IllegalTransition
-from portfolios.tests.execution_factories import clock, paper_portfolio, planned_run, prices  # noqa: F401
+from portfolios.tests.execution_factories import clock, order_row, paper_portfolio, planned_run, prices  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -25,18 +25,7 @@ def run(prices, clock):  # noqa: F811
 
 
 def rows(run, *specs: tuple[str, str, str]) -> list[Order]:
-    return [
-        Order.objects.create(
-            account=run.portfolio.broker_account,
-            run=run,
-            client_order_id=f"os-{number}",
-            symbol=symbol,
-            side=side,
-            quantity=Decimal(quantity),
-            estimated_price_usd=Decimal(100),
-        )
-        for number, (symbol, side, quantity) in enumerate(specs, start=1)
-    ]
+    return [order_row(run, f"os-{number}", *spec) for number, spec in enumerate(specs, start=1)]
 
 
 def history(order: Order) -> list[tuple[str, str]]:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from brokers.models import PaperAccount
+from brokers.models import Order, PaperAccount
 from brokers.services.accounts import broker_account_create
 from brokers.services.paper import paper_account_reset
 from portfolios.models import RebalanceRun
@@ -101,3 +101,16 @@ def paper_portfolio(
 def planned_run(portfolio) -> RebalanceRun:
     """The portfolio's stored run for AS_OF (planned as a manual request, so it always trades)."""
     return rebalance_run_create(portfolio=portfolio, as_of=AS_OF, manual=True).run
+
+
+def order_row(run, client_order_id: str, symbol: str, side: str, quantity: str) -> Order:
+    """A planned order of ``run``, written as execution writes one before sending it."""
+    return Order.objects.create(
+        account=run.portfolio.broker_account,
+        run=run,
+        client_order_id=client_order_id,
+        symbol=symbol,
+        side=side,
+        quantity=Decimal(quantity),
+        estimated_price_usd=Decimal(100),
+    )
