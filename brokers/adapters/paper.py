@@ -50,6 +50,7 @@ from brokers.models import PaperAccount, PaperOrder, PaperPosition
 from marketdata import calendar
 from marketdata.models import Instrument
 from marketdata.selectors import latest_closes
+from rebalancer_site.db import rows_update
 
 NANO = Decimal("0.000000001")
 CENT = Decimal("0.0001")
@@ -83,8 +84,9 @@ class PaperBroker(Broker):
         self._instruments: dict[str, Instrument | None] = {}
         # Whether the account had open orders when last settled (none: nothing is reserved).
         self._has_open = True
-        # Orders of the batch being submitted, not inserted yet.
+        # Orders of the batch being submitted, not inserted yet; positions its fills moved, not stored yet.
         self._pending: list[PaperOrder] = []
+        self._moved: dict[str, PaperPosition] = {}
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -199,9 +201,14 @@ class PaperBroker(Broker):
         self._pending = []
         try:
             with transaction.atomic():
-                paper = self._settled()
                 ids = [r.client_order_id for r in requests]
-                taken = set(paper.orders.filter(client_order_id__in=ids).values_list("client_order_id", flat=True))
+                paper = self._settled(client_order_ids=ids)
+                # Ids it already has (rare: a resend after a lost answer) are read only when there are some.
+                taken = (
+                    set(paper.orders.filter(client_order_id__in=ids).values_list("client_order_id", flat=True))
+                    if paper.has_taken
+                    else set()
+                )
                 positions = {p.symbol: p for p in paper.positions.all()}
                 cash_before = paper.cash_usd
                 answers: list[PaperOrder | BrokerError] = []
@@ -211,6 +218,7 @@ class PaperBroker(Broker):
                     except BrokerError as error:
                         answers.append(error)
                 self._insert_pending()
+                self._store_positions()
                 if paper.cash_usd != cash_before:
                     paper.save(update_fields=["cash_usd", "updated_at"])
                 return [a if isinstance(a, BrokerError) else _as_broker_order(a) for a in answers]
@@ -219,7 +227,8 @@ class PaperBroker(Broker):
             refused = BrokerError(f"the paper account refused the orders: {error}", unknown=True, status_code=422)
             return [refused for _ in requests]
         finally:
-            self._pending = []  # never carried into a later call (a failed batch inserted nothing)
+            # Never carried into a later call (a failed batch inserted and stored nothing).
+            self._pending, self._moved = [], {}
 
     def _submit(
         self, paper: PaperAccount, request: OrderRequest, taken: set[str], positions: dict[str, PaperPosition]
@@ -275,6 +284,17 @@ class PaperBroker(Broker):
             PaperOrder.objects.bulk_create(self._pending)
             self._pending = []
 
+    def _store_positions(self) -> None:
+        """Store the positions the fills moved: one DELETE, one UPDATE and one INSERT at most."""
+        moved, self._moved = list(self._moved.values()), {}
+        sold_out = [p for p in moved if p.quantity == 0 and p.pk is not None]
+        if sold_out:
+            PaperPosition.objects.filter(pk__in=[p.pk for p in sold_out]).delete()
+            for position in sold_out:
+                position.pk = None  # gone: were it bought again later, it is a new row
+        rows_update([p for p in moved if p.quantity != 0 and p.pk is not None], ["quantity", "avg_entry_price_usd"])
+        PaperPosition.objects.bulk_create([p for p in moved if p.quantity != 0 and p.pk is None])
+
     def cancel_order(self, client_order_id: str) -> None:
         with transaction.atomic():
             paper = self._settled()
@@ -299,12 +319,18 @@ class PaperBroker(Broker):
             permanent=True,
         )
 
-    def _settled(self) -> PaperAccount:
-        """The locked paper account after filling due queued orders and expiring stale day orders."""
+    def _settled(self, *, client_order_ids: Sequence[str] = ()) -> PaperAccount:
+        """The locked paper account after filling due queued orders and expiring stale day orders;
+        ``has_taken``: whether it has an order under one of ``client_order_ids``."""
+        self._moved = {}  # what a call that failed moved was rolled back with it
+        orders = PaperOrder.objects.filter(paper_account=OuterRef("pk"))
         paper = (
             PaperAccount.objects.select_for_update(of=("self",))
             .filter(account_id=self.config.account_id)
-            .annotate(has_open=Exists(PaperOrder.objects.filter(paper_account=OuterRef("pk"), state__in=OPEN_STATES)))
+            .annotate(
+                has_open=Exists(orders.filter(state__in=OPEN_STATES)),
+                has_taken=Exists(orders.filter(client_order_id__in=client_order_ids)),
+            )
             .first()
         )
         if paper is None:
@@ -334,6 +360,7 @@ class PaperBroker(Broker):
                     if positions is None:
                         positions = {p.symbol: p for p in paper.positions.all()}
                     self._try_fill(paper, order, closes[order.symbol][1], positions)
+        self._store_positions()
         if paper.cash_usd != cash_before:
             paper.save(update_fields=["cash_usd", "updated_at"])
         return paper
@@ -450,9 +477,10 @@ class PaperBroker(Broker):
     ) -> None:
         """Fill ``order`` completely at the close with slippage, if its limit allows and funds suffice.
 
-        ``positions`` (by symbol, read once in the caller's locked transaction) is kept current;
-        the account's cash changes in memory and the caller saves it once. ``save`` False: the
-        order is new and its caller saves it (one INSERT instead of two writes).
+        ``positions`` (by symbol, read once in the caller's locked transaction) is kept current in
+        memory (a position sold out stays, at zero) and the caller stores it (`_store_positions`);
+        so is the account's cash. ``save`` False: the order is new and its caller saves it (one
+        INSERT instead of two writes).
         """
         price = self._fill_price(order.side, close)
         if order.order_type == OrderType.LIMIT and (
@@ -470,28 +498,22 @@ class PaperBroker(Broker):
                 self._reject(order, "insufficient buying power at the fill", save=save)
                 return
             paper.cash_usd -= notional + self.commission_usd
-            if position is None:
-                positions[order.symbol] = PaperPosition.objects.create(
-                    paper_account=paper, symbol=order.symbol, quantity=quantity, avg_entry_price_usd=price
-                )
+            if position is None or position.quantity == 0:
+                position = positions[order.symbol] = position or PaperPosition(paper_account=paper, symbol=order.symbol)
+                position.quantity, position.avg_entry_price_usd = quantity, price
             else:
                 total = position.quantity + quantity
                 position.avg_entry_price_usd = (
                     (position.quantity * position.avg_entry_price_usd + quantity * price) / total
                 ).quantize(Decimal("0.000001"))
                 position.quantity = total
-                position.save(update_fields=["quantity", "avg_entry_price_usd"])
         else:
             if position is None or position.quantity < quantity:
                 self._reject(order, "insufficient qty at the fill (no shorts)", save=save)
                 return
             paper.cash_usd += notional - min(self.commission_usd, notional)
             position.quantity -= quantity
-            if position.quantity == 0:
-                position.delete()
-                del positions[order.symbol]
-            else:
-                position.save(update_fields=["quantity"])
+        self._moved[order.symbol] = position
         order.state = OrderState.FILLED.value
         order.filled_quantity = quantity
         order.filled_avg_price_usd = price

@@ -30,6 +30,7 @@ from django.utils import timezone
 from brokers.base import Broker, BrokerError, BrokerOrder, OrderRequest, OrderState, OrderType, Side, TimeInForce
 from brokers.models import Order, OrderEvent
 from brokers.states import IllegalTransition, can_move, check_fill, is_stale
+from rebalancer_site.db import rows_update
 from rebalancer_site.logcontext import log_context
 
 logger = logging.getLogger(__name__)
@@ -279,8 +280,7 @@ def _submit_batch(broker: Broker, batch: list[Order]) -> list[Order]:
             events.append(_moved(order, OrderState.UNKNOWN, kind=OrderEvent.Kind.ERROR, message=str(answer)))
             unknown.append(order)
     with transaction.atomic():
-        for order in batch:  # one UPDATE each: cheaper than bulk_update's CASE per field and row
-            order.save(update_fields=_ANSWER_FIELDS)
+        rows_update(batch, _ANSWER_FIELDS)
         OrderEvent.objects.bulk_create(events)
     for order in unknown:
         order_resolve(broker, order)

@@ -14,6 +14,7 @@ from brokers.services.accounts import broker_for
 from marketdata.models import Instrument
 from portfolios.models import Holding, HoldingsSync, Portfolio, RebalanceRun
 from portfolios.models.holdings import QUANTITY_PLACES
+from rebalancer_site.db import rows_update
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def sync_from_broker(
             Holding(pk=ids[s], quantity=q, updated_at=now) for s, q in after.items() if s in ids and before[s] != q
         ]
         if changed:
-            Holding.objects.bulk_update(changed, ["quantity", "updated_at"])
+            rows_update(changed, ["quantity", "updated_at"])
         new = [s for s in after if s not in ids]
         if new:
             known = {i.symbol: i for i in Instrument.objects.filter(symbol__in=new)}

@@ -121,8 +121,8 @@ def check_prices(run: RebalanceRun, trades: list[PlannedTrade]) -> Check:
 def check_broker(run: RebalanceRun, broker: Broker, *, now: datetime) -> list[Check]:
     """The checks that ask the broker: market open, positions cover the sells, buying power."""
     try:
-        clock = broker.clock()
         held, info = broker.positions_and_account()
+        clock = broker.clock()  # after the account: a paper account's read tells it its hours
         positions = {p.symbol.upper(): p.quantity for p in held}
     except BrokerError as error:
         _fail("broker", f"cannot read the account: {error}")

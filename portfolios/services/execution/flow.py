@@ -148,7 +148,10 @@ def _dry_run(run: RebalanceRun, *, approved: bool) -> ExecutionResult:
 
 
 def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved: bool) -> ExecutionResult:
-    if run.execution_step == "":
+    # From the first step, this call writes every order of the run (none is written before
+    # "checked"; the lease keeps others out): there are none to look for.
+    first_call = run.execution_step == ""
+    if first_call:
         try:
             checks = checks + check_broker(run, broker, now=timezone.now())
         except CheckFailed as failed:
@@ -168,13 +171,14 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
             return ExecutionResult(run=run, submitted=True, orders=list(run.orders.all()), message=halt)
         _store(run, run.execution_step, status=Status.EXECUTING, error="")
     trades = planned_trades(run)
+    sent: dict[str, list[Order]] = {SELL: [], BUY: []}  # by side, as stored, when this call sent them
     for side, sent_step, done_step in ((SELL, "sells_sent", "sells_done"), (BUY, "buys_sent", "buys_done")):
         if _step_index(run.execution_step) >= _step_index(done_step):
             continue
         if not any(t.side == side for t in trades):
             continue  # nothing planned on this side: no orders (they are written from the plan only)
         try:
-            orders = _orders_for(run, broker, side)
+            orders = _orders_for(run, broker, side, written=not first_call)
         except _Retry as retry:
             return ExecutionResult(
                 run=run, submitted=True, orders=list(run.orders.all()), waiting=True, message=str(retry)
@@ -202,7 +206,11 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
             )
         _store(run, done_step)
         checkpoint(run, done_step)
-    return _reconcile(run, broker)
+        sent[side] = orders
+    sides = {t.side for t in trades}
+    # The orders as this call stored them, when it sent every side; else as stored before.
+    orders = sorted(sent[SELL] + sent[BUY], key=lambda o: o.pk) if all(sent[side] for side in sides) else None
+    return _reconcile(run, broker, orders)
 
 
 STEPS = ("", "checked", "sells_sent", "sells_done", "buys_sent", "buys_done", "reconciled")
@@ -213,9 +221,16 @@ def _step_index(step: str) -> int:
 
 
 def _store(
-    run: RebalanceRun, step: str, *, status: str | None = None, error: str | None = None, execution: dict | None = None
+    run: RebalanceRun,
+    step: str,
+    *,
+    status: str | None = None,
+    error: str | None = None,
+    execution: dict | None = None,
+    release: bool = False,
 ) -> None:
-    """Store ``step`` (and what else is given) and renew the lease, as the lease's holder only."""
+    """Store ``step`` (and what else is given) and renew the lease (or ``release`` it), as the
+    lease's holder only."""
     fields: dict[str, object] = {"execution_step": step}
     if status is not None:
         fields["status"] = status
@@ -223,12 +238,13 @@ def _store(
         fields["error"] = error
     if execution is not None:
         fields["execution"] = {**run.execution, **execution}
-    lease_store(run, **fields)
+    lease_store(run, release=release, **fields)
 
 
-def _orders_for(run: RebalanceRun, broker: Broker, side: str) -> list[Order]:
-    """The run's orders of one side, written (once, in one transaction) if they do not exist yet."""
-    existing = list(run.orders.filter(side=side).order_by("id"))
+def _orders_for(run: RebalanceRun, broker: Broker, side: str, *, written: bool) -> list[Order]:
+    """The run's orders of one side, written (once, in one transaction) if they do not exist yet
+    (``written`` False: the caller knows they do not)."""
+    existing = list(run.orders.filter(side=side).order_by("id")) if written else []
     trades = [trade for trade in planned_trades(run) if trade.side == side]
     if existing or not trades:
         return existing
@@ -367,10 +383,11 @@ def _stop_after_orders(run: RebalanceRun, broker: Broker, reason: str) -> Execut
     return ExecutionResult(run=run, submitted=True, orders=list(run.orders.all()), message=f"stopped: {reason}")
 
 
-def _reconcile(run: RebalanceRun, broker: Broker) -> ExecutionResult:
-    """Compare the broker's positions with the plan's (snapshot + fills) and sync the portfolio."""
+def _reconcile(run: RebalanceRun, broker: Broker, orders: list[Order] | None) -> ExecutionResult:
+    """Compare the broker's positions with the plan's (snapshot + fills) and sync the portfolio.
+    ``orders``: every order of the run as just stored, or None to read them."""
     expected = {s: Decimal(h["quantity"]) for s, h in run.snapshot.get("holdings", {}).items()}
-    orders = list(run.orders.all())
+    orders = list(run.orders.all()) if orders is None else orders
     for order in orders:
         change = order.filled_quantity if order.side == BUY else -order.filled_quantity
         expected[order.symbol] = expected.get(order.symbol, Decimal(0)) + change
@@ -404,6 +421,7 @@ def _reconcile(run: RebalanceRun, broker: Broker) -> ExecutionResult:
     _store(
         run,
         "reconciled",
+        release=True,  # the last step: the lease goes with it
         status=Status.EXECUTED,
         execution={
             "reconciliation": {"differences": differences, "not_filled": not_filled, "buys_resized": resized},

@@ -71,25 +71,30 @@ def lease_claim(run: RebalanceRun, owner: str) -> None:
     run.lease_owner, run.lease_until = owner, until
 
 
-def lease_store(run: RebalanceRun, **fields: object) -> None:
+def lease_store(run: RebalanceRun, *, release: bool = False, **fields: object) -> None:
     """Write ``fields`` on ``run`` and renew its lease in one UPDATE, only while the lease is still
-    ``run``'s (claimed by `lease_claim`); `ExecutionBusy` when it has been lost meanwhile."""
+    ``run``'s (claimed by `lease_claim`); `ExecutionBusy` when it has been lost meanwhile.
+    ``release``: the last step: the same UPDATE releases the lease instead."""
     if not fields.keys() <= RebalanceRun.MUTABLE_FIELDS:  # an UPDATE skips the model's own check
         raise FrozenError(f"run {run.pk} is frozen: only {sorted(RebalanceRun.MUTABLE_FIELDS)} may change")
     now = timezone.now()
-    until = now + timedelta(seconds=settings.EXECUTION_LEASE_SECONDS)
+    renewed = now + timedelta(seconds=settings.EXECUTION_LEASE_SECONDS)
+    owner, until = ("", None) if release else (run.lease_owner, renewed)
     stored = (
         RebalanceRun.objects.filter(pk=run.pk, lease_owner=run.lease_owner)
         .exclude(lease_owner="")
-        .update(lease_until=until, updated_at=now, **fields)
+        .update(lease_owner=owner, lease_until=until, updated_at=now, **fields)
     )
     if not stored:
         raise ExecutionBusy(f"run {run.pk}: the execution lease was lost to another process; nothing stored")
-    run.lease_until, run.updated_at = until, now
+    run.lease_owner, run.lease_until, run.updated_at = owner, until, now
     for name, value in fields.items():
         setattr(run, name, value)
 
 
 def lease_release(run: RebalanceRun, owner: str) -> None:
+    """Release the lease if ``owner`` still holds it (nothing to do when a last step released it)."""
+    if run.lease_owner == "":
+        return
     RebalanceRun.objects.filter(pk=run.pk, lease_owner=owner).update(lease_owner="", lease_until=None)
     run.lease_owner, run.lease_until = "", None
