@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from brokers.adapters.paper import PaperBroker
 from brokers.base import Broker, BrokerError, OrderState
@@ -53,6 +55,16 @@ def test_a_batch_is_marked_sent_then_answered_order_by_order(run):
     assert history(stored["os-1"]) == [("request", "submitting"), ("response", "filled")]
     assert history(stored["os-2"]) == [("request", "submitting"), ("error", "rejected")]
     assert sorted(PaperOrder.objects.values_list("client_order_id", flat=True)) == ["os-1", "os-3"]
+
+
+def test_a_batch_is_marked_and_answered_in_one_statement_each_whatever_its_size(run):
+    orders = rows(run, *[("SPY", "sell", "1")] * 4, ("BND", "sell", "1"))
+    with broker_for(run.portfolio.broker_account) as broker, CaptureQueriesContext(connection) as queries:
+        done = orders_submit(broker, orders, fresh=True)
+    assert [o.state for o in done] == ["filled"] * 5
+    statements = [q["sql"].split()[0] for q in queries.captured_queries if '"brokers_order" ' in q["sql"]]
+    assert statements == ["UPDATE", "UPDATE"]  # all marked submitting; all answers stored
+    assert [o.filled_quantity for o in Order.objects.filter(run=run)] == [Decimal(1)] * 5
 
 
 def test_the_kill_switch_read_before_the_batch_sends_none_of_it(run):

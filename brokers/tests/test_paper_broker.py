@@ -6,9 +6,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from brokers.base import BrokerError, OrderRequest, OrderState, OrderType, Side, TimeInForce
-from brokers.models import PaperAccount, PaperOrder
+from brokers.models import PaperAccount, PaperOrder, PaperPosition
 from brokers.services.accounts import broker_account_create, broker_for
 from brokers.services.paper import paper_account_reset
 from marketdata.models import Instrument
@@ -200,6 +202,23 @@ def test_a_batch_answers_each_request_as_one_by_one_and_a_refusal_stops_none_of_
     with broker_for(account) as broker:
         again = broker.submit_orders([order("b-1", "SPY", Side.SELL, "1"), order("b-3", "BND", Side.BUY, "1")])
     assert all(isinstance(a, BrokerError) and a.unknown for a in again) and PaperOrder.objects.count() == 3
+
+
+def test_a_batch_stores_the_positions_it_moved_once_whatever_the_number_of_fills(account):
+    requests = [
+        order("p-1", "SPY", Side.SELL, "10"),  # sold out...
+        order("p-2", "SPY", Side.BUY, "2"),  # ... and bought back: the same row, at the new price
+        order("p-3", "BND", Side.BUY, "5"),  # a new position
+        order("p-4", "BND", Side.SELL, "1"),
+    ]
+    with broker_for(account) as broker, CaptureQueriesContext(connection) as queries:
+        answers = broker.submit_orders(requests)
+    assert [a.state for a in answers] == [OrderState.FILLED] * 4
+    spy, bnd = (price.quantize(Decimal("0.000001")) for price in (raw_close("SPY"), raw_close("BND")))
+    stored = PaperPosition.objects.values_list("symbol", "quantity", "avg_entry_price_usd").order_by("symbol")
+    assert list(stored) == [("BND", Decimal(4), bnd), ("SPY", Decimal(2), spy)]
+    writes = [q["sql"].split()[0] for q in queries.captured_queries if "brokers_paperposition" in q["sql"]]
+    assert writes == ["SELECT", "UPDATE", "INSERT"]  # read once; one statement per kind of change
 
 
 def test_in_a_batch_an_order_left_open_holds_its_cash_back_from_the_next(account, clock):  # noqa: F811
