@@ -311,6 +311,23 @@ def test_the_kill_switch_mid_run_cancels_what_was_not_sent(portfolio, monkeypatc
     assert holdings(portfolio) == broker_positions(portfolio)  # synced after the stop
 
 
+def test_the_kill_switch_after_the_last_order_is_done_leaves_the_run_executed(portfolio, monkeypatch):
+    run = planned_run(portfolio)
+    buy = f"{portfolio.broker_account.order_prefix}-{run.pk}-2"
+
+    def halt_after_the_buy(run, step):
+        if step == f"sent {buy}":
+            kill_switch_set(active=True, reason="too late for this run")
+
+    monkeypatch.setattr(flow, "checkpoint", halt_after_the_buy)
+    result = execute_run(run=run, submit=True)
+    run.refresh_from_db()
+    # Every order was done: there was nothing left to stop; the switch stays on for what comes next.
+    assert run.status == Status.EXECUTED and result.message == "executed"
+    assert [(o.side, o.state) for o in run.orders.all()] == [("sell", "filled"), ("buy", "filled")]
+    assert holdings(portfolio) == broker_positions(portfolio)
+
+
 def test_a_second_executor_is_kept_out_by_the_lease(portfolio):
     run = planned_run(portfolio)
     lease_claim(run, "someone-else")

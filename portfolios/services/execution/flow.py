@@ -194,7 +194,10 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
             _store(run, sent_step)
             checkpoint(run, sent_step)
         orders = _wait(broker, orders)
-        halt = trading_halt_reason(user_id=run.portfolio.owner_id)
+        last = side == BUY or not any(t.side == BUY for t in trades)
+        # The last side done, every order terminal: nothing is left for the kill switch to stop.
+        finished = last and all(o.terminal for o in orders)
+        halt = None if finished else trading_halt_reason(user_id=run.portfolio.owner_id)
         if halt:
             return _stop_after_orders(run, broker, halt)
         if not all(o.terminal for o in orders):
