@@ -331,6 +331,9 @@ def run(args: argparse.Namespace, url: str, day: date) -> None:
         ("dispatch (one task per portfolio)", day_row.timings.get("dispatch", 0.0)),
     ]
     rows += [(f"run: {step}", seconds) for step, seconds in sorted(steps.items(), key=lambda kv: -kv[1])]
+    # The workers' time the steps above do not account for (all busy: wall time x workers).
+    untimed = first_s * args.workers - sum(seconds for _, seconds in rows)
+    rows.append(("untimed: sync, events, lock, schedule, queue, idle", untimed))
     for name, seconds in rows:
         print(f"  {name:<46} {seconds:9.1f} s   {seconds / n * 1000:8.1f} ms per portfolio")
     print(
@@ -341,6 +344,12 @@ def run(args: argparse.Namespace, url: str, day: date) -> None:
         f"  execution (checks, orders at the paper broker, reconcile, sync): {execution_s:.1f} s summed, "
         f"{execution_s / max(second_done, 1) * 1000:.0f} ms per run"
     )
+    if second_done:
+        outside = second_s * args.workers - execution_s
+        print(
+            f"  before its first stored step and after its last (task, run reads, lease, checks, queue): "
+            f"{outside:.1f} s, {outside / second_done * 1000:.0f} ms per run"
+        )
     workers = {pid: mb for pid, mb in cluster.peak.items() if mb > 0}
     biggest = max(workers.values(), default=0.0)
     print(f"\npeak resident memory per cluster process: max {biggest:.0f} MiB over {len(workers)} processes")
