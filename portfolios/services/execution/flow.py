@@ -171,11 +171,12 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
             return ExecutionResult(run=run, submitted=True, orders=list(run.orders.all()), message=halt)
         _store(run, run.execution_step, status=Status.EXECUTING, error="")
     trades = planned_trades(run)
+    sides = {t.side for t in trades}
     sent: dict[str, list[Order]] = {SELL: [], BUY: []}  # by side, as stored, when this call sent them
     for side, sent_step, done_step in ((SELL, "sells_sent", "sells_done"), (BUY, "buys_sent", "buys_done")):
         if _step_index(run.execution_step) >= _step_index(done_step):
             continue
-        if not any(t.side == side for t in trades):
+        if side not in sides:
             continue  # nothing planned on this side: no orders (they are written from the plan only)
         try:
             orders = _orders_for(run, broker, side, written=not first_call)
@@ -194,9 +195,8 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
             _store(run, sent_step)
             checkpoint(run, sent_step)
         orders = _wait(broker, orders)
-        last = side == BUY or not any(t.side == BUY for t in trades)
         # The last side done, every order terminal: nothing is left for the kill switch to stop.
-        finished = last and all(o.terminal for o in orders)
+        finished = (side == BUY or BUY not in sides) and all(o.terminal for o in orders)
         halt = None if finished else trading_halt_reason(user_id=run.portfolio.owner_id)
         if halt:
             return _stop_after_orders(run, broker, halt)
@@ -210,7 +210,6 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
         _store(run, done_step)
         checkpoint(run, done_step)
         sent[side] = orders
-    sides = {t.side for t in trades}
     # The orders as this call stored them, when it sent every side; else as stored before.
     orders = sorted(sent[SELL] + sent[BUY], key=lambda o: o.pk) if all(sent[side] for side in sides) else None
     return _reconcile(run, broker, orders)
