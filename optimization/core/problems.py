@@ -32,8 +32,18 @@ CLARABEL_OPTIONS = {
     # least variance of a bond-heavy universe. 1e-12 reaches the optimum; when it cannot, the 1e-9 settings answer.
     "tol_gap_abs": 1e-12,
     "tol_gap_rel": 1e-12,
+    "max_iter": 200,
 }
 CLARABEL_FALLBACK_OPTIONS = {**CLARABEL_OPTIONS, "tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9}
+# Clarabel's own defaults, spelled out: cvxpy keeps a template's solver between solves and only
+# overwrites the settings an attempt names, so "{}" would rerun the previous attempt's settings.
+CLARABEL_DEFAULT_OPTIONS = {
+    "direct_solve_method": "auto",
+    "tol_feas": 1e-8,
+    "tol_gap_abs": 1e-8,
+    "tol_gap_rel": 1e-8,
+    "max_iter": 200,
+}
 HOMOGENISED_KINDS = frozenset({"max_sharpe", "risk_parity"})
 LINEAR_KINDS = frozenset({"max_return", "min_return", "feasibility"})
 CACHE_SIZE = 128
@@ -199,7 +209,7 @@ def _run_solver(problem: cp.Problem, kind: str) -> str:
     else:
         attempts = [("CLARABEL", CLARABEL_OPTIONS), ("CLARABEL", CLARABEL_FALLBACK_OPTIONS)]
     # A second opinion before giving up: Clarabel with its default settings (equilibration can differ).
-    attempts.append(("CLARABEL", {}))
+    attempts.append(("CLARABEL", CLARABEL_DEFAULT_OPTIONS))
     last_error = None
     for solver, options in attempts:
         try:

@@ -29,7 +29,7 @@ import cvxpy as cp
 import numpy as np
 
 from ..errors import SolverFailed
-from ..problems import CLARABEL_FALLBACK_OPTIONS, CLARABEL_OPTIONS
+from ..problems import CLARABEL_DEFAULT_OPTIONS, CLARABEL_FALLBACK_OPTIONS, CLARABEL_OPTIONS
 
 # The trade objective mixes an integer count (steps of 1) with drift and tie-breaks of 1e-7 per unit
 # traded: the gap tolerances sit well below that, or HiGHS stops on the first plan with the right count.
@@ -277,7 +277,11 @@ def _run(problem: cp.Problem, kind: str, highs_options: Mapping[str, object]) ->
     if kind == "trades":
         attempts: list[tuple[str, Mapping[str, object]]] = [("HIGHS", highs_options)]
     else:
-        attempts = [("CLARABEL", CLARABEL_OPTIONS), ("CLARABEL", CLARABEL_FALLBACK_OPTIONS), ("CLARABEL", {})]
+        attempts = [
+            ("CLARABEL", CLARABEL_OPTIONS),
+            ("CLARABEL", CLARABEL_FALLBACK_OPTIONS),
+            ("CLARABEL", CLARABEL_DEFAULT_OPTIONS),
+        ]
     last_error: object = None
     for attempt, (solver, options) in enumerate(attempts, start=1):
         try:
@@ -293,7 +297,10 @@ def _run(problem: cp.Problem, kind: str, highs_options: Mapping[str, object]) ->
             return OPTIMAL
         if status in (cp.INFEASIBLE, cp.settings.INFEASIBLE_OR_UNBOUNDED):
             return INFEASIBLE
-        if status == cp.USER_LIMIT and has_answer:
+        # A MILP stopped at its time limit holds its best incumbent, which keeps every constraint; an
+        # interior-point iterate stopped at its iteration limit has not converged and may break
+        # them (sell more than is held): the next, looser attempt answers instead.
+        if status == cp.USER_LIMIT and has_answer and kind == "trades":
             return TIME_LIMIT
         # The last attempt's inaccurate answer is still checked against the constraints by the caller.
         if status == cp.OPTIMAL_INACCURATE and has_answer and attempt == len(attempts):

@@ -317,3 +317,25 @@ def test_a_solver_error_becomes_solver_failed(monkeypatch):
         MinimizeTrades().propose(make_context(inputs, make_policy()))
     with pytest.raises(SolverFailed, match="tracking error"):
         RiskAware().propose(make_context(risk_inputs(), make_policy()))
+
+
+def test_an_interior_point_answer_stopped_at_its_iteration_limit_is_not_used(monkeypatch):
+    # Clarabel stopped after 3 iterations has an iterate that has not converged (cvxpy calls it a
+    # user limit, as HiGHS's time limit): unlike a MILP incumbent it may break the constraints, so
+    # the next attempt answers and the plan is the converged one, with no time-limit note.
+    statuses = []
+    solve = cp.Problem.solve
+
+    def recorded(self, *args, **kwargs):
+        value = solve(self, *args, **kwargs)
+        statuses.append(self.status)
+        return value
+
+    monkeypatch.setattr(programs, "CLARABEL_OPTIONS", {**programs.CLARABEL_OPTIONS, "max_iter": 3})
+    monkeypatch.setattr(cp.Problem, "solve", recorded)
+    context = make_context(risk_inputs(), make_policy())
+    proposal = RiskAware().propose(context)
+    assert statuses[0] == cp.USER_LIMIT and cp.OPTIMAL in statuses[1:]
+    # The looser attempt's gap (1e-9 of a variance) leaves the answer within cents of the target.
+    assert proposal.target_values_usd.tolist() == pytest.approx([10_000 / 3] * 3, abs=0.05)
+    assert not any("time limit" in note for note in proposal.notes)
