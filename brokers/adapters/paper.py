@@ -27,8 +27,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import ROUND_DOWN, Decimal
 
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from brokers.base import (
@@ -323,18 +322,11 @@ class PaperBroker(Broker):
         """The locked paper account after filling due queued orders and expiring stale day orders;
         ``has_taken``: whether it has an order under one of ``client_order_ids``."""
         self._moved = {}  # what a call that failed moved was rolled back with it
-        orders = PaperOrder.objects.filter(paper_account=OuterRef("pk"))
-        paper = (
-            PaperAccount.objects.select_for_update(of=("self",))
-            .filter(account_id=self.config.account_id)
-            .annotate(
-                has_open=Exists(orders.filter(state__in=OPEN_STATES)),
-                has_taken=Exists(orders.filter(client_order_id__in=client_order_ids)),
-            )
-            .first()
-        )
+        sql, params = _locked_account_sql(self.config.account_id, client_order_ids)
+        paper = next(iter(PaperAccount.objects.raw(sql, params)), None)
         if paper is None:
             self._missing()
+        paper.has_open, paper.has_taken = bool(paper.has_open), bool(paper.has_taken)
         self._session_mode = paper.session_mode
         # Most settles find nothing open: the orders are read only when there are some.
         open_orders = list(paper.orders.filter(state__in=OPEN_STATES).order_by("id")) if paper.has_open else []
@@ -528,6 +520,28 @@ class PaperBroker(Broker):
         order.reject_reason = reason
         if save:
             order.save(update_fields=["state", "reject_reason", "updated_at"])
+
+
+def _locked_account_sql(account_id: int, client_order_ids: Sequence[str]) -> tuple[str, list]:
+    """The paper account row, locked, with ``has_open`` (open orders) and ``has_taken`` (an order
+    under one of ``client_order_ids``): written out because every call of every execution runs
+    it, and building it through the ORM (annotations, subqueries) cost more than running it."""
+    account, order = PaperAccount._meta, PaperOrder._meta
+    quote = connection.ops.quote_name
+    fields = ", ".join(f"a.{quote(f.column)}" for f in account.concrete_fields)
+    owner = quote(order.get_field("paper_account").column)
+    open_states = ", ".join(["%s"] * len(OPEN_STATES))
+    taken = f"o.client_order_id IN ({', '.join(['%s'] * len(client_order_ids))})" if client_order_ids else "1 = 0"
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    orders, pk = quote(order.db_table), quote(account.pk.column)
+    # Only names from the models and placeholders are put in the text; the values are parameters.
+    sql = (
+        f"SELECT {fields},"  # noqa: S608
+        f" EXISTS(SELECT 1 FROM {orders} o WHERE o.{owner} = a.{pk} AND o.state IN ({open_states})) AS has_open,"
+        f" EXISTS(SELECT 1 FROM {orders} o WHERE o.{owner} = a.{pk} AND {taken}) AS has_taken"
+        f" FROM {quote(account.db_table)} a WHERE a.{quote(account.get_field('account').column)} = %s{lock}"
+    )
+    return sql, [*OPEN_STATES, *client_order_ids, account_id]
 
 
 def _as_broker_order(order: PaperOrder) -> BrokerOrder:

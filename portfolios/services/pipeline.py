@@ -186,15 +186,38 @@ def portfolio_day(*, portfolio_id: int, trading_date: date, execute: bool = True
         if not mine:
             logger.info("portfolio day already in progress elsewhere", extra={"portfolio_id": portfolio_id})
             return BUSY
-        portfolio = Portfolio.objects.select_related("broker_account").get(pk=portfolio_id)  # owner: when mailed
-        with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id):
-            return _portfolio_day(portfolio, trading_date, execute=execute)
+        # The owner comes along: a drift alert or a failure mails them.
+        portfolio = Portfolio.objects.select_related("broker_account", "owner").get(pk=portfolio_id)
+        adapter = _DayAdapter(portfolio.broker_account)
+        try:
+            with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id):
+                return _portfolio_day(portfolio, trading_date, execute=execute, adapter=adapter)
+        finally:
+            adapter.close()
 
 
-def _portfolio_day(portfolio: Portfolio, trading_date: date, *, execute: bool) -> str:
+class _DayAdapter:
+    """The broker adapter of a portfolio's day, opened at first use (the sync, then the market
+    clock) and closed with the day: one adapter, and one read of its account's settings."""
+
+    def __init__(self, account):
+        self.account = account
+        self._broker = None
+
+    def get(self):
+        if self._broker is None:
+            self._broker = broker_for(self.account)
+        return self._broker
+
+    def close(self) -> None:
+        if self._broker is not None:
+            self._broker.close()
+
+
+def _portfolio_day(portfolio: Portfolio, trading_date: date, *, execute: bool, adapter: _DayAdapter) -> str:
     run = RebalanceRun.objects.filter(portfolio=portfolio, trading_date=trading_date).first()
     if run is None or run.status == Status.FAILED:
-        run = _plan(portfolio, trading_date, stored=run)
+        run = _plan(portfolio, trading_date, stored=run, adapter=adapter)
         if run is None:
             return FAILED
         _drift_alert(portfolio, run)
@@ -207,16 +230,22 @@ def _portfolio_day(portfolio: Portfolio, trading_date: date, *, execute: bool) -
             return _finish(portfolio, run, PLANNED)
         if run.status in (Status.EXECUTED, Status.EXECUTION_FAILED):
             return _finish(portfolio, run, EXECUTED if run.status == Status.EXECUTED else FAILED)
-        return _execute(portfolio, run) if execute else PLANNED
+        return _execute(portfolio, run, adapter) if execute else PLANNED
 
 
-def _plan(portfolio: Portfolio, trading_date: date, *, stored: RebalanceRun | None) -> RebalanceRun | None:
+def _plan(
+    portfolio: Portfolio, trading_date: date, *, stored: RebalanceRun | None, adapter: _DayAdapter
+) -> RebalanceRun | None:
     """Sync, then plan and store the day's run; None when it failed (the failure is stored and sent)."""
     events.emit(events.rebalancing_started, portfolio=portfolio, trading_date=trading_date)
     started = time.perf_counter()
     try:
         if portfolio.broker_account_id is not None:
-            sync_from_broker(portfolio=portfolio)
+            try:
+                broker = adapter.get()
+            except BrokerError as error:
+                raise SyncError(f"cannot read positions from {portfolio.broker_account.label}: {error}") from error
+            sync_from_broker(portfolio=portfolio, broker=broker)
             metrics.observe_step("sync", time.perf_counter() - started)
         planned = rebalance_run_create(portfolio=portfolio, as_of=trading_date, stored_run=stored)
     except (RebalanceError, SyncError) as error:
@@ -254,11 +283,10 @@ def _drift_alert(portfolio: Portfolio, run: RebalanceRun) -> None:
         events.emit(events.drift_alert, portfolio=portfolio, run=run, drift=run.drift_before, threshold=threshold)
 
 
-def _execute(portfolio: Portfolio, run: RebalanceRun) -> str:
+def _execute(portfolio: Portfolio, run: RebalanceRun, adapter: _DayAdapter) -> str:
     """Execute now when the broker's market is open, else schedule it for the next open."""
     try:
-        with broker_for(portfolio.broker_account) as broker:
-            clock = broker.clock()
+        clock = adapter.get().clock()
     except BrokerError as error:
         # Cannot tell: try again in a while rather than fail the day.
         when = timezone.now() + timedelta(minutes=15)

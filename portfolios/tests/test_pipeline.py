@@ -10,9 +10,11 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django_q.models import Schedule
 
-from brokers.models import PaperAccount, PaperOrder
+from brokers.models import BrokerAccount, PaperAccount, PaperOrder
 from marketdata.models import PriceBar
 from portfolios import events
 from portfolios.models import AuditEntry, PipelineDay, RebalanceRun
@@ -110,6 +112,16 @@ def test_an_auto_portfolio_planned_after_the_close_executes_at_the_next_open(pri
     assert events_of(portfolio) == ["rebalancing_started", "rebalancing_completed"]
 
 
+def test_one_broker_adapter_serves_the_sync_and_the_clock(prices, clock):  # noqa: F811
+    # The account is read (locked, with its settings) once for the sync; the clock needs no read.
+    clock.now = AFTER_CLOSE
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
+    with CaptureQueriesContext(connection) as queries:
+        assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.SCHEDULED
+    account_reads = [q["sql"] for q in queries if 'FROM "brokers_paperaccount"' in q["sql"]]
+    assert len(account_reads) == 1
+
+
 def test_an_auto_portfolio_on_an_always_open_paper_account_executes_in_the_same_day(prices, clock):  # noqa: F811
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(
@@ -135,6 +147,20 @@ def test_a_missing_price_fails_the_portfolio_closed_and_names_the_symbol(prices,
     assert PaperOrder.objects.count() == 0
     assert events_of(portfolio) == ["rebalancing_started", "rebalancing_failed"]
     assert "BND" in mail.outbox[-1].body and mail.outbox[-1].to == ["alice@example.com"]
+
+
+def test_a_broker_that_cannot_be_opened_fails_the_day_closed_with_its_reason(prices, clock):  # noqa: F811
+    # An Alpaca account whose keys were never entered: no sync, no plan, the owner told why.
+    clock.now = AFTER_CLOSE
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
+    BrokerAccount.objects.filter(pk=portfolio.broker_account_id).update(kind="alpaca")
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.FAILED
+    run = RebalanceRun.objects.get(portfolio=portfolio)
+    assert run.status == Status.FAILED and run.trades.count() == 0
+    account = portfolio.broker_account_id
+    assert run.error.startswith(f"cannot read positions from Paper alice: Alpaca account {account}: missing")
+    assert events_of(portfolio) == ["rebalancing_started", "rebalancing_failed"]
+    assert not Schedule.objects.filter(name=f"execute-run-{run.pk}").exists()
 
 
 def test_a_failed_day_is_planned_afresh_once_the_price_is_there(prices, clock):  # noqa: F811
