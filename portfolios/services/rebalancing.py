@@ -130,7 +130,10 @@ def rebalance_run_plan(
         targets, result, source, computed = _targets(portfolio, as_of)
     symbols = sorted(set(targets) | set(holdings))
     with timer.step("prices"):
-        instruments = {i.symbol: i for i in Instrument.objects.filter(symbol__in=symbols)}
+        # The holdings came with their instruments: only targets not held are read.
+        instruments = {symbol: holding.instrument for symbol, holding in holdings.items()}
+        if missing := [symbol for symbol in symbols if symbol not in instruments]:
+            instruments.update({i.symbol: i for i in Instrument.objects.filter(symbol__in=missing)})
         snapshot = _snapshot(
             portfolio, holdings, symbols, as_of, instruments, window=computed.prices if computed else None
         )
