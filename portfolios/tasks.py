@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from portfolios.models import RebalanceRun
 from portfolios.services import pipeline
 from rebalancer_site.logcontext import log_context
 
@@ -25,10 +24,9 @@ def run_portfolio_day(portfolio_id: int, trading_date: str) -> str:
 
 
 def execute_run_task(run_id: int) -> str:
-    # Only what the log context needs: the execution reads the run itself, fresh.
-    run = RebalanceRun.objects.select_related("portfolio").only("pk", "portfolio__owner_id").get(pk=run_id)
-    with log_context(run_id=run.pk, portfolio_id=run.portfolio_id, user_id=run.portfolio.owner_id):
-        outcome = pipeline.execute_planned_run(run)
+    # The execution reads the run itself, fresh, and binds its portfolio and owner to the logs.
+    with log_context(run_id=run_id):
+        outcome = pipeline.execute_planned_run(run_id)
         logger.info("execution task done", extra={"outcome": outcome})
         return outcome
 

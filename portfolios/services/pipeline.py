@@ -298,18 +298,18 @@ def _execute(portfolio: Portfolio, run: RebalanceRun, adapter: _DayAdapter) -> s
         _schedule_once(f"execute-run-{run.pk}", "portfolios.tasks.execute_run_task", when, run.pk)
         logger.info("execution scheduled for the next open", extra={"at": when.isoformat()})
         return _finish(portfolio, run, SCHEDULED, completed=False)
-    return execute_planned_run(run)
+    return execute_planned_run(run.pk)
 
 
-def execute_planned_run(run: RebalanceRun) -> str:
+def execute_planned_run(run_id: int) -> str:
     """Execute (or resume) a stored run; a run left waiting is looked at again in five minutes."""
     started = time.perf_counter()
     try:
-        result = execute_run(run=run, submit=True)
+        result = execute_run(run=RebalanceRun(pk=run_id), submit=True)  # it reads the run itself
     except ExecutionBusy:
         return BUSY
     except ExecutionRefused as error:
-        logger.warning("execution refused", extra={"run_id": run.pk, "error": str(error)})
+        logger.warning("execution refused", extra={"run_id": run_id, "error": str(error)})
         return FAILED
     metrics.observe_step("execute", time.perf_counter() - started)
     run = result.run

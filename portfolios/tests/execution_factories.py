@@ -14,6 +14,7 @@ from brokers.models import Order, PaperAccount
 from brokers.services.accounts import broker_account_create
 from brokers.services.paper import paper_account_reset
 from portfolios.models import RebalanceRun
+from portfolios.services.execution import flow
 from portfolios.services.rebalancing import rebalance_run_create
 
 from .factories import AS_OF, close, load_sample_prices, make_portfolio, make_user
@@ -114,3 +115,15 @@ def order_row(run, client_order_id: str, symbol: str, side: str, quantity: str) 
         quantity=Decimal(quantity),
         estimated_price_usd=Decimal(100),
     )
+
+
+def record_stored_steps(monkeypatch) -> list[tuple[str, str]]:
+    """(checkpoint, the run's stored step at that moment) for every "sent" and "done" checkpoint."""
+    stored: list[tuple[str, str]] = []
+
+    def record(run, step):
+        if step.endswith(("_sent", "_done")):
+            stored.append((step, RebalanceRun.objects.values_list("execution_step", flat=True).get(pk=run.pk)))
+
+    monkeypatch.setattr(flow, "checkpoint", record)
+    return stored

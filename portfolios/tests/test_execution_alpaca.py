@@ -17,7 +17,7 @@ from portfolios.models import RebalanceRun
 from portfolios.services.execution import execute_run, flow
 from tests.fakes.alpaca_server import FakeAlpacaServer, Step
 
-from .execution_factories import clock, planned_run, prices, shares_worth  # noqa: F401
+from .execution_factories import clock, planned_run, prices, record_stored_steps, shares_worth  # noqa: F401
 from .factories import close, make_portfolio, make_user
 
 pytestmark = pytest.mark.django_db
@@ -110,6 +110,20 @@ def test_sells_fill_over_several_polls_then_the_buys_go(portfolio, server):
     posts = server.requests_to("/v2/orders", method="POST")
     assert [p.json()["side"] for p in posts] == ["sell", "buy"]  # the buy only after the sell filled
     assert all(isinstance(p.json()["qty"], str) for p in posts)  # decimals as strings
+
+
+def test_orders_still_open_after_sending_store_the_sent_step_before_the_wait(portfolio, server, monkeypatch):
+    # Accepted, filled polls later: a crash during the wait resumes knowing the side was sent.
+    server.fill_after_polls = 3
+    run = planned_run(portfolio)
+    stored = record_stored_steps(monkeypatch)
+    execute_run(run=run, submit=True)
+    assert stored == [
+        ("sells_sent", "sells_sent"),
+        ("sells_done", "sells_done"),
+        ("buys_sent", "buys_sent"),
+        ("buys_done", "buys_done"),
+    ]
 
 
 def test_accepted_then_504_is_resolved_by_lookup_not_resent(portfolio, server):

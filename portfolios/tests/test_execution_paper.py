@@ -16,7 +16,14 @@ from portfolios.models import FrozenError, HoldingsSync, RebalanceRun
 from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run, flow
 from portfolios.services.execution.lease import lease_claim, lease_store
 
-from .execution_factories import MARKET_CLOSED_NOW, clock, paper_portfolio, planned_run, prices  # noqa: F401
+from .execution_factories import (  # noqa: F401
+    MARKET_CLOSED_NOW,
+    clock,
+    paper_portfolio,
+    planned_run,
+    prices,
+    record_stored_steps,
+)
 
 pytestmark = pytest.mark.django_db
 Status = RebalanceRun.Status
@@ -259,6 +266,19 @@ def test_a_crash_at_any_step_resumes_without_sending_anything_twice(portfolio, m
     assert Order.objects.filter(run=run).count() == run.trades.count() == 2
     assert PaperOrder.objects.count() == 2
     assert all(o.state == OrderState.FILLED for o in run.orders.all())
+
+
+def test_a_side_filled_at_once_goes_straight_to_done(portfolio, monkeypatch):
+    # The paper broker answers every order filled: "sent" would be overwritten by "done" at once.
+    run = planned_run(portfolio)
+    stored = record_stored_steps(monkeypatch)
+    execute_run(run=run, submit=True)
+    assert stored == [
+        ("sells_sent", "checked"),
+        ("sells_done", "sells_done"),
+        ("buys_sent", "sells_done"),
+        ("buys_done", "buys_done"),
+    ]
 
 
 def test_a_crash_after_the_broker_accepted_is_resolved_by_lookup(portfolio, settings):

@@ -4,6 +4,8 @@ next open, failing closed on missing prices, events and their e-mails, resuming,
 from __future__ import annotations
 
 import io
+import json
+import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -16,7 +18,7 @@ from django_q.models import Schedule
 
 from brokers.models import BrokerAccount, PaperAccount, PaperOrder
 from marketdata.models import PriceBar
-from portfolios import events
+from portfolios import events, tasks
 from portfolios.models import AuditEntry, PipelineDay, RebalanceRun
 from portfolios.schedules import schedules_setup
 from portfolios.services import pipeline
@@ -104,9 +106,7 @@ def test_an_auto_portfolio_planned_after_the_close_executes_at_the_next_open(pri
     assert scheduled.next_run == NEXT_OPEN and scheduled.args == f"({run.pk},)"
     assert run.status == Status.PLANNED and PaperOrder.objects.count() == 0
     clock.now = NEXT_OPEN
-    from portfolios.tasks import execute_run_task
-
-    assert execute_run_task(run.pk) == pipeline.EXECUTED
+    assert tasks.execute_run_task(run.pk) == pipeline.EXECUTED
     run.refresh_from_db()
     assert run.status == Status.EXECUTED and PaperOrder.objects.count() == run.trades.count() == 2
     assert events_of(portfolio) == ["rebalancing_started", "rebalancing_completed"]
@@ -120,6 +120,27 @@ def test_one_broker_adapter_serves_the_sync_and_the_clock(prices, clock):  # noq
         assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.SCHEDULED
     account_reads = [q["sql"] for q in queries if 'FROM "brokers_paperaccount"' in q["sql"]]
     assert len(account_reads) == 1
+
+
+def test_the_execution_task_logs_with_the_run_portfolio_and_owner(prices, clock):  # noqa: F811
+    clock.now = AFTER_CLOSE
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.SCHEDULED
+    run = RebalanceRun.objects.get(portfolio=portfolio)
+    clock.now = NEXT_OPEN
+    # The configured console handler (its JSON formatter and context filter), into a buffer.
+    console = next(h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler))
+    previous = console.setStream(buffer := io.StringIO())
+    try:
+        assert tasks.execute_run_task(run.pk) == pipeline.EXECUTED
+    finally:
+        console.setStream(previous)
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    executed = next(line for line in lines if line["message"] == "run executed")
+    bound = (executed["run_id"], executed["portfolio_id"], executed["user_id"])
+    assert bound == (run.pk, portfolio.pk, portfolio.owner_id)
+    done = next(line for line in lines if line["message"] == "execution task done")
+    assert done["run_id"] == run.pk and done["outcome"] == pipeline.EXECUTED
 
 
 def test_an_auto_portfolio_on_an_always_open_paper_account_executes_in_the_same_day(prices, clock):  # noqa: F811

@@ -9,6 +9,9 @@ Steps, each stored on the run (``execution_step``) before the next begins:
     buys_done    every buy terminal
     reconciled   positions compared with the plan, holdings and cash synced from the broker
 
+A side whose orders are all answered for good by the broker's reply (the paper broker fills at
+once) goes from the step before straight to its "done" step.
+
 Resuming (calling `execute_run` again on an executing run) first resolves every order whose
 outcome is unknown by looking it up with its client order id, then continues from the stored
 step. A frozen plan is never re-planned; orders are never re-created or sent twice (one row
@@ -36,6 +39,7 @@ from portfolios import events
 from portfolios.models import PlannedTrade, RebalanceRun
 from portfolios.services.sync import SyncError, sync_from_broker
 from rebalancer_site import metrics
+from rebalancer_site.logcontext import log_context
 
 from .checks import Check, CheckFailed, check_broker, check_gates, planned_trades
 from .lease import ExecutionBusy, lease_claim, lease_release, lease_store, new_owner
@@ -81,6 +85,11 @@ def execute_run(*, run: RebalanceRun, submit: bool = False, approved: bool = Fal
         )
         .get(pk=run.pk)
     )
+    with log_context(run_id=run.pk, portfolio_id=run.portfolio_id, user_id=run.portfolio.owner_id):
+        return _execute_run(run, submit=submit, approved=approved)
+
+
+def _execute_run(run: RebalanceRun, *, submit: bool, approved: bool) -> ExecutionResult:
     if run.status == Status.FAILED:
         raise ExecutionRefused(f"run {run.pk}: planning failed ({run.error}); there is no plan to execute")
     if run.portfolio.broker_account is None:
@@ -192,7 +201,10 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
             fresh=True,  # just read or written, under the lease
         )
         if run.execution_step != sent_step and orders:  # a side without orders goes straight to done
-            _store(run, sent_step)
+            # Answered for good (a broker that fills at once): "done" is stored next, and a resume
+            # from the step before finds every order answered and sends nothing.
+            if not all(o.terminal for o in orders):
+                _store(run, sent_step)
             checkpoint(run, sent_step)
         orders = _wait(broker, orders)
         # The last side done, every order terminal: nothing is left for the kill switch to stop.
