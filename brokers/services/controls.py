@@ -19,10 +19,14 @@ def trading_halt_reason(*, user_id: int | None) -> str | None:
     Read from the database on every call: execution reads it right before each order.
     """
     scopes = [KillSwitch.scope_for(None)] + ([KillSwitch.scope_for(user_id)] if user_id is not None else [])
-    for switch in KillSwitch.objects.filter(scope__in=scopes, active=True).order_by("scope"):
-        who = "for everyone" if switch.user_id is None else "for this user"
-        return f"kill switch on {who}" + (f": {switch.reason}" if switch.reason else "")
-    return None
+    # The two columns of the first switch on (the global scope sorts first): read per order batch.
+    on = KillSwitch.objects.filter(scope__in=scopes, active=True).order_by("scope").values_list("user_id", "reason")
+    switch = on.first()
+    if switch is None:
+        return None
+    switch_user_id, reason = switch
+    who = "for everyone" if switch_user_id is None else "for this user"
+    return f"kill switch on {who}" + (f": {reason}" if reason else "")
 
 
 def kill_switch_set(*, user=None, active: bool, reason: str = "", changed_by=None) -> tuple[KillSwitch, list[str]]:

@@ -28,7 +28,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from brokers.base import BrokerError
+from brokers.base import Broker, BrokerError
+from brokers.models import BrokerAccount
 from brokers.services.accounts import broker_for
 from marketdata import calendar
 from marketdata.services import NothingFetched, prices_fetch
@@ -200,11 +201,11 @@ class _DayAdapter:
     """The broker adapter of a portfolio's day, opened at first use (the sync, then the market
     clock) and closed with the day: one adapter, and one read of its account's settings."""
 
-    def __init__(self, account):
+    def __init__(self, account: BrokerAccount | None):
         self.account = account
-        self._broker = None
+        self._broker: Broker | None = None
 
-    def get(self):
+    def get(self) -> Broker:
         if self._broker is None:
             self._broker = broker_for(self.account)
         return self._broker
