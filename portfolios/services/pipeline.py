@@ -212,7 +212,8 @@ class _DayAdapter:
 
     def close(self) -> None:
         if self._broker is not None:
-            self._broker.close()
+            broker, self._broker = self._broker, None
+            broker.close()
 
 
 def _portfolio_day(portfolio: Portfolio, trading_date: date, *, execute: bool, adapter: _DayAdapter) -> str:
@@ -299,6 +300,8 @@ def _execute(portfolio: Portfolio, run: RebalanceRun, adapter: _DayAdapter) -> s
         _schedule_once(f"execute-run-{run.pk}", "portfolios.tasks.execute_run_task", when, run.pk)
         logger.info("execution scheduled for the next open", extra={"at": when.isoformat()})
         return _finish(portfolio, run, SCHEDULED, completed=False)
+    # The execution opens its own adapter: this one's connection (an IB client id) is let go first.
+    adapter.close()
     return execute_planned_run(run.pk)
 
 

@@ -16,6 +16,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_q.models import Schedule
 
+from brokers.adapters.paper import PaperBroker
+from brokers.base import BrokerError
 from brokers.models import BrokerAccount, PaperAccount, PaperOrder
 from marketdata.models import PriceBar
 from portfolios import events, tasks
@@ -152,6 +154,32 @@ def test_an_auto_portfolio_on_an_always_open_paper_account_executes_in_the_same_
     # Again: nothing more happens, nothing is sent twice.
     assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.EXECUTED
     assert RebalanceRun.objects.filter(portfolio=portfolio).count() == 1 and PaperOrder.objects.count() == 2
+
+
+class OneConnection(PaperBroker):
+    """As IB with one client id: an adapter opened while another is still open is refused."""
+
+    open_now = 0
+
+    def __init__(self, config):
+        if OneConnection.open_now:
+            raise BrokerError("IB: client id 1 is already in use")
+        super().__init__(config)
+        OneConnection.open_now += 1
+
+    def close(self):
+        OneConnection.open_now -= 1
+
+
+def test_the_days_adapter_is_let_go_before_an_execution_opens_its_own(prices, clock, settings, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(OneConnection, "open_now", 0)
+    settings.BROKER_ADAPTERS = {**settings.BROKER_ADAPTERS, "paper": "portfolios.tests.test_pipeline.OneConnection"}
+    clock.now = AFTER_CLOSE
+    portfolio = paper_portfolio(
+        holdings_usd={"SPY": 8000, "BND": 2000}, session_mode=PaperAccount.SessionMode.ALWAYS_OPEN
+    )
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.EXECUTED
+    assert PaperOrder.objects.count() == 2 and OneConnection.open_now == 0
 
 
 def test_a_missing_price_fails_the_portfolio_closed_and_names_the_symbol(prices, clock):  # noqa: F811
