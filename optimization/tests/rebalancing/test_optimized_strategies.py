@@ -336,6 +336,8 @@ def test_an_interior_point_answer_stopped_at_its_iteration_limit_is_not_used(mon
     context = make_context(risk_inputs(), make_policy())
     proposal = RiskAware().propose(context)
     assert statuses[0] == cp.USER_LIMIT and cp.OPTIMAL in statuses[1:]
-    # The looser attempt's gap (1e-9 of a variance) leaves the answer within cents of the target.
-    assert proposal.target_values_usd.tolist() == pytest.approx([10_000 / 3] * 3, abs=0.05)
+    # The looser attempt's gap (1e-9 of a variance) leaves the answer cents from the exact one (how
+    # many depends on what the template's solver solved before: 2 to 7 seen); never below zero.
+    after = proposal.target_values_usd
+    assert after.tolist() == pytest.approx([10_000 / 3] * 3, rel=1e-4) and (after >= 0).all()
     assert not any("time limit" in note for note in proposal.notes)
