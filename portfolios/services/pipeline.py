@@ -38,7 +38,7 @@ from portfolios.models import PipelineDay, Portfolio, RebalanceRun
 from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run
 from portfolios.services.locks import portfolio_day_lock
 from portfolios.services.rebalancing import RebalanceError, rebalance_run_create
-from portfolios.services.sync import SyncError, sync_from_broker
+from portfolios.services.sync import SyncError, sync_from_broker, unreadable
 from rebalancer_site import metrics
 from rebalancer_site.logcontext import log_context
 
@@ -246,7 +246,7 @@ def _plan(
             try:
                 broker = adapter.get()
             except BrokerError as error:
-                raise SyncError(f"cannot read positions from {portfolio.broker_account.label}: {error}") from error
+                raise unreadable(portfolio.broker_account, error) from error
             sync_from_broker(portfolio=portfolio, broker=broker)
             metrics.observe_step("sync", time.perf_counter() - started)
         planned = rebalance_run_create(portfolio=portfolio, as_of=trading_date, stored_run=stored)

@@ -23,6 +23,11 @@ class SyncError(Exception):
     """The broker could not be read; nothing was changed."""
 
 
+def unreadable(account, error: BrokerError) -> SyncError:
+    """The `SyncError` for a broker account that could not be opened or read."""
+    return SyncError(f"cannot read positions from {account.label}: {error}")
+
+
 def sync_from_broker(
     *, portfolio: Portfolio, run: RebalanceRun | None = None, broker=None, read: tuple | None = None
 ) -> HoldingsSync:
@@ -46,7 +51,7 @@ def sync_from_broker(
         else:
             positions, info = broker.positions_and_account()
     except BrokerError as error:
-        raise SyncError(f"cannot read positions from {account.label}: {error}") from error
+        raise unreadable(account, error) from error
     quantum = Decimal(1).scaleb(-QUANTITY_PLACES)
     after = {p.symbol.upper(): p.quantity.quantize(quantum) for p in positions if p.quantity > 0}
     with transaction.atomic():
