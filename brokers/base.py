@@ -277,6 +277,12 @@ class Broker(ABC):
     #: otherwise it sends them one by one, reading the kill switch before each.
     submits_in_batches: bool = False
 
+    #: True when the broker's orders are rows of this project's own database (the paper broker):
+    #: `submit_orders` called inside the caller's transaction is committed or rolled back with it,
+    #: so execution writes a side's order records and sends them in one transaction (no moment
+    #: exists where an order may be at the broker without its record).
+    shares_transactions: bool = False
+
     def submit_orders(self, requests: Sequence[OrderRequest]) -> list[BrokerOrder | BrokerError]:
         """`submit_order` for each request: its order, or the error that request got."""
         answers: list[BrokerOrder | BrokerError] = []

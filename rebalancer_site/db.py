@@ -55,3 +55,16 @@ def rows_update(objs: Sequence[models.Model], fields: Sequence[str]) -> int:
             cursor.execute(sql, params)
             matched += cursor.rowcount
     return matched
+
+
+class ValuesJSONField(models.JSONField):
+    """Django's JSONField, except that rows holding it are bulk-inserted as a ``VALUES`` list.
+
+    On PostgreSQL Django inserts a batch as one array per column (``UNNEST``) when every field
+    allows it; a JSON value then goes through psycopg's text-array escaping, which costs more
+    than it saves on small batches: 25 order events (an execution's side) took 4.7 ms of Python
+    that way against 2.9 ms as ``VALUES``. A field with its own placeholder opts its model out.
+    """
+
+    def get_placeholder(self, value, compiler, connection) -> str:
+        return "%s"

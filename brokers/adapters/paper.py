@@ -22,8 +22,9 @@ locks the paper account, so concurrent callers see a consistent account.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from decimal import ROUND_DOWN, Decimal
 
@@ -63,6 +64,7 @@ class PaperBroker(Broker):
 
     kind = "paper"
     submits_in_batches = True
+    shares_transactions = True
 
     def __init__(self, config: AccountConfig):
         super().__init__(config)
@@ -90,17 +92,17 @@ class PaperBroker(Broker):
     # -- reads ---------------------------------------------------------------------------------
 
     def account(self) -> AccountInfo:
-        with transaction.atomic():
+        with self._transaction():
             paper = self._settled()
             return self._account_of(paper, list(paper.positions.all()))
 
     def positions(self) -> list[Position]:
-        with transaction.atomic():
+        with self._transaction():
             paper = self._settled()
             return self._positions_of(list(paper.positions.all()))
 
     def positions_and_account(self) -> tuple[list[Position], AccountInfo]:
-        with transaction.atomic():
+        with self._transaction():
             paper = self._settled()
             rows = list(paper.positions.all())
             return self._positions_of(rows), self._account_of(paper, rows)
@@ -173,13 +175,13 @@ class PaperBroker(Broker):
         return {s: instrument for s in wanted if (instrument := self._instruments[s]) is not None}
 
     def get_order(self, client_order_id: str) -> BrokerOrder | None:
-        with transaction.atomic():
+        with self._transaction():
             paper = self._settled()
             order = paper.orders.filter(client_order_id=client_order_id).first()
             return None if order is None else _as_broker_order(order)
 
     def open_orders(self, symbols: Sequence[str] | None = None) -> list[BrokerOrder]:
-        with transaction.atomic():
+        with self._transaction():
             paper = self._settled()
             orders = paper.orders.filter(state__in=OPEN_STATES)
             if symbols:
@@ -196,10 +198,14 @@ class PaperBroker(Broker):
 
     def submit_orders(self, requests: Sequence[OrderRequest]) -> list[BrokerOrder | BrokerError]:
         """Every request in one transaction holding the account's lock, each answered on its own
-        as `submit_order` would: a refused request creates nothing and stops none of the others."""
+        as `submit_order` would: a refused request creates nothing and stops none of the others.
+
+        Called inside a transaction (`shares_transactions`), the batch is part of it: a failure
+        to store it is raised, for the caller's transaction to roll back its own writes too."""
         self._pending = []
+        shared = connection.in_atomic_block
         try:
-            with transaction.atomic():
+            with self._transaction():
                 ids = [r.client_order_id for r in requests]
                 paper = self._settled(client_order_ids=ids)
                 # Ids it already has (rare: a resend after a lost answer) are read only when there are some.
@@ -222,6 +228,8 @@ class PaperBroker(Broker):
                     paper.save(update_fields=["cash_usd", "updated_at"])
                 return [a if isinstance(a, BrokerError) else _as_broker_order(a) for a in answers]
         except IntegrityError as error:
+            if shared:
+                raise
             # Nothing of the batch was applied; the caller looks each order up before any resend.
             refused = BrokerError(f"the paper account refused the orders: {error}", unknown=True, status_code=422)
             return [refused for _ in requests]
@@ -295,7 +303,7 @@ class PaperBroker(Broker):
         PaperPosition.objects.bulk_create([p for p in moved if p.quantity != 0 and p.pk is None])
 
     def cancel_order(self, client_order_id: str) -> None:
-        with transaction.atomic():
+        with self._transaction():
             paper = self._settled()
             order = paper.orders.filter(client_order_id=client_order_id).first()
             if order is None:
@@ -305,6 +313,21 @@ class PaperBroker(Broker):
                 order.save(update_fields=["state", "updated_at"])
 
     # -- simulation ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A call's transaction: its own, or part of the caller's (`shares_transactions`), without
+        a savepoint there (two statements more per call). An exception leaving a transaction block
+        without a savepoint dooms the caller's whole transaction, so a refusal (`BrokerError`,
+        always raised before anything is written) is raised once the block is left."""
+        refused = None
+        with transaction.atomic(savepoint=False):
+            try:
+                yield
+            except BrokerError as error:
+                refused = error
+        if refused is not None:
+            raise refused
 
     def _mode(self) -> str:
         if self._session_mode is None:

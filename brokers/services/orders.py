@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from decimal import Decimal
 
 from django.db import transaction
@@ -54,6 +54,12 @@ def redacted(payload: object) -> object:
     if hasattr(payload, "isoformat"):
         return payload.isoformat()
     return payload
+
+
+def _fields(answer: object) -> dict:
+    """A request's or answer's fields, as they are (`dataclasses.asdict` deep-copies each value,
+    a broker's whole raw answer included, for every event)."""
+    return {f.name: getattr(answer, f.name) for f in fields(answer)}
 
 
 def _event(order: Order, kind: str, *, message: str = "", payload: object = None, before: str = "") -> OrderEvent:
@@ -129,7 +135,7 @@ def _applied(order: Order, reported: BrokerOrder, kind: str) -> tuple[OrderEvent
     """
     current = OrderState(order.state)
     new = reported.state
-    payload = {**asdict(reported), "raw": None}
+    payload = {**_fields(reported), "raw": None}
     if not can_move(current, new):
         if is_stale(current, new):
             return _event(order, kind, message=f"stale answer ({new}) ignored", payload=payload), False
@@ -187,7 +193,9 @@ def order_submit(broker: Broker, order: Order, *, halted: Callable[[], str | Non
         return order
     request = order_request(order)
     order.submit_attempts += 1
-    _move(order, OrderState.SUBMITTING, kind=OrderEvent.Kind.REQUEST, payload=asdict(request), also=["submit_attempts"])
+    _move(
+        order, OrderState.SUBMITTING, kind=OrderEvent.Kind.REQUEST, payload=_fields(request), also=["submit_attempts"]
+    )
     try:
         reported = broker.submit_order(request)
     except BrokerError as error:
@@ -255,7 +263,7 @@ def _submit_batch(broker: Broker, batch: list[Order]) -> list[Order]:
     events = []
     for order, request in zip(batch, requests, strict=True):
         order.submit_attempts += 1
-        events.append(_moved(order, OrderState.SUBMITTING, kind=OrderEvent.Kind.REQUEST, payload=asdict(request)))
+        events.append(_moved(order, OrderState.SUBMITTING, kind=OrderEvent.Kind.REQUEST, payload=_fields(request)))
     with transaction.atomic():
         # The same change for all, from the state they were read in (under the run's lease).
         marked = Order.objects.filter(pk__in=[o.pk for o in batch], state=OrderState.PLANNED.value).update(
@@ -264,6 +272,16 @@ def _submit_batch(broker: Broker, batch: list[Order]) -> list[Order]:
         if marked != len(batch):
             raise IllegalTransition(f"{len(batch) - marked} of the orders changed before they were sent; none sent")
         OrderEvent.objects.bulk_create(events)
+    events, unknown = _answered(broker, batch, requests)
+    with transaction.atomic():
+        rows_update(batch, _ANSWER_FIELDS)
+        OrderEvent.objects.bulk_create(events)
+    return _resolved(broker, batch, unknown)
+
+
+def _answered(broker: Broker, batch: list[Order], requests: list[OrderRequest]) -> tuple[list[OrderEvent], list[Order]]:
+    """Send ``requests`` (of ``batch``, marked submitting) in one call and apply the answers in
+    memory: the events to store, and the orders whose outcome is unknown."""
     try:
         answers = broker.submit_orders(requests)
     except BrokerError as error:
@@ -279,9 +297,11 @@ def _submit_batch(broker: Broker, batch: list[Order]) -> list[Order]:
             # Unknown, or a failure whose effect cannot be ruled out: never assume it failed.
             events.append(_moved(order, OrderState.UNKNOWN, kind=OrderEvent.Kind.ERROR, message=str(answer)))
             unknown.append(order)
-    with transaction.atomic():
-        rows_update(batch, _ANSWER_FIELDS)
-        OrderEvent.objects.bulk_create(events)
+    return events, unknown
+
+
+def _resolved(broker: Broker, batch: list[Order], unknown: list[Order]) -> list[Order]:
+    """``batch`` once its answers are stored: the unknown ones looked up, each logged."""
     for order in unknown:
         order_resolve(broker, order)
     for order in batch:
@@ -295,6 +315,42 @@ def _submit_batch(broker: Broker, batch: list[Order]) -> list[Order]:
             },
         )
     return batch
+
+
+def orders_place(
+    broker: Broker,
+    orders: Sequence[Order],
+    *,
+    halted: Callable[[], str | None] = lambda: None,
+) -> list[Order]:
+    """Write new ``orders`` (planned, not saved) and send them, at a broker that `shares_transactions`:
+    the records, their request and answer events and the broker's own rows (its fills) are written
+    in one transaction, so either all of it is stored or none (nothing sent). The orders as stored.
+
+    The kill switch (``halted``) is read once before: a reason there stores them canceled, unsent.
+    An `IntegrityError` (the orders were written already) leaves nothing; the caller reads them.
+    """
+    batch = list(orders)
+    if not broker.shares_transactions or any(o.pk is not None or o.state != OrderState.PLANNED for o in batch):
+        raise ValueError("orders_place: new planned orders, at a broker that shares transactions")
+    reason = halted()
+    if reason:
+        message = f"not sent: {reason}"
+        events = [_moved(o, OrderState.CANCELED, kind=OrderEvent.Kind.STATE, message=message) for o in batch]
+        with transaction.atomic(savepoint=False):
+            Order.objects.bulk_create(batch)
+            OrderEvent.objects.bulk_create(events)
+        return batch
+    requests = [order_request(o) for o in batch]
+    events = []
+    for order, request in zip(batch, requests, strict=True):
+        order.submit_attempts = 1
+        events.append(_moved(order, OrderState.SUBMITTING, kind=OrderEvent.Kind.REQUEST, payload=_fields(request)))
+    with transaction.atomic(savepoint=False):  # a caller's transaction may take all of it in
+        answers, unknown = _answered(broker, batch, requests)
+        Order.objects.bulk_create(batch)  # each with its answer; the events find their keys
+        OrderEvent.objects.bulk_create(events + answers)
+    return _resolved(broker, batch, unknown)
 
 
 #: Answers of `order_resolve`.

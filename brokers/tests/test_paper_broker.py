@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from brokers.base import BrokerError, OrderRequest, OrderState, OrderType, Side, TimeInForce
@@ -233,3 +233,23 @@ def test_in_a_batch_an_order_left_open_holds_its_cash_back_from_the_next(account
         assert answers[0].state == OrderState.NEW and answers[0].updated_at is not None
         assert isinstance(answers[1], BrokerError) and "insufficient buying power" in str(answers[1])
         assert [o.client_order_id for o in broker.open_orders()] == ["q-1"]
+
+
+def test_inside_a_callers_transaction_a_refusal_leaves_it_usable_and_a_batch_is_part_of_it(account):
+    # The paper broker takes part in its caller's transaction (no savepoint of its own): a refusal
+    # must not doom the caller's writes, and a batch is rolled back with them.
+    class Abandoned(Exception):
+        pass
+
+    with broker_for(account) as broker:
+        with transaction.atomic():
+            with pytest.raises(BrokerError, match="order missing-1 not found"):
+                broker.cancel_order("missing-1")
+            assert broker.account().cash_usd == Decimal(10_000)  # the transaction goes on
+        with pytest.raises(Abandoned), transaction.atomic():
+            answers = broker.submit_orders([order("c-1", "SPY", Side.SELL, "4")])
+            assert answers[0].state == OrderState.FILLED
+            raise Abandoned
+        assert not PaperOrder.objects.exists()
+        assert {p.symbol: p.quantity for p in broker.positions()} == {"SPY": Decimal(10)}
+        assert broker.account().cash_usd == Decimal(10_000)

@@ -4,8 +4,9 @@ Steps, each stored on the run (``execution_step``) before the next begins:
 
     checked      every pre-trade control passed (`checks`); nothing was written before
     sells_sent   one `Order` row per planned sell (written before any broker call), each sent
-    sells_done   every sell terminal (bounded wait; otherwise the run waits to be resumed)
-    buys_sent    buys re-sized to the cash the broker reports (`sizing`), written, sent
+    sells_done   every sell terminal (bounded wait; otherwise the run waits to be resumed), and
+                 the buys re-sized to the cash the broker then reports (`sizing`), stored with it
+    buys_sent    buys written (re-sized again when resumed from here), sent
     buys_done    every buy terminal
     reconciled   positions compared with the plan, holdings and cash synced from the broker
 
@@ -21,7 +22,9 @@ on the run keeps a second executor out.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -34,7 +37,7 @@ from brokers.base import Broker, BrokerError, OrderState, OrderType
 from brokers.models import Order
 from brokers.services.accounts import broker_for
 from brokers.services.controls import trading_halt_reason
-from brokers.services.orders import order_cancel, order_submit, orders_submit, orders_wait
+from brokers.services.orders import order_cancel, order_submit, orders_place, orders_submit, orders_wait
 from portfolios import events
 from portfolios.models import PlannedTrade, RebalanceRun
 from portfolios.services.sync import SyncError, sync_from_broker
@@ -182,31 +185,32 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
     trades = planned_trades(run)
     sides = {t.side for t in trades}
     sent: dict[str, list[Order]] = {SELL: [], BUY: []}  # by side, as stored, when this call sent them
+    sized: dict[str, Decimal] | None = None  # the buys' quantities, when sized by this call
+    buys = [t for t in trades if t.side == BUY]
     for side, sent_step, done_step in ((SELL, "sells_sent", "sells_done"), (BUY, "buys_sent", "buys_done")):
         if _step_index(run.execution_step) >= _step_index(done_step):
             continue
         if side not in sides:
             continue  # nothing planned on this side: no orders (they are written from the plan only)
+
+        def done(side: str = side, done_step: str = done_step) -> None:
+            nonlocal sized
+            sized = _side_done(run, broker, side, done_step, buys=buys)
+
         try:
-            orders = _orders_for(run, broker, side, written=not first_call)
+            orders = _orders_sent(run, broker, side, written=not first_call, sized=sized, done=done)
         except _Retry as retry:
             return ExecutionResult(
                 run=run, submitted=True, orders=list(run.orders.all()), waiting=True, message=str(retry)
             )
-        orders = orders_submit(
-            broker,
-            orders,
-            halted=lambda: trading_halt_reason(user_id=run.portfolio.owner_id),
-            sent=lambda order: checkpoint(run, f"sent {order.client_order_id}"),
-            fresh=True,  # just read or written, under the lease
-        )
-        if run.execution_step != sent_step and orders:  # a side without orders goes straight to done
-            # Answered for good (a broker that fills at once): "done" is stored next, and a resume
-            # from the step before finds every order answered and sends nothing.
-            if not all(o.terminal for o in orders):
-                _store(run, sent_step)
-            checkpoint(run, sent_step)
-        orders = _wait(broker, orders)
+        if run.execution_step != done_step:  # not stored with the orders (see `_orders_sent`)
+            if run.execution_step != sent_step and orders:  # a side without orders goes straight to done
+                # Answered for good (a broker that fills at once): "done" is stored next, and a
+                # resume from the step before finds every order answered and sends nothing.
+                if not all(o.terminal for o in orders):
+                    _store(run, sent_step)
+                checkpoint(run, sent_step)
+            orders = _wait(broker, orders)
         # The last side done, every order terminal: nothing is left for the kill switch to stop.
         finished = (side == BUY or BUY not in sides) and all(o.terminal for o in orders)
         halt = None if finished else trading_halt_reason(user_id=run.portfolio.owner_id)
@@ -219,7 +223,8 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
             return ExecutionResult(
                 run=run, submitted=True, orders=list(run.orders.all()), waiting=True, message=message
             )
-        _store(run, done_step)
+        if run.execution_step != done_step:
+            done()
         checkpoint(run, done_step)
         sent[side] = orders
     # The orders as this call stored them, when it sent every side; else as stored before.
@@ -232,6 +237,19 @@ STEPS = ("", "checked", "sells_sent", "sells_done", "buys_sent", "buys_done", "r
 
 def _step_index(step: str) -> int:
     return STEPS.index(step)
+
+
+def _side_done(
+    run: RebalanceRun, broker: Broker, side: str, done_step: str, *, buys: list[PlannedTrade]
+) -> dict[str, Decimal] | None:
+    """Store ``done_step``: after the sells (with buys to come), with the buys re-sized to the cash
+    the sells left, whose quantities are returned (one write for both)."""
+    sized, execution = None, None
+    if side == SELL and buys:
+        with contextlib.suppress(_Retry):  # the buy side reads the account again, and waits if it cannot
+            sized, execution = _buys_sized(run, broker, buys)
+    _store(run, done_step, execution=execution)
+    return sized
 
 
 def _store(
@@ -255,16 +273,74 @@ def _store(
     lease_store(run, release=release, **fields)
 
 
-def _orders_for(run: RebalanceRun, broker: Broker, side: str, *, written: bool) -> list[Order]:
-    """The run's orders of one side, written (once, in one transaction) if they do not exist yet
-    (``written`` False: the caller knows they do not)."""
+def _orders_sent(
+    run: RebalanceRun,
+    broker: Broker,
+    side: str,
+    *,
+    written: bool,
+    sized: dict[str, Decimal] | None,
+    done: Callable[[], None],
+) -> list[Order]:
+    """The run's orders of one side, written if they do not exist yet (``written`` False: the
+    caller knows they do not), then sent (those not sent yet): as stored. ``sized``: the buys'
+    quantities as this call sized and stored them (else the buys are sized here).
+
+    At a broker that shares this database's transactions, new orders are written and sent in one
+    transaction, which also stores the side's step (``done``) when every order is answered for
+    good: the step's write checks the lease, so orders sent by an executor that lost it are rolled
+    back with the step. Elsewhere they are written first (one transaction), then sent."""
+
+    def halted() -> str | None:
+        return trading_halt_reason(user_id=run.portfolio.owner_id)
+
+    orders, new = _orders_for(run, broker, side, written=written, sized=sized)
+    if new and broker.shares_transactions:
+        try:
+            with transaction.atomic():
+                orders = orders_place(broker, orders, halted=halted)
+                if all(o.terminal for o in orders):
+                    done()
+        except IntegrityError:
+            # Written by an earlier attempt after all: nothing of this one was stored; send those.
+            orders, new = list(run.orders.filter(side=side).order_by("id")), False
+        checkpoint(run, f"{side}s_written")
+        if new:
+            for order in orders:
+                checkpoint(run, f"sent {order.client_order_id}")
+            return orders
+    elif new:
+        try:
+            with transaction.atomic():
+                Order.objects.bulk_create(orders)
+        except IntegrityError:
+            # Written by an earlier attempt that crashed before storing its step: use those rows.
+            orders = list(run.orders.filter(side=side).order_by("id"))
+        checkpoint(run, f"{side}s_written")
+    return orders_submit(
+        broker,
+        orders,
+        halted=halted,
+        sent=lambda order: checkpoint(run, f"sent {order.client_order_id}"),
+        fresh=True,  # just read or written, under the lease
+    )
+
+
+def _orders_for(
+    run: RebalanceRun, broker: Broker, side: str, *, written: bool, sized: dict[str, Decimal] | None
+) -> tuple[list[Order], bool]:
+    """The run's orders of one side as stored, or new ones (not saved) if there are none yet
+    (``written`` False: the caller knows there are none); and whether they are new."""
     existing = list(run.orders.filter(side=side).order_by("id")) if written else []
     trades = [trade for trade in planned_trades(run) if trade.side == side]
     if existing or not trades:
-        return existing
+        return existing, False
     quantities = {t.instrument.symbol: t.quantity for t in trades}
-    if side == BUY:
-        quantities = _size_buys(run, broker, trades)
+    if side == BUY and sized is not None:
+        quantities = sized
+    elif side == BUY:
+        quantities, execution = _buys_sized(run, broker, trades)
+        _store(run, run.execution_step, execution=execution)
     account = run.portfolio.broker_account
     collar = Decimal(str(settings.PRICE_COLLAR_BPS)) / Decimal(10_000)
     rows = []
@@ -292,18 +368,13 @@ def _orders_for(run: RebalanceRun, broker: Broker, side: str, *, written: bool) 
                 estimated_price_usd=price,
             )
         )
-    try:
-        with transaction.atomic():
-            Order.objects.bulk_create(rows)
-    except IntegrityError:
-        # Written by an earlier attempt that crashed before storing its step: use those rows.
-        checkpoint(run, f"{side}s_written")
-        return list(run.orders.filter(side=side).order_by("id"))
-    checkpoint(run, f"{side}s_written")
-    return rows
+    return rows, bool(rows)
 
 
-def _size_buys(run: RebalanceRun, broker: Broker, trades: list[PlannedTrade]) -> dict[str, Decimal]:
+def _buys_sized(
+    run: RebalanceRun, broker: Broker, trades: list[PlannedTrade]
+) -> tuple[dict[str, Decimal], dict[str, dict]]:
+    """The buys' quantities re-sized to the cash the broker reports, and the record to store."""
     portfolio = run.portfolio
     try:
         info = broker.account()
@@ -332,8 +403,7 @@ def _size_buys(run: RebalanceRun, broker: Broker, trades: list[PlannedTrade]) ->
         commission_usd=portfolio.commission_per_trade_usd,
         min_trade_usd=portfolio.min_trade_usd,
     )
-    _store(run, run.execution_step, execution={"buys": {**sizing.as_dict(), "cash_buffer_usd": str(buffer)}})
-    return sizing.quantities
+    return sizing.quantities, {"buys": {**sizing.as_dict(), "cash_buffer_usd": str(buffer)}}
 
 
 class _Retry(Exception):
