@@ -11,7 +11,9 @@ Steps, each stored on the run (``execution_step``) before the next begins:
     reconciled   positions compared with the plan, holdings and cash synced from the broker
 
 A side whose orders are all answered for good by the broker's reply (the paper broker fills at
-once) goes from the step before straight to its "done" step.
+once) goes from the step before straight to its "done" step. At a broker whose orders live in
+this database (the paper broker: `Broker.shares_transactions`) a side's order rows are written
+in the transaction that sends them, with its "done" step when every order is answered.
 
 Resuming (calling `execute_run` again on an executing run) first resolves every order whose
 outcome is unknown by looking it up with its client order id, then continues from the stored
