@@ -17,6 +17,7 @@ have), at most `MAX_SUBMIT_ATTEMPTS` times.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -39,14 +40,17 @@ MAX_SUBMIT_ATTEMPTS = 3
 _SECRET_WORDS = ("secret", "key", "token", "password", "authorization")
 
 
+@functools.lru_cache(maxsize=4096)
+def _secret_looking(key: str) -> bool:
+    """Whether a payload key names a secret (keys repeat in every event: each is judged once)."""
+    return any(word in key.lower() for word in _SECRET_WORDS)
+
+
 def redacted(payload: object) -> object:
     """``payload`` with values under secret-looking keys replaced (defence in depth: requests and
     answers logged here carry no credentials, but a broker's raw answer might)."""
     if isinstance(payload, dict):
-        return {
-            key: "(redacted)" if any(word in str(key).lower() for word in _SECRET_WORDS) else redacted(value)
-            for key, value in payload.items()
-        }
+        return {key: "(redacted)" if _secret_looking(str(key)) else redacted(value) for key, value in payload.items()}
     if isinstance(payload, list | tuple):
         return [redacted(value) for value in payload]
     if isinstance(payload, Decimal):

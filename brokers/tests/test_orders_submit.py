@@ -14,7 +14,7 @@ from brokers.base import Broker, BrokerError, OrderState
 from brokers.models import Order, OrderEvent, PaperOrder
 from brokers.services.accounts import broker_for
 from brokers.services.controls import kill_switch_set, trading_halt_reason
-from brokers.services.orders import order_request, orders_submit
+from brokers.services.orders import order_request, orders_submit, redacted
 from brokers.states import IllegalTransition
 from portfolios.tests.execution_factories import clock, order_row, paper_portfolio, planned_run, prices  # noqa: F401
 
@@ -119,3 +119,21 @@ def test_orders_changed_behind_a_stale_copy_stop_the_batch_before_anything_is_se
         orders_submit(broker, [first, second], fresh=True)  # the caller's copies say planned
     assert PaperOrder.objects.count() == 0 and OrderEvent.objects.count() == 0
     assert Order.objects.get(pk=first.pk).state == "planned"
+
+
+def test_event_payloads_redact_secret_looking_keys_at_any_depth():
+    payload = {
+        "symbol": "SPY",
+        "quantity": Decimal("1.5"),
+        "raw": {"API_Key": "k-1", "legs": [{"Authorization": "Bearer t", "side": "buy"}], "secret_key": "s"},
+    }
+    assert redacted(payload) == {
+        "symbol": "SPY",
+        "quantity": "1.5",
+        "raw": {
+            "API_Key": "(redacted)",
+            "legs": [{"Authorization": "(redacted)", "side": "buy"}],
+            "secret_key": "(redacted)",
+        },
+    }
+    assert redacted(payload) == redacted(payload)  # the judged keys are remembered, not changed
