@@ -7,7 +7,10 @@ answer and state change is an `OrderEvent`.
 
 A broker whose batches are over when the call returns (the paper broker: one database
 transaction) gets a side's orders in one call (`orders_submit`): the "submitting" marks of all of
-them are stored together before the call and their answers together after it.
+them are stored together before the call and their answers together after it. A broker whose
+orders live in this database (`Broker.shares_transactions`: the paper broker) gets new orders
+through `orders_place` instead: records, events and the broker's own rows in one transaction,
+which may be the caller's, so that none of it exists without the rest.
 
 Exactly once: an order is sent under its own deterministic client order id; an ``unknown``
 outcome is resolved with `Broker.get_order`; only when the broker says it has no such order is
