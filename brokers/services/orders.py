@@ -344,20 +344,20 @@ def orders_place(
     if reason:
         message = f"not sent: {reason}"
         events = [_moved(o, OrderState.CANCELED, kind=OrderEvent.Kind.STATE, message=message) for o in batch]
-        with transaction.atomic(savepoint=False):
-            Order.objects.bulk_create(batch)
-            OrderEvent.objects.bulk_create(events)
-        return batch
-    requests = [order_request(o) for o in batch]
-    events = []
-    for order, request in zip(batch, requests, strict=True):
-        order.submit_attempts = 1
-        events.append(_moved(order, OrderState.SUBMITTING, kind=OrderEvent.Kind.REQUEST, payload=_fields(request)))
+    else:
+        requests = [order_request(o) for o in batch]
+        events = []
+        for order, request in zip(batch, requests, strict=True):
+            order.submit_attempts = 1
+            events.append(_moved(order, OrderState.SUBMITTING, kind=OrderEvent.Kind.REQUEST, payload=_fields(request)))
+    unknown: list[Order] = []
     with transaction.atomic(savepoint=False):  # a caller's transaction may take all of it in
-        answers, unknown = _answered(broker, batch, requests)
-        Order.objects.bulk_create(batch)  # each with its answer; the events find their keys
-        OrderEvent.objects.bulk_create(events + answers)
-    return _resolved(broker, batch, unknown)
+        if not reason:
+            answers, unknown = _answered(broker, batch, requests)
+            events += answers
+        Order.objects.bulk_create(batch)  # each with its answer (or canceled); the events find their keys
+        OrderEvent.objects.bulk_create(events)
+    return batch if reason else _resolved(broker, batch, unknown)
 
 
 #: Answers of `order_resolve`.

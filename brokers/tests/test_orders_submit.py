@@ -14,7 +14,7 @@ from brokers.base import Broker, BrokerError, OrderState
 from brokers.models import Order, OrderEvent, PaperOrder
 from brokers.services.accounts import broker_for
 from brokers.services.controls import kill_switch_set, trading_halt_reason
-from brokers.services.orders import order_request, orders_submit, redacted
+from brokers.services.orders import order_request, orders_place, orders_submit, redacted
 from brokers.states import IllegalTransition
 from portfolios.tests.execution_factories import clock, order_row, paper_portfolio, planned_run, prices  # noqa: F401
 
@@ -74,6 +74,32 @@ def test_the_kill_switch_read_before_the_batch_sends_none_of_it(run):
         done = orders_submit(broker, orders, halted=lambda: trading_halt_reason(user_id=run.portfolio.owner_id))
     assert [o.state for o in done] == ["canceled", "canceled"] and PaperOrder.objects.count() == 0
     assert done[0].events.get().message == "not sent: kill switch on for this user: incident"
+
+
+def test_orders_placed_at_the_paper_broker_are_written_with_their_answers_or_canceled_unsent(run):
+    def unsaved(client_order_id, symbol, quantity):
+        return Order(
+            account=run.portfolio.broker_account,
+            run=run,
+            client_order_id=client_order_id,
+            symbol=symbol,
+            side="sell",
+            quantity=Decimal(quantity),
+            estimated_price_usd=Decimal(100),
+        )
+
+    with broker_for(run.portfolio.broker_account) as broker:
+        placed = orders_place(broker, [unsaved("op-1", "SPY", "1"), unsaved("op-2", "SPY", "100000")])
+        assert [(o.state, o.submit_attempts) for o in placed] == [("filled", 1), ("rejected", 1)]
+        assert history(Order.objects.get(client_order_id="op-1")) == [("request", "submitting"), ("response", "filled")]
+        assert history(Order.objects.get(client_order_id="op-2")) == [("request", "submitting"), ("error", "rejected")]
+        kill_switch_set(user=run.portfolio.owner, active=True, reason="incident")
+        halted = orders_place(
+            broker, [unsaved("op-3", "BND", "1")], halted=lambda: trading_halt_reason(user_id=run.portfolio.owner_id)
+        )
+    assert halted[0].state == "canceled" and halted[0].pk is not None
+    assert halted[0].events.get().message == "not sent: kill switch on for this user: incident"
+    assert list(PaperOrder.objects.values_list("client_order_id", flat=True)) == ["op-1"]
 
 
 def test_an_order_in_flight_is_looked_up_not_resent_while_the_planned_ones_go_together(run):

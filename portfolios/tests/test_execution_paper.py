@@ -290,7 +290,7 @@ def test_a_crash_inside_the_shared_transaction_stores_nothing_and_the_resume_sen
     run.refresh_from_db()
     assert run.execution_step == "checked" and run.status == Status.EXECUTING
     assert not Order.objects.exists() and not PaperOrder.objects.exists() and not OrderEvent.objects.exists()
-    DiesInside.die = False
+    DiesInside.dies = False
     execute_run(run=run, submit=True)
     run.refresh_from_db()
     assert run.status == Status.EXECUTED
@@ -320,7 +320,7 @@ def test_a_crash_after_the_broker_accepted_is_resolved_by_lookup(portfolio, sett
         execute_run(run=run, submit=True)
     sell = run.orders.get(side="sell")
     assert sell.state == OrderState.SUBMITTING and PaperOrder.objects.count() == 1
-    LosesAnswers.lose = False
+    LosesAnswers.dies = False
     execute_run(run=run, submit=True)
     run.refresh_from_db()
     sell.refresh_from_db()
@@ -331,29 +331,26 @@ def test_a_crash_after_the_broker_accepted_is_resolved_by_lookup(portfolio, sett
 from brokers.adapters.paper import PaperBroker  # noqa: E402
 
 
-class LosesAnswers(PaperBroker):
-    """The broker takes the order, then the process dies before the answer is recorded."""
+class DiesAfterTheBroker(PaperBroker):
+    """The process dies right after the broker took the batch (while ``dies`` is set)."""
 
-    lose = True
-    shares_transactions = False
+    dies = True
 
     def submit_orders(self, requests):
         answers = super().submit_orders(requests)
-        if LosesAnswers.lose:
+        if type(self).dies:
             raise Crash("process killed after the broker accepted")
         return answers
 
 
-class DiesInside(PaperBroker):
-    """The process dies right after the broker's part of the shared transaction."""
+class LosesAnswers(DiesAfterTheBroker):
+    """A broker outside the database: the answer it gave is lost with the process."""
 
-    die = True
+    shares_transactions = False
 
-    def submit_orders(self, requests):
-        answers = super().submit_orders(requests)
-        if DiesInside.die:
-            raise Crash("process killed inside the transaction")
-        return answers
+
+class DiesInside(DiesAfterTheBroker):
+    """The paper broker: the process dies inside the transaction it shares with the execution."""
 
 
 def test_the_kill_switch_mid_run_cancels_what_was_not_sent(portfolio, monkeypatch):
