@@ -21,9 +21,10 @@ schedule runs them:
 1. The daily run after the close: from enqueuing the daily-run task to the last portfolio's
    report ready (or failed): one fetch, then per portfolio sync, targets, plan, store, and (the
    market being closed) its execution scheduled for the next open.
-2. The next open: every scheduled execution, from enqueuing them to the last run executed
-   (the paper accounts switched to their "always open" simulation, which is what the open is
-   to them; the one-off schedules replaced by direct enqueues).
+2. The next open: every due execution, from the execute-due task (as its schedule runs it once
+   a minute) queuing them in batches to the last run executed (the paper accounts switched to
+   their "always open" simulation, which is what the open is to them; the due times moved to
+   now).
 
 Reported per phase: wall time, portfolios per second, the per-step breakdown, outcomes, and the
 peak resident memory of every cluster process (sampled from /proc every second).
@@ -278,10 +279,10 @@ class Cluster:
 
 
 def run(args: argparse.Namespace, url: str, day: date) -> None:
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
     from django.db.models import Count, Q
-    from django_q.models import Schedule
+    from django.utils import timezone
     from django_q.tasks import async_task
 
     from brokers.models import Order, PaperAccount
@@ -300,15 +301,18 @@ def run(args: argparse.Namespace, url: str, day: date) -> None:
                 steps[step] += seconds
         day_row = PipelineDay.objects.get(trading_date=day)
 
-        # The next open: what the one-off schedules would enqueue at 09:35.
-        scheduled = list(runs.filter(status="planned").order_by("pk").values_list("pk", flat=True))
+        # The next open: the runs made due at 09:35 are due now (the rest of a sample pushed a day
+        # away), and the execute-due task, as its schedule runs it, queues them in batches.
+        due = runs.filter(status="planned", execute_after__isnull=False)
+        scheduled = list(due.order_by("pk").values_list("pk", flat=True))
         planned = len(scheduled)
         if args.execute_limit is not None:
             scheduled = scheduled[: args.execute_limit]
-        Schedule.objects.filter(name__startswith="execute-run-").delete()
         PaperAccount.objects.update(session_mode="always_open")
-        for run_id in scheduled:
-            async_task("portfolios.tasks.execute_run_task", run_id)
+        now = timezone.now()
+        due.exclude(pk__in=scheduled).update(execute_after=now + timedelta(days=1))
+        due.filter(pk__in=scheduled).update(execute_after=now)
+        async_task("portfolios.tasks.execute_due")
         finished = runs.filter(pk__in=scheduled, status__in=["executed", "execution_failed"])
         second_s, second_done = cluster.wait(lambda: finished.count(), len(scheduled))
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from portfolios.services import pipeline
+from portfolios.services import execution_queue, pipeline
 from rebalancer_site.logcontext import log_context
 
 logger = logging.getLogger(__name__)
@@ -21,6 +21,18 @@ def run_portfolio_day(portfolio_id: int, trading_date: str) -> str:
         outcome = pipeline.portfolio_day(portfolio_id=portfolio_id, trading_date=date.fromisoformat(trading_date))
         logger.info("portfolio day done", extra={"trading_date": trading_date, "outcome": outcome})
         return outcome
+
+
+def execute_due() -> None:
+    """Once a minute: queue the executions that are due (the next open's, retries)."""
+    execution_queue.executions_dispatch()
+
+
+def execute_runs_task(run_ids: list[int]) -> dict[str, int]:
+    """A batch of due executions, one after the other."""
+    outcomes = execution_queue.execute_runs(run_ids)
+    logger.info("execution batch done", extra={"outcomes": outcomes})
+    return outcomes
 
 
 def execute_run_task(run_id: int) -> str:

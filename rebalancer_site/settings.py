@@ -327,6 +327,10 @@ EXECUTION_TIME = env.clock_time("EXECUTION_TIME", "16:30")
 # plans of `auto` portfolios are executed when the market was closed when they were planned.
 DATA_REFRESH_TIME = env.clock_time("DATA_REFRESH_TIME", "02:00")
 EXECUTE_AFTER_OPEN_MINUTES = env.int("EXECUTE_AFTER_OPEN_MINUTES", 5, min_value=0, max_value=360)
+# Due executions are queued this many runs per task (the queue's own work is paid once per task).
+EXECUTION_BATCH_RUNS = env.int("EXECUTION_BATCH_RUNS", 20, min_value=1, max_value=1000)
+# A queued run is due again after this long, should the task that took it have died unexecuted.
+EXECUTION_REDISPATCH_MINUTES = env.int("EXECUTION_REDISPATCH_MINUTES", 30, min_value=5, max_value=1440)
 # The owner is e-mailed when a portfolio's drift reaches this (sum |w - t| / 2).
 DRIFT_ALERT_THRESHOLD = env.float("DRIFT_ALERT_THRESHOLD", 0.10, min_value=0.0001, max_value=1.0)
 # false: `setup_schedules` removes the daily-run schedule (a Kubernetes CronJob runs the day instead).

@@ -42,6 +42,7 @@ class RebalanceRun(models.Model):
             "lease_owner",
             "lease_until",
             "report_ready_at",
+            "execute_after",
         }
     )
 
@@ -93,6 +94,13 @@ class RebalanceRun(models.Model):
     report_ready_at = models.DateTimeField(
         null=True, blank=True, help_text="When the run reached its state for the day and its report could be read."
     )
+    # Read once a minute by the execute-due schedule (`portfolios.services.execution_queue`).
+    execute_after = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the execution of this plan is due (the next open after a plan made while the market "
+        "was closed, or a retry); queued then, while the run is planned or executing.",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -101,6 +109,14 @@ class RebalanceRun(models.Model):
         ordering = ["-trading_date", "-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["portfolio", "trading_date"], name="rebalance_run_one_per_day"),
+        ]
+        indexes = [
+            # Only runs still to execute: the table keeps every day's runs.
+            models.Index(
+                fields=["execute_after"],
+                name="rebalance_run_execution_due",
+                condition=models.Q(status__in=["planned", "executing"], execute_after__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -12,7 +12,8 @@ Each step stores its result, so calling it again resumes where it stopped: an ex
 never re-planned, an execution in progress is resumed. A portfolio whose prices are missing or
 stale on the date fails closed (a failed run naming the symbols, nothing traded). When the market
 is closed at planning time (the usual case after the close) the execution of an `auto` plan is
-scheduled for the next open.
+made due at the next open (`RebalanceRun.execute_after`), when the execute-due schedule queues it
+(`portfolios.services.execution_queue`).
 """
 
 from __future__ import annotations
@@ -163,20 +164,13 @@ def _defer_or_skip(now: datetime) -> None:
     logger.info("daily run deferred to after the close", extra={"date": str(today), "run_at": run_at.isoformat()})
 
 
-def _schedule_once(name: str, func: str, when: datetime, *args: object) -> None:
+def _schedule_once(name: str, func: str, when: datetime) -> None:
     """A one-off django-q2 schedule, declared once by name."""
     from django_q.models import Schedule
 
-    fields = {
-        "func": func,
-        "args": repr(tuple(args)) if args else None,
-        "schedule_type": Schedule.ONCE,
-        "repeats": -1,
-        "next_run": when,
-    }
-    # Two statements at most (the daily run declares one per planned portfolio): names are not
-    # unique in django-q2, and one writer per name holds here (the portfolio-day lock, the
-    # execution lease, the scheduler's row lock for the daily run).
+    fields = {"func": func, "args": None, "schedule_type": Schedule.ONCE, "repeats": -1, "next_run": when}
+    # Names are not unique in django-q2; one writer per name holds here (the scheduler's row lock
+    # on the daily run that defers itself).
     if not Schedule.objects.filter(name=name).update(**fields):
         Schedule.objects.create(name=name, **fields)
 
@@ -286,27 +280,32 @@ def _drift_alert(portfolio: Portfolio, run: RebalanceRun) -> None:
 
 
 def _execute(portfolio: Portfolio, run: RebalanceRun, adapter: _DayAdapter) -> str:
-    """Execute now when the broker's market is open, else schedule it for the next open."""
+    """Execute now when the broker's market is open, else make it due at the next open."""
     try:
         clock = adapter.get().clock()
     except BrokerError as error:
         # Cannot tell: try again in a while rather than fail the day.
         when = timezone.now() + timedelta(minutes=15)
-        _schedule_once(f"execute-run-{run.pk}", "portfolios.tasks.execute_run_task", when, run.pk)
+        _execute_after(run, when)
         logger.warning("broker unreachable; execution rescheduled", extra={"error": str(error), "at": when.isoformat()})
         return SCHEDULED
     if not clock.is_open and run.status == Status.PLANNED:
         when = clock.next_open + timedelta(minutes=settings.EXECUTE_AFTER_OPEN_MINUTES)
-        _schedule_once(f"execute-run-{run.pk}", "portfolios.tasks.execute_run_task", when, run.pk)
         logger.info("execution scheduled for the next open", extra={"at": when.isoformat()})
-        return _finish(portfolio, run, SCHEDULED, completed=False)
+        return _finish(portfolio, run, SCHEDULED, completed=False, execute_after=when)
     # The execution opens its own adapter: this one's connection (an IB client id) is let go first.
     adapter.close()
     return execute_planned_run(run.pk)
 
 
+def _execute_after(run: RebalanceRun, when: datetime) -> None:
+    """Make ``run``'s execution due at ``when`` (the execute-due schedule queues it then)."""
+    run.execute_after = when
+    RebalanceRun.objects.filter(pk=run.pk).update(execute_after=when)
+
+
 def execute_planned_run(run_id: int) -> str:
-    """Execute (or resume) a stored run; a run left waiting is looked at again in five minutes."""
+    """Execute (or resume) a stored run; a run left waiting is due again in five minutes."""
     started = time.perf_counter()
     try:
         result = execute_run(run=RebalanceRun(pk=run_id), submit=True)  # it reads the run itself
@@ -318,18 +317,31 @@ def execute_planned_run(run_id: int) -> str:
     metrics.observe_step("execute", time.perf_counter() - started)
     run = result.run
     if result.waiting:
-        when = timezone.now() + timedelta(minutes=5)
-        _schedule_once(f"execute-run-{run.pk}", "portfolios.tasks.execute_run_task", when, run.pk)
+        _execute_after(run, timezone.now() + timedelta(minutes=5))
         return WAITING
     outcome = EXECUTED if run.status == Status.EXECUTED else FAILED
     return _finish(run.portfolio, run, outcome, completed=False)
 
 
-def _finish(portfolio: Portfolio, run: RebalanceRun, outcome: str, *, completed: bool = True) -> str:
-    """Mark the run's report ready; tell the event bus (execution tells it itself)."""
+def _finish(
+    portfolio: Portfolio,
+    run: RebalanceRun,
+    outcome: str,
+    *,
+    completed: bool = True,
+    execute_after: datetime | None = None,
+) -> str:
+    """Mark the run's report ready (and its execution due at ``execute_after``, in the same
+    write); tell the event bus (execution tells it itself)."""
+    changed = []
+    if execute_after is not None:
+        run.execute_after = execute_after
+        changed.append("execute_after")
     if run.report_ready_at is None:
         run.report_ready_at = timezone.now()
-        run.save(update_fields=["report_ready_at", "updated_at"])
+        changed.append("report_ready_at")
+    if changed:
+        run.save(update_fields=[*changed, "updated_at"])
     if completed:
         events.emit(events.rebalancing_completed, portfolio=portfolio, run=run)
     metrics.run_finished(success=outcome not in (FAILED,))
@@ -339,17 +351,15 @@ def _finish(portfolio: Portfolio, run: RebalanceRun, outcome: str, *, completed:
 def resume_interrupted(*, now: datetime | None = None, dispatch=enqueue_portfolio_day) -> list[int]:
     """Find work a dead worker left behind and queue it again; the run ids resumed.
 
-    Runs being executed whose lease has run out are resumed; active portfolios without a run for
-    the latest daily run (started over 30 minutes ago) get their day queued again. Duplicates are
-    harmless: the day's lock, the one run per day and the execution lease keep it single.
+    Runs being executed whose lease has run out are made due now (the execute-due schedule
+    queues them within a minute); active portfolios without a run for the latest daily run
+    (started over 30 minutes ago) get their day queued again. Duplicates are harmless: the day's
+    lock, the one run per day and the execution lease keep it single.
     """
-    from django_q.tasks import async_task
-
     now = now or timezone.now()
     stale = RebalanceRun.objects.filter(status=Status.EXECUTING).exclude(lease_until__gt=now)
     resumed = list(stale.values_list("pk", flat=True))
-    for run_id in resumed:
-        async_task("portfolios.tasks.execute_run_task", run_id, task_name=f"resume-run-{run_id}")
+    RebalanceRun.objects.filter(pk__in=resumed).update(execute_after=now)
     day = PipelineDay.objects.filter(started_at__lt=now - timedelta(minutes=30)).order_by("-trading_date").first()
     if day is not None:
         planned = RebalanceRun.objects.filter(trading_date=day.trading_date).values_list("portfolio_id", flat=True)

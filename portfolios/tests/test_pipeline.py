@@ -13,6 +13,7 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django_q.models import Schedule
 
@@ -23,7 +24,7 @@ from marketdata.models import PriceBar
 from portfolios import events, tasks
 from portfolios.models import AuditEntry, PipelineDay, RebalanceRun
 from portfolios.schedules import schedules_setup
-from portfolios.services import pipeline
+from portfolios.services import execution_queue, pipeline
 
 from .execution_factories import NEW_YORK, clock, paper_portfolio, prices  # noqa: F401
 from .factories import AS_OF
@@ -104,14 +105,101 @@ def test_an_auto_portfolio_planned_after_the_close_executes_at_the_next_open(pri
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.SCHEDULED
     run = RebalanceRun.objects.get(portfolio=portfolio)
-    scheduled = Schedule.objects.get(name=f"execute-run-{run.pk}")
-    assert scheduled.next_run == NEXT_OPEN and scheduled.args == f"({run.pk},)"
+    # Due at the next open, on the run itself: no schedule row per run.
+    assert run.execute_after == NEXT_OPEN and run.report_ready_at == AFTER_CLOSE
+    assert not Schedule.objects.exists()
     assert run.status == Status.PLANNED and PaperOrder.objects.count() == 0
+    queued = []
+    clock.now = NEXT_OPEN - timedelta(minutes=1)
+    assert execution_queue.executions_dispatch(enqueue=queued.append) == [] and queued == [[]]
     clock.now = NEXT_OPEN
-    assert tasks.execute_run_task(run.pk) == pipeline.EXECUTED
+    assert execution_queue.executions_dispatch(enqueue=queued.append) == [run.pk] and queued[-1] == [run.pk]
+    run.refresh_from_db()
+    assert run.execute_after == NEXT_OPEN + timedelta(minutes=30)  # due again only if the task dies
+    assert execution_queue.executions_dispatch(enqueue=queued.append) == []
+    assert tasks.execute_runs_task([run.pk]) == {pipeline.EXECUTED: 1}
     run.refresh_from_db()
     assert run.status == Status.EXECUTED and PaperOrder.objects.count() == run.trades.count() == 2
     assert events_of(portfolio) == ["rebalancing_started", "rebalancing_completed"]
+    # Executed: never due again.
+    clock.now = NEXT_OPEN + timedelta(hours=1)
+    assert execution_queue.executions_dispatch(enqueue=queued.append) == []
+
+
+def test_due_executions_are_queued_in_batches_of_ids(prices, clock, settings, monkeypatch):  # noqa: F811
+    clock.now = AFTER_CLOSE
+    settings.EXECUTION_BATCH_RUNS = 2
+    portfolios = [paper_portfolio(username=f"user{i}", holdings_usd={"SPY": 8000, "BND": 2000}) for i in range(3)]
+    for portfolio in portfolios:
+        assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.SCHEDULED
+    runs = list(RebalanceRun.objects.filter(portfolio__in=portfolios).order_by("pk").values_list("pk", flat=True))
+    queued = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda *args, **kwargs: queued.append(args))
+    clock.now = NEXT_OPEN
+    assert tasks.execute_due() is None
+    assert queued == [
+        ("portfolios.tasks.execute_runs_task", runs[:2]),
+        ("portfolios.tasks.execute_runs_task", runs[2:]),
+    ]
+    for _, batch in queued:
+        assert tasks.execute_runs_task(batch) == {pipeline.EXECUTED: len(batch)}
+    assert set(RebalanceRun.objects.filter(pk__in=runs).values_list("status", flat=True)) == {Status.EXECUTED}
+    assert PaperOrder.objects.count() == 6
+
+
+def test_a_run_that_raises_does_not_stop_its_batch(prices, clock, monkeypatch):  # noqa: F811
+    clock.now = AFTER_CLOSE
+    first = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
+    second = paper_portfolio(username="bob", holdings_usd={"SPY": 8000, "BND": 2000})
+    for portfolio in (first, second):
+        pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF)
+    broken, fine = (RebalanceRun.objects.get(portfolio=p).pk for p in (first, second))
+    real = pipeline.execute_planned_run
+
+    def execute(run_id):
+        if run_id == broken:
+            raise RuntimeError("a bug in one run")
+        return real(run_id)
+
+    monkeypatch.setattr(execution_queue, "execute_planned_run", execute)
+    clock.now = NEXT_OPEN
+    with pytest.raises(execution_queue.ExecutionErrors, match=rf"1 of 2 run\(s\) raised an error: \[{broken}\]"):
+        execution_queue.execute_runs([broken, fine])
+    assert RebalanceRun.objects.get(pk=fine).status == Status.EXECUTED
+    left = RebalanceRun.objects.get(pk=broken)
+    assert left.status == Status.PLANNED and left.execute_after == NEXT_OPEN  # still due: tried again
+    assert PaperOrder.objects.count() == 2
+
+
+def test_a_batch_over_its_time_budget_queues_the_rest(prices, clock):  # noqa: F811
+    clock.now = AFTER_CLOSE
+    portfolios = [paper_portfolio(username=f"user{i}", holdings_usd={"SPY": 8000, "BND": 2000}) for i in range(3)]
+    for portfolio in portfolios:
+        pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF)
+    runs = list(RebalanceRun.objects.filter(portfolio__in=portfolios).order_by("pk").values_list("pk", flat=True))
+    clock.now = NEXT_OPEN
+    ticks = iter([0.0, 10.0, 20.0])  # the batch starts, then each run starts 10 s after the one before
+    queued = []
+    outcomes = execution_queue.execute_runs(runs, budget_s=15, enqueue=queued.append, clock=lambda: next(ticks))
+    assert outcomes == {pipeline.EXECUTED: 2, "queued again": 1} and queued == [runs[2:]]
+    statuses = dict(RebalanceRun.objects.filter(pk__in=runs).values_list("pk", "status"))
+    assert statuses == {runs[0]: Status.EXECUTED, runs[1]: Status.EXECUTED, runs[2]: Status.PLANNED}
+
+
+def test_a_run_left_waiting_for_its_orders_is_due_again_in_five_minutes(prices, clock):  # noqa: F811
+    clock.now = AFTER_CLOSE
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, order_type="limit", fractional_shares=False)
+    pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF)
+    run = RebalanceRun.objects.get(portfolio=portfolio)
+    # The limits cannot fill: the price moved away from them after the plan.
+    PriceBar.objects.filter(date=AS_OF).update(adj_close=F("adj_close") * 2, adj_close_f8=F("adj_close_f8") * 2)
+    clock.now = NEXT_OPEN
+    assert execution_queue.execute_runs([run.pk]) == {pipeline.WAITING: 1}
+    run.refresh_from_db()
+    assert run.status == Status.EXECUTING and run.execute_after == NEXT_OPEN + timedelta(minutes=5)
+    assert execution_queue.executions_dispatch(enqueue=lambda ids: None) == []
+    clock.now = NEXT_OPEN + timedelta(minutes=5)
+    assert execution_queue.executions_dispatch(enqueue=lambda ids: None) == [run.pk]
 
 
 def test_one_broker_adapter_serves_the_sync_and_the_clock(prices, clock):  # noqa: F811
@@ -209,7 +297,7 @@ def test_a_broker_that_cannot_be_opened_fails_the_day_closed_with_its_reason(pri
     account = portfolio.broker_account_id
     assert run.error.startswith(f"cannot read positions from Paper alice: Alpaca account {account}: missing")
     assert events_of(portfolio) == ["rebalancing_started", "rebalancing_failed"]
-    assert not Schedule.objects.filter(name=f"execute-run-{run.pk}").exists()
+    assert run.execute_after is None
 
 
 def test_a_failed_day_is_planned_afresh_once_the_price_is_there(prices, clock):  # noqa: F811
@@ -268,7 +356,7 @@ def test_a_failing_event_receiver_does_not_stop_the_pipeline(prices, clock):  # 
         events.rebalancing_started.disconnect(broken)
 
 
-def test_an_execution_left_by_a_dead_worker_is_queued_again(prices, clock, monkeypatch):  # noqa: F811
+def test_an_execution_left_by_a_dead_worker_is_queued_again(prices, clock):  # noqa: F811
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF)
@@ -276,11 +364,10 @@ def test_an_execution_left_by_a_dead_worker_is_queued_again(prices, clock, monke
     RebalanceRun.objects.filter(pk=run.pk).update(
         status=Status.EXECUTING, execution_step="sells_sent", lease_owner="gone:1:x", lease_until=AFTER_CLOSE
     )
-    queued = []
-    monkeypatch.setattr("django_q.tasks.async_task", lambda *args, **kwargs: queued.append(args))
     clock.now = AFTER_CLOSE + timedelta(hours=1)
     assert pipeline.resume_interrupted() == [run.pk]
-    assert queued == [("portfolios.tasks.execute_run_task", run.pk)]
+    assert RebalanceRun.objects.get(pk=run.pk).execute_after == clock.now  # due now: queued within a minute
+    assert execution_queue.executions_dispatch(enqueue=lambda ids: None) == [run.pk]
 
 
 def test_portfolios_never_reached_are_dispatched_again(prices, clock):  # noqa: F811
@@ -299,10 +386,11 @@ def test_schedules_are_declared_once_whatever_the_number_of_calls(settings):
     Schedule.objects.create(name="daily-run", func="portfolios.tasks.daily_run", schedule_type=Schedule.DAILY)
     second = dict(schedules_setup())
     assert set(first.values()) == {"created"} and second["daily-run"] in ("updated", "unchanged")
-    assert Schedule.objects.filter(name="daily-run").count() == 1 and Schedule.objects.count() == 5
+    assert Schedule.objects.filter(name="daily-run").count() == 1 and Schedule.objects.count() == 6
     daily = Schedule.objects.get(name="daily-run")
     assert daily.cron == "30 16 * * 1-5" and daily.schedule_type == Schedule.CRON
     assert Schedule.objects.get(name="cluster-heartbeat").minutes == 1
+    assert Schedule.objects.get(name="execute-due").minutes == 1
     assert Schedule.objects.get(name="prune-task-history").cron == "0 3 * * *"  # an hour after the refresh
     out = io.StringIO()
     call_command("setup_schedules", stdout=out)
@@ -344,7 +432,7 @@ def test_the_daily_run_schedule_can_be_handed_to_a_cronjob(settings):
     schedules_setup()
     settings.SCHEDULE_DAILY_RUN = False
     assert ("daily-run", "removed") in schedules_setup()
-    assert not Schedule.objects.filter(name="daily-run").exists() and Schedule.objects.count() == 4
+    assert not Schedule.objects.filter(name="daily-run").exists() and Schedule.objects.count() == 5
     heartbeat = Schedule.objects.get(name="cluster-heartbeat")
     assert heartbeat.kwargs == "{'q_options': {'save': False}}"  # kept out of the task history
 

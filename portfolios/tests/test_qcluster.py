@@ -175,3 +175,43 @@ def test_a_worker_killed_mid_execution_resumes_without_duplicates(
     sell = run.orders.get(side="sell")
     answered = ["request", "lookup"] if own_transactions else ["request", "response"]
     assert [e.kind for e in sell.events.all()][:2] == answered
+
+
+def test_two_clusters_with_executions_due_execute_each_run_once_in_batches(postgres, prices, clock):  # noqa: F811
+    # Plans made after the close, due at the open: the execute-due schedule queues them (two ids
+    # per task), two clusters take the tasks, and every run is executed once.
+    from portfolios.services import pipeline
+
+    clock.now = AFTER_CLOSE
+    portfolios = [
+        paper_portfolio(
+            username=f"due{i}",
+            holdings_usd={"SPY": 8000, "BND": 2000},
+            session_mode=PaperAccount.SessionMode.ALWAYS_OPEN,
+        )
+        for i in range(5)
+    ]
+    for portfolio in portfolios:
+        assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF, execute=False) == pipeline.PLANNED
+    runs = RebalanceRun.objects.filter(portfolio__in=portfolios)
+    runs.update(execute_after=AFTER_CLOSE - timedelta(minutes=1))
+    Schedule.objects.create(
+        name="execute-due",
+        func="portfolios.tasks.execute_due",
+        schedule_type=Schedule.MINUTES,
+        minutes=1,
+        repeats=-1,
+        next_run=AFTER_CLOSE - timedelta(minutes=1),  # due by the clusters' clock
+    )
+    clusters = [start_cluster(EXECUTION_BATCH_RUNS="2"), start_cluster(EXECUTION_BATCH_RUNS="2")]
+    try:
+        wait_for(lambda: runs.filter(status=RebalanceRun.Status.EXECUTED).count() == 5, 120, "every due run executed")
+    except AssertionError as error:
+        outputs = [stop(c)[-3000:] for c in clusters]
+        raise AssertionError(f"{error}\n{list(runs.values_list('status', 'error'))}\n" + "\n----\n".join(outputs))
+    for cluster in clusters:
+        stop(cluster)
+    batches = sorted(Success.objects.filter(func="portfolios.tasks.execute_runs_task").values_list("args", flat=True))
+    assert sorted(len(args[0]) for args in batches) == [1, 2, 2]  # five runs, two per task
+    planned = sum(run.trades.count() for run in runs)
+    assert PaperOrder.objects.count() == Order.objects.filter(run__in=runs).count() == planned == 10
