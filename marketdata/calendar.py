@@ -68,6 +68,13 @@ def last_completed_session(now: datetime) -> date:
     """The latest session whose close is at or before `now` (timezone-aware)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
+    # Closes fall on whole minutes, so the answer is the same for every instant of a minute:
+    # worked out once per minute (every execution asks it).
+    return _last_completed_session(now.astimezone(UTC).replace(second=0, microsecond=0))
+
+
+@lru_cache(maxsize=64)
+def _last_completed_session(now: datetime) -> date:
     cal = nyse()
     today = pd.Timestamp(now).tz_convert(cal.tz).date()
     candidates = cal.sessions_in_range(cal.first_session, _clamp(today))

@@ -56,6 +56,7 @@ METRICS_ALLOWED_IPS (`client_allowed`); an empty value lets everyone in.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
@@ -321,16 +322,29 @@ def _instrument_connection(sender: Any, connection: Any, **kwargs: Any) -> None:
         connection.execute_wrappers.insert(0, _execute_wrapper)
 
 
-def _execute_wrapper(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+@functools.cache
+def _query_metrics(alias: str, vendor: str) -> tuple[Any, Any, Any]:
+    """The labelled metrics of one database (looked up once: every statement of the process
+    counts here, and a label lookup takes a lock and builds a key each time)."""
     from django_prometheus.db import metrics as db_metrics
 
+    return (
+        db_metrics.execute_total.labels(alias, vendor),
+        db_metrics.execute_many_total.labels(alias, vendor),
+        db_metrics.query_duration_seconds.labels(alias, vendor),
+    )
+
+
+def _execute_wrapper(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
     connection = context["connection"]
     alias, vendor = connection.alias, connection.vendor
+    executed = duration = None
     try:
+        executed, executed_many, duration = _query_metrics(alias, vendor)
         count = len(params) if many and hasattr(params, "__len__") else 1
-        db_metrics.execute_total.labels(alias, vendor).inc(count)
+        executed.inc(count)
         if many:
-            db_metrics.execute_many_total.labels(alias, vendor).inc(count)
+            executed_many.inc(count)
     except Exception as exc:
         _dropped("execute_total", exc)
     started = time.perf_counter()
@@ -338,13 +352,16 @@ def _execute_wrapper(execute: Any, sql: str, params: Any, many: bool, context: d
         return execute(sql, params, many, context)
     except Exception as exc:
         try:
+            from django_prometheus.db import metrics as db_metrics
+
             db_metrics.errors_total.labels(alias, vendor, type(exc).__name__).inc()
         except Exception as metric_exc:
             _dropped("errors_total", metric_exc)
         raise
     finally:
         try:
-            db_metrics.query_duration_seconds.labels(alias, vendor).observe(time.perf_counter() - started)
+            if duration is not None:
+                duration.observe(time.perf_counter() - started)
         except Exception as exc:
             _dropped("query_duration_seconds", exc)
 

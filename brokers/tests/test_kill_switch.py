@@ -47,3 +47,16 @@ def test_an_order_is_not_sent_while_the_switch_is_on(prices, clock):  # noqa: F8
         order_submit(broker, order, halted=lambda: trading_halt_reason(user_id=portfolio.owner_id))
     assert order.state == "canceled" and PaperOrder.objects.count() == 0
     assert order.events.get().message == "not sent: kill switch on for everyone: incident"
+
+
+def test_the_global_switch_is_named_before_a_users_and_a_switch_off_halts_nothing(prices, clock):  # noqa: F811
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
+    owner = portfolio.owner_id
+    kill_switch_set(user=portfolio.owner, active=True, reason="mine")
+    kill_switch_set(active=True, reason="everyone's")
+    assert trading_halt_reason(user_id=owner) == "kill switch on for everyone: everyone's"
+    kill_switch_set(active=False)
+    assert trading_halt_reason(user_id=owner) == "kill switch on for this user: mine"
+    assert trading_halt_reason(user_id=owner + 1) is None
+    kill_switch_set(user=portfolio.owner, active=False)
+    assert trading_halt_reason(user_id=owner) is None
