@@ -31,6 +31,7 @@ SUMMARY = [
     "cash_flow_usd",
     "deposit_needed_usd",
     "execution_step",
+    "execute_after",
     "created_at",
     "updated_at",
     "report_url",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.test import Client
 from django.urls import reverse
 
 from brokers.services.controls import kill_switch_set
@@ -13,6 +14,17 @@ def test_detail_has_needs_trades_and_report_url(owner):
     assert body["status"] == "planned" and body["needs"] and body["trades"] and body["orders"] == []
     assert body["report_url"] == f"http://testserver/runs/{owner.run.pk}/"
     assert [t["sequence"] for t in body["trades"]] == sorted(t["sequence"] for t in body["trades"])
+    assert body["execute_after"] is None  # a proposed plan: no execution due
+
+
+def test_a_run_due_at_the_next_open_says_when(owner):
+    RebalanceRun.objects.filter(pk=owner.run.pk).update(execute_after="2025-07-01T13:35:00Z")
+    body = owner.client.get(reverse("api:run-detail", kwargs={"pk": owner.run.pk})).json()
+    assert body["execute_after"] == "2025-07-01T09:35:00-04:00"  # in TIMEZONE
+    browser = Client()
+    browser.force_login(owner.user)
+    page = browser.get(reverse("run_report", args=[owner.run.pk])).content.decode()
+    assert "(execution due 2025-07-01 09:35 EDT)" in page
 
 
 def test_list_filters_by_portfolio_status_and_date(owner):
