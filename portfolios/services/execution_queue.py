@@ -69,11 +69,12 @@ def executions_dispatch(
             .order_by("execute_after", "pk")
             .values_list("pk", flat=True)
         )
+        if not due:
+            return []
         for start in range(0, len(due), _UPDATE_CHUNK):
             RebalanceRun.objects.filter(pk__in=due[start : start + _UPDATE_CHUNK]).update(execute_after=again_at)
         enqueue(due)
-    if due:
-        logger.info("due executions queued", extra={"runs": len(due), "again_at": again_at.isoformat()})
+    logger.info("due executions queued", extra={"runs": len(due), "again_at": again_at.isoformat()})
     return due
 
 

@@ -60,3 +60,26 @@ def test_two_executors_at_once_send_each_order_once(prices, clock):  # noqa: F81
     assert run.status == RebalanceRun.Status.EXECUTED
     assert Order.objects.filter(run=run).count() == 2
     assert PaperOrder.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_due_run_another_dispatcher_holds_is_skipped_then_queued_once(prices, clock):  # noqa: F811
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite has no row locks for a second dispatcher to skip")
+    import psycopg
+
+    from portfolios.services.execution_queue import executions_dispatch
+
+    clock.now = MARKET_OPEN_NOW
+    held, free = (
+        planned_run(paper_portfolio(username=name, holdings_usd={"SPY": 8000, "BND": 2000})) for name in ("a", "b")
+    )
+    RebalanceRun.objects.filter(pk__in=[held.pk, free.pk]).update(execute_after=MARKET_OPEN_NOW)
+    queued = []
+    with psycopg.connect(database_url()) as other, other.transaction():
+        # Another cluster's dispatcher, in the middle of queuing ``held``.
+        other.execute("SELECT id FROM portfolios_rebalancerun WHERE id = %s FOR UPDATE", [held.pk])
+        assert executions_dispatch(enqueue=queued.append) == [free.pk]
+    assert executions_dispatch(enqueue=queued.append) == [held.pk]  # it never queued it: still due
+    assert queued == [[free.pk], [held.pk]]
+    assert executions_dispatch(enqueue=queued.append) == []

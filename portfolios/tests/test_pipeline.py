@@ -111,7 +111,7 @@ def test_an_auto_portfolio_planned_after_the_close_executes_at_the_next_open(pri
     assert run.status == Status.PLANNED and PaperOrder.objects.count() == 0
     queued = []
     clock.now = NEXT_OPEN - timedelta(minutes=1)
-    assert execution_queue.executions_dispatch(enqueue=queued.append) == [] and queued == [[]]
+    assert execution_queue.executions_dispatch(enqueue=queued.append) == [] and queued == []
     clock.now = NEXT_OPEN
     assert execution_queue.executions_dispatch(enqueue=queued.append) == [run.pk] and queued[-1] == [run.pk]
     run.refresh_from_db()
