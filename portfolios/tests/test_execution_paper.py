@@ -3,7 +3,13 @@ buys re-sized to real cash, crashes at every step resumed, the kill switch, the 
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -14,7 +20,7 @@ from brokers.services.accounts import broker_account_create
 from brokers.services.controls import kill_switch_set
 from portfolios.models import FrozenError, HoldingsSync, RebalanceRun
 from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run, flow
-from portfolios.services.execution.lease import lease_claim, lease_store
+from portfolios.services.execution.lease import lease_claim, lease_store, new_owner
 
 from .execution_factories import (  # noqa: F401
     MARKET_CLOSED_NOW,
@@ -395,6 +401,26 @@ def test_a_second_executor_is_kept_out_by_the_lease(portfolio):
     with pytest.raises(ExecutionBusy, match=f"run {run.pk} is being executed by another process"):
         execute_run(run=run, submit=True)
     assert PaperOrder.objects.count() == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc to tell an exited process")
+def test_a_lease_held_by_a_process_that_exited_on_this_host_is_taken_over(portfolio):
+    # A worker killed with its cluster: its process id still answers until it is reaped.
+    run = planned_run(portfolio)
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{exited.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the child never exited"
+        time.sleep(0.01)
+    try:
+        lease_claim(run, f"{socket.gethostname()}:{exited.pid}:gone")
+        lease_claim(run, new_owner())  # taken over at once, not after the lease runs out
+        alive = f"{socket.gethostname()}:{os.getppid()}:alive"
+        RebalanceRun.objects.filter(pk=run.pk).update(lease_owner=alive)
+        with pytest.raises(ExecutionBusy):
+            lease_claim(run, new_owner())
+    finally:
+        exited.wait()
 
 
 def test_an_executor_that_lost_its_lease_stores_and_sends_nothing_more(portfolio, monkeypatch):

@@ -168,8 +168,10 @@ def test_a_worker_killed_mid_execution_resumes_without_duplicates(
             90,
             "the resumed run",
         )
-    finally:
-        stop(second)
+    except AssertionError as error:
+        state = list(RebalanceRun.objects.filter(pk=run.pk).values_list("status", "execution_step", "lease_owner"))
+        raise AssertionError(f"{error}\n{state}\n{stop(second)[-4000:]}") from None
+    stop(second)
     run.refresh_from_db()
     assert PaperOrder.objects.count() == Order.objects.filter(run=run).count() == run.trades.count() == 2
     sell = run.orders.get(side="sell")

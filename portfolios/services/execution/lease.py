@@ -45,7 +45,18 @@ def _dead_on_this_host(owner: str) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    return _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but not been reaped yet (Linux): a worker killed with its
+    cluster is adopted by the system's first process, which may take its time to reap it, and
+    until then the process id still answers."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def lease_claim(run: RebalanceRun, owner: str) -> None:
