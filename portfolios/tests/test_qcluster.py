@@ -66,6 +66,27 @@ def wait_for(condition, timeout_s: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
+def wait_for_clusters(clusters, condition, timeout_s: float, what: str, state) -> None:
+    """`wait_for`; on a timeout, stop the clusters and fail with ``state()`` and their output."""
+    try:
+        wait_for(condition, timeout_s, what)
+    except AssertionError as error:
+        outputs = [stop(cluster)[-3000:] for cluster in clusters]
+        raise AssertionError(f"{error}\n{state()}\n" + "\n----\n".join(outputs)) from None
+
+
+def always_open_auto_portfolios(prefix: str, count: int) -> list:
+    """``count`` auto portfolios off their 60/40 targets, at paper accounts that trade at any hour."""
+    return [
+        paper_portfolio(
+            username=f"{prefix}{i}",
+            holdings_usd={"SPY": 8000, "BND": 2000},
+            session_mode=PaperAccount.SessionMode.ALWAYS_OPEN,
+        )
+        for i in range(count)
+    ]
+
+
 @pytest.fixture
 def postgres():
     if connection.vendor != "postgresql":
@@ -74,14 +95,7 @@ def postgres():
 
 def test_two_clusters_with_the_schedule_due_make_one_run_per_portfolio(postgres, prices, clock):  # noqa: F811
     clock.now = AFTER_CLOSE
-    auto = [
-        paper_portfolio(
-            username=f"auto{i}",
-            holdings_usd={"SPY": 8000, "BND": 2000},
-            session_mode=PaperAccount.SessionMode.ALWAYS_OPEN,
-        )
-        for i in range(3)
-    ]
+    auto = always_open_auto_portfolios("auto", 3)
     proposed = [
         paper_portfolio(username=f"prop{i}", holdings_usd={"SPY": 7000, "BND": 3000}, mode="propose") for i in range(3)
     ]
@@ -96,18 +110,13 @@ def test_two_clusters_with_the_schedule_due_make_one_run_per_portfolio(postgres,
     Schedule.objects.filter(pk=daily.pk).update(next_run=AFTER_CLOSE - timedelta(minutes=1))
     clusters = [start_cluster(), start_cluster()]
     ids = [p.pk for p in auto + proposed]
-    try:
-        wait_for(
-            lambda: (
-                RebalanceRun.objects.filter(portfolio_id__in=ids, report_ready_at__isnull=False).count() == len(ids)
-            ),
-            150,
-            "every portfolio's report",
-        )
-    except AssertionError as error:
-        outputs = [stop(c)[-3000:] for c in clusters]
-        runs = list(RebalanceRun.objects.values_list("portfolio_id", "status", "report_ready_at", "error"))
-        raise AssertionError(f"{error}\n{runs}\n" + "\n----\n".join(outputs)) from None
+    wait_for_clusters(
+        clusters,
+        lambda: RebalanceRun.objects.filter(portfolio_id__in=ids, report_ready_at__isnull=False).count() == len(ids),
+        150,
+        "every portfolio's report",
+        state=lambda: list(RebalanceRun.objects.values_list("portfolio_id", "status", "report_ready_at", "error")),
+    )
     outputs = [stop(c) for c in clusters]
     assert PipelineDay.objects.count() == 1, outputs
     # The daily task's success is in the task history; the portfolio days' are not (their runs are).
@@ -162,15 +171,15 @@ def test_a_worker_killed_mid_execution_resumes_without_duplicates(
     # Restarted, and the day asked again (the resume sweep or an operator does this).
     async_task("portfolios.tasks.run_portfolio_day", portfolio.pk, AS_OF.isoformat())
     second = start_cluster(**mode)
-    try:
-        wait_for(
-            lambda: RebalanceRun.objects.filter(pk=run.pk, status=RebalanceRun.Status.EXECUTED).exists(),
-            90,
-            "the resumed run",
-        )
-    except AssertionError as error:
-        state = list(RebalanceRun.objects.filter(pk=run.pk).values_list("status", "execution_step", "lease_owner"))
-        raise AssertionError(f"{error}\n{state}\n{stop(second)[-4000:]}") from None
+    wait_for_clusters(
+        [second],
+        lambda: RebalanceRun.objects.filter(pk=run.pk, status=RebalanceRun.Status.EXECUTED).exists(),
+        90,
+        "the resumed run",
+        state=lambda: list(
+            RebalanceRun.objects.filter(pk=run.pk).values_list("status", "execution_step", "lease_owner")
+        ),
+    )
     stop(second)
     run.refresh_from_db()
     assert PaperOrder.objects.count() == Order.objects.filter(run=run).count() == run.trades.count() == 2
@@ -185,14 +194,7 @@ def test_two_clusters_with_executions_due_execute_each_run_once_in_batches(postg
     from portfolios.services import pipeline
 
     clock.now = AFTER_CLOSE
-    portfolios = [
-        paper_portfolio(
-            username=f"due{i}",
-            holdings_usd={"SPY": 8000, "BND": 2000},
-            session_mode=PaperAccount.SessionMode.ALWAYS_OPEN,
-        )
-        for i in range(5)
-    ]
+    portfolios = always_open_auto_portfolios("due", 5)
     for portfolio in portfolios:
         assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF, execute=False) == pipeline.PLANNED
     runs = RebalanceRun.objects.filter(portfolio__in=portfolios)
@@ -206,11 +208,13 @@ def test_two_clusters_with_executions_due_execute_each_run_once_in_batches(postg
         next_run=AFTER_CLOSE - timedelta(minutes=1),  # due by the clusters' clock
     )
     clusters = [start_cluster(EXECUTION_BATCH_RUNS="2"), start_cluster(EXECUTION_BATCH_RUNS="2")]
-    try:
-        wait_for(lambda: runs.filter(status=RebalanceRun.Status.EXECUTED).count() == 5, 120, "every due run executed")
-    except AssertionError as error:
-        outputs = [stop(c)[-3000:] for c in clusters]
-        raise AssertionError(f"{error}\n{list(runs.values_list('status', 'error'))}\n" + "\n----\n".join(outputs))
+    wait_for_clusters(
+        clusters,
+        lambda: runs.filter(status=RebalanceRun.Status.EXECUTED).count() == 5,
+        120,
+        "every due run executed",
+        state=lambda: list(runs.values_list("status", "error")),
+    )
     for cluster in clusters:
         stop(cluster)
     batches = sorted(Success.objects.filter(func="portfolios.tasks.execute_runs_task").values_list("args", flat=True))
