@@ -26,8 +26,9 @@ schedule runs them:
    their "always open" simulation, which is what the open is to them; the due times moved to
    now).
 
-Reported per phase: wall time, portfolios per second, the per-step breakdown, outcomes, and the
-peak resident memory of every cluster process (sampled from /proc every second).
+Reported per phase: wall time, portfolios per second, the per-step breakdown, outcomes, the
+processor time each cluster process and PostgreSQL used (where the two cores went), and the peak
+resident memory of every cluster process (sampled from /proc every second).
 
 Run: `.venv/bin/python bench/pipeline.py [--portfolios 10000] [--users 1000] [--workers 2]
 [--drifted 0..1] [--execute-limit N]` (set-up: half a minute, two with `--drifted 0`). It creates
@@ -238,6 +239,49 @@ def rss_mb(pid: int) -> tuple[str, float]:
     return cmdline, rss / 1024
 
 
+def cpu_s(pid: int) -> float:
+    """Processor seconds (user + system) ``pid`` has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_s() -> float:
+    """Processor seconds used so far by this machine's PostgreSQL processes (those alive now)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += cpu_s(int(entry.name))
+            except OSError:
+                continue
+    return total
+
+
+class ProcessorTime:
+    """Processor seconds the cluster's processes and PostgreSQL used over a phase."""
+
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+        cluster.sample()
+        self.cluster_start, self.postgres_start = dict(cluster.cpu), postgres_cpu_s()
+
+    def report(self, n: int) -> str:
+        self.cluster.sample()
+        used = sorted(
+            (seconds - self.cluster_start.get(pid, 0.0) for pid, seconds in self.cluster.cpu.items()), reverse=True
+        )
+        postgres = postgres_cpu_s() - self.postgres_start
+        total = sum(used) + postgres
+        return (
+            f"  processor time: {total:.1f} s ({total / max(n, 1) * 1000:.1f} ms per portfolio): "
+            f"cluster processes {', '.join(f'{s:.1f}' for s in used if s >= 0.05)} s; PostgreSQL {postgres:.1f} s"
+        )
+
+
 class Cluster:
     """`manage.py qcluster` in its own session, with its processes' peak memory sampled."""
 
@@ -254,7 +298,13 @@ class Cluster:
             start_new_session=True,
         )
         self.peak: dict[int, float] = defaultdict(float)
+        self.cpu: dict[int, float] = {}  # processor seconds by process, as last sampled
         time.sleep(3)  # the cluster starts its workers
+
+    def sample(self) -> None:
+        for pid in worker_pids(self.process):
+            self.peak[pid] = max(self.peak[pid], rss_mb(pid)[1])
+            self.cpu[pid] = cpu_s(pid)
 
     def wait(self, done, total: int, limit_s: float = 7200) -> tuple[float, int]:
         """Seconds until ``done()`` reaches ``total`` (sampling memory each second), and the count."""
@@ -262,8 +312,7 @@ class Cluster:
         count = 0
         while count < total and time.perf_counter() - started < limit_s:
             time.sleep(1)
-            for pid in worker_pids(self.process):
-                self.peak[pid] = max(self.peak[pid], rss_mb(pid)[1])
+            self.sample()
             count = done()
             if self.process.poll() is not None:
                 raise SystemExit(f"the cluster stopped; see {self.log_path}")
@@ -291,9 +340,11 @@ def run(args: argparse.Namespace, url: str, day: date) -> None:
     runs = RebalanceRun.objects.filter(trading_date=day)
     cluster = Cluster(url, args.workers)
     try:
+        processor = ProcessorTime(cluster)
         async_task("portfolios.tasks.daily_run", day.isoformat())
         closed = Q(report_ready_at__isnull=False) | Q(status__in=["failed", "execution_failed"])
         first_s, first_done = cluster.wait(lambda: runs.filter(closed).count(), args.portfolios)
+        first_cpu = processor.report(first_done)
         outcomes_1 = dict(runs.values_list("status").annotate(n=Count("pk")))
         steps: Counter[str] = Counter()
         for timings in runs.values_list("timings", flat=True):
@@ -312,9 +363,11 @@ def run(args: argparse.Namespace, url: str, day: date) -> None:
         now = timezone.now()
         due.exclude(pk__in=scheduled).update(execute_after=now + timedelta(days=1))
         due.filter(pk__in=scheduled).update(execute_after=now)
+        processor = ProcessorTime(cluster)
         async_task("portfolios.tasks.execute_due")
         finished = runs.filter(pk__in=scheduled, status__in=["executed", "execution_failed"])
         second_s, second_done = cluster.wait(lambda: finished.count(), len(scheduled))
+        second_cpu = processor.report(second_done)
     finally:
         cluster.stop()
     execution_s = 0.0
@@ -340,6 +393,7 @@ def run(args: argparse.Namespace, url: str, day: date) -> None:
     rows.append(("untimed: sync, events, lock, schedule, queue, idle", untimed))
     for name, seconds in rows:
         print(f"  {name:<46} {seconds:9.1f} s   {seconds / n * 1000:8.1f} ms per portfolio")
+    print(first_cpu)
     print(
         f"\n2. Next open: {second_done} scheduled executions in {second_s:.1f} s "
         f"({second_done / max(second_s, 1e-9):.1f} runs/s); {orders:,} orders; outcomes {outcomes_2}"
@@ -354,6 +408,7 @@ def run(args: argparse.Namespace, url: str, day: date) -> None:
             f"  before its first stored step and after its last (task, run reads, lease, checks, queue): "
             f"{outside:.1f} s, {outside / second_done * 1000:.0f} ms per run"
         )
+        print(second_cpu)
     workers = {pid: mb for pid, mb in cluster.peak.items() if mb > 0}
     biggest = max(workers.values(), default=0.0)
     print(f"\npeak resident memory per cluster process: max {biggest:.0f} MiB over {len(workers)} processes")

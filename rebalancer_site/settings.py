@@ -145,6 +145,17 @@ else:
     # PostgreSQL's JIT compiles a query when the planner expects millions of rows; the key-range
     # joins of the price store are misestimated that way and then spend 150 ms compiling a 60 ms query.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Parameters bound by the server (not quoted into the text by Python), and a statement run five
+    # times on a connection prepared: parsed and planned once. A portfolio's day runs the same few
+    # dozen statements: a third less database time per execution, measured (bench/pipeline.py).
+    # A pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21)
+    # needs DB_PREPARED_STATEMENTS=false. The engine splits bulk writes under the 65,535
+    # parameters a server-bound statement may carry.
+    DATABASES["default"]["ENGINE"] = "rebalancer_site.postgresql"
+    DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
+    if env.bool("DB_PREPARED_STATEMENTS", True):
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -129,7 +129,9 @@ def daily_run(
     result = DayResult(trading_date=trading_date, portfolio_ids=ids)
     day, _ = PipelineDay.objects.get_or_create(trading_date=trading_date, defaults={"started_at": now})
     started = time.perf_counter()
-    symbols = portfolio_symbols(ids)
+    # All active portfolios are named by the query, not by their ids: one statement carries at most
+    # 65,535 parameters.
+    symbols = portfolio_symbols(portfolio_ids)
     if symbols:
         try:
             day.fetch_log = prices_fetch(symbols=symbols, end=trading_date)

@@ -40,7 +40,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Today's session has not closed (or there is none): running for {day}.")
         elif not calendar.is_session(day):
             raise CommandError(f"--date: {day} is not an NYSE trading day", returncode=2)
-        ids = pipeline.active_portfolio_ids()
+        ids = None  # every active portfolio
         if options["portfolio"] is not None:
             if not Portfolio.objects.filter(pk=options["portfolio"]).exists():
                 raise CommandError(f"portfolio {options['portfolio']} does not exist", returncode=2)
@@ -60,7 +60,10 @@ class Command(BaseCommand):
         )
         for outcome, count in sorted(outcomes.items()):
             self.stdout.write(f"  {outcome:<20} {count}")
-        for run in RebalanceRun.objects.filter(trading_date=day, portfolio_id__in=queued).select_related("portfolio"):
+        runs = RebalanceRun.objects.filter(trading_date=day)
+        # Named by id for one portfolio only: a statement carries at most 65,535 parameters.
+        runs = runs.filter(portfolio_id__in=queued) if ids else runs.filter(portfolio__active=True)
+        for run in runs.select_related("portfolio").order_by("portfolio_id"):
             detail = run.error or run.trigger
             self.stdout.write(
                 f"  run {run.pk:<6} {run.portfolio.name[:30]:<30} {run.get_status_display():<18} {detail[:80]}"
