@@ -35,8 +35,8 @@ processor time each cluster process and PostgreSQL used (where the two cores wen
 resident memory of every cluster process (sampled from /proc every second).
 
 Run: `.venv/bin/python bench/pipeline.py [--portfolios 10000] [--users 1000] [--workers 2]
-[--drifted 0..1] [--execute-limit N] [--market-open]` (set-up: half a minute, two with `--drifted 0`). It creates
-and drops its own database (--keep keeps it).
+[--drifted 0..1] [--execute-limit N] [--market-open]` (set-up: half a minute, two with
+`--drifted 0`). It creates and drops its own database (--keep keeps it).
 """
 
 from __future__ import annotations
@@ -173,14 +173,14 @@ def build(args: argparse.Namespace, day: date) -> None:
     )
     at_target = _previous_targets(portfolios[: round(len(portfolios) * (1 - args.drifted))], day)
     holdings, papers, positions = [], [], []
+    session_mode = "always_open" if args.market_open else "exchange"
     for portfolio, account, universe in zip(portfolios, accounts, universes, strict=True):
         value = rng.uniform(20_000, 2_000_000)
         targets = at_target.get(portfolio.pk)
         weights = [targets.get(symbol, 0.0) if targets else rng.random() ** 2 for symbol in universe]
         if targets:  # what a rebalance leaves: a little cash
             portfolio.cash_usd = Decimal(str(round(value * rng.uniform(0, 0.002), 2)))
-        mode = "always_open" if args.market_open else "exchange"
-        papers.append(PaperAccount(account=account, cash_usd=portfolio.cash_usd, session_mode=mode))
+        papers.append(PaperAccount(account=account, cash_usd=portfolio.cash_usd, session_mode=session_mode))
         for symbol, weight in zip(universe, weights, strict=True):
             close = previous_closes[symbol] if targets else closes[symbol]
             quantity = Decimal(value * weight / sum(weights)) / close
