@@ -32,7 +32,9 @@ sync, targets, plan and execution (nothing is left for the next open).
 
 Reported per phase: wall time, portfolios per second, the per-step breakdown, outcomes, the
 processor time each cluster process and PostgreSQL used (where the two cores went), and the peak
-resident memory of every cluster process (sampled from /proc every second).
+resident memory of every cluster process (sampled from /proc every second); before and after,
+the machine's speed (`timing.reference_ms`: a shared virtual machine's speed changes from hour to
+hour and day to day, so figures are compared at a similar reference).
 
 Run: `.venv/bin/python bench/pipeline.py [--portfolios 10000] [--users 1000] [--workers 2]
 [--drifted 0..1] [--execute-limit N] [--market-open]` (set-up: half a minute, two with
@@ -52,6 +54,8 @@ from collections import Counter, defaultdict
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+
+from timing import reference_ms
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "rebalancer_bench_pipeline"
@@ -472,10 +476,13 @@ def main() -> int:
     started = time.perf_counter()
     build(args, day)
     print(
-        f"set-up took {time.perf_counter() - started:.0f} s; trading date {day}; load average {os.getloadavg()[0]:.2f}"
+        f"set-up took {time.perf_counter() - started:.0f} s; trading date {day}; "
+        f"load average {os.getloadavg()[0]:.2f}; machine speed reference {reference_ms():.0f} ms (lower is faster)"
     )
     try:
         run(args, url, day)
+        # Shared machines change speed from hour to hour: compare figures taken at a similar reference.
+        print(f"  machine speed reference after the run: {reference_ms():.0f} ms")
     finally:
         if not args.keep:
             from django.db import connections
