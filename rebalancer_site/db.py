@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.db import connections, models, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 
 def rows_update(objs: Sequence[models.Model], fields: Sequence[str]) -> int:
@@ -55,6 +56,29 @@ def rows_update(objs: Sequence[models.Model], fields: Sequence[str]) -> int:
             cursor.execute(sql, params)
             matched += cursor.rowcount
     return matched
+
+
+def rows_as(model: type[models.Model], rows: Sequence[Sequence], connection: BaseDatabaseWrapper) -> list:
+    """Instances of ``model`` from rows of a hand-written statement that hold its concrete fields
+    in their declared order, each value converted as the ORM converts it (SQLite returns decimals
+    and dates as numbers and texts)."""
+    fields = model._meta.concrete_fields
+    converters = []
+    for field in fields:
+        column = field.get_col(model._meta.db_table)
+        converters.append((column, connection.ops.get_db_converters(column) + column.get_db_converters(connection)))
+    names = [f.attname for f in fields]
+    instances = []
+    for row in rows:
+        if len(row) != len(fields):
+            raise ValueError(f"rows_as: {model._meta.label} has {len(fields)} fields, the row {len(row)} values")
+        values = []
+        for value, (column, functions) in zip(row, converters, strict=True):
+            for convert in functions:
+                value = convert(value, column, connection)
+            values.append(value)
+        instances.append(model.from_db(connection.alias, names, values))
+    return instances
 
 
 class ValuesJSONField(models.JSONField):

@@ -50,7 +50,7 @@ from brokers.models import PaperAccount, PaperOrder, PaperPosition
 from marketdata import calendar
 from marketdata.models import Instrument
 from marketdata.selectors import latest_closes
-from rebalancer_site.db import rows_update
+from rebalancer_site.db import rows_as, rows_update
 
 NANO = Decimal("0.000000001")
 CENT = Decimal("0.0001")
@@ -93,19 +93,17 @@ class PaperBroker(Broker):
 
     def account(self) -> AccountInfo:
         with self._transaction():
-            paper = self._settled()
-            return self._account_of(paper, list(paper.positions.all()))
+            paper = self._settled(positions=True)
+            return self._account_of(paper, paper.held)
 
     def positions(self) -> list[Position]:
         with self._transaction():
-            paper = self._settled()
-            return self._positions_of(list(paper.positions.all()))
+            return self._positions_of(self._settled(positions=True).held)
 
     def positions_and_account(self) -> tuple[list[Position], AccountInfo]:
         with self._transaction():
-            paper = self._settled()
-            rows = list(paper.positions.all())
-            return self._positions_of(rows), self._account_of(paper, rows)
+            paper = self._settled(positions=True)
+            return self._positions_of(paper.held), self._account_of(paper, paper.held)
 
     def _account_of(self, paper: PaperAccount, positions: list[PaperPosition]) -> AccountInfo:
         closes = self._closes([p.symbol for p in positions])
@@ -207,14 +205,14 @@ class PaperBroker(Broker):
         try:
             with self._transaction():
                 ids = [r.client_order_id for r in requests]
-                paper = self._settled(client_order_ids=ids)
+                paper = self._settled(client_order_ids=ids, positions=True)
                 # Ids it already has (rare: a resend after a lost answer) are read only when there are some.
                 taken = (
                     set(paper.orders.filter(client_order_id__in=ids).values_list("client_order_id", flat=True))
                     if paper.has_taken
                     else set()
                 )
-                positions = {p.symbol: p for p in paper.positions.all()}
+                positions = {p.symbol: p for p in paper.held}
                 cash_before = paper.cash_usd
                 answers: list[PaperOrder | BrokerError] = []
                 for request in requests:
@@ -341,21 +339,39 @@ class PaperBroker(Broker):
             permanent=True,
         )
 
-    def _settled(self, *, client_order_ids: Sequence[str] = ()) -> PaperAccount:
+    def _settled(self, *, client_order_ids: Sequence[str] = (), positions: bool = False) -> PaperAccount:
         """The locked paper account after filling due queued orders and expiring stale day orders;
-        ``has_taken``: whether it has an order under one of ``client_order_ids``."""
+        ``has_taken``: whether it has an order under one of ``client_order_ids``; with
+        ``positions``, ``held``: its positions (by symbol), as they are after settling."""
         self._moved = {}  # what a call that failed moved was rolled back with it
-        sql, params = _locked_account_sql(self.config.account_id, client_order_ids)
-        paper = next(iter(PaperAccount.objects.raw(sql, params)), None)
-        if paper is None:
+        sql, params = _locked_account_sql(self.config.account_id, client_order_ids, positions=positions)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        if not rows:
             self._missing()
-        paper.has_open, paper.has_taken = bool(paper.has_open), bool(paper.has_taken)
+        width = len(PaperAccount._meta.concrete_fields)
+        paper = rows_as(PaperAccount, [rows[0][:width]], connection)[0]
+        paper.has_open, paper.has_taken = bool(rows[0][width]), bool(rows[0][width + 1])
+        # The positions came in the same statement, one row each (none: one row of NULLs).
+        if positions:
+            held = [row[width + 2 :] for row in rows if row[width + 2] is not None]
+            paper.held = rows_as(PaperPosition, held, connection)
+        else:
+            paper.held = None
         self._session_mode = paper.session_mode
         # Most settles find nothing open: the orders are read only when there are some.
         open_orders = list(paper.orders.filter(state__in=OPEN_STATES).order_by("id")) if paper.has_open else []
         self._has_open = bool(open_orders)
         if not open_orders:
             return paper
+        moved = self._settle(paper, open_orders)
+        if moved and positions:
+            paper.held = list(paper.positions.all())  # rare: what the fills left, read again
+        return paper
+
+    def _settle(self, paper: PaperAccount, open_orders: list[PaperOrder]) -> bool:
+        """Fill the due ``open_orders`` and expire the stale ones; whether a position moved."""
         now = self._now()
         is_open, _, _ = self._market(now)
         today = self._today(now)
@@ -373,12 +389,14 @@ class PaperBroker(Broker):
                 closes = self._closes([order.symbol])
                 if order.symbol in closes:
                     if positions is None:
-                        positions = {p.symbol: p for p in paper.positions.all()}
+                        held = paper.positions.all() if paper.held is None else paper.held
+                        positions = {p.symbol: p for p in held}
                     self._try_fill(paper, order, closes[order.symbol][1], positions)
+        moved = bool(self._moved)
         self._store_positions()
         if paper.cash_usd != cash_before:
             paper.save(update_fields=["cash_usd", "updated_at"])
-        return paper
+        return moved
 
     def _market(self, now: datetime) -> tuple[bool, datetime, datetime]:
         if self._mode() == PaperAccount.SessionMode.ALWAYS_OPEN:
@@ -545,10 +563,13 @@ class PaperBroker(Broker):
             order.save(update_fields=["state", "reject_reason", "updated_at"])
 
 
-def _locked_account_sql(account_id: int, client_order_ids: Sequence[str]) -> tuple[str, list]:
+def _locked_account_sql(account_id: int, client_order_ids: Sequence[str], *, positions: bool) -> tuple[str, list]:
     """The paper account row, locked, with ``has_open`` (open orders) and ``has_taken`` (an order
     under one of ``client_order_ids``): written out because every call of every execution runs
-    it, and building it through the ORM (annotations, subqueries) cost more than running it."""
+    it, and building it through the ORM (annotations, subqueries) cost more than running it.
+
+    With ``positions``, one row per position of the account follows the account's columns (by
+    symbol; one row of NULLs when it has none): the account and its positions in one statement."""
     account, order = PaperAccount._meta, PaperOrder._meta
     quote = connection.ops.quote_name
     fields = ", ".join(f"a.{quote(f.column)}" for f in account.concrete_fields)
@@ -564,7 +585,18 @@ def _locked_account_sql(account_id: int, client_order_ids: Sequence[str]) -> tup
         f" EXISTS(SELECT 1 FROM {orders} o WHERE o.{owner} = a.{pk} AND {taken}) AS has_taken"
         f" FROM {quote(account.db_table)} a WHERE a.{quote(account.get_field('account').column)} = %s{lock}"
     )
-    return sql, [*OPEN_STATES, *client_order_ids, account_id]
+    params = [*OPEN_STATES, *client_order_ids, account_id]
+    if not positions:
+        return sql, params
+    position = PaperPosition._meta
+    columns = ", ".join(f"p.{quote(f.column)}" for f in position.concrete_fields)
+    owned = f"p.{quote(position.get_field('paper_account').column)} = acc.{pk}"
+    # The lock stays on the account row alone (the positions are written only under it).
+    sql = (
+        f"SELECT acc.*, {columns} FROM ({sql}) acc"  # noqa: S608
+        f" LEFT JOIN {quote(position.db_table)} p ON {owned} ORDER BY p.{quote(position.get_field('symbol').column)}"
+    )
+    return sql, params
 
 
 def _as_broker_order(order: PaperOrder) -> BrokerOrder:

@@ -171,6 +171,37 @@ def test_positions_and_account_read_together_equal_the_separate_reads(account, c
     assert info.buying_power_usd < info.cash_usd == Decimal(10_000)
 
 
+def test_the_account_and_its_positions_are_read_in_one_statement(account):
+    paper = PaperAccount.objects.get(account=account)
+    PaperPosition.objects.create(paper_account=paper, symbol="BND", quantity=Decimal("2.5"), avg_entry_price_usd=70)
+    with broker_for(account) as broker, CaptureQueriesContext(connection) as queries:
+        positions, info = broker.positions_and_account()
+    reads = [q["sql"] for q in queries.captured_queries if "brokers_paperposition" in q["sql"]]
+    assert len(reads) == 1 and "brokers_paperaccount" in reads[0]
+    assert [(p.symbol, p.quantity, p.avg_entry_price_usd) for p in positions] == [
+        ("BND", Decimal("2.5"), Decimal(70)),
+        ("SPY", Decimal(10), close("SPY")),
+    ]
+    assert info.cash_usd == Decimal(10_000)
+    # An account without positions: its cash alone.
+    paper.positions.all().delete()
+    with broker_for(account) as broker:
+        assert broker.positions() == [] and broker.account().equity_usd == Decimal(10_000)
+
+
+def test_positions_read_by_the_call_that_fills_queued_orders_are_those_after_the_fills(account, clock):  # noqa: F811
+    clock.now = MARKET_CLOSED_NOW
+    with broker_for(account) as broker:
+        broker.submit_orders([order("s-1", "SPY", Side.SELL, "10"), order("s-2", "BND", Side.BUY, "3")])
+        assert [(p.symbol, p.quantity) for p in broker.positions()] == [("SPY", Decimal(10))]
+    clock.now = datetime(2025, 7, 2, 9, 31, tzinfo=NEW_YORK)
+    with broker_for(account) as broker:
+        # This first call after the open fills both: SPY sold out, BND bought.
+        positions, info = broker.positions_and_account()
+    assert [(p.symbol, p.quantity) for p in positions] == [("BND", Decimal(3))]
+    assert info.equity_usd == (info.cash_usd + positions[0].market_value_usd).quantize(Decimal("0.0001"))
+
+
 def test_a_batch_answers_each_request_as_one_by_one_and_a_refusal_stops_none_of_the_others(account):
     spy = raw_close("SPY")
     requests = [

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from brokers.models import Order
 from portfolios.tests.execution_factories import clock, order_row, paper_portfolio, planned_run, prices  # noqa: F401
-from rebalancer_site.db import rows_update
+from rebalancer_site.db import rows_as, rows_update
 
 pytestmark = pytest.mark.django_db
 
@@ -87,3 +87,22 @@ def test_unsaved_or_mixed_rows_are_refused(orders):
     with pytest.raises(ValueError, match="one model"):
         rows_update([orders[0], run], ["updated_at"])
     assert {state for _, state, *_ in stored(orders)} == {"planned"}
+
+
+def test_rows_as_builds_instances_equal_to_those_the_orm_reads(orders):
+    # Decimals, dates and JSON come back as the ORM returns them (SQLite hands back numbers and texts).
+    fields = Order._meta.concrete_fields
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {quote(Order._meta.db_table)} ORDER BY {quote('id')}")
+        rows = cursor.fetchall()
+    built = rows_as(Order, rows, connection)
+    loaded = list(Order.objects.order_by("pk"))
+    assert [[getattr(o, f.attname) for f in fields] for o in built] == [
+        [getattr(o, f.attname) for f in fields] for o in loaded
+    ]
+    assert all(not o._state.adding and o._state.db == connection.alias for o in built)
+    assert isinstance(built[0].quantity, Decimal) and built[0].created_at.tzinfo is not None
+    with pytest.raises(ValueError, match=r"rows_as: brokers\.Order has"):
+        rows_as(Order, [rows[0][:-1]], connection)
