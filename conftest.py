@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
+# The execution fixtures (a movable clock at a market-open moment, the sample prices) for every app's tests.
+pytest_plugins = ["portfolios.tests.execution_factories"]
 
 
 @pytest.fixture

@@ -356,7 +356,7 @@ def run(args: argparse.Namespace, url: str, day: date) -> None:
     from brokers.models import Order, PaperAccount
     from portfolios.models import PipelineDay, RebalanceRun
 
-    runs = RebalanceRun.objects.filter(trading_date=day)
+    runs = RebalanceRun.objects.active().filter(trading_date=day)
     cluster = Cluster(url, args.workers)
     try:
         processor = ProcessorTime(cluster)

@@ -13,7 +13,14 @@ Failures are `BrokerError` with one of two flags that tell the caller what to do
   client order id, a dropped connection). For an order the caller must look it up by its client
   order id before doing anything else; it never resubmits under a new id.
 
-Neither flag: a read failed transiently (the request changed nothing); it may be retried.
+Neither flag: the request changed nothing (a read failed transiently, or the broker refused a
+write before looking at it, e.g. HTTP 429 on every attempt); it may be retried.
+
+Exactly once does not rely on a broker refusing a repeated client order id: an order whose
+submission may have reached the broker is sent again only after the broker reported it absent
+twice, through `Broker.get_order` and then, `Broker.settlement_delay_s` later, through the
+independent listing `Broker.orders_since`. Brokers that do refuse a repeated id get it from
+`Broker.reserve_submission_id` (the client order id itself, or IB's order id).
 """
 
 from __future__ import annotations
@@ -138,7 +145,7 @@ class OrderRequest:
     """One order to send. Exactly one of ``quantity`` (shares) and ``notional_usd`` is set.
 
     ``limit_price_usd`` is required for limit orders (the price collar) and forbidden for market
-    orders. ``client_order_id`` is the idempotency key: at most 48 characters, unique for the
+    orders. ``client_order_id`` is the order's name: at most 48 characters, unique for the
     account's life.
     """
 
@@ -150,6 +157,9 @@ class OrderRequest:
     order_type: OrderType = OrderType.MARKET
     limit_price_usd: Decimal | None = None
     time_in_force: TimeInForce = TimeInForce.DAY
+    #: The id the broker refuses to take twice, reserved (`Broker.reserve_submission_id`) and stored
+    #: before the first send; every resend of this order carries the same one.
+    submission_id: str = ""
 
     def __post_init__(self) -> None:
         if not self.client_order_id or len(self.client_order_id) > CLIENT_ORDER_ID_MAX_LENGTH:
@@ -272,11 +282,6 @@ class Broker(ABC):
         """Send one order. A resubmission of a client order id the broker already has returns
         (or raises ``unknown`` for) that order; it never creates a second one."""
 
-    #: True when `submit_orders` answers a list in one step that is over as soon as it returns (the
-    #: paper broker: one database transaction). Execution then sends a side's orders together;
-    #: otherwise it sends them one by one, reading the kill switch before each.
-    submits_in_batches: bool = False
-
     #: True when the broker's orders are rows of this project's own database (the paper broker):
     #: `submit_orders` called inside the caller's transaction is committed or rolled back with it,
     #: so execution writes a side's order records and sends them in one transaction (no moment
@@ -296,6 +301,27 @@ class Broker(ABC):
     @abstractmethod
     def get_order(self, client_order_id: str) -> BrokerOrder | None:
         """The order with this client order id, or None when the broker has none."""
+
+    @abstractmethod
+    def orders_since(self, since: datetime) -> list[BrokerOrder]:
+        """Every order of the account submitted at or after ``since``, open and closed, and orders
+        known only by their fills: a listing independent of `get_order`'s lookup, the second
+        witness before an order is declared absent."""
+
+    #: Seconds after which an order the broker accepted shows in its lookups and listings: two
+    #: "absent" answers this far apart confirm an order never arrived.
+    settlement_delay_s: float = 0.0
+
+    #: The longest one call to the broker can take, retries included, in seconds; an execution's
+    #: lease must outlast it, so that no call is still on its way when another executor takes over.
+    max_call_s: float = 0.0
+
+    def reserve_submission_id(self, request: OrderRequest) -> str:
+        """The id this broker refuses to accept twice for ``request``, stored before the first send.
+
+        Brokers that refuse a repeated client order id (Alpaca, the paper broker) use it; one that
+        does not (IB: its orderRef is free text) reserves an id of its own."""
+        return request.client_order_id
 
     @abstractmethod
     def open_orders(self, symbols: Sequence[str] | None = None) -> list[BrokerOrder]: ...

@@ -2,12 +2,16 @@
 applies it to `Order` rows.
 
     planned -> submitting -> new -> partially_filled -> filled
-                   |           \\-> canceled | expired | rejected
-                   +-> unknown -> (any state the broker reports) | submitting (not found: resend, same id)
+       ^           |           \\-> canceled | expired | rejected
+       |           +-> unknown -> (any state the broker reports)
+       |           |      |
+       +-----------+------+  back to planned only when the broker never took the order: it
+                             refused the request before looking at it, or reported the order
+                             absent twice (`brokers.services.orders.order_resolve`)
     planned -> canceled (never sent: a kill switch or a stopped run)
 
-States only move forward: a broker's late, stale answer (an older "new" after "filled") is
-ignored rather than applied, and the filled quantity never decreases.
+Otherwise states only move forward: a broker's late, stale answer (an older "new" after
+"filled") is ignored rather than applied, and the filled quantity never decreases.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ S = OrderState
 
 ALLOWED: dict[OrderState, frozenset[OrderState]] = {
     S.PLANNED: frozenset({S.SUBMITTING, S.CANCELED}),
-    S.SUBMITTING: BROKER_STATES | {S.UNKNOWN},
-    S.UNKNOWN: BROKER_STATES | {S.SUBMITTING},
+    S.SUBMITTING: BROKER_STATES | {S.UNKNOWN, S.PLANNED},
+    S.UNKNOWN: BROKER_STATES | {S.PLANNED},
     S.NEW: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.EXPIRED, S.REJECTED}),
     S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.EXPIRED}),
     S.FILLED: frozenset(),

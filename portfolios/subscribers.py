@@ -39,10 +39,11 @@ def on_completed(*, portfolio, run, **kwargs) -> None:
 @receiver(events.rebalancing_failed)
 def on_failed(*, portfolio, trading_date, run, reason, **kwargs) -> None:
     _audit("rebalancing_failed", portfolio, run, reason, trading_date=str(trading_date))
+    traded = run is not None and run.orders.filter(filled_quantity__gt=0).exists()  # a run stopped midway
     notify_owner(
         portfolio,
         subject=f"Rebalance of {portfolio.name} failed ({trading_date})",
-        body=f"Nothing was traded for this reason:\n{reason}",
+        body=reason if traded else f"Nothing was traded for this reason:\n{reason}",
     )
 
 

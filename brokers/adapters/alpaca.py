@@ -2,9 +2,14 @@
 
 How it talks to Alpaca
 ----------------------
-alpaca-py does the HTTP: authentication headers, URLs, retries of HTTP 429 and
-504 (`retry_attempts` more times, `retry_wait_s` seconds apart: every request,
+alpaca-py does the HTTP: authentication headers, URLs, retries of HTTP 429
+(`retry_attempts` more times, `retry_wait_s` seconds apart: every request,
 POST /v2/orders included) and `APIError` for any other 4xx/5xx. Around it:
+
+- Only 429 is retried by the SDK (its default also retries 504): Alpaca's rate
+  limit refuses a request before processing it, but a POST answered 504 may
+  have been processed, and a retry would then depend on Alpaca refusing the
+  repeated client order id. A 504 surfaces at once; its outcome is looked up.
 
 - Timeouts: the SDK sets none (alpaca-py issue 415), so its requests session is
   replaced by one that gives every request `timeout_s` (for the connection and
@@ -14,9 +19,8 @@ POST /v2/orders included) and `APIError` for any other 4xx/5xx. Around it:
   the SDK's pydantic models would refuse a status word newer than the SDK.
 - Orders are POSTed as a plain dict with decimals as strings (the SDK's order
   request models hold qty, notional and limit price as floats) and always with
-  the request's `client_order_id`, the idempotency key: when the SDK retries a
-  POST whose first attempt was processed, Alpaca refuses the retry with 422
-  "client_order_id must be unique" instead of creating a second order.
+  the request's `client_order_id`: Alpaca refuses a second order with it (422
+  "client_order_id must be unique"), one more guard on top of the lookups.
 
 Errors (`BrokerError`; secrets never appear in a message)
 ---------------------------------------------------------
@@ -24,10 +28,12 @@ Errors (`BrokerError`; secrets never appear in a message)
 What happened                                             Flags
 ========================================================  ==============================
 submit or cancel: timeout, connection error, HTTP 5xx,    ``unknown``: look the order up
-429 after the SDK's retries, unreadable 2xx body,         by client order id; never
-422 "client_order_id must be unique", any error after     resubmit under a new id
-an SDK retry that followed a non-429 answer (the first
-attempt may have created the order)
+unreadable 2xx body, 422 "client_order_id must be         by client order id; never
+unique", any error after an SDK retry that followed a     resubmit under a new id
+non-429 answer (the first attempt may have created the
+order)
+submit answered HTTP 429 on every attempt (Alpaca's       neither: Alpaca did not take
+rate limit refuses a request before processing it)        it; it may be sent again
 read (GET): timeout, connection error, 5xx, 429,          neither: nothing changed, retry
 unreadable body
 401, or 403 about credentials                             ``permanent``, "credentials
@@ -75,12 +81,13 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
+from alpaca.common.enums import Sort
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import QueryOrderStatus
@@ -111,9 +118,11 @@ DEFAULT_LIVE_URL = "https://api.alpaca.markets"
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETRY_ATTEMPTS = 3
 DEFAULT_RETRY_WAIT_S = 3.0
+#: Alpaca's lookups by client order id may lag an accepted order by a moment.
+DEFAULT_SETTLEMENT_DELAY_S = 2.0
 MAX_RETRY_ATTEMPTS = 10
-#: The HTTP statuses the SDK retries (its own default, pinned so an upgrade cannot widen it silently).
-RETRIED_STATUSES = (429, 504)
+#: The HTTP statuses the SDK retries: only answers that prove the request was not processed.
+RETRIED_STATUSES = (429,)
 #: Alpaca's maximum page of `GET /v2/orders`; a full page means there may be more.
 ORDERS_PAGE_LIMIT = 500
 #: Alpaca takes quantities and notionals with at most 9 decimal places.
@@ -186,6 +195,7 @@ class _Options:
     timeout_s: float
     retry_attempts: int
     retry_wait_s: float
+    settlement_delay_s: float
 
 
 class _BadResponse(ValueError):
@@ -198,7 +208,8 @@ class AlpacaBroker(Broker):
     Credentials: ``api_key`` and ``secret_key``. Options: ``paper_url`` and
     ``live_url`` (base URLs without /v2), ``timeout_s`` (seconds per HTTP
     request), ``retry_attempts`` and ``retry_wait_s`` (the SDK's retries of
-    HTTP 429/504). The constructor does no network I/O.
+    HTTP 429/504), ``settlement_delay_s`` (how long an accepted order may be
+    missing from lookups). The constructor does no network I/O.
     """
 
     kind = "alpaca"
@@ -207,6 +218,11 @@ class AlpacaBroker(Broker):
         super().__init__(config)
         self._secrets = _credentials(config)
         self.options = _options(config)
+        self.settlement_delay_s = self.options.settlement_delay_s
+        options = self.options
+        self.max_call_s = (
+            options.timeout_s * (options.retry_attempts + 1) + options.retry_wait_s * options.retry_attempts
+        )
         self._session = _TimeoutSession(self.options.timeout_s)
         self._client = self._build_client()
 
@@ -276,6 +292,22 @@ class AlpacaBroker(Broker):
                 return None
             raise
         return self._noted(order)
+
+    def orders_since(self, since: datetime) -> list[BrokerOrder]:
+        """Every order submitted after ``since``, open and closed (`GET /v2/orders?status=all`),
+        oldest first, page by page (a page ends where the next one starts; repeats are dropped)."""
+        found: dict[str, BrokerOrder] = {}
+        after = since
+        while True:
+            query = GetOrdersRequest(
+                status=QueryOrderStatus.ALL, limit=ORDERS_PAGE_LIMIT, after=after, direction=Sort.ASC
+            )
+            page = self._read("list orders", lambda query=query: self._client.get_orders(query), _broker_orders)
+            fresh = [order for order in page if order.broker_order_id not in found]
+            found.update((order.broker_order_id, self._noted(order)) for order in fresh)
+            if len(page) < ORDERS_PAGE_LIMIT or not fresh or fresh[-1].submitted_at is None:
+                return list(found.values())
+            after = fresh[-1].submitted_at - timedelta(microseconds=1)
 
     def open_orders(self, symbols: Sequence[str] | None = None) -> list[BrokerOrder]:
         """Every open order (for `symbols`, if given; an empty sequence selects nothing), newest first.
@@ -427,6 +459,11 @@ class AlpacaBroker(Broker):
             return self._unknown(action, f"{described}, after a retry", status)
         if write and status == 422 and "client_order_id" in lowered and "unique" in lowered:
             return self._unknown(action, f"{described}: Alpaca already has this client order id", status)
+        if write and status == 429 and answers and all(answer == 429 for answer in answers):
+            # Alpaca's rate limit refuses a request before processing it: nothing was placed.
+            return self._error(
+                f"{action}: rate limited (HTTP 429 on every attempt); Alpaca did not take it", status_code=429
+            )
         if status is None or status == 429 or status >= 500:
             if write:
                 return self._unknown(action, described, status)
@@ -485,6 +522,7 @@ def _options(config: AccountConfig) -> _Options:
     timeout_s = _number_option(options, "timeout_s", DEFAULT_TIMEOUT_S, where)
     retry_attempts = _number_option(options, "retry_attempts", DEFAULT_RETRY_ATTEMPTS, where)
     retry_wait_s = _number_option(options, "retry_wait_s", DEFAULT_RETRY_WAIT_S, where)
+    settlement_delay_s = _number_option(options, "settlement_delay_s", DEFAULT_SETTLEMENT_DELAY_S, where)
     if timeout_s <= 0:
         raise BrokerError(f"{where} timeout_s must be > 0 seconds, got {timeout_s:g}", permanent=True)
     if not 0 <= retry_attempts <= MAX_RETRY_ATTEMPTS or retry_attempts != int(retry_attempts):
@@ -492,13 +530,15 @@ def _options(config: AccountConfig) -> _Options:
             f"{where} retry_attempts must be a whole number from 0 to {MAX_RETRY_ATTEMPTS}, got {retry_attempts:g}",
             permanent=True,
         )
-    if retry_wait_s < 0:
-        raise BrokerError(f"{where} retry_wait_s must be >= 0 seconds, got {retry_wait_s:g}", permanent=True)
+    for name, value in (("retry_wait_s", retry_wait_s), ("settlement_delay_s", settlement_delay_s)):
+        if value < 0:
+            raise BrokerError(f"{where} {name} must be >= 0 seconds, got {value:g}", permanent=True)
     return _Options(
         base_url=live_url if config.live else paper_url,
         timeout_s=timeout_s,
         retry_attempts=int(retry_attempts),
         retry_wait_s=retry_wait_s,
+        settlement_delay_s=settlement_delay_s,
     )
 
 

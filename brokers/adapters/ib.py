@@ -20,15 +20,36 @@ moment the order is handed to IB, and no acknowledgement within the deadline, is
 nothing and are transient. Refusals the adapter can tell before sending (notional or fractional
 orders, unknown symbols, a quantity a float cannot carry) are ``permanent``.
 
-Exactly once. IB has no server-side idempotency key, so every order carries the client order id
-in ``order.orderRef`` and `IBBroker.submit_order` first looks for an order with that orderRef:
-the session's trades, its open trades, all clients' open orders (``reqAllOpenOrders``), completed
-orders (``reqCompletedOrders``) and executions (``reqExecutions``; IB reports the current day's).
-Found: that order is returned and nothing is placed. `IBBroker.get_order` searches the same
-places, so orders placed in an earlier session (before a reconnect or restart) are found with
-their fills. The remaining gap is IB's: an order handed to TWS that TWS has not yet recorded
-anywhere is invisible for that instant; the caller never resubmits after ``unknown`` without a
-lookup, which narrows it to an order lost between the socket and TWS.
+Exactly once. IB has no server-side idempotency key: it accepts any number of orders with one
+orderRef. Two things stand in for it:
+
+- Lookup. Every order carries the client order id in ``order.orderRef``, and
+  `IBBroker.submit_order` first looks for an order with that orderRef: the session's trades, its
+  open trades, all clients' open orders (``reqAllOpenOrders``), completed orders
+  (``reqCompletedOrders``) and executions (``reqExecutions``; IB reports the current day's).
+  Found: that order is returned and nothing is placed. `IBBroker.get_order` searches the same
+  places, so orders placed in an earlier session (before a reconnect or restart) are found with
+  their fills.
+- Order id. TWS refuses an order id it has seen for the API client id ("Duplicate order id",
+  error 103) and takes an order placed under the id of one of its open orders as a modification
+  of that order. `IBBroker.reserve_submission_id` reserves an id from the live session
+  (``"<client id>:<order id>"``, stored by the caller before the first send) and `submit_order`
+  places the order under it, so a resend whose lookup missed an order TWS has not recorded yet
+  modifies that order or is refused; it never makes a second one. Before placing, an id held by
+  another order of this client id (reserved, never used, and handed out again by a later
+  session, as TWS does; seen open, or finished in this session or in the executions), or one
+  reserved under another client id, is ``BrokerError()`` with neither flag: nothing was placed,
+  and the caller reserves a new id. TWS's error 103 is ``unknown`` (ib_async marks the refused
+  trade Cancelled; the adapter does not report it as a canceled order): the caller resolves it
+  by its lookups, which ignore the refused placement.
+
+`IBBroker.orders_since` lists every order the lookups see, once each (by orderRef; orders placed
+by hand in TWS, which have none, by permId with client order id ""): the second witness before an
+order is declared absent, ``settlement_delay_s`` after the first. IB gives no submit time for
+open or completed orders and reports completed orders and executions of the current day only, so
+``since`` can only leave out: an order is omitted when a time IB reports for it (its placement in
+this session, a fill), which is never earlier than its submission, is before ``since``; orders
+with no such time are always listed.
 
 Status mapping (IB ``OrderStatus.status`` -> `OrderState`):
 
@@ -63,8 +84,10 @@ permission and eligible contracts, and reports neither; orders for fractional qu
 refused before sending (``permanent``), consistently with that answer. ``tradable`` is True for
 any qualified contract (trading permissions are only known when an order is placed).
 
-Options: ``timeout_s`` (seconds, default 10) and, for tests, ``ib_factory`` (a zero-argument
-callable returning an ``IB``-like object, called on the loop thread, instead of ``IB()``).
+Options: ``timeout_s`` (seconds, default 10), ``settlement_delay_s`` (seconds after which TWS
+shows an order it accepted in its lists, default 2) and, for tests, ``ib_factory`` (a
+zero-argument callable returning an ``IB``-like object, called on the loop thread, instead of
+``IB()``).
 """
 
 from __future__ import annotations
@@ -74,6 +97,7 @@ import contextlib
 import importlib
 import logging
 import math
+import re
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -108,6 +132,8 @@ T = TypeVar("T")
 #: Tried in this order; ib_insync is the unmaintained original with the same API.
 SDK_MODULES = ("ib_async", "ib_insync")
 DEFAULT_TIMEOUT_S = 10.0
+#: Seconds after which TWS lists an order it accepted (the two "absent" reads are this far apart).
+DEFAULT_SETTLEMENT_DELAY_S = 2.0
 #: Extra wait, past the call's own deadline, before the caller gives up on the loop thread (the
 #: coroutine normally reports its own timeout first, with the right error flag).
 BACKSTOP_GRACE_S = 1.0
@@ -117,6 +143,8 @@ PAPER_ACCOUNT_PREFIX = "D"
 CASH_TAG, BUYING_POWER_TAG, EQUITY_TAG = "TotalCashValue", "BuyingPower", "NetLiquidation"
 #: IB error code "Order rejected - reason: ...".
 ORDER_REJECTED_CODE = 201
+#: IB error code "Duplicate order id": TWS refused the placement; no order was made by it.
+DUPLICATE_ORDER_ID_CODE = 103
 #: IB sends "Warning"-class messages with codes 2100-2199 (farm connections and the like).
 INFO_CODES = range(2100, 2200)
 #: ib_async's (and IB's) "value not set" marker for doubles.
@@ -184,15 +212,30 @@ def endpoint_from(credentials: Mapping[str, str]) -> Endpoint:
     return Endpoint(host, numbers["port"], numbers["client_id"])
 
 
-def timeout_from(options: Mapping[str, object]) -> float:
-    """``options["timeout_s"]`` as positive seconds (default `DEFAULT_TIMEOUT_S`)."""
+def seconds_from(options: Mapping[str, object], name: str, default: float, *, zero_allowed: bool = False) -> float:
+    """``options[name]`` as seconds (default ``default``): positive, or also 0 when ``zero_allowed``;
+    a permanent error naming the option otherwise."""
     try:
-        value = float(options.get("timeout_s", DEFAULT_TIMEOUT_S))  # type: ignore[arg-type]
+        value = float(options.get(name, default))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise BrokerError("IB options: timeout_s must be a positive number of seconds", permanent=True)
+    if not (math.isfinite(value) and (value > 0 or (zero_allowed and value == 0))):
+        expected = "a number of seconds >= 0" if zero_allowed else "a positive number of seconds"
+        raise BrokerError(f"IB options: {name} must be {expected}", permanent=True)
     return value
+
+
+def submission_id_for(client_id: int, order_id: int) -> str:
+    """The stored form of an order id reserved under an API client id: ``"<client id>:<order id>"``."""
+    return f"{client_id}:{order_id}"
+
+
+def parse_submission_id(submission_id: str) -> tuple[int, int]:
+    """(API client id, order id) of a stored submission id; ValueError when it is not one."""
+    match = re.fullmatch(r"(\d+):(\d+)", submission_id, flags=re.ASCII)
+    if match is None or int(match[2]) <= 0:
+        raise ValueError(f"not an IB order id reservation: {submission_id!r}")
+    return int(match[1]), int(match[2])
 
 
 # -- numbers ---------------------------------------------------------------------------------
@@ -316,6 +359,36 @@ def gather_facts(order_ref: str, sources: Sequence[Iterable[Any]], fills: Iterab
         return None
     facts.trade = best[1] if best else None
     return facts
+
+
+def collect_facts(sources: Sequence[Iterable[Any]], fills: Iterable[Any]) -> list[OrderFacts]:
+    """Every order in trade lists (most live first) and executions, once each: grouped by orderRef,
+    or by permId for orders without one (placed by hand in TWS; their ``order_ref`` is ""), then
+    gathered as `gather_facts` does. Records with neither (not yet acknowledged by TWS) identify
+    no order and are left out."""
+    sources = [list(trades) for trades in sources]
+    grouped: dict[str | int, tuple[list[list[Any]], list[Any]]] = {}
+
+    def group(key: str | int) -> tuple[list[list[Any]], list[Any]]:
+        return grouped.setdefault(key, ([[] for _ in sources], []))
+
+    for index, trades in enumerate(sources):
+        for trade in trades:
+            key = trade.order.orderRef or _perm_id(trade)
+            if key:
+                group(key)[0][index].append(trade)
+    for fill in fills:
+        key = fill.execution.orderRef or fill.execution.permId
+        if key:
+            group(key)[1].append(fill)
+    gathered = (gather_facts(key if isinstance(key, str) else "", *members) for key, members in grouped.items())
+    return [facts for facts in gathered if facts is not None]
+
+
+def refused_as_duplicate(trade: Any) -> bool:
+    """Whether TWS refused this placement as a duplicate order id (error 103): the trade is only
+    ib_async's local record of a message TWS turned down, not an order."""
+    return any(entry.errorCode == DUPLICATE_ORDER_ID_CODE for entry in trade.log)
 
 
 def _fill_totals(fills: Iterable[Any]) -> tuple[Decimal, Decimal | None]:
@@ -482,7 +555,12 @@ class IBBroker(Broker):
         super().__init__(config)
         self.sdk = load_sdk()
         self.endpoint = endpoint_from(config.credentials)
-        self.timeout_s = timeout_from(config.options)
+        self.timeout_s = seconds_from(config.options, "timeout_s", DEFAULT_TIMEOUT_S)
+        self.settlement_delay_s = seconds_from(
+            config.options, "settlement_delay_s", DEFAULT_SETTLEMENT_DELAY_S, zero_allowed=True
+        )
+        # A call ends at its own deadline, or at the latest when the caller's backstop gives up on it.
+        self.max_call_s = self.timeout_s + BACKSTOP_GRACE_S
         factory = config.options.get("ib_factory")
         self._factory: Callable[[], Any] = factory if callable(factory) else self.sdk.IB
         self._runner = LoopThread(f"ib-loop-{config.account_id}")
@@ -522,10 +600,19 @@ class IBBroker(Broker):
         ib_symbol = self._call(f"look up {symbol}", lambda deadline: self._qualified(symbol, deadline))
         return Asset(symbol=ib_symbol, tradable=True, fractionable=False)
 
+    def reserve_submission_id(self, request: OrderRequest) -> str:
+        """An order id reserved from the live session (connecting if needed), as
+        ``"<client id>:<order id>"``: the id TWS refuses to take twice for this client id."""
+        order_id = self._call(f"reserve an order id for {request.client_order_id}", self._reserved_order_id)
+        return submission_id_for(self.endpoint.client_id, order_id)
+
     def submit_order(self, request: OrderRequest) -> BrokerOrder:
         """Place the order unless IB already has one with this client order id (then that one is
-        returned). Returns the order as IB acknowledged it (a rejection is a REJECTED order, not an
-        exception); ``unknown`` when IB's acknowledgement does not arrive in time."""
+        returned), under the reserved order id ``request.submission_id`` when there is one.
+        Returns the order as IB acknowledged it (a rejection is a REJECTED order, not an
+        exception); ``unknown`` when IB's acknowledgement does not arrive in time or TWS refuses
+        the order id as a duplicate; neither flag when the reserved id cannot be used (nothing
+        placed: reserve a new one)."""
         self._check_sendable(request)
         return self._call(
             f"place order {request.client_order_id}",
@@ -536,6 +623,12 @@ class IBBroker(Broker):
     def get_order(self, client_order_id: str) -> BrokerOrder | None:
         """The order tagged with this client order id (this session's or an earlier one's)."""
         return self._call(f"look up order {client_order_id}", lambda deadline: self._find(client_order_id, deadline))
+
+    def orders_since(self, since: datetime) -> list[BrokerOrder]:
+        """Every order IB lists, open and closed, and those known only by their executions, each once;
+        orders placed by hand in TWS have ``client_order_id`` "". An order is left out only when a
+        time IB reports for it is before ``since`` (see the module docstring)."""
+        return self._call("list orders", lambda deadline: self._orders_since(since, deadline))
 
     def open_orders(self, symbols: Sequence[str] | None = None) -> list[BrokerOrder]:
         """Every open order of the account (all API clients), ``symbols`` filtering when given.
@@ -665,8 +758,15 @@ class IBBroker(Broker):
             logger.debug("IB %s: message %s: %s", self.endpoint, code, message)
             return
         logger.info("IB %s: error %s (request %s): %s", self.endpoint, code, req_id, message)
-        if req_id > 0:
+        # A duplicate order id refuses a placement: it says nothing about the order holding the id.
+        if req_id > 0 and code != DUPLICATE_ORDER_ID_CODE:
             self._errors[req_id] = (code, message)
+
+    def _session_error(self, trade: Any | None) -> tuple[int, str] | None:
+        """The last error this session received for ``trade`` (errors come by this client's order ids)."""
+        if trade is None or trade.order.clientId != self.endpoint.client_id:
+            return None
+        return self._errors.get(trade.order.orderId)
 
     def _on_disconnected(self) -> None:
         logger.warning("IB %s: disconnected; the next call reconnects", self.endpoint)
@@ -697,22 +797,50 @@ class IBBroker(Broker):
             raise BrokerError(f"IB knows no single US stock {symbol!r} (unknown or ambiguous symbol)", permanent=True)
         return contract
 
-    async def _facts(self, order_ref: str, deadline: float) -> OrderFacts | None:
-        """Everything IB has on the order tagged ``order_ref`` (see the module docstring)."""
+    async def _order_lists(self, deadline: float, what: str) -> tuple[list[list[Any]], list[Any]]:
+        """What a lookup searches: trade lists, most live first (the session's trades, its open
+        trades, all clients' open orders, completed orders), and the executions IB reports.
+        Placements TWS refused as duplicate order ids are no orders and are left out."""
         ib = self._ib
         open_all, completed, executions = await self._wait(
             asyncio.gather(ib.reqAllOpenOrdersAsync(), ib.reqCompletedOrdersAsync(False), ib.reqExecutionsAsync()),
             deadline,
-            "order lookup",
+            what,
         )
-        facts = gather_facts(order_ref, [ib.trades(), ib.openTrades(), open_all, completed], executions)
-        if facts is not None and facts.trade is not None:
-            facts.error = self._errors.get(facts.trade.order.orderId)
+        session = [trade for trade in ib.trades() if not refused_as_duplicate(trade)]
+        return [session, list(ib.openTrades()), list(open_all), list(completed)], list(executions)
+
+    def _gathered(
+        self, order_ref: str, sources: Sequence[Iterable[Any]], executions: Iterable[Any]
+    ) -> OrderFacts | None:
+        facts = gather_facts(order_ref, sources, executions)
+        if facts is not None:
+            facts.error = self._session_error(facts.trade)
         return facts
+
+    async def _facts(self, order_ref: str, deadline: float) -> OrderFacts | None:
+        """Everything IB has on the order tagged ``order_ref`` (see the module docstring)."""
+        sources, executions = await self._order_lists(deadline, "order lookup")
+        return self._gathered(order_ref, sources, executions)
 
     async def _find(self, order_ref: str, deadline: float) -> BrokerOrder | None:
         facts = await self._facts(order_ref, deadline)
         return None if facts is None else to_broker_order(facts)
+
+    async def _orders_since(self, since: datetime, deadline: float) -> list[BrokerOrder]:
+        sources, executions = await self._order_lists(deadline, "order listing")
+        listed = []
+        for facts in collect_facts(sources, executions):
+            facts.error = self._session_error(facts.trade)
+            order = to_broker_order(facts)
+            # The times IB reports for an order (placement, fills) are never earlier than its
+            # submission: one before ``since`` rules it out; none known keeps it listed.
+            if order.submitted_at is None or order.submitted_at >= since:
+                listed.append(order)
+        return listed
+
+    async def _reserved_order_id(self, deadline: float) -> int:
+        return int(self._ib.client.getReqId())
 
     async def _open_orders(self, symbols: set[str] | None, deadline: float) -> list[BrokerOrder]:
         ib = self._ib
@@ -726,7 +854,7 @@ class IBBroker(Broker):
                 continue
             if symbols is not None and trade.contract.symbol.upper() not in symbols:
                 continue
-            facts = OrderFacts(trade.order.orderRef, trade=trade, error=self._errors.get(trade.order.orderId))
+            facts = OrderFacts(trade.order.orderRef, trade=trade, error=self._session_error(trade))
             facts.add_fills(trade.fills)
             perm_id = _perm_id(trade)
             facts.add_fills(
@@ -764,24 +892,83 @@ class IBBroker(Broker):
 
     async def _submit(self, request: OrderRequest, deadline: float) -> BrokerOrder:
         ref = request.client_order_id
-        existing = await self._facts(ref, deadline)
+        sources, executions = await self._order_lists(deadline, "order lookup")
+        existing = self._gathered(ref, sources, executions)
         if existing is not None:
             logger.warning("IB %s: order %s is already at IB; not placing it again", self.endpoint, ref)
             return to_broker_order(existing)
+        order_id = self._usable_order_id(request, sources, executions)
         contract = await self._contract(request.symbol, deadline)
         order = self._new_order(request)
+        if order_id is not None:
+            order.orderId = order_id
         try:
             trade = self._ib.placeOrder(contract, order)
         except Exception as error:
             raise self._error(f"placing order {ref} failed: {error!r}", unknown=True) from error
+        if order_id is not None:
+            # ib_async's own sequence learns of an id only from TWS's answer: until then this session
+            # could hand the id out again, to an order TWS would take as a modification of this one.
+            self._ib.client.updateReqId(order_id + 1)
         logger.info(
-            "IB %s: placed order %s (%s %s %s)", self.endpoint, ref, order.action, order.totalQuantity, contract.symbol
+            "IB %s: placed order %s as order id %s (%s %s %s)",
+            self.endpoint,
+            ref,
+            trade.order.orderId,
+            order.action,
+            order.totalQuantity,
+            contract.symbol,
         )
         if not await self._acknowledged(trade, deadline):
             raise self._error(f"order {ref} sent, no status from IB within {self.timeout_s:g} s", unknown=True)
-        facts = OrderFacts(ref, trade=trade, error=self._errors.get(trade.order.orderId))
+        if refused_as_duplicate(trade):
+            # An order under that id exists, maybe this very one unseen by the lookup: not a cancel.
+            raise self._error(
+                f"TWS refused order id {trade.order.orderId} for order {ref} as a duplicate (error 103)", unknown=True
+            )
+        facts = OrderFacts(ref, trade=trade, error=self._session_error(trade))
         facts.add_fills(trade.fills)
         return to_broker_order(facts)
+
+    def _usable_order_id(
+        self, request: OrderRequest, sources: Sequence[Iterable[Any]], executions: Iterable[Any]
+    ) -> int | None:
+        """The order id reserved for ``request`` (None: it has none, IB's session picks one), after
+        checking that placing under it cannot touch another order; ``BrokerError()`` with neither
+        flag (nothing placed, reserve a new id) when it could."""
+        if not request.submission_id:
+            return None
+        ref = request.client_order_id
+        try:
+            client_id, order_id = parse_submission_id(request.submission_id)
+        except ValueError as error:
+            raise BrokerError(f"IB {self.endpoint}: order {ref}: {error}; nothing placed, reserve a new id") from None
+        if client_id != self.endpoint.client_id:
+            raise BrokerError(
+                f"IB {self.endpoint}: order {ref} has order id {order_id} reserved under API client id {client_id}, "
+                f"this connection is client id {self.endpoint.client_id}; nothing placed, reserve a new id"
+            )
+        # The id was reserved, never used, and handed out again by a later session to another order:
+        # placing under it would modify that order (open) or be refused (finished). IB's completed
+        # orders carry no order id, so a finished one is seen here only through this session or its
+        # executions; otherwise TWS's refusal (error 103) tells.
+        holders = [
+            (trade.order.orderRef, trade.orderStatus.status)
+            for trades in sources
+            for trade in trades
+            if (trade.order.clientId, trade.order.orderId) == (client_id, order_id)
+        ] + [
+            (fill.execution.orderRef, "executed")
+            for fill in executions
+            if (fill.execution.clientId, fill.execution.orderId) == (client_id, order_id)
+        ]
+        for holder_ref, status in holders:
+            if holder_ref != ref:
+                raise BrokerError(
+                    f"IB {self.endpoint}: order id {order_id} reserved for order {ref} is held by order "
+                    f"{holder_ref or '(placed in TWS)'} ({status}); nothing placed, reserve a new id"
+                )
+        return order_id
 
     async def _acknowledged(self, trade: Any, deadline: float) -> bool:
         """Wait until TWS reports a status for ``trade`` (or a fill), at most until ``deadline``."""

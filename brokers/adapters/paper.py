@@ -63,7 +63,6 @@ class PaperBroker(Broker):
     tests use it to move the clock)."""
 
     kind = "paper"
-    submits_in_batches = True
     shares_transactions = True
 
     def __init__(self, config: AccountConfig):
@@ -177,6 +176,11 @@ class PaperBroker(Broker):
             paper = self._settled()
             order = paper.orders.filter(client_order_id=client_order_id).first()
             return None if order is None else _as_broker_order(order)
+
+    def orders_since(self, since: datetime) -> list[BrokerOrder]:
+        with self._transaction():
+            paper = self._settled()
+            return [_as_broker_order(o) for o in paper.orders.filter(submitted_at__gte=since).order_by("id")]
 
     def open_orders(self, symbols: Sequence[str] | None = None) -> list[BrokerOrder]:
         with self._transaction():

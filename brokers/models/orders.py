@@ -25,7 +25,8 @@ class AppendOnlyError(Exception):
 class Order(models.Model):
     """One intended order of a rebalance run, at one broker account.
 
-    State only moves forward (`brokers.states`); ``filled_quantity`` never decreases.
+    State only moves forward (`brokers.states`); ``filled_quantity`` never decreases. Rows are
+    changed through `brokers.services.orders` only, each write conditional on ``version``.
     """
 
     State = models.TextChoices("State", [(s.value, s.value.replace("_", " ").capitalize()) for s in OrderState])
@@ -59,7 +60,15 @@ class Order(models.Model):
     broker_order_id = models.CharField(max_length=100, blank=True)
     broker_status = models.CharField(max_length=40, blank=True)
     reject_reason = models.TextField(blank=True)
-    submit_attempts = models.PositiveSmallIntegerField(default=0)
+    submit_attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Sends whose outcome was not known at once (a broker's refusal before taking it is none)."
+    )
+    submission_id = models.CharField(
+        max_length=64, blank=True, help_text="The id the broker refuses twice, reserved before the first send."
+    )
+    # Every write of the row increments it, and is made only if the row still has the version the
+    # writer read: a decision taken on a stale copy is never stored.
+    version = models.PositiveIntegerField(default=0, editable=False)
     submitted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import logging
+from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from brokers.base import BrokerError
 from brokers.models import BrokerAccount, KillSwitch, Order
@@ -14,35 +16,21 @@ from brokers.states import IN_FLIGHT
 logger = logging.getLogger(__name__)
 
 
-def trading_halt_reason(*, user_id: int | None) -> str | None:
+def trading_halt_reason(*, user_id: int | None, since: datetime | None = None) -> str | None:
     """Why orders may not be sent for ``user_id`` now (the global switch first), or None.
 
-    Read from the database on every call: execution reads it right before each order batch
-    (four times per execution), so the statement is written out once rather than built by the
-    ORM on every call (which cost more than running it).
+    ``since``: an execution's start; a switch turned on after it halts that execution even when
+    it is off again (the execution's open orders were canceled meanwhile).
     """
     scopes = [KillSwitch.scope_for(None)] + ([KillSwitch.scope_for(user_id)] if user_id is not None else [])
-    with connection.cursor() as cursor:
-        cursor.execute(_halt_sql(len(scopes)), [*scopes, True])
-        switch = cursor.fetchone()
+    halting = Q(active=True) | Q(activated_at__gt=since) if since is not None else Q(active=True)
+    switch = KillSwitch.objects.filter(halting, scope__in=scopes).order_by("scope").first()  # "global" first
     if switch is None:
         return None
-    switch_user_id, reason = switch
-    who = "for everyone" if switch_user_id is None else "for this user"
-    return f"kill switch on {who}" + (f": {reason}" if reason else "")
-
-
-@functools.cache
-def _halt_sql(scopes: int) -> str:
-    """The first switch on among ``scopes`` scopes (the global scope sorts first): its user and reason."""
-    meta, quote = KillSwitch._meta, connection.ops.quote_name
-    column = {name: quote(meta.get_field(name).column) for name in ("user", "reason", "scope", "active")}
-    # Only names from the model and placeholders are put in the text; the values are parameters.
-    return (
-        f"SELECT {column['user']}, {column['reason']} FROM {quote(meta.db_table)}"  # noqa: S608
-        f" WHERE {column['scope']} IN ({', '.join(['%s'] * scopes)}) AND {column['active']} = %s"
-        f" ORDER BY {column['scope']} LIMIT 1"
-    )
+    who = "for everyone" if switch.user_id is None else "for this user"
+    if not switch.active:
+        return f"kill switch turned on {who} at {switch.activated_at.isoformat()} while this run was executing"
+    return f"kill switch on {who}" + (f": {switch.reason}" if switch.reason else "")
 
 
 def kill_switch_set(*, user=None, active: bool, reason: str = "", changed_by=None) -> tuple[KillSwitch, list[str]]:
@@ -55,6 +43,8 @@ def kill_switch_set(*, user=None, active: bool, reason: str = "", changed_by=Non
     scope = KillSwitch.scope_for(None if user is None else user.pk)
     with transaction.atomic():
         switch, _ = KillSwitch.objects.select_for_update().get_or_create(scope=scope, defaults={"user": user})
+        if active and not switch.active:
+            switch.activated_at = timezone.now()
         switch.active = active
         switch.reason = reason[:300]
         switch.changed_by = changed_by
@@ -84,7 +74,7 @@ def open_orders_cancel(*, user=None, reason: str) -> list[str]:
         try:
             with broker_for(account) as broker:
                 for order in account_orders:
-                    order_cancel(broker, order, reason=reason)
+                    order_cancel(broker, order, reason=reason, leased=False)
                     if not order.terminal:
                         problems.append(f"{order.client_order_id} at {account.label}: still {order.state}")
         except BrokerError as error:

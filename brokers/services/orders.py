@@ -1,21 +1,31 @@
 """Orders through their life at a broker: sent once, looked up when the outcome is unknown.
 
-Every function here saves each state change as soon as it happens (never inside a caller's
-transaction: a "submitting" mark must be on disk before the broker is called, so that a crash
-right after the call is resolved by a lookup instead of a second order). Each broker request,
-answer and state change is an `OrderEvent`.
+Every function here stores each state change as soon as it happens, in its own transaction
+(a "submitting" mark must be on disk before the broker is called, so that a crash right after
+the call is resolved by a lookup instead of a second order). Each broker request, answer and
+state change is an `OrderEvent`.
 
-A broker whose batches are over when the call returns (the paper broker: one database
-transaction) gets a side's orders in one call (`orders_submit`): the "submitting" marks of all of
-them are stored together before the call and their answers together after it. A broker whose
-orders live in this database (`Broker.shares_transactions`: the paper broker) gets new orders
-through `orders_place` instead: records, events and the broker's own rows in one transaction,
-which may be the caller's, so that none of it exists without the rest.
+Writes are fenced and conditional. Each one runs in ``fence.atomic()`` (`brokers.fencing`): an
+executor that lost its lease stores nothing. And each one is made only if the row still has the
+version the decision was taken on: a decision taken on a stale copy (a kill switch canceled the
+order meanwhile) is taken again on the stored row, so the forward-only rule of `brokers.states`
+holds for the row on disk, not for somebody's copy of it.
 
-Exactly once: an order is sent under its own deterministic client order id; an ``unknown``
-outcome is resolved with `Broker.get_order`; only when the broker says it has no such order is
-the same request sent again, under the same id (brokers refuse a second order with an id they
-have), at most `MAX_SUBMIT_ATTEMPTS` times.
+Exactly once, whether or not the broker refuses a repeated client order id:
+
+- An order is sent under its deterministic client order id and the submission id the broker
+  refuses twice (`Broker.reserve_submission_id`), stored before the first send.
+- An order whose submission may have reached the broker (``submitting``, ``unknown``) is sent
+  again only after the broker reported it absent twice: `Broker.get_order`, then
+  `Broker.settlement_delay_s` later the independent listing `Broker.orders_since`. It then goes
+  back to ``planned`` and may be sent again, under the same submission id, or canceled.
+- A send the broker refused before taking it (`BrokerError` with neither flag, e.g. HTTP 429 on
+  every attempt) puts the order back to ``planned`` and is not counted as an attempt. Sends with
+  an unknown outcome are, up to `MAX_SUBMIT_ATTEMPTS`; after that a confirmed-absent order is
+  canceled here rather than sent once more.
+
+A broker whose orders live in this database (`Broker.shares_transactions`: the paper broker) gets
+new orders through `orders_place`: records, events and the broker's own rows in one transaction.
 """
 
 from __future__ import annotations
@@ -24,23 +34,31 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from decimal import Decimal
 
-from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from brokers.base import Broker, BrokerError, BrokerOrder, OrderRequest, OrderState, OrderType, Side, TimeInForce
+from brokers.fencing import UNFENCED, Fence
 from brokers.models import Order, OrderEvent
-from brokers.states import IllegalTransition, can_move, check_fill, is_stale
-from rebalancer_site.db import rows_update
+from brokers.states import IN_FLIGHT, IllegalTransition, can_move, check_fill, is_stale
 from rebalancer_site.logcontext import log_context
 
 logger = logging.getLogger(__name__)
 
 MAX_SUBMIT_ATTEMPTS = 3
+#: Sends of unknown outcome under one submission id, each confirmed absent, before a fresh id is reserved.
+_SENDS_PER_SUBMISSION_ID = 2
+#: How often a write is decided again when the row changed under it before giving up.
+_DECISION_ATTEMPTS = 5
+#: `orders_since` looks this far before the order's record was written (clocks differ).
+_LISTING_MARGIN = timedelta(hours=1)
 _SECRET_WORDS = ("secret", "key", "token", "password", "authorization")
+
+#: Answers of `order_resolve`.
+FOUND, ABSENT, LOOKUP_FAILED = "found", "absent", "lookup_failed"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -69,22 +87,94 @@ def _fields(answer: object) -> dict:
     return {f.name: getattr(answer, f.name) for f in fields(answer)}
 
 
-def _event(order: Order, kind: str, *, message: str = "", payload: object = None, before: str = "") -> OrderEvent:
+def _event(
+    order: Order, kind: str, *, after: str, before: str, message: str = "", payload: object = None
+) -> OrderEvent:
     """The event row (not saved) for what just happened to ``order``."""
     return OrderEvent(
         order=order,
         kind=kind,
-        state_before=before or order.state,
-        state_after=order.state,
+        state_before=before,
+        state_after=after,
         message=message[:2000],
         payload=redacted(payload or {}),
     )
 
 
-def order_event(order: Order, kind: str, *, message: str = "", payload: object = None, before: str = "") -> OrderEvent:
-    event = _event(order, kind, message=message, payload=payload, before=before)
-    event.save()
-    return event
+@dataclass
+class _Change:
+    """What a decision changes on an order: new field values (none: only an event) and events."""
+
+    values: dict[str, object] = field(default_factory=dict)
+    events: list[OrderEvent] = field(default_factory=list)
+
+
+class _RowChanged(Exception):
+    """The stored row is not the version the decision was taken on."""
+
+
+def _stored(order: Order, change: _Change, fence: Fence) -> None:
+    """Store ``change`` of ``order`` if the row is still the version read, with its events, fenced.
+    An event alone moves the version too: what it says was judged on that version."""
+    with fence.atomic():
+        now = timezone.now()
+        written = Order.objects.filter(pk=order.pk, version=order.version).update(
+            version=order.version + 1, updated_at=now, **change.values
+        )
+        if not written:
+            raise _RowChanged
+        for name, value in change.values.items():
+            setattr(order, name, value)
+        order.version += 1
+        order.updated_at = now
+        OrderEvent.objects.bulk_create(change.events)
+
+
+def _decided(order: Order, decide: Callable[[Order], _Change | None], *, fence: Fence) -> Order:
+    """Take ``decide`` on ``order`` and store its change; when the row changed meanwhile, read it
+    again and decide again on what is stored."""
+    for _ in range(_DECISION_ATTEMPTS):
+        change = decide(order)
+        if change is None:
+            return order
+        try:
+            _stored(order, change, fence)
+            return order
+        except _RowChanged:
+            order.refresh_from_db()
+    raise IllegalTransition(f"order {order.client_order_id} kept changing while being written; nothing stored")
+
+
+def _move_to(
+    state: OrderState, *, kind: str, message: str = "", payload: object = None, also: dict | None = None
+) -> Callable[[Order], _Change | None]:
+    """A decision: move the order to ``state`` (with ``also``'s fields) if the state machine allows
+    it from the state it is in; nothing when it does not (it moved on meanwhile)."""
+
+    def decide(order: Order) -> _Change | None:
+        before = OrderState(order.state)
+        if not can_move(before, state):
+            return None
+        event = _event(order, kind, before=before.value, after=state.value, message=message, payload=payload)
+        return _Change(values={"state": state.value, **(also or {})}, events=[event])
+
+    return decide
+
+
+def _note(kind: str, message: str, payload: object = None) -> Callable[[Order], _Change]:
+    """A decision that changes nothing but leaves an event."""
+
+    def decide(order: Order) -> _Change:
+        return _Change(
+            events=[_event(order, kind, before=order.state, after=order.state, message=message, payload=payload)]
+        )
+
+    return decide
+
+
+def order_event(order: Order, kind: str, *, message: str = "", payload: object = None, fence: Fence = UNFENCED) -> None:
+    """Store an event about ``order`` that changes nothing on it."""
+    _stored(order, _note(kind, message, payload)(order), fence)
 
 
 def order_request(order: Order) -> OrderRequest:
@@ -98,124 +188,140 @@ def order_request(order: Order) -> OrderRequest:
         order_type=OrderType(order.order_type),
         limit_price_usd=order.limit_price_usd,
         time_in_force=TimeInForce(order.time_in_force),
+        submission_id=order.submission_id,
     )
 
 
-def _moved(order: Order, state: OrderState, *, kind: str, message: str = "", payload: object = None) -> OrderEvent:
-    """Move ``order`` to ``state`` in memory; the event to store with it."""
-    before = order.state
-    if not can_move(OrderState(before), state):
-        raise IllegalTransition(f"order {order.client_order_id}: {before} -> {state} is not allowed")
-    order.state = state.value
-    return _event(order, kind, message=message, payload=payload, before=before)
-
-
-def _move(
-    order: Order, state: OrderState, *, kind: str, message: str = "", payload: object = None, also: list[str] = ()
-) -> None:
-    """Move ``order`` to ``state`` (saving ``also`` with it) and store the event, together."""
-    event = _moved(order, state, kind=kind, message=message, payload=payload)
-    with transaction.atomic():
-        order.save(update_fields=["state", "updated_at", *also])
-        event.save()
-
-
-#: What an answer from the broker changes on an order.
-_ANSWER_FIELDS = [
-    "state",
-    "filled_quantity",
-    "filled_avg_price_usd",
-    "broker_order_id",
-    "broker_status",
-    "reject_reason",
-    "updated_at",
-]
-
-
-def _applied(order: Order, reported: BrokerOrder, kind: str) -> tuple[OrderEvent, bool]:
-    """Apply what the broker reports to ``order`` in memory: state forward only, fills never
-    backward. The event to store, and whether the order changed.
+def _answer(reported: BrokerOrder, kind: str) -> Callable[[Order], _Change]:
+    """A decision: apply what the broker reports, state forward only, fills never backward.
 
     A stale answer (an earlier state than the one stored) is logged and ignored; one that
     contradicts the record (a filled order reported canceled) is logged as an error and the
     record kept, for a person to look at.
     """
-    current = OrderState(order.state)
-    new = reported.state
     payload = {**_fields(reported), "raw": None}
-    if not can_move(current, new):
-        if is_stale(current, new):
-            return _event(order, kind, message=f"stale answer ({new}) ignored", payload=payload), False
-        logger.error(
-            "broker contradicts order record",
-            extra={"client_order_id": order.client_order_id, "stored": current.value, "reported": new.value},
-        )
-        message = f"broker reported {new} after {current}; kept {current}"
-        return _event(order, OrderEvent.Kind.ERROR, message=message, payload=payload), False
-    try:
-        check_fill(order.filled_quantity, reported.filled_quantity, order.quantity)
-    except IllegalTransition as error:
-        return _event(order, OrderEvent.Kind.ERROR, message=str(error), payload=payload), False
-    before = order.state
-    order.state = new.value
-    order.filled_quantity = reported.filled_quantity
-    order.filled_avg_price_usd = reported.filled_avg_price_usd
-    order.broker_order_id = reported.broker_order_id or order.broker_order_id
-    order.broker_status = reported.broker_status[:40]
-    order.reject_reason = reported.reject_reason or order.reject_reason
-    return _event(order, kind, message=reported.broker_status, payload=payload, before=before), True
+
+    def decide(order: Order) -> _Change:
+        current, new = OrderState(order.state), reported.state
+
+        def note(event_kind: str, message: str) -> _Change:
+            return _Change(
+                events=[_event(order, event_kind, before=current, after=current, message=message, payload=payload)]
+            )
+
+        if not can_move(current, new):
+            if is_stale(current, new):
+                return note(kind, f"stale answer ({new}) ignored")
+            logger.error(
+                "broker contradicts order record",
+                extra={"client_order_id": order.client_order_id, "stored": current.value, "reported": new.value},
+            )
+            return note(OrderEvent.Kind.ERROR, f"broker reported {new} after {current}; kept {current}")
+        try:
+            check_fill(order.filled_quantity, reported.filled_quantity, order.quantity)
+        except IllegalTransition as error:
+            return note(OrderEvent.Kind.ERROR, str(error))
+        values = {
+            "state": new.value,
+            "filled_quantity": reported.filled_quantity,
+            "filled_avg_price_usd": reported.filled_avg_price_usd,
+            "broker_order_id": reported.broker_order_id or order.broker_order_id,
+            "broker_status": reported.broker_status[:40],
+            "reject_reason": reported.reject_reason or order.reject_reason,
+        }
+        event = _event(order, kind, before=current, after=new, message=reported.broker_status, payload=payload)
+        return _Change(values=values, events=[event])
+
+    return decide
 
 
-def order_apply(order: Order, reported: BrokerOrder, *, kind: str = OrderEvent.Kind.RESPONSE) -> Order:
-    """Record what the broker reports (see `_applied`): the order and its event, together."""
-    event, changed = _applied(order, reported, kind)
-    with transaction.atomic():
-        if changed:
-            order.save(update_fields=_ANSWER_FIELDS)
-        event.save()
-    return order
+def order_apply(
+    order: Order, reported: BrokerOrder, *, kind: str = OrderEvent.Kind.RESPONSE, fence: Fence = UNFENCED
+) -> Order:
+    """Record what the broker reports (see `_answer`): the order and its event, together."""
+    return _decided(order, _answer(reported, kind), fence=fence)
 
 
-def order_submit(broker: Broker, order: Order, *, halted: Callable[[], str | None] = lambda: None) -> Order:
+def _not_taken(error: BrokerError) -> Callable[[Order], _Change | None]:
+    """The broker refused the send before taking it: back to planned, and not an attempt."""
+
+    def decide(order: Order) -> _Change | None:
+        if OrderState(order.state) != OrderState.SUBMITTING:
+            return None
+        message = f"not taken by the broker (not counted as an attempt): {error}"
+        event = _event(order, OrderEvent.Kind.ERROR, before=order.state, after=OrderState.PLANNED, message=message)
+        attempts = max(order.submit_attempts - 1, 0)
+        # The broker holds nothing under the submission id: a fresh one is reserved for the next send.
+        values = {"state": OrderState.PLANNED.value, "submit_attempts": attempts, "submission_id": ""}
+        return _Change(values=values, events=[event])
+
+    return decide
+
+
+def _marked(request: OrderRequest) -> Callable[[Order], _Change | None]:
+    """A decision: a planned order is being sent (one more attempt), on disk before the call."""
+
+    def decide(order: Order) -> _Change | None:
+        if OrderState(order.state) != OrderState.PLANNED:
+            return None
+        event = _event(order, OrderEvent.Kind.REQUEST, before=order.state, after="submitting", payload=_fields(request))
+        values = {"state": OrderState.SUBMITTING.value, "submit_attempts": order.submit_attempts + 1}
+        return _Change(values=values, events=[event])
+
+    return decide
+
+
+def order_submit(
+    broker: Broker, order: Order, *, halted: Callable[[], str | None] = lambda: None, fence: Fence = UNFENCED
+) -> Order:
     """Send ``order`` (planned, or in flight with an unknown outcome) so that it exists once.
 
-    In-flight orders are looked up first. ``halted`` is read right before sending: a reason
-    there (the kill switch) cancels an order never sent instead.
+    In-flight orders are looked up first and sent again only when confirmed absent. ``halted`` is
+    read right before sending: a reason there (the kill switch) cancels the unsent order instead.
     """
     order.refresh_from_db()  # the stored state decides, never a stale copy
     state = OrderState(order.state)
     if state in (OrderState.SUBMITTING, OrderState.UNKNOWN):
-        order, answer = order_resolve(broker, order)
+        order, answer = order_resolve(broker, order, fence=fence)
         if answer != ABSENT:
             return order
     elif state != OrderState.PLANNED:
         return order
     reason = halted()
     if reason:
-        if OrderState(order.state) == OrderState.PLANNED:
-            _move(order, OrderState.CANCELED, kind=OrderEvent.Kind.STATE, message=f"not sent: {reason}")
-        return order
+        return _decided(
+            order, _move_to(OrderState.CANCELED, kind=OrderEvent.Kind.STATE, message=f"not sent: {reason}"), fence=fence
+        )
     if order.submit_attempts >= MAX_SUBMIT_ATTEMPTS:
-        order_event(order, OrderEvent.Kind.ERROR, message=f"not resent: {order.submit_attempts} attempts already made")
-        return order
+        message = f"not sent again: the broker never took it in {order.submit_attempts} attempts"
+        return _decided(order, _move_to(OrderState.CANCELED, kind=OrderEvent.Kind.STATE, message=message), fence=fence)
+    if not order.submission_id:
+        reserved = broker.reserve_submission_id(order_request(order))
+        _decided(
+            order, lambda o: _Change(values={"submission_id": reserved}) if not o.submission_id else None, fence=fence
+        )
     request = order_request(order)
-    order.submit_attempts += 1
-    _move(
-        order, OrderState.SUBMITTING, kind=OrderEvent.Kind.REQUEST, payload=_fields(request), also=["submit_attempts"]
-    )
+    _decided(order, _marked(request), fence=fence)
+    if OrderState(order.state) != OrderState.SUBMITTING or order.submission_id != request.submission_id:
+        return order  # another writer (a kill switch) got there first: nothing is sent
     try:
         reported = broker.submit_order(request)
     except BrokerError as error:
         if error.permanent:
-            order.reject_reason = str(error)[:2000]
-            order.save(update_fields=["reject_reason", "updated_at"])
-            _move(order, OrderState.REJECTED, kind=OrderEvent.Kind.ERROR, message=str(error))
-            return order
+            rejected = _move_to(
+                OrderState.REJECTED,
+                kind=OrderEvent.Kind.ERROR,
+                message=str(error),
+                also={"reject_reason": str(error)[:2000]},
+            )
+            return _decided(order, rejected, fence=fence)
+        if not error.unknown:
+            return _decided(order, _not_taken(error), fence=fence)
         # Unknown, or a failure whose effect cannot be ruled out: never assume it failed.
-        _move(order, OrderState.UNKNOWN, kind=OrderEvent.Kind.ERROR, message=str(error))
-        order, _ = order_resolve(broker, order)
+        _decided(order, _move_to(OrderState.UNKNOWN, kind=OrderEvent.Kind.ERROR, message=str(error)), fence=fence)
+        order, _ = order_resolve(broker, order, fence=fence)
         return order
-    order = order_apply(order, reported)
+    order = order_apply(order, reported, fence=fence)
     logger.info("order sent", extra={"symbol": order.symbol, "side": order.side, "state": order.state})
     return order
 
@@ -226,102 +332,16 @@ def orders_submit(
     *,
     halted: Callable[[], str | None] = lambda: None,
     sent: Callable[[Order], None] = lambda order: None,
-    fresh: bool = False,
+    fence: Fence = UNFENCED,
 ) -> list[Order]:
-    """`order_submit` for each of ``orders`` (the orders as they end up, in the same order);
-    ``sent(order)`` after each one's answer is stored.
-
-    A broker that `submits_in_batches` gets the planned orders in one call: the kill switch is
-    read once right before it, all are marked submitting in one transaction (on disk before the
-    call, as one by one) and all answers are stored in one more. Orders in flight or already
-    answered go through `order_submit` one by one first, as do all orders at any other broker.
-    ``fresh``: the caller read or wrote ``orders`` just now and nothing else writes them (the
-    run's lease), so their stored state is not read again.
-    """
-    if broker.submits_in_batches:
-        if not fresh:
-            stored = Order.objects.in_bulk([o.pk for o in orders])
-            orders = [stored[o.pk] for o in orders]
-        batch = [o for o in orders if o.state == OrderState.PLANNED and o.submit_attempts < MAX_SUBMIT_ATTEMPTS]
-    else:
-        batch = []
-    singles = [o for o in orders if o not in batch]
-    done = {}
-    for order in singles:
+    """`order_submit` for each of ``orders``, one by one, each state stored before the next call
+    (the orders as they end up, in the same order); ``sent(order)`` after each one's answer."""
+    done = []
+    for order in orders:
         with log_context(client_order_id=order.client_order_id):
-            done[order.pk] = order_submit(broker, order, halted=halted)
-        sent(done[order.pk])
-    if batch:
-        reason = halted()
-        answered = _submit_batch(broker, batch) if not reason else [_not_sent(o, reason) for o in batch]
-        for order in answered:
-            done[order.pk] = order
-            sent(order)
-    return [done[o.pk] for o in orders]
-
-
-def _not_sent(order: Order, reason: str) -> Order:
-    _move(order, OrderState.CANCELED, kind=OrderEvent.Kind.STATE, message=f"not sent: {reason}")
-    return order
-
-
-def _submit_batch(broker: Broker, batch: list[Order]) -> list[Order]:
-    requests = [order_request(o) for o in batch]
-    events = []
-    for order, request in zip(batch, requests, strict=True):
-        order.submit_attempts += 1
-        events.append(_moved(order, OrderState.SUBMITTING, kind=OrderEvent.Kind.REQUEST, payload=_fields(request)))
-    with transaction.atomic():
-        # The same change for all, from the state they were read in (under the run's lease).
-        marked = Order.objects.filter(pk__in=[o.pk for o in batch], state=OrderState.PLANNED.value).update(
-            state=OrderState.SUBMITTING.value, submit_attempts=F("submit_attempts") + 1, updated_at=timezone.now()
-        )
-        if marked != len(batch):
-            raise IllegalTransition(f"{len(batch) - marked} of the orders changed before they were sent; none sent")
-        OrderEvent.objects.bulk_create(events)
-    events, unknown = _answered(broker, batch, requests)
-    with transaction.atomic():
-        rows_update(batch, _ANSWER_FIELDS)
-        OrderEvent.objects.bulk_create(events)
-    return _resolved(broker, batch, unknown)
-
-
-def _answered(broker: Broker, batch: list[Order], requests: list[OrderRequest]) -> tuple[list[OrderEvent], list[Order]]:
-    """Send ``requests`` (of ``batch``, marked submitting) in one call and apply the answers in
-    memory: the events to store, and the orders whose outcome is unknown."""
-    try:
-        answers = broker.submit_orders(requests)
-    except BrokerError as error:
-        answers = [error] * len(batch)
-    events, unknown = [], []
-    for order, answer in zip(batch, answers, strict=True):
-        if isinstance(answer, BrokerOrder):
-            events.append(_applied(order, answer, OrderEvent.Kind.RESPONSE)[0])
-        elif answer.permanent:
-            order.reject_reason = str(answer)[:2000]
-            events.append(_moved(order, OrderState.REJECTED, kind=OrderEvent.Kind.ERROR, message=str(answer)))
-        else:
-            # Unknown, or a failure whose effect cannot be ruled out: never assume it failed.
-            events.append(_moved(order, OrderState.UNKNOWN, kind=OrderEvent.Kind.ERROR, message=str(answer)))
-            unknown.append(order)
-    return events, unknown
-
-
-def _resolved(broker: Broker, batch: list[Order], unknown: list[Order]) -> list[Order]:
-    """``batch`` once its answers are stored: the unknown ones looked up, each logged."""
-    for order in unknown:
-        order_resolve(broker, order)
-    for order in batch:
-        logger.info(
-            "order sent",
-            extra={
-                "client_order_id": order.client_order_id,
-                "symbol": order.symbol,
-                "side": order.side,
-                "state": order.state,
-            },
-        )
-    return batch
+            done.append(order_submit(broker, order, halted=halted, fence=fence))
+        sent(done[-1])
+    return done
 
 
 def orders_place(
@@ -329,10 +349,12 @@ def orders_place(
     orders: Sequence[Order],
     *,
     halted: Callable[[], str | None] = lambda: None,
+    fence: Fence = UNFENCED,
 ) -> list[Order]:
     """Write new ``orders`` (planned, not saved) and send them, at a broker that `shares_transactions`:
     the records, their request and answer events and the broker's own rows (its fills) are written
-    in one transaction, so either all of it is stored or none (nothing sent). The orders as stored.
+    in one fenced transaction, so either all of it is stored or none (nothing sent). The orders as
+    stored.
 
     The kill switch (``halted``) is read once before: a reason there stores them canceled, unsent.
     An `IntegrityError` (the orders were written already) leaves nothing; the caller reads them.
@@ -341,53 +363,125 @@ def orders_place(
     if not broker.shares_transactions or any(o.pk is not None or o.state != OrderState.PLANNED for o in batch):
         raise ValueError("orders_place: new planned orders, at a broker that shares transactions")
     reason = halted()
-    if reason:
-        message = f"not sent: {reason}"
-        events = [_moved(o, OrderState.CANCELED, kind=OrderEvent.Kind.STATE, message=message) for o in batch]
-    else:
-        requests = [order_request(o) for o in batch]
-        events = []
-        for order, request in zip(batch, requests, strict=True):
-            order.submit_attempts = 1
-            events.append(_moved(order, OrderState.SUBMITTING, kind=OrderEvent.Kind.REQUEST, payload=_fields(request)))
+    events: list[OrderEvent] = []
     unknown: list[Order] = []
-    with transaction.atomic(savepoint=False):  # a caller's transaction may take all of it in
-        if not reason:
-            answers, unknown = _answered(broker, batch, requests)
-            events += answers
+    with fence.atomic():
+        if reason:
+            for order in batch:
+                events.append(
+                    _event(
+                        order,
+                        OrderEvent.Kind.STATE,
+                        before=order.state,
+                        after="canceled",
+                        message=f"not sent: {reason}",
+                    )
+                )
+                order.state = OrderState.CANCELED.value
+        else:
+            requests = []
+            for order in batch:
+                order.submission_id = broker.reserve_submission_id(order_request(order))
+                request = order_request(order)
+                requests.append(request)
+                events.append(
+                    _event(
+                        order, OrderEvent.Kind.REQUEST, before=order.state, after="submitting", payload=_fields(request)
+                    )
+                )
+                order.state, order.submit_attempts = OrderState.SUBMITTING.value, 1
+            answers = broker.submit_orders(requests)
+            for order, answer in zip(batch, answers, strict=True):
+                events.append(_answered_in_place(order, answer))
+                if order.state == OrderState.UNKNOWN:
+                    unknown.append(order)
         Order.objects.bulk_create(batch)  # each with its answer (or canceled); the events find their keys
         OrderEvent.objects.bulk_create(events)
-    return batch if reason else _resolved(broker, batch, unknown)
+    for order in unknown:
+        order_resolve(broker, order, fence=fence)
+    for order in batch:
+        logger.info("order sent", extra={"client_order_id": order.client_order_id, "state": order.state})
+    return batch
 
 
-#: Answers of `order_resolve`.
-FOUND, ABSENT, LOOKUP_FAILED = "found", "absent", "lookup_failed"
+def _answered_in_place(order: Order, answer: BrokerOrder | BrokerError) -> OrderEvent:
+    """Apply one answer of `orders_place` to the new, not yet stored ``order``; its event."""
+    if isinstance(answer, BrokerOrder):
+        change = _answer(answer, OrderEvent.Kind.RESPONSE)(order)
+    elif answer.permanent:
+        change = _move_to(
+            OrderState.REJECTED,
+            kind=OrderEvent.Kind.ERROR,
+            message=str(answer),
+            also={"reject_reason": str(answer)[:2000]},
+        )(order)
+    elif answer.unknown:
+        change = _move_to(OrderState.UNKNOWN, kind=OrderEvent.Kind.ERROR, message=str(answer))(order)
+    else:
+        change = _not_taken(answer)(order)
+    for name, value in change.values.items():
+        setattr(order, name, value)
+    return change.events[0]
 
 
-def order_resolve(broker: Broker, order: Order) -> tuple[Order, str]:
-    """Look ``order`` up by its client order id: (order, `FOUND` | `ABSENT` | `LOOKUP_FAILED`).
+def order_resolve(
+    broker: Broker, order: Order, *, fence: Fence = UNFENCED, sleep: Callable[[float], None] = time.sleep
+) -> tuple[Order, str]:
+    """Find out whether the broker has ``order`` (in flight, outcome unknown):
+    (order, `FOUND` | `ABSENT` | `LOOKUP_FAILED`).
 
-    Absent leaves it ``unknown`` (a later `order_submit` sends it again under the same id); a
-    failed lookup leaves it as it was, and nothing may be resent on its account.
+    Found: its state is recorded. Absent only when both witnesses say so: `Broker.get_order`, then
+    after `Broker.settlement_delay_s` the listing `Broker.orders_since`; the order goes back to
+    planned and is resent under the same submission id (see `_absent`). A failed read leaves it as
+    it was: nothing may be resent on its account.
     """
     try:
         reported = broker.get_order(order.client_order_id)
     except BrokerError as error:
-        order_event(order, OrderEvent.Kind.ERROR, message=f"lookup failed: {error}")
+        order_event(order, OrderEvent.Kind.ERROR, message=f"lookup failed: {error}", fence=fence)
         return order, LOOKUP_FAILED
-    if reported is None:
-        if OrderState(order.state) == OrderState.SUBMITTING:
-            _move(order, OrderState.UNKNOWN, kind=OrderEvent.Kind.LOOKUP, message="broker has no such order")
-        else:
-            order_event(order, OrderEvent.Kind.LOOKUP, message="broker has no such order")
-        return order, ABSENT
-    return order_apply(order, reported, kind=OrderEvent.Kind.LOOKUP), FOUND
+    if reported is not None:
+        return order_apply(order, reported, kind=OrderEvent.Kind.LOOKUP, fence=fence), FOUND
+    order_event(order, OrderEvent.Kind.LOOKUP, message="broker has no such order (first of two reads)", fence=fence)
+    delay = broker.settlement_delay_s
+    if delay > 0:
+        sleep(delay)
+    try:
+        listed = broker.orders_since(order.created_at - _LISTING_MARGIN)
+    except BrokerError as error:
+        order_event(order, OrderEvent.Kind.ERROR, message=f"order listing failed: {error}", fence=fence)
+        return order, LOOKUP_FAILED
+    found = [o for o in listed if o.client_order_id == order.client_order_id]
+    if found:
+        return order_apply(order, found[0], kind=OrderEvent.Kind.LOOKUP, fence=fence), FOUND
+    message = f"absent: neither the lookup nor, {delay:g} s later, the order list has it; it may be sent again"
+    order = _decided(order, _absent(message), fence=fence)
+    return order, ABSENT if order.state == OrderState.PLANNED else FOUND
 
 
-def order_refresh(broker: Broker, order: Order) -> Order:
-    """The broker's latest word on an order it holds (new or partially filled)."""
+def _absent(message: str) -> Callable[[Order], _Change | None]:
+    """A decision: the order never arrived; back to planned.
+
+    Its submission id stays for the next send: should the order have arrived after all, the broker
+    refuses the id twice. After a second send under it is confirmed absent too, the id is given up
+    (a broker that keeps refusing an id nobody can see holds it for another order)."""
+
+    def decide(order: Order) -> _Change | None:
+        if OrderState(order.state) not in (OrderState.SUBMITTING, OrderState.UNKNOWN):
+            return None
+        event = _event(order, OrderEvent.Kind.LOOKUP, before=order.state, after=OrderState.PLANNED, message=message)
+        values: dict[str, object] = {"state": OrderState.PLANNED.value}
+        if order.submit_attempts >= _SENDS_PER_SUBMISSION_ID:
+            values["submission_id"] = ""
+        return _Change(values=values, events=[event])
+
+    return decide
+
+
+def order_refresh(broker: Broker, order: Order, *, fence: Fence = UNFENCED) -> Order:
+    """The broker's latest word on an order it may hold."""
     if OrderState(order.state) in (OrderState.SUBMITTING, OrderState.UNKNOWN):
-        return order_resolve(broker, order)[0]
+        return order_resolve(broker, order, fence=fence)[0]
     if OrderState(order.state) not in (OrderState.NEW, OrderState.PARTIALLY_FILLED):
         return order
     try:
@@ -396,11 +490,10 @@ def order_refresh(broker: Broker, order: Order) -> Order:
         logger.warning("order refresh failed", extra={"client_order_id": order.client_order_id, "error": str(error)})
         return order
     if reported is None:
-        order_event(order, OrderEvent.Kind.ERROR, message="broker no longer reports this order")
+        order_event(order, OrderEvent.Kind.ERROR, message="broker no longer reports this order", fence=fence)
         return order
-    before = (order.state, order.filled_quantity)
-    if (reported.state.value, reported.filled_quantity) != before:
-        order_apply(order, reported, kind=OrderEvent.Kind.LOOKUP)
+    if (reported.state.value, reported.filled_quantity) != (order.state, order.filled_quantity):
+        order_apply(order, reported, kind=OrderEvent.Kind.LOOKUP, fence=fence)
     return order
 
 
@@ -410,31 +503,52 @@ def orders_wait(
     *,
     timeout_s: float,
     poll_s: float,
+    fence: Fence = UNFENCED,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[Order]:
-    """Poll until every order is terminal or ``timeout_s`` passes; the orders as last seen."""
+    """Poll until no order is at the broker in a non-final state, or ``timeout_s`` passes; the
+    orders as last seen (those found absent are back to planned)."""
     orders = list(orders)
     deadline = clock() + timeout_s
     while True:
-        orders = [order_refresh(broker, o) if not o.terminal else o for o in orders]
-        if all(o.terminal for o in orders) or clock() >= deadline:
+        orders = [order_refresh(broker, o, fence=fence) if o.state in IN_FLIGHT else o for o in orders]
+        if not any(o.state in IN_FLIGHT for o in orders) or clock() >= deadline:
             return orders
         sleep(poll_s)
 
 
-def order_cancel(broker: Broker, order: Order, *, reason: str) -> Order:
-    """Cancel: an order never sent is canceled here; one at the broker is asked to cancel there."""
+def order_cancel(broker: Broker, order: Order, *, reason: str, fence: Fence = UNFENCED, leased: bool = True) -> Order:
+    """Cancel: an order never sent (or confirmed absent) is canceled here; one at the broker is
+    asked to cancel there; one whose outcome is still unknown is looked up first.
+
+    ``leased`` False (the kill switch, holding no execution lease): an order whose send may still
+    be on its way is only looked up, never declared absent, since its executor may be sending it;
+    the executor resolves it once it sees the halt."""
+    if OrderState(order.state) in (OrderState.SUBMITTING, OrderState.UNKNOWN):
+        if not leased:
+            try:
+                reported = broker.get_order(order.client_order_id)
+            except BrokerError as error:
+                order_event(order, OrderEvent.Kind.ERROR, message=f"cancel: lookup failed: {error}", fence=fence)
+                return order
+            if reported is None:
+                order_event(
+                    order, OrderEvent.Kind.CANCEL, message=f"{reason}: not at the broker yet; its executor ends it"
+                )
+                return order
+            order = order_apply(order, reported, kind=OrderEvent.Kind.LOOKUP, fence=fence)
+        else:
+            order, _ = order_resolve(broker, order, fence=fence)
     state = OrderState(order.state)
     if state == OrderState.PLANNED:
-        _move(order, OrderState.CANCELED, kind=OrderEvent.Kind.CANCEL, message=reason)
-        return order
-    if state.terminal:
+        return _decided(order, _move_to(OrderState.CANCELED, kind=OrderEvent.Kind.CANCEL, message=reason), fence=fence)
+    if state.terminal or state not in (OrderState.NEW, OrderState.PARTIALLY_FILLED):
         return order
     try:
         broker.cancel_order(order.client_order_id)
     except BrokerError as error:
-        order_event(order, OrderEvent.Kind.ERROR, message=f"cancel failed: {error}")
+        order_event(order, OrderEvent.Kind.ERROR, message=f"cancel failed: {error}", fence=fence)
         return order
-    order_event(order, OrderEvent.Kind.CANCEL, message=reason)
-    return order_refresh(broker, order)
+    order_event(order, OrderEvent.Kind.CANCEL, message=reason, fence=fence)
+    return order_refresh(broker, order, fence=fence)

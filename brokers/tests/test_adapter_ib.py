@@ -10,14 +10,22 @@ import sys
 import threading
 import types
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import ib_async
 import pytest
 
 from brokers.adapters import ib as ib_module
-from brokers.adapters.ib import IBBroker, decimal_from_ib, float_for_ib, gather_facts, map_state, to_broker_order
+from brokers.adapters.ib import (
+    BACKSTOP_GRACE_S,
+    IBBroker,
+    decimal_from_ib,
+    float_for_ib,
+    gather_facts,
+    map_state,
+    to_broker_order,
+)
 from brokers.base import (
     AccountConfig,
     AccountInfo,
@@ -485,6 +493,219 @@ def test_a_lookup_timeout_before_placing_is_transient_and_places_nothing(gateway
         quick.submit_order(buy())
     assert not caught.value.unknown and not caught.value.permanent
     assert gateway.placed_count == 0
+
+
+# -- order ids: exactly once although IB accepts a repeated orderRef -----------------------------
+
+
+def reserve(adapter: IBBroker, client_order_id: str = "run1-spy") -> str:
+    return adapter.reserve_submission_id(buy(client_order_id))
+
+
+def test_the_fake_gateway_accepts_a_repeated_order_ref_as_ib_does(gateway, broker):
+    # Why orders carry a reserved id: without one, a lookup that misses an order TWS has not
+    # recorded yet lets a resend through as a second order.
+    gateway.hide_new_orders_for(1)
+    broker.submit_order(buy())
+    broker.submit_order(buy())
+
+    assert [o.ref for o in gateway.orders] == ["run1-spy", "run1-spy"]
+    assert broker.positions() == [Position("SPY", Decimal(20), Decimal(500))]
+
+
+def test_reserved_order_ids_name_the_client_id_and_rise_above_every_id_tws_has_seen(gateway, broker):
+    first, second = reserve(broker), reserve(broker, "run1-vti")
+    broker.submit_order(buy(submission_id=second))
+    gateway.drop_connection()
+
+    after_restart = reserve(broker, "run1-bnd")
+
+    assert (first, second, after_restart) == ("3:1", "3:2", "3:3")
+    assert gateway.sessions_started == 2
+
+
+def test_a_session_never_hands_out_an_id_an_order_was_placed_under(gateway, quick):
+    reserved_before_restart = [reserve(quick, f"run1-{n}") for n in range(3)]
+    gateway.drop_connection()  # none was placed: the next session starts again at 1
+    gateway.script(OnPlace.SILENT)  # no answer from TWS, which would move ib_async's own sequence
+    with pytest.raises(BrokerError):
+        quick.submit_order(buy(submission_id=reserved_before_restart[2]))
+
+    reserved_after = [reserve(quick, f"run2-{n}") for n in range(3)]
+
+    assert gateway.order("run1-spy").order_id == 3
+    assert [int(text.split(":")[1]) for text in reserved_after] == [4, 5, 6]
+
+
+def test_an_order_is_placed_under_its_reserved_order_id(gateway, broker):
+    submission_id = reserve(broker)
+
+    order = broker.submit_order(buy(submission_id=submission_id))
+
+    placed = gateway.order("run1-spy")
+    assert submission_id == f"{CLIENT_ID}:{placed.order_id}" and placed.client_id == CLIENT_ID
+    assert order.state == OrderState.FILLED and order.raw["order_id"] == placed.order_id
+
+
+def test_a_resend_after_a_crash_between_placement_and_answer_returns_the_first_order(gateway):
+    with make_broker(gateway) as first:
+        request = buy(submission_id=reserve(first))
+        sent = first.submit_order(request)  # the caller dies before storing this answer
+
+    with make_broker(gateway) as restarted:
+        again = restarted.submit_order(request)
+
+    assert gateway.placed_count == 1 and gateway.modifications == [] and gateway.duplicate_refusals == []
+    assert again.broker_order_id == sent.broker_order_id and again.state == OrderState.FILLED
+
+
+def test_a_resend_whose_lookup_misses_an_open_order_modifies_it_instead_of_placing_another(gateway):
+    gateway.script(OnPlace.SUBMIT)
+    gateway.hide_new_orders_for(1)  # TWS has not listed it by the next lookup
+    with make_broker(gateway) as first:
+        request = buy(submission_id=reserve(first))
+        first.submit_order(request)
+
+    with make_broker(gateway) as restarted:
+        again = restarted.submit_order(request)
+        assert [o.client_order_id for o in restarted.open_orders()] == ["run1-spy"]
+        gateway.fill("run1-spy")
+        assert restarted.positions() == [Position("SPY", Decimal(10), Decimal(500))]
+
+    assert gateway.placed_count == 1 and gateway.modifications == [gateway.order("run1-spy")]
+    assert (again.state, again.quantity, again.filled_quantity) == (OrderState.NEW, Decimal(10), Decimal(0))
+
+
+def test_a_resend_whose_lookup_misses_a_filled_order_is_refused_by_tws_and_found_next(gateway):
+    gateway.hide_new_orders_for(1)
+    with make_broker(gateway) as first:
+        request = buy(submission_id=reserve(first))
+        first.submit_order(request)
+
+    with make_broker(gateway) as restarted:
+        with pytest.raises(BrokerError, match="error 103") as caught:
+            restarted.submit_order(request)
+        found = restarted.get_order("run1-spy")
+        positions = restarted.positions()
+
+    assert caught.value.unknown
+    assert gateway.placed_count == 1 and gateway.duplicate_refusals == [(CLIENT_ID, 1, "run1-spy")]
+    assert (found.state, found.filled_quantity) == (OrderState.FILLED, Decimal(10))
+    assert positions == [Position("SPY", Decimal(10), Decimal(500))]
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "seen_as"), [(OnPlace.SUBMIT, "Submitted"), (OnPlace.FILL, "Filled"), (OnPlace.FILL, "executed")]
+)
+def test_an_order_id_handed_out_again_after_a_restart_is_not_used_over_another_order(
+    gateway, broker, behaviour, seen_as
+):
+    stale = reserve(broker)  # stored for run1-spy; its executor died before sending
+    gateway.drop_connection()
+    gateway.script(behaviour)
+    reused = reserve(broker, "run2-vti")
+    broker.submit_order(buy("run2-vti", "VTI", "4", submission_id=reused))
+    if seen_as == "executed":
+        gateway.drop_connection()  # a later session knows the filled order by its executions only
+
+    with pytest.raises(BrokerError, match=rf"held by order run2-vti \({seen_as}\)") as caught:
+        broker.submit_order(buy(submission_id=stale))
+
+    assert reused == stale
+    assert not caught.value.unknown and not caught.value.permanent
+    assert gateway.placed_count == 1 and gateway.modifications == [] and gateway.duplicate_refusals == []
+    other = gateway.order("run2-vti")
+    assert (other.contract.symbol, other.order.totalQuantity, other.ref) == ("VTI", 4.0, "run2-vti")
+    assert broker.submit_order(buy(submission_id=reserve(broker))).state == OrderState.FILLED
+    assert gateway.placed_count == 2
+
+
+@pytest.mark.parametrize("stored", [f"{CLIENT_ID + 1}:1", "run1-spy", f"{CLIENT_ID}:0"])
+def test_a_stored_id_this_connection_cannot_use_places_nothing(gateway, broker, stored):
+    with pytest.raises(BrokerError, match="nothing placed") as caught:
+        broker.submit_order(buy(submission_id=stored))
+
+    assert not caught.value.unknown and not caught.value.permanent
+    assert gateway.placed_count == 0
+
+
+@pytest.mark.parametrize("holder", ["an order rejected in an earlier session", "none, below the highest id"])
+def test_a_duplicate_order_id_is_unknown_and_the_lookups_do_not_see_the_refused_placement(gateway, broker, holder):
+    stale = reserve(broker)  # 3:1, never used
+    if holder.startswith("an order"):
+        gateway.drop_connection()  # the next session hands 3:1 out again
+        gateway.script(OnPlace.REJECT)
+    broker.submit_order(buy("run2-vti", "VTI", "4", submission_id=reserve(broker, "run2-vti")))
+    gateway.drop_connection()  # IB's completed orders carry no order id: nothing shows who holds 3:1
+
+    with pytest.raises(BrokerError, match=r"as a duplicate \(error 103\)") as caught:
+        broker.submit_order(buy(submission_id=stale))
+
+    assert caught.value.unknown
+    assert gateway.placed_count == 1 and gateway.duplicate_refusals == [(CLIENT_ID, 1, "run1-spy")]
+    assert broker.get_order("run1-spy") is None
+    assert "run1-spy" not in {o.client_order_id for o in broker.orders_since(datetime(2000, 1, 1, tzinfo=UTC))}
+    assert broker.submit_order(buy(submission_id=reserve(broker))).state == OrderState.FILLED
+    assert gateway.placed_count == 2
+
+
+def test_orders_since_lists_open_completed_executions_only_and_hand_placed_orders(gateway, broker):
+    placed_at = datetime(2025, 7, 1, 14, 0, tzinfo=UTC)
+    gateway.current_time = placed_at
+    gateway.script(OnPlace.SUBMIT)
+    broker.submit_order(buy("run1-vti", "VTI", "4"))
+    broker.submit_order(buy("run1-spy"))
+    # Known to the next lookup by its executions only.
+    gateway.hide_new_orders_for(1, only=("trades", "openTrades", "reqAllOpenOrdersAsync", "reqCompletedOrdersAsync"))
+    gateway.script(OnPlace.PARTIAL, quantity="3")
+    broker.submit_order(buy("run1-bnd", "BND", "10"))
+    gateway.hide_new_orders_for(0)
+    gateway.place_by_hand("SPY", "SELL", "2")
+    gateway.drop_connection()  # a new session: only IB's own lists know these orders
+
+    listed = {o.client_order_id: o for o in broker.orders_since(placed_at - timedelta(hours=1))}
+
+    assert sorted(listed) == ["", "run1-bnd", "run1-spy", "run1-vti"]
+    assert (listed["run1-vti"].state, listed["run1-vti"].quantity) == (OrderState.NEW, Decimal(4))
+    assert (listed["run1-spy"].state, listed["run1-spy"].filled_quantity) == (OrderState.FILLED, Decimal(10))
+    executions_only = listed["run1-bnd"]
+    assert (executions_only.broker_status, executions_only.state) == ("executions only", OrderState.PARTIALLY_FILLED)
+    assert executions_only.filled_quantity == Decimal(3)
+    by_hand = listed[""]
+    assert (by_hand.symbol, by_hand.side, by_hand.state, by_hand.quantity) == ("SPY", Side.SELL, OrderState.NEW, 2)
+    # Filled before `since`: left out; never filled (no time IB reports): always listed.
+    later = broker.orders_since(placed_at + timedelta(hours=1))
+    assert sorted(o.client_order_id for o in later) == ["", "run1-vti"]
+
+
+def test_settlement_delay_and_longest_call_come_from_the_options(gateway):
+    with make_broker(gateway) as default:
+        assert default.settlement_delay_s == 2.0
+        assert default.max_call_s == TIMEOUT_S + BACKSTOP_GRACE_S
+    with make_broker(gateway, settlement_delay_s=0) as immediate:
+        assert immediate.settlement_delay_s == 0.0
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"settlement_delay_s": -1}, "settlement_delay_s"),
+        ({"settlement_delay_s": "soon"}, "settlement_delay_s"),
+        ({"settlement_delay_s": math.inf}, "settlement_delay_s"),
+        ({"timeout_s": 0}, "timeout_s"),
+    ],
+)
+def test_bad_seconds_options_are_permanent_and_named(gateway, options, named):
+    with pytest.raises(BrokerError, match=named) as caught:
+        make_broker(gateway, **options)
+    assert caught.value.permanent
+
+
+def test_reserving_an_order_id_without_tws_is_transient(gateway, broker):
+    gateway.refuse_connections = True
+    with pytest.raises(BrokerError, match=f"{HOST}:{PORT}") as caught:
+        reserve(broker)
+    assert not caught.value.permanent and not caught.value.unknown
 
 
 # -- connection, paper/live, thread ----------------------------------------------------------------

@@ -21,7 +21,7 @@ from portfolios.models import RebalanceRun
 from portfolios.tests.factories import make_portfolio, make_user
 
 QUANTITY = Decimal(10)
-# Progress along the main path; unknown and submitting share a rank (a resend goes back to submitting).
+# Progress along the main path; unknown and submitting share a rank (broker answers never lead back).
 RANK = {
     OrderState.PLANNED: 0,
     OrderState.SUBMITTING: 1,
@@ -35,7 +35,8 @@ RANK = {
 def test_every_state_has_its_successors_and_terminal_states_have_none():
     assert set(ALLOWED) == set(OrderState)
     assert all(not ALLOWED[state] for state in OrderState if state.terminal)
-    assert can_move(OrderState.UNKNOWN, OrderState.SUBMITTING)  # not found: resend under the same id
+    assert can_move(OrderState.UNKNOWN, OrderState.PLANNED)  # confirmed absent: may be sent again
+    assert not can_move(OrderState.UNKNOWN, OrderState.SUBMITTING)  # never resent without that confirmation
     assert not can_move(OrderState.FILLED, OrderState.CANCELED)
     assert is_stale(OrderState.FILLED, OrderState.NEW) and not is_stale(OrderState.FILLED, OrderState.CANCELED)
 

@@ -1,21 +1,25 @@
-"""Sending a side's orders: together to a broker that takes batches, one by one to any other, with
-the same records either way (a request and an answer event per order, each state stored)."""
+"""Sending orders: one by one, each state stored before the next call; resent only when the broker
+never took them; every write decided on the row as stored."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from brokers.adapters.paper import PaperBroker
-from brokers.base import Broker, BrokerError, OrderState
+from brokers.base import Broker, BrokerError, BrokerOrder, OrderState, Side
 from brokers.models import Order, OrderEvent, PaperOrder
 from brokers.services.accounts import broker_for
 from brokers.services.controls import kill_switch_set, trading_halt_reason
-from brokers.services.orders import order_request, orders_place, orders_submit, redacted
-from brokers.states import IllegalTransition
+from brokers.services.orders import (
+    MAX_SUBMIT_ATTEMPTS,
+    order_apply,
+    order_request,
+    orders_place,
+    orders_submit,
+    redacted,
+)
 from portfolios.tests.execution_factories import clock, order_row, paper_portfolio, planned_run, prices  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -34,12 +38,16 @@ def history(order: Order) -> list[tuple[str, str]]:
     return list(order.events.values_list("kind", "state_after"))
 
 
-def test_a_batch_is_marked_sent_then_answered_order_by_order(run):
+def test_orders_are_sent_one_by_one_each_answer_stored_before_the_next_send(run):
     orders = rows(run, ("SPY", "sell", "1"), ("SPY", "sell", "100000"), ("BND", "sell", "2"))
     seen = []
+
+    def sent(order):
+        seen.append((order.client_order_id, Order.objects.get(pk=order.pk).state))
+        assert PaperOrder.objects.count() == len(seen) - (len(seen) > 1)  # the refused one created nothing
+
     with broker_for(run.portfolio.broker_account) as broker:
-        assert broker.submits_in_batches
-        done = orders_submit(broker, orders, sent=lambda order: seen.append((order.client_order_id, order.state)))
+        done = orders_submit(broker, orders, sent=sent)
     assert (
         [(o.client_order_id, o.state) for o in done]
         == seen
@@ -51,23 +59,14 @@ def test_a_batch_is_marked_sent_then_answered_order_by_order(run):
     )
     stored = {o.client_order_id: o for o in Order.objects.filter(run=run)}
     assert stored["os-1"].filled_quantity == Decimal(1) and stored["os-1"].submit_attempts == 1
+    assert stored["os-1"].submission_id == "os-1"  # the paper broker refuses a repeated client order id
     assert stored["os-2"].reject_reason.startswith("insufficient qty available for order")
     assert history(stored["os-1"]) == [("request", "submitting"), ("response", "filled")]
     assert history(stored["os-2"]) == [("request", "submitting"), ("error", "rejected")]
     assert sorted(PaperOrder.objects.values_list("client_order_id", flat=True)) == ["os-1", "os-3"]
 
 
-def test_a_batch_is_marked_and_answered_in_one_statement_each_whatever_its_size(run):
-    orders = rows(run, *[("SPY", "sell", "1")] * 4, ("BND", "sell", "1"))
-    with broker_for(run.portfolio.broker_account) as broker, CaptureQueriesContext(connection) as queries:
-        done = orders_submit(broker, orders, fresh=True)
-    assert [o.state for o in done] == ["filled"] * 5
-    statements = [q["sql"].split()[0] for q in queries.captured_queries if '"brokers_order" ' in q["sql"]]
-    assert statements == ["UPDATE", "UPDATE"]  # all marked submitting; all answers stored
-    assert [o.filled_quantity for o in Order.objects.filter(run=run)] == [Decimal(1)] * 5
-
-
-def test_the_kill_switch_read_before_the_batch_sends_none_of_it(run):
+def test_the_kill_switch_read_before_each_send_cancels_the_unsent_orders(run):
     kill_switch_set(user=run.portfolio.owner, active=True, reason="incident")
     orders = rows(run, ("SPY", "sell", "1"), ("BND", "sell", "1"))  # written after it went on
     with broker_for(run.portfolio.broker_account) as broker:
@@ -102,7 +101,7 @@ def test_orders_placed_at_the_paper_broker_are_written_with_their_answers_or_can
     assert list(PaperOrder.objects.values_list("client_order_id", flat=True)) == ["op-1"]
 
 
-def test_an_order_in_flight_is_looked_up_not_resent_while_the_planned_ones_go_together(run):
+def test_an_order_in_flight_is_looked_up_not_resent_while_the_planned_one_is_sent(run):
     in_flight, planned = rows(run, ("SPY", "sell", "1"), ("BND", "sell", "1"))
     with broker_for(run.portfolio.broker_account) as broker:
         broker.submit_order(order_request(in_flight))  # the broker took it; the answer was lost
@@ -113,21 +112,63 @@ def test_an_order_in_flight_is_looked_up_not_resent_while_the_planned_ones_go_to
     assert history(done[0]) == [("lookup", "filled")] and done[0].submit_attempts == 1
 
 
-class LosesTheBatch(PaperBroker):
-    """A batch whose outcome is unknown (the call failed; nothing reached the account)."""
+class LosesTheAnswer(PaperBroker):
+    """A send whose outcome is unknown: the call failed, and nothing reached the account."""
 
     def submit_orders(self, requests):
         raise BrokerError("connection reset", unknown=True)
 
 
-def test_a_batch_with_an_unknown_outcome_is_looked_up_and_never_assumed_failed(run, settings):
-    settings.BROKER_ADAPTERS = {**settings.BROKER_ADAPTERS, "paper": "brokers.tests.test_orders_submit.LosesTheBatch"}
-    orders = rows(run, ("SPY", "sell", "1"), ("BND", "sell", "1"))
+class RateLimited(PaperBroker):
+    """A broker that refuses every send before looking at it (HTTP 429 on every attempt)."""
+
+    def submit_orders(self, requests):
+        raise BrokerError("rate limited: not taken", status_code=429)
+
+
+def test_an_unknown_outcome_confirmed_absent_by_two_reads_goes_back_to_planned(run, settings):
+    settings.BROKER_ADAPTERS = {**settings.BROKER_ADAPTERS, "paper": "brokers.tests.test_orders_submit.LosesTheAnswer"}
+    (order,) = rows(run, ("SPY", "sell", "1"))
     with broker_for(run.portfolio.broker_account) as broker:
-        done = orders_submit(broker, orders)
-    # The lookup finds nothing: each stays unknown, to be sent again under its own id.
-    assert [o.state for o in done] == ["unknown", "unknown"] and PaperOrder.objects.count() == 0
-    assert history(done[0]) == [("request", "submitting"), ("error", "unknown"), ("lookup", "unknown")]
+        (done,) = orders_submit(broker, [order])
+    # Neither the lookup nor the order list has it: it never arrived, and may be sent again.
+    assert done.state == "planned" and done.submission_id == "os-1" and PaperOrder.objects.count() == 0
+    assert history(done) == [
+        ("request", "submitting"),
+        ("error", "unknown"),
+        ("lookup", "unknown"),
+        ("lookup", "planned"),
+    ]
+    settings.BROKER_ADAPTERS = {**settings.BROKER_ADAPTERS, "paper": "brokers.adapters.paper.PaperBroker"}
+    with broker_for(run.portfolio.broker_account) as broker:
+        (done,) = orders_submit(broker, [done])
+    assert done.state == "filled" and done.submit_attempts == 2 and PaperOrder.objects.count() == 1
+
+
+def test_a_send_the_broker_refused_before_taking_it_is_not_an_attempt(run, settings):
+    settings.BROKER_ADAPTERS = {**settings.BROKER_ADAPTERS, "paper": "brokers.tests.test_orders_submit.RateLimited"}
+    (order,) = rows(run, ("SPY", "sell", "1"))
+    with broker_for(run.portfolio.broker_account) as broker:
+        for _ in range(MAX_SUBMIT_ATTEMPTS + 2):
+            (order,) = orders_submit(broker, [order])
+            assert order.state == "planned" and order.submit_attempts == 0
+    assert history(order)[-2:] == [("request", "submitting"), ("error", "planned")]
+    settings.BROKER_ADAPTERS = {**settings.BROKER_ADAPTERS, "paper": "brokers.adapters.paper.PaperBroker"}
+    with broker_for(run.portfolio.broker_account) as broker:
+        (order,) = orders_submit(broker, [order])
+    assert order.state == "filled" and order.submit_attempts == 1
+
+
+def test_an_order_confirmed_absent_after_every_attempt_is_canceled_not_sent_again(run, settings):
+    settings.BROKER_ADAPTERS = {**settings.BROKER_ADAPTERS, "paper": "brokers.tests.test_orders_submit.LosesTheAnswer"}
+    (order,) = rows(run, ("SPY", "sell", "1"))
+    with broker_for(run.portfolio.broker_account) as broker:
+        for attempt in range(1, MAX_SUBMIT_ATTEMPTS + 1):
+            (order,) = orders_submit(broker, [order])
+            assert (order.state, order.submit_attempts) == ("planned", attempt)
+        (order,) = orders_submit(broker, [order])
+    assert order.state == "canceled" and order.submit_attempts == MAX_SUBMIT_ATTEMPTS
+    assert order.events.last().message == f"not sent again: the broker never took it in {MAX_SUBMIT_ATTEMPTS} attempts"
 
 
 def test_the_default_batch_is_the_single_submit_for_each_request(run):
@@ -138,13 +179,31 @@ def test_the_default_batch_is_the_single_submit_for_each_request(run):
     assert isinstance(answers[1], BrokerError) and answers[1].permanent
 
 
-def test_orders_changed_behind_a_stale_copy_stop_the_batch_before_anything_is_sent(run):
-    first, second = rows(run, ("SPY", "sell", "1"), ("BND", "sell", "1"))
-    Order.objects.filter(pk=second.pk).update(state=OrderState.CANCELED.value)  # say, the kill switch
-    with broker_for(run.portfolio.broker_account) as broker, pytest.raises(IllegalTransition, match="1 of the orders"):
-        orders_submit(broker, [first, second], fresh=True)  # the caller's copies say planned
-    assert PaperOrder.objects.count() == 0 and OrderEvent.objects.count() == 0
-    assert Order.objects.get(pk=first.pk).state == "planned"
+def test_a_decision_on_a_stale_copy_is_taken_again_on_the_stored_row(run):
+    (order,) = rows(run, ("SPY", "sell", "1"))
+    Order.objects.filter(pk=order.pk).update(state=OrderState.CANCELED.value, version=1)  # say, the kill switch
+    assert order.state == "planned"  # the caller's copy
+    with broker_for(run.portfolio.broker_account) as broker:
+        (done,) = orders_submit(broker, [order])
+    assert done.state == "canceled" and PaperOrder.objects.count() == 0 and OrderEvent.objects.count() == 0
+
+
+def test_an_answer_never_overwrites_a_state_stored_meanwhile(run):
+    (order,) = rows(run, ("SPY", "sell", "1"))
+    copy = Order.objects.get(pk=order.pk)
+    reported = BrokerOrder(
+        client_order_id="os-1",
+        broker_order_id="b-1",
+        symbol="SPY",
+        side=Side.SELL,
+        state=OrderState.NEW,
+        quantity=Decimal(1),
+        notional_usd=None,
+    )
+    Order.objects.filter(pk=order.pk).update(state=OrderState.SUBMITTING.value, version=4)  # sent meanwhile
+    order_apply(copy, reported)  # the copy says planned (from there "new" is impossible): decided again
+    assert Order.objects.get(pk=order.pk).state == "new" and copy.version == 5
+    assert history(copy) == [("response", "new")]
 
 
 def test_event_payloads_redact_secret_looking_keys_at_any_depth():

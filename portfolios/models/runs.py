@@ -19,8 +19,15 @@ class FrozenError(Exception):
     """A stored plan was about to change."""
 
 
+class RunQuerySet(models.QuerySet):
+    def active(self) -> RunQuerySet:
+        """Runs not superseded by a later planning of their date."""
+        return self.filter(superseded_at__isnull=True)
+
+
 class RebalanceRun(models.Model):
-    """One planning of one portfolio for one trading date."""
+    """One planning of one portfolio for one trading date; at most one per portfolio and date is
+    active (not superseded by a later planning of the same date)."""
 
     class Status(models.TextChoices):
         PLANNED = "planned", "Planned"
@@ -43,6 +50,8 @@ class RebalanceRun(models.Model):
             "lease_until",
             "report_ready_at",
             "execute_after",
+            "superseded_at",
+            "superseded_by",
         }
     )
 
@@ -102,13 +111,26 @@ class RebalanceRun(models.Model):
         "was closed, or a retry); queued then, while the run is planned or executing.",
     )
 
+    # A run that stopped is planned again from what the portfolio then holds: the new run supersedes
+    # it (`superseded_at` set first, so that the one-active-run constraint lets the new one in).
+    superseded_at = models.DateTimeField(null=True, blank=True, editable=False)
+    superseded_by = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, editable=False, related_name="supersedes"
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-trading_date", "-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["portfolio", "trading_date"], name="rebalance_run_one_per_day"),
+            models.UniqueConstraint(
+                fields=["portfolio", "trading_date"],
+                condition=models.Q(superseded_at__isnull=True),
+                name="rebalance_run_one_active_per_day",
+            ),
         ]
         indexes = [
             # Only runs still to execute: the table keeps every day's runs.

@@ -213,7 +213,7 @@ class _DayAdapter:
 
 
 def _portfolio_day(portfolio: Portfolio, trading_date: date, *, execute: bool, adapter: _DayAdapter) -> str:
-    run = RebalanceRun.objects.filter(portfolio=portfolio, trading_date=trading_date).first()
+    run = RebalanceRun.objects.active().filter(portfolio=portfolio, trading_date=trading_date).first()
     if run is None or run.status == Status.FAILED:
         run = _plan(portfolio, trading_date, stored=run, adapter=adapter)
         if run is None:
@@ -247,7 +247,7 @@ def _plan(
             metrics.observe_step("sync", time.perf_counter() - started)
         planned = rebalance_run_create(portfolio=portfolio, as_of=trading_date, stored_run=stored)
     except (RebalanceError, SyncError) as error:
-        run = RebalanceRun.objects.filter(portfolio=portfolio, trading_date=trading_date).first()
+        run = RebalanceRun.objects.active().filter(portfolio=portfolio, trading_date=trading_date).first()
         if run is None:  # the sync failed before planning: record it as the day's failed run
             run = _store_failed(portfolio, trading_date, str(error))
         metrics.run_finished(success=False)
@@ -272,7 +272,7 @@ def _store_failed(portfolio: Portfolio, trading_date: date, message: str) -> Reb
                 trigger="sync from the broker failed",
             )
     except IntegrityError:
-        return RebalanceRun.objects.filter(portfolio=portfolio, trading_date=trading_date).first()
+        return RebalanceRun.objects.active().filter(portfolio=portfolio, trading_date=trading_date).first()
 
 
 def _drift_alert(portfolio: Portfolio, run: RebalanceRun) -> None:

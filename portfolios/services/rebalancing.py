@@ -2,8 +2,9 @@
 
 `rebalance_run_plan` computes a plan without writing it (the CLI's --dry-run);
 `rebalance_run_create` writes it as a frozen `RebalanceRun` with its `PlannedTrade` rows in one
-transaction. One run per portfolio and trading date: asking again returns the stored run,
-except a failed one, which is planned afresh.
+transaction. One active run per portfolio and trading date: asking again returns the stored run,
+except a failed one, which is planned afresh, and a stopped one (a pre-trade check, the kill
+switch), which a new plan from the current holdings supersedes (kept, linked to its successor).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pandas as pd
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from brokers.states import IN_FLIGHT
 from marketdata import calendar
 from marketdata.models import Instrument
 from marketdata.selectors import price_frame
@@ -44,6 +46,8 @@ from portfolios.services.report_data import run_risk_build
 
 logger = logging.getLogger(__name__)
 UNREAD = object()  # `rebalance_run_create`'s "the caller did not read the stored run"
+#: Stored runs that asking again plans afresh: a failed planning (replaced) and a stopped run (superseded).
+REPLANNED_STATUSES = (RebalanceRun.Status.FAILED, RebalanceRun.Status.EXECUTION_FAILED)
 
 
 class RebalanceError(Exception):
@@ -236,38 +240,46 @@ def rebalance_run_create(
     """
     as_of = _trading_date(as_of)
     existing = (
-        RebalanceRun.objects.filter(portfolio=portfolio, trading_date=as_of).first()
+        RebalanceRun.objects.active().filter(portfolio=portfolio, trading_date=as_of).first()
         if stored_run is UNREAD
         else stored_run
     )
-    if existing is not None and existing.status != RebalanceRun.Status.FAILED:
+    if existing is not None and existing.status not in REPLANNED_STATUSES:
         return PlannedRun(
             run=existing, trades=list(existing.trades.select_related("instrument")), stored=True, existing=True
         )
+    if existing is not None and existing.status == RebalanceRun.Status.EXECUTION_FAILED:
+        _check_settled(existing)
     try:
         planned = rebalance_run_plan(
             portfolio=portfolio, as_of=as_of, strategy=strategy, manual=manual, cash_flow_usd=cash_flow_usd
         )
     except (RebalanceError, OptimizationError, ValueError) as error:
-        _store_failure(portfolio, as_of, strategy or portfolio.rebalancing_strategy, str(error))
+        if existing is None or existing.status == RebalanceRun.Status.FAILED:  # a stopped run stays as it is
+            _store_failure(portfolio, as_of, strategy or portfolio.rebalancing_strategy, str(error))
         if isinstance(error, RebalanceError):
             raise
         raise RebalanceError(str(error)) from error
     started = time.perf_counter()
     try:
         with transaction.atomic():
-            if existing is not None:  # a failed run: this plan replaces it
-                RebalanceRun.objects.filter(
+            if existing is not None and existing.status == RebalanceRun.Status.FAILED:  # this plan replaces it
+                RebalanceRun.objects.active().filter(
                     portfolio=portfolio, trading_date=as_of, status=RebalanceRun.Status.FAILED
                 ).delete()
+            superseded = existing is not None and existing.status == RebalanceRun.Status.EXECUTION_FAILED
+            if superseded and not _superseding(existing):
+                raise IntegrityError("the stopped run changed meanwhile")
             planned.run.timings["store"] = 0.0
             planned.run.save()
             PlannedTrade.objects.bulk_create(planned.trades)
             planned.run.timings["store"] = round(time.perf_counter() - started, 6)
             planned.run.save(update_fields=["timings", "updated_at"])
+            if superseded:
+                RebalanceRun.objects.filter(pk=existing.pk).update(superseded_by=planned.run)
     except IntegrityError:
         # Another process stored this portfolio's run for the date a moment ago: that one stands.
-        run = RebalanceRun.objects.get(portfolio=portfolio, trading_date=as_of)
+        run = RebalanceRun.objects.active().get(portfolio=portfolio, trading_date=as_of)
         return PlannedRun(run=run, trades=list(run.trades.select_related("instrument")), stored=True, existing=True)
     planned.stored = True
     logger.info(
@@ -277,9 +289,33 @@ def rebalance_run_create(
     return planned
 
 
+def _check_settled(run: RebalanceRun) -> None:
+    """A stopped run is planned again only once none of its orders may still trade: the new plan
+    starts from the holdings, which must include what those orders did."""
+    open_states = [s.value for s in IN_FLIGHT]
+    unsettled = [f"{o.side} {o.symbol} ({o.state})" for o in run.orders.filter(state__in=open_states)]
+    if unsettled:
+        raise RebalanceError(
+            f"run {run.pk} stopped with orders that may still trade: {', '.join(unsettled)}; execute it again "
+            "(it settles them and sends nothing new) or sync from the broker, then plan again"
+        )
+
+
+def _superseding(run: RebalanceRun) -> bool:
+    """Mark the stopped ``run`` superseded (before its successor is inserted, so the one-active-run
+    constraint lets it in), unless it changed or an executor holds it meanwhile."""
+    return bool(
+        RebalanceRun.objects.active()
+        .filter(pk=run.pk, status=RebalanceRun.Status.EXECUTION_FAILED, lease_owner="")
+        .update(superseded_at=timezone.now())
+    )
+
+
 def _store_failure(portfolio: Portfolio, as_of: date, strategy: str, message: str) -> None:
     with transaction.atomic():
-        RebalanceRun.objects.filter(portfolio=portfolio, trading_date=as_of, status=RebalanceRun.Status.FAILED).delete()
+        RebalanceRun.objects.active().filter(
+            portfolio=portfolio, trading_date=as_of, status=RebalanceRun.Status.FAILED
+        ).delete()
         RebalanceRun.objects.create(
             portfolio=portfolio,
             trading_date=as_of,

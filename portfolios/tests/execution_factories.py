@@ -3,7 +3,8 @@ account (paper, or any kind) holds exactly their holdings, and their stored runs
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -51,6 +52,25 @@ def clock(monkeypatch) -> Clock:
     moving = Clock(MARKET_OPEN_NOW)
     monkeypatch.setattr(timezone, "now", moving)
     return moving
+
+
+class RunningClock(Clock):
+    """`timezone.now` starting at a moment and running at the real pace (leases run out)."""
+
+    def __init__(self, start: datetime):
+        super().__init__(start)
+        self._started = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self.now + timedelta(seconds=time.monotonic() - self._started)
+
+
+@pytest.fixture
+def running_clock(monkeypatch) -> RunningClock:
+    """Like `clock`, but time passes: from 2025-07-01 10:00 New York on, at the real pace."""
+    running = RunningClock(MARKET_OPEN_NOW)
+    monkeypatch.setattr(timezone, "now", running)
+    return running
 
 
 @pytest.fixture
@@ -127,3 +147,49 @@ def record_stored_steps(monkeypatch) -> list[tuple[str, str]]:
 
     monkeypatch.setattr(flow, "checkpoint", record)
     return stored
+
+
+def use_fake_alpaca(settings, fake, **options) -> None:
+    """Point the Alpaca adapter at ``fake`` (short timeouts, polls and settlement delay; ``options``
+    override them) and make execution wait briefly."""
+    settings.BROKER_OPTIONS = {
+        **settings.BROKER_OPTIONS,
+        "alpaca": {
+            "paper_url": fake.url,
+            "live_url": "https://api.alpaca.markets",
+            "timeout_s": 0.5,
+            "retry_attempts": 2,
+            "retry_wait_s": 0.01,
+            "settlement_delay_s": 0.05,
+            **options,
+        },
+    }
+    settings.EXECUTION_WAIT_SECONDS = 2.0
+    settings.EXECUTION_POLL_SECONDS = 0.01
+
+
+def alpaca_portfolio(server, *, username: str = "alice"):
+    """80% SPY / 20% BND against 60/40 targets, held at the fake Alpaca ``server`` exactly as in the
+    portfolio (no cash)."""
+    owner = make_user(username)
+    account = broker_account_create(
+        owner=owner,
+        kind="alpaca",
+        label="Alpaca paper",
+        credentials={"api_key": "fake-key-id", "secret_key": "fake-secret-key"},
+    )
+    holdings = {"SPY": shares_worth(Decimal(8000), "SPY"), "BND": shares_worth(Decimal(2000), "BND")}
+    server.cash = "0"
+    for symbol, quantity in holdings.items():
+        server.set_price(symbol, str(close(symbol)))
+        server.set_position(symbol, str(quantity), avg_entry_price=str(close(symbol)))
+    return make_portfolio(
+        owner,
+        symbols=["SPY", "BND"],
+        holdings=holdings,
+        cash_usd=Decimal(0),
+        manual_targets={"SPY": "0.6", "BND": "0.4"},
+        mode="auto",
+        broker_account=account,
+        **EXACT,
+    )

@@ -1,5 +1,7 @@
 """execute_run through the IB adapter and a fake IB built from real ib_async types: whole-share
-plans, an order whose status never arrives resolved by its orderRef, no duplicates."""
+plans, an order whose status never arrives resolved by its orderRef, no duplicates. The fake
+accepts a repeated orderRef as IB does: each order is sent once because it is looked up before
+any resend and placed under an order id reserved and stored before the first send."""
 
 from __future__ import annotations
 
@@ -7,8 +9,11 @@ from decimal import Decimal
 
 import pytest
 
-from brokers.base import OrderState
-from brokers.services.accounts import broker_account_create
+from brokers.adapters.ib import IBBroker
+from brokers.base import OrderRequest, OrderState, Side
+from brokers.models import Order
+from brokers.services.accounts import broker_account_create, broker_for
+from brokers.services.orders import order_request
 from portfolios.models import RebalanceRun
 from portfolios.services.execution import execute_run, flow
 from tests.fakes.ib import FakeIBGateway, OnPlace
@@ -17,13 +22,18 @@ from .execution_factories import EXACT, MARKET_OPEN_NOW, clock, planned_run, pri
 from .factories import close, make_portfolio, make_user
 
 pytestmark = pytest.mark.django_db
+CLIENT_ID = 11
 
 
 @pytest.fixture
 def gateway(settings):
     gateway = FakeIBGateway(cash="0", commission="0")
     gateway.current_time = MARKET_OPEN_NOW  # IB's server time drives the adapter's clock
-    settings.BROKER_OPTIONS = {**settings.BROKER_OPTIONS, "ib": {"timeout_s": 0.5, "ib_factory": gateway.ib_factory}}
+    settings.BROKER_OPTIONS = {
+        **settings.BROKER_OPTIONS,
+        # The fake lists an order as soon as it holds it (hiding is counted in lookups, not seconds).
+        "ib": {"timeout_s": 0.5, "settlement_delay_s": 0.0, "ib_factory": gateway.ib_factory},
+    }
     settings.EXECUTION_WAIT_SECONDS = 2.0
     settings.EXECUTION_POLL_SECONDS = 0.02
     return gateway
@@ -32,7 +42,7 @@ def gateway(settings):
 @pytest.fixture
 def portfolio(prices, clock, gateway):  # noqa: F811
     owner = make_user()
-    account = broker_account_create(owner=owner, kind="ib", label="IB paper", credentials={"client_id": "11"})
+    account = broker_account_create(owner=owner, kind="ib", label="IB paper", credentials={"client_id": str(CLIENT_ID)})
     holdings = {"SPY": Decimal(60), "BND": Decimal(5)}
     for symbol, quantity in holdings.items():
         gateway.prices[symbol] = close(symbol)
@@ -49,6 +59,27 @@ def portfolio(prices, clock, gateway):  # noqa: F811
     )
 
 
+def executed_once(run: RebalanceRun, gateway: FakeIBGateway, *, other_orders: int = 0) -> None:
+    """The run executed, each of its orders at IB exactly once, under its stored order id, and
+    the portfolio holds what the plan said."""
+    run.refresh_from_db()
+    assert run.status == RebalanceRun.Status.EXECUTED, (run.error, run.execution)
+    assert gateway.placed_count == run.orders.count() + other_orders == 2 + other_orders
+    assert gateway.modifications == []
+    for order in run.orders.all():
+        assert order.state == OrderState.FILLED
+        placed = gateway.order(order.client_order_id)
+        assert order.submission_id == f"{CLIENT_ID}:{placed.order_id}" and placed.client_id == CLIENT_ID
+    trades = {t.instrument.symbol: t for t in run.trades.select_related("instrument")}
+    held = {h.instrument.symbol: h.quantity for h in run.portfolio.holdings.select_related("instrument")}
+    assert held == {"SPY": 60 - trades["SPY"].quantity, "BND": 5 + trades["BND"].quantity}
+    assert {s: q for s, (q, _) in gateway.positions.items()} == held
+
+
+def events_of(order: Order) -> list[tuple[str, str]]:
+    return list(order.events.order_by("id").values_list("kind", "state_after"))
+
+
 def test_a_whole_share_plan_executes_once_at_ib(portfolio, gateway, monkeypatch):
     gateway.script(OnPlace.SILENT)  # the sell's status never reaches the session: unknown, then found
     run = planned_run(portfolio)
@@ -62,14 +93,93 @@ def test_a_whole_share_plan_executes_once_at_ib(portfolio, gateway, monkeypatch)
 
     monkeypatch.setattr(flow, "checkpoint", market_fills_the_silent_sell)
     result = execute_run(run=run, submit=True)
-    run.refresh_from_db()
-    assert run.status == RebalanceRun.Status.EXECUTED, (run.error, result.message, run.execution)
-    assert gateway.placed_count == run.orders.count() == 2
-    assert {o.state for o in run.orders.all()} == {OrderState.FILLED}
-    refs = {o.ref for o in gateway.orders}
-    assert refs == set(run.orders.values_list("client_order_id", flat=True))
-    sell_events = list(run.orders.get(side="sell").events.values_list("kind", "state_after"))
+
+    assert result.message == "executed"
+    executed_once(run, gateway)
+    sell_events = events_of(run.orders.get(side="sell"))
     assert sell_events[:2] == [("request", "submitting"), ("error", "unknown")]
-    held = {h.instrument.symbol: h.quantity for h in portfolio.holdings.select_related("instrument")}
-    sell, buy = trades["SPY"], trades["BND"]
-    assert held == {"SPY": 60 - sell.quantity, "BND": 5 + buy.quantity}
+
+
+def test_a_crash_after_placement_whose_first_lookup_misses_sends_no_second_order(portfolio, gateway, monkeypatch):
+    run = planned_run(portfolio)
+    gateway.hide_new_orders_for(1)  # TWS lists each new order only from the second lookup on
+    placed_then_crashed = []
+    submit = IBBroker.submit_order
+
+    def dies_before_storing_the_first_answer(adapter, request):
+        answer = submit(adapter, request)
+        if not placed_then_crashed:
+            placed_then_crashed.append(request.client_order_id)
+            raise RuntimeError("executor killed after the broker answered")
+        return answer
+
+    monkeypatch.setattr(IBBroker, "submit_order", dies_before_storing_the_first_answer)
+    with pytest.raises(RuntimeError):
+        execute_run(run=run, submit=True)
+    sell = run.orders.get(side="sell")
+    assert (sell.state, gateway.placed_count) == (OrderState.SUBMITTING, 1)
+
+    execute_run(run=run, submit=True)
+
+    executed_once(run, gateway)
+    sell = run.orders.get(side="sell")
+    assert events_of(sell) == [("request", "submitting"), ("lookup", "submitting"), ("lookup", "filled")]
+    assert "first of two reads" in sell.events.order_by("id")[1].message
+
+
+REFUSED_AS_DUPLICATE = [("error", "unknown"), ("lookup", "unknown"), ("lookup", "planned")]
+
+
+@pytest.mark.parametrize(
+    ("other_order", "refusal", "executions"),
+    [
+        # Open under the id: placing would modify it, so the adapter refuses before sending.
+        (OnPlace.SUBMIT, [("error", "planned")], 1),
+        # Finished in an earlier session: nothing shows who holds the id; TWS refuses it (103)
+        # and two reads confirm the sell absent, twice (the id is kept for one more send in case
+        # the order arrived after all); then a fresh id goes out, when the run is resumed.
+        (OnPlace.REJECT, [*REFUSED_AS_DUPLICATE, ("request", "submitting"), *REFUSED_AS_DUPLICATE], 2),
+    ],
+    ids=["open", "finished"],
+)
+def test_an_order_id_handed_out_again_after_a_restart_is_replaced(
+    portfolio, gateway, monkeypatch, other_order, refusal, executions
+):
+    run = planned_run(portfolio)
+
+    def crash_once_written(run, step):
+        if step == "sells_written":
+            raise RuntimeError("executor killed before sending")
+
+    monkeypatch.setattr(flow, "checkpoint", crash_once_written)
+    with pytest.raises(RuntimeError):
+        execute_run(run=run, submit=True)
+    monkeypatch.setattr(flow, "checkpoint", lambda run, step: None)
+    sell = run.orders.get(side="sell")
+    account = portfolio.broker_account
+    with broker_for(account) as executor:  # reserves the sell's order id, stores it, and dies
+        stale = executor.reserve_submission_id(order_request(sell))
+    Order.objects.filter(pk=sell.pk).update(submission_id=stale)
+    gateway.script(other_order)
+    with broker_for(account) as next_session:  # TWS hands the never-used id out again
+        reused = next_session.reserve_submission_id(order_request(sell))
+        other = OrderRequest(
+            client_order_id="other-1", symbol="BND", side=Side.SELL, quantity=Decimal(1), submission_id=reused
+        )
+        next_session.submit_order(other)
+    assert reused == stale
+
+    for _ in range(executions):
+        execute_run(run=run, submit=True)
+
+    executed_once(run, gateway, other_orders=1)
+    sell = run.orders.get(side="sell")
+    assert sell.submission_id != stale
+    assert events_of(sell) == [
+        ("request", "submitting"),
+        *refusal,
+        ("request", "submitting"),
+        ("response", "filled"),
+    ]
+    untouched = gateway.order("other-1")
+    assert (untouched.contract.symbol, untouched.order.totalQuantity, untouched.filled) == ("BND", 1.0, 0)

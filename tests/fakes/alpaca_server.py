@@ -12,6 +12,7 @@ Market data: `GET /v2/stocks/bars`.
         server.set_bars("SPY", [daily_bar(date(2024, 1, 2), 470.0)])
         server.fail_next(1, 500)      # the next request (any path) answers HTTP 500
         server.delay_s = 1.0          # every request waits 1 s before answering
+        server.on_request = callback  # called with each request as it arrives (server thread)
         ... server.requests ...       # RecordedRequest log, oldest first
 
 Trading: `GET /v2/account`, `GET /v2/positions`, `GET /v2/clock`,
@@ -54,7 +55,9 @@ the remainder, at the symbol's price), `Step.cancel()`, `Step.expire()`,
 money does not move). Steps on a finished order change nothing.
 
 Validation like Alpaca's: a second POST with a known client_order_id answers
-422 "client_order_id must be unique" and creates nothing; buys beyond buying
+422 "client_order_id must be unique" and creates nothing (unless
+`server.accept_repeated_client_order_ids = True`: then it creates another
+order, like a broker with no such check); buys beyond buying
 power (cash minus open buys) 403 "insufficient buying power"; sells beyond
 the position less open sells 403 "insufficient qty available for order";
 fractional qty or notional on a non-fractionable asset 422, fractional or
@@ -72,6 +75,9 @@ Faults (each matches by HTTP method and a regex the path must fully match;
         # "never": held 2 s, then 504, never processed
     server.inject(Fault(...))                 # the general form
     server.clear_faults()                     # drop faults and fail_next answers not yet used
+    server.lookup_misses = 3                  # each new order answers 404 to its first 3 lookups by
+                                              # client order id (Alpaca's lookups may lag); listing
+                                              # GET /v2/orders?status=all shows it at once
 
 Inspect::
 
@@ -360,6 +366,8 @@ class FakeOrder:
     scripted: bool = False
     #: Single-order GETs answered for this order (polls).
     polls: int = 0
+    #: Lookups by client order id still to answer 404 (see `FakeAlpacaServer.lookup_misses`).
+    lookup_misses: int = 0
 
     @property
     def open(self) -> bool:
@@ -443,6 +451,8 @@ class FakeAlpacaServer:
         self.secret_key = secret_key
         self.page_size = page_size
         self.delay_s = 0.0
+        #: Called with each request as it arrives (before `delay_s`), on the server's thread.
+        self.on_request: Callable[[RecordedRequest], None] | None = None
         self.permitted_feeds: set[str] = set(FEEDS)
         self.requests: list[RecordedRequest] = []
         self._bars: dict[str, dict[str, list[dict[str, Any]]]] = {adjustment: {} for adjustment in ADJUSTMENTS}
@@ -477,6 +487,10 @@ class FakeAlpacaServer:
         #: on their Nth poll while the clock is open and they are marketable.
         self.fill_after_polls: int | None = None
         self.orders_created = 0
+        #: True: a known client order id creates another order instead of 422 (a broker without the check).
+        self.accept_repeated_client_order_ids = False
+        #: Lookups by client order id each new order answers with 404 before it is found there.
+        self.lookup_misses = 0
         self._account_id = str(uuid.uuid4())
         self._assets: dict[str, FakeAsset] = {}
         self._positions: dict[str, FakePosition] = {}
@@ -749,6 +763,8 @@ class FakeAlpacaServer:
         """Answers one request: delay, injected failure or fault, authentication, then the route."""
         with self._lock:
             self.requests.append(request)
+        if self.on_request is not None:
+            self.on_request(request)
         with self._idle:
             self._in_flight += 1
         try:
@@ -970,7 +986,8 @@ class FakeAlpacaServer:
             except _Refused as refused:
                 return refused.response
             self._orders[order.id] = order
-            self._order_ids[order.client_order_id] = order.id
+            self._order_ids.setdefault(order.client_order_id, order.id)  # a lookup finds the first one
+            order.lookup_misses = self.lookup_misses
             self.orders_created += 1
             script = self._claim_script(order)
             if script is not None:
@@ -987,7 +1004,7 @@ class FakeAlpacaServer:
         client_order_id = body.get("client_order_id") or str(uuid.uuid4())
         if not isinstance(client_order_id, str) or len(client_order_id) > CLIENT_ORDER_ID_MAX_LENGTH:
             raise _Refused(alpaca_error(422, CODE_INVALID, "client_order_id must be no more than 48 characters"))
-        if client_order_id in self._order_ids:
+        if client_order_id in self._order_ids and not self.accept_repeated_client_order_ids:
             raise _Refused(alpaca_error(422, CODE_INVALID, "client_order_id must be unique"))
         symbol, side, order_type, tif = (body.get(key) for key in ("symbol", "side", "type", "time_in_force"))
         if not isinstance(symbol, str) or not symbol:
@@ -1166,7 +1183,8 @@ class FakeAlpacaServer:
 
     def _list_orders(self, request: RecordedRequest, _match: re.Match[str]) -> FakeResponse:
         """`GET /v2/orders`: status open|closed|all (default open), symbols, side, direction, limit
-        (default 50, at most 500). `after`, `until` and `nested` are ignored."""
+        (default 50, at most 500), `after` and `until` (submitted strictly after / at or before, RFC
+        3339). `nested` is ignored."""
         query = request.query
         status = query.get("status", "open")
         if status not in ("open", "closed", "all"):
@@ -1179,6 +1197,10 @@ class FakeAlpacaServer:
             return alpaca_error(422, CODE_INVALID, f"limit must be between 1 and {ORDERS_MAX_LIMIT}")
         symbols = {s for s in query.get("symbols", "").split(",") if s}
         side = query.get("side")
+        try:
+            after, until = (_query_time(query.get(name)) for name in ("after", "until"))
+        except ValueError:
+            return alpaca_error(422, CODE_INVALID, "invalid after or until timestamp")
         with self._state:
             selected = [
                 order
@@ -1186,6 +1208,8 @@ class FakeAlpacaServer:
                 if (status == "all" or order.open == (status == "open"))
                 and (not symbols or order.symbol in symbols)
                 and (side is None or order.side == side)
+                and (after is None or order.created_at > after)
+                and (until is None or order.created_at <= until)
             ]
             if query.get("direction", "desc") == "desc":
                 selected.reverse()
@@ -1198,9 +1222,13 @@ class FakeAlpacaServer:
             return alpaca_error(422, CODE_INVALID, "client_order_id is required")
         with self._state:
             order_id = self._order_ids.get(client_order_id)
-            if order_id is None:
+            order = self._orders[order_id] if order_id is not None else None
+            if order is not None and order.lookup_misses > 0:
+                order.lookup_misses -= 1  # not visible to this lookup yet
+                order = None
+            if order is None:
                 return alpaca_error(404, CODE_NOT_FOUND, f"order not found for {client_order_id}")
-            return self._poll(self._orders[order_id])
+            return self._poll(order)
 
     def _get_order(self, _request: RecordedRequest, match: re.Match[str]) -> FakeResponse:
         """`GET /v2/orders/{id}`: one poll of the order."""
@@ -1318,6 +1346,14 @@ def _amount(value: Amount, name: str) -> Decimal:
 def _text(value: Decimal | None) -> str | None:
     """A decimal as Alpaca's JSON string (plain notation, never an exponent)."""
     return None if value is None else format(value, "f")
+
+
+def _query_time(text: str | None) -> datetime | None:
+    """An RFC 3339 query parameter ("Z" or an offset; a date alone is midnight UTC); ValueError if bad."""
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "+"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _rfc3339(value: datetime | None) -> str | None:

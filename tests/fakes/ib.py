@@ -3,11 +3,12 @@ ib_async ``IB`` session), returning REAL ib_async types so adapters parse the re
 
 `FakeIB` implements only what `brokers.adapters.ib.IBBroker` calls (anything else is an
 AttributeError, which is the point): ``connectAsync``, ``isConnected``, ``disconnect``,
-``managedAccounts``, ``reqCurrentTimeAsync``, ``accountSummaryAsync``, ``reqPositionsAsync``,
-``qualifyContractsAsync``, ``placeOrder``, ``cancelOrder``, ``trades``, ``openTrades``,
-``reqAllOpenOrdersAsync``, ``reqCompletedOrdersAsync``, ``reqExecutionsAsync`` and the events
-``errorEvent``, ``disconnectedEvent``, ``connectedEvent``, ``orderStatusEvent``,
-``execDetailsEvent``, ``newOrderEvent`` (plus each Trade's own ``statusEvent``/``fillEvent``).
+``managedAccounts``, ``client.getReqId``, ``client.updateReqId``, ``reqCurrentTimeAsync``,
+``accountSummaryAsync``, ``reqPositionsAsync``, ``qualifyContractsAsync``, ``placeOrder``,
+``cancelOrder``, ``trades``, ``openTrades``, ``reqAllOpenOrdersAsync``,
+``reqCompletedOrdersAsync``, ``reqExecutionsAsync`` and the events ``errorEvent``,
+``disconnectedEvent``, ``connectedEvent``, ``orderStatusEvent``, ``execDetailsEvent``,
+``newOrderEvent`` (plus each Trade's own ``statusEvent``/``fillEvent``).
 
 Test-facing API::
 
@@ -30,6 +31,17 @@ Test-facing API::
     gateway.cancel_by_ib(order_ref, message="")          # IB cancels (error 202, Cancelled)
     gateway.confirm_cancels = False                      # API cancels stay PendingCancel
 
+    # TWS has not recorded orders yet: orders placed from now on are missing from the next
+    # `lookups` answers of each list (the session's trades and openTrades, reqAllOpenOrders,
+    # reqCompletedOrders, reqExecutions; counted per order and per list). The adapter reads each
+    # list once per lookup, so 1 hides a new order from exactly one lookup. `only` names the
+    # lists to hide it from (the rest show it); 0 ends the hiding for later orders.
+    gateway.hide_new_orders_for(1)
+    gateway.hide_new_orders_for(1, only=("trades", "openTrades", "reqAllOpenOrdersAsync"))
+
+    # An order entered by hand in TWS (client id 0, order id 0, no orderRef), resting:
+    gateway.place_by_hand("SPY", "SELL", "2")
+
     # Connection:
     gateway.refuse_connections = True   # connectAsync raises ConnectionRefusedError
     gateway.drop_connection()           # the current session ends (disconnectedEvent)
@@ -39,7 +51,26 @@ Test-facing API::
     # gateway.account ("DU..." = paper), gateway.base_currency, gateway.current_time,
     # gateway.commission, gateway.extra_summary_rows / extra_positions (raw ib_async rows).
     # Inspection: gateway.placed_count, gateway.orders (GatewayOrder), gateway.order(ref),
-    # gateway.calls [(method, thread)], gateway.sessions_started, gateway.cancel_requests.
+    # gateway.calls [(method, thread)], gateway.sessions_started, gateway.cancel_requests,
+    # gateway.modifications (GatewayOrder per modification), gateway.duplicate_refusals
+    # [(client id, order id, orderRef)], gateway.highest_order_id(client_id).
+
+Order ids behave as TWS's for an API client id: a session's ``client.getReqId()`` starts at one
+more than the highest order id the gateway has seen for its client id (kept across sessions) and
+counts up locally, so ids reserved but never placed are handed out again by a later session.
+``placeOrder`` with ``order.orderId`` 0 takes the next one (as ib_async). Placed under an id:
+
+- an open order of the same client id holds it: a modification of that order (its quantity,
+  limit price, order type, time in force and orderRef replaced; no new order), its status
+  published again;
+- a finished order holds it, or it is not above the highest id of the client id: TWS refuses it
+  with error 103 "Duplicate order id" and places nothing; the session's trade for it ends
+  Cancelled with the 103 log entry (as ib_async does). When the session's own trade under that
+  id is finished, ``placeOrder`` raises AssertionError after sending, as ib_async's does;
+- otherwise a new order under that id.
+
+A repeated orderRef is accepted like any other (as IB does): exactly once must not rely on the
+gateway refusing it.
 
 Sessions behave as IB does for one API client id: a new connection (`connectAsync` on a new
 ``IB``) starts with an empty `FakeIB.trades` list; orders from earlier sessions are visible only
@@ -59,7 +90,7 @@ import copy
 import itertools
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -84,6 +115,9 @@ from ib_async import (
 T = TypeVar("T")
 
 DONE = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
+#: The lists an adapter looks orders up in (see `FakeIBGateway.hide_new_orders_for`).
+LOOKUPS = ("trades", "openTrades", "reqAllOpenOrdersAsync", "reqCompletedOrdersAsync", "reqExecutionsAsync")
+DUPLICATE_ORDER_ID = (103, "Duplicate order id")
 DEFAULT_PRICES = {"SPY": "500.00", "VTI": "250.00", "BND": "72.50", "AAPL": "190.00"}
 
 
@@ -119,6 +153,8 @@ class GatewayOrder:
     avg_price: Decimal = Decimal(0)
     fills: list[Fill] = field(default_factory=list)
     message: str = ""
+    #: Answers of each lookup list still to leave this order out of (TWS has not recorded it yet).
+    hidden: dict[str, int] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -165,6 +201,8 @@ class FakeIBGateway:
         self.refuse_connections = False
         self.confirm_cancels = True
         self.orders: list[GatewayOrder] = []
+        self.modifications: list[GatewayOrder] = []
+        self.duplicate_refusals: list[tuple[int, int, str]] = []
         self.calls: list[tuple[str, threading.Thread]] = []
         self.cancel_requests: list[int] = []
         self.sessions_started = 0
@@ -172,7 +210,8 @@ class FakeIBGateway:
         self._stalled: set[str] = set()
         self._scripts: deque[Script] = deque()
         self._lock = threading.RLock()
-        self._ids = itertools.count(1)
+        self._highest_ids: dict[int, int] = {}  # client id -> highest order id placed under it
+        self._hide_new: dict[str, int] = {}
         self._perm_ids = itertools.count(1_000_001)
         self._exec_ids = itertools.count(1)
         self._con_ids = {symbol: 100_000 + n for n, symbol in enumerate(sorted(self.prices))}
@@ -190,6 +229,29 @@ class FakeIBGateway:
     def stall(self, method: str) -> None:
         """Make the async request ``method`` never answer."""
         self._stalled.add(method)
+
+    def hide_new_orders_for(self, lookups: int, *, only: Iterable[str] = LOOKUPS) -> None:
+        """Orders placed from now on are missing from the next ``lookups`` answers of each list in
+        ``only`` (see the module docstring)."""
+        names = tuple(only)
+        assert set(names) <= set(LOOKUPS), names
+        self._hide_new = {name: lookups for name in names}
+
+    def place_by_hand(self, symbol: str, action: str, quantity: str | Decimal) -> GatewayOrder:
+        """An order entered in TWS by hand: client id 0, order id 0, no orderRef; it rests."""
+        order = Order(action=action, totalQuantity=float(Decimal(quantity)), orderType="MKT")
+        with self._lock:
+            gorder = GatewayOrder(
+                order_id=0, client_id=0, perm_id=next(self._perm_ids), contract=self._stock(symbol), order=order
+            )
+            gorder.order.permId = gorder.perm_id
+            gorder.status = "Submitted"
+            self.orders.append(gorder)
+        return gorder
+
+    def highest_order_id(self, client_id: int) -> int:
+        """The highest order id placed under ``client_id`` (0: none yet)."""
+        return self._highest_ids.get(client_id, 0)
 
     def set_position(self, symbol: str, quantity: str | Decimal, avg_cost: str | Decimal = "0") -> None:
         with self._lock:
@@ -268,20 +330,43 @@ class FakeIBGateway:
             tradingClass=symbol,
         )
 
-    def _place(self, session: FakeIB, contract: Contract, order: Order) -> tuple[GatewayOrder, Script]:
+    def _place(
+        self, client_id: int, order_id: int, contract: Contract, order: Order
+    ) -> tuple[str, GatewayOrder | None, Script | None]:
+        """TWS receiving a placement under ``order_id``: ("new", order, script), ("modify", the open
+        order it changes, None) or ("duplicate", None, None) (see the module docstring)."""
         with self._lock:
-            order.orderId = order.orderId or next(self._ids)
-            order.clientId = session.client_id
+            held = next((o for o in self.orders if (o.client_id, o.order_id) == (client_id, order_id)), None)
+            if held is not None and not held.done:
+                for name in ("totalQuantity", "lmtPrice", "orderType", "tif", "orderRef"):
+                    setattr(held.order, name, getattr(order, name))
+                self.modifications.append(held)
+                return "modify", held, None
+            if held is not None or order_id <= self.highest_order_id(client_id):
+                self.duplicate_refusals.append((client_id, order_id, order.orderRef))
+                return "duplicate", None, None
+            placed = copy.copy(order)
+            placed.orderId, placed.clientId = order_id, client_id
             gorder = GatewayOrder(
-                order_id=order.orderId,
-                client_id=session.client_id,
+                order_id=order_id,
+                client_id=client_id,
                 perm_id=next(self._perm_ids),
                 contract=copy.copy(contract),
-                order=copy.copy(order),
+                order=placed,
+                hidden=dict(self._hide_new),
             )
             gorder.order.permId = gorder.perm_id
             self.orders.append(gorder)
-            return gorder, self._next_script()
+            self._highest_ids[client_id] = order_id
+            return "new", gorder, self._next_script()
+
+    def _visible(self, gorder: GatewayOrder, lookup: str) -> bool:
+        """Whether ``gorder`` is in this answer of ``lookup`` (each hidden answer is used up)."""
+        with self._lock:
+            if gorder.hidden.get(lookup, 0) > 0:
+                gorder.hidden[lookup] -= 1
+                return False
+            return True
 
     def _apply(self, gorder: GatewayOrder, script: Script) -> None:
         """What happens at the gateway after placement (runs on the placing session's loop)."""
@@ -416,11 +501,29 @@ class FakeIBGateway:
         return Trade(copy.copy(gorder.contract), order, OrderStatus(orderId=0, status=gorder.status), [], [])
 
 
+class FakeClient:
+    """The part of ib_async's ``Client`` the adapter uses: the session's order id sequence."""
+
+    def __init__(self, session: FakeIB):
+        self._session = session
+        self._next_id = 0
+
+    def getReqId(self) -> int:
+        self._session._gateway._record("getReqId")
+        self._session._require_connection()
+        reserved, self._next_id = self._next_id, self._next_id + 1
+        return reserved
+
+    def updateReqId(self, minReqId: int) -> None:
+        self._next_id = max(self._next_id, minReqId)
+
+
 class FakeIB:
     """One ib_async ``IB`` session against a `FakeIBGateway` (see the module docstring)."""
 
     def __init__(self, gateway: FakeIBGateway):
         self._gateway = gateway
+        self.client = FakeClient(self)
         self.errorEvent = Event("errorEvent")
         self.disconnectedEvent = Event("disconnectedEvent")
         self.connectedEvent = Event("connectedEvent")
@@ -431,8 +534,11 @@ class FakeIB:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
         self._connected = False
-        self._views: dict[int, Trade] = {}  # perm id -> this session's Trade
-        self._own: list[int] = []  # perm ids placed in this session, in order
+        # This client id's trades, by order id (as ib_async keys them); the gateway order each one
+        # shows (none for a placement TWS refused); the order ids placed in this session, in order.
+        self._views: dict[int, Trade] = {}
+        self._backing: dict[int, GatewayOrder] = {}
+        self._own: list[int] = []
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -448,16 +554,18 @@ class FakeIB:
             current = gateway.session
             if current is not None and current._connected and current.client_id == int(clientId):
                 raise ConnectionError(f"API client id {clientId} is already in use (error 326)")
-            self._views.clear()
-            self._own.clear()
+            self._forget()
             self.client_id = int(clientId)
+            # TWS's nextValidId: above every id it has seen for this client id, whatever was reserved.
+            self.client._next_id = gateway.highest_order_id(self.client_id) + 1
             self.loop, self.thread = asyncio.get_running_loop(), threading.current_thread()
             self._connected = True
             gateway.session = self
             gateway.sessions_started += 1
             for gorder in gateway.orders:  # TWS re-sends this client's open orders at connect
                 if gorder.client_id == self.client_id and not gorder.done:
-                    self._views[gorder.perm_id] = gateway._open_trade(gorder)
+                    self._views[gorder.order_id] = gateway._open_trade(gorder)
+                    self._backing[gorder.order_id] = gorder
         self.connectedEvent.emit()
         return self
 
@@ -474,11 +582,15 @@ class FakeIB:
     def _drop(self) -> None:
         with self._gateway._lock:
             self._connected = False
-            self._views.clear()
-            self._own.clear()
+            self._forget()
             if self._gateway.session is self:
                 self._gateway.session = None
         self.disconnectedEvent.emit()
+
+    def _forget(self) -> None:
+        self._views.clear()
+        self._backing.clear()
+        self._own.clear()
 
     def managedAccounts(self) -> list[str]:
         self._gateway._record("managedAccounts")
@@ -513,20 +625,31 @@ class FakeIB:
         return self._request("qualifyContractsAsync", lambda: [self._qualify(c) for c in contracts])
 
     def reqAllOpenOrdersAsync(self) -> Any:
-        gateway = self._gateway
-        return self._request(
-            "reqAllOpenOrdersAsync", lambda: [gateway._open_trade(o) for o in gateway.orders if not o.done]
-        )
+        return self._request("reqAllOpenOrdersAsync", self._all_open_orders)
 
     def reqCompletedOrdersAsync(self, apiOnly: bool) -> Any:
         gateway = self._gateway
+        name = "reqCompletedOrdersAsync"
         return self._request(
-            "reqCompletedOrdersAsync", lambda: [gateway._completed_trade(o) for o in gateway.orders if o.done]
+            name, lambda: [gateway._completed_trade(o) for o in gateway.orders if o.done and gateway._visible(o, name)]
         )
 
     def reqExecutionsAsync(self, execFilter: Any = None) -> Any:
         gateway = self._gateway
-        return self._request("reqExecutionsAsync", lambda: [copy.deepcopy(f) for o in gateway.orders for f in o.fills])
+        name = "reqExecutionsAsync"
+        return self._request(
+            name,
+            lambda: [
+                copy.deepcopy(f) for o in gateway.orders if o.fills and gateway._visible(o, name) for f in o.fills
+            ],
+        )
+
+    def _all_open_orders(self) -> list[Trade]:
+        gateway = self._gateway
+        listed = [o for o in gateway.orders if not o.done and gateway._visible(o, "reqAllOpenOrdersAsync")]
+        for gorder in listed:  # ib_async: ids above every open order seen, of any client
+            self.client.updateReqId(gorder.order_id + 1)
+        return [gateway._open_trade(o) for o in listed]
 
     def _summary(self) -> list[AccountValue]:
         gateway = self._gateway
@@ -563,20 +686,50 @@ class FakeIB:
         gateway = self._gateway
         gateway._record("placeOrder")
         self._require_connection()
-        gorder, script = gateway._place(self, contract, order)
+        order_id = order.orderId or self.client.getReqId()
+        outcome, gorder, script = gateway._place(self.client_id, order_id, contract, order)
+        # TWS answers later, never inside placeOrder.
+        loop = asyncio.get_running_loop()
+        if outcome == "new":
+            loop.call_soon(gateway._apply, gorder, script)
+        elif outcome == "modify":
+            loop.call_soon(gateway._publish, gorder)
+        else:
+            loop.call_soon(self._refused_as_duplicate, order_id, contract)
+        # The session's own record, as ib_async keeps it (the message is already on its way).
+        now = gateway.now()
+        trade = self._views.get(order_id)
+        if trade is not None:
+            assert trade.orderStatus.status not in DONE  # ib_async's own check, after sending
+            trade.log.append(TradeLogEntry(now, trade.orderStatus.status, "Modify"))
+            return trade
+        order.orderId, order.clientId = order_id, self.client_id
         trade = Trade(
             contract,
             order,
-            OrderStatus(orderId=order.orderId, status="PendingSubmit"),
+            OrderStatus(orderId=order_id, status="PendingSubmit"),
             [],
-            [TradeLogEntry(gateway.now(), "PendingSubmit")],
+            [TradeLogEntry(now, "PendingSubmit")],
         )
-        self._views[gorder.perm_id] = trade
-        self._own.append(gorder.perm_id)
+        self._views[order_id] = trade
+        if gorder is not None:
+            self._backing[order_id] = gorder
+        self._own.append(order_id)
         self.newOrderEvent.emit(trade)
-        # TWS answers later, never inside placeOrder.
-        asyncio.get_running_loop().call_soon(gateway._apply, gorder, script)
         return trade
+
+    def _refused_as_duplicate(self, order_id: int, contract: Contract) -> None:
+        """TWS's error 103 for a placement: ib_async marks the session's trade for it Cancelled."""
+        code, message = DUPLICATE_ORDER_ID
+        trade = self._views.get(order_id)
+        if trade is not None and trade.orderStatus.status not in DONE and self._connected:
+            text = f"Error {code}, reqId {order_id}: {message}"
+            trade.orderStatus.status = "Cancelled"
+            trade.log.append(TradeLogEntry(self._gateway.now(), "Cancelled", text, code))
+            self.orderStatusEvent.emit(trade)
+            trade.statusEvent.emit(trade)
+        if self._connected:
+            self.errorEvent.emit(order_id, code, message, contract)
 
     def cancelOrder(self, order: Order, manualCancelOrderTime: str = "") -> Trade | None:
         gateway = self._gateway
@@ -592,7 +745,7 @@ class FakeIB:
             )
             return None
         gorder = matches[0]
-        trade = self._views.get(gorder.perm_id)
+        trade = self._views.get(gorder.order_id)
         if gorder.done:
             self.errorEvent.emit(order.orderId, 161, "Cancel attempted when order is not in a cancellable state.", None)
             return trade
@@ -605,16 +758,28 @@ class FakeIB:
         return trade
 
     def trades(self) -> list[Trade]:
-        return [self._views[perm] for perm in self._own if perm in self._views]
+        return [self._views[order_id] for order_id in self._own if self._shown(order_id, "trades")]
 
     def openTrades(self) -> list[Trade]:
-        return [t for t in self._views.values() if t.orderStatus.status not in DONE]
+        return [
+            trade
+            for order_id, trade in self._views.items()
+            if trade.orderStatus.status not in DONE and self._shown(order_id, "openTrades")
+        ]
+
+    def _shown(self, order_id: int, lookup: str) -> bool:
+        gorder = self._backing.get(order_id)
+        return gorder is None or self._gateway._visible(gorder, lookup)
 
     def _update(self, gorder: GatewayOrder, fill: Fill | None, error: tuple[int, str] | None, status: str) -> None:
         """Apply a gateway change to this session's Trade and emit ib_async's events."""
-        trade = self._views.get(gorder.perm_id)
+        if gorder.client_id != self.client_id or self._backing.get(gorder.order_id) is not gorder:
+            return
+        trade = self._views.get(gorder.order_id)
         if trade is None or not self._connected:
             return
+        # ib_async: TWS's openOrder message moves the session's id sequence past the order's id.
+        self.client.updateReqId(gorder.order_id + 1)
         when = self._gateway.now()
         if error is not None:
             message = f"Error {error[0]}, reqId {gorder.order_id}: {error[1]}"
@@ -632,7 +797,7 @@ class FakeIB:
             state.lastFillPrice = fill.execution.price
         if error is None and fill is None:
             trade.log.append(TradeLogEntry(when, status))
-        if error is not None and gorder.client_id == self.client_id:
+        if error is not None:
             self.errorEvent.emit(gorder.order_id, error[0], error[1], gorder.contract)
         if fill is not None:
             self.execDetailsEvent.emit(trade, session_fill)

@@ -50,7 +50,7 @@ class Command(BaseCommand):
                 raise CommandError(f"run {options['run']} does not exist", returncode=EXIT_BAD_INPUT)
             return run
         day = options["date"] or default_as_of()
-        run = RebalanceRun.objects.filter(portfolio_id=options["portfolio"], trading_date=day).first()
+        run = RebalanceRun.objects.active().filter(portfolio_id=options["portfolio"], trading_date=day).first()
         if run is None:
             raise CommandError(
                 f"portfolio {options['portfolio']} has no run for {day}: plan one with `rebalance --portfolio "

@@ -60,7 +60,7 @@ class Command(BaseCommand):
         )
         for outcome, count in sorted(outcomes.items()):
             self.stdout.write(f"  {outcome:<20} {count}")
-        runs = RebalanceRun.objects.filter(trading_date=day)
+        runs = RebalanceRun.objects.active().filter(trading_date=day)
         # Named by id for one portfolio only: a statement carries at most 65,535 parameters.
         runs = runs.filter(portfolio_id__in=queued) if ids else runs.filter(portfolio__active=True)
         for run in runs.select_related("portfolio").order_by("portfolio_id"):

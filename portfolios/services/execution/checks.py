@@ -11,7 +11,7 @@ plan buys. Each check is a `Check` row stored on the run.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -25,7 +25,7 @@ from marketdata import calendar
 from marketdata.selectors import latest_closes
 from portfolios.models import PlannedTrade, RebalanceRun
 
-# The broker's clock and the calendar may disagree for a minute around the open and the close.
+# The broker's clock and the calendar may disagree for a minute around the calendar's open and close.
 CLOCK_GRACE_SECONDS = 90
 # Buying power may fall short of the plan's net buys by this share before the run stops (buys are
 # re-sized to the real cash after the sells anyway; a larger gap means holdings are out of sync).
@@ -133,11 +133,10 @@ def check_broker(run: RebalanceRun, broker: Broker, *, now: datetime) -> list[Ch
         next_open = timezone.localtime(clock.next_open, ZoneInfo(settings.TIMEZONE))
         _fail("market_open", f"the market is closed; next open {next_open.isoformat()}")
     if broker.follows_exchange_hours:
-        calendar_open, _, _ = calendar.market_clock(now)
-        near_edge = any(
-            abs((now - edge).total_seconds()) < CLOCK_GRACE_SECONDS for edge in (clock.next_open, clock.next_close)
-        )
-        if not calendar_open and not near_edge:
+        # The tolerance is measured from the calendar's own open and close, never from the broker's
+        # times: a broker clock that is wrong about the day must not open the market.
+        grace = timedelta(seconds=CLOCK_GRACE_SECONDS)
+        if not any(calendar.market_clock(moment)[0] for moment in (now, now + grace, now - grace)):
             _fail("market_open", "the broker says the market is open but the NYSE calendar says it is closed")
         checks.append(_passed("market_open", "open (broker clock and NYSE calendar agree)"))
     else:

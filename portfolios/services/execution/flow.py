@@ -18,8 +18,13 @@ in the transaction that sends them, with its "done" step when every order is ans
 Resuming (calling `execute_run` again on an executing run) first resolves every order whose
 outcome is unknown by looking it up with its client order id, then continues from the stored
 step. A frozen plan is never re-planned; orders are never re-created or sent twice (one row
-per planned trade, a deterministic client order id, brokers that refuse a known id). A lease
-on the run keeps a second executor out.
+per planned trade, a deterministic client order id, a resend only after the broker reported
+the order absent twice; `brokers.services.orders`). The run's lease keeps a second executor out
+and fences this one (`lease`): every write and every broker call checks it first.
+
+A kill switch turned on while the run executes (even if off again by the time the executor
+looks) ends the run stopped: its unsent orders are canceled, those at the broker asked to
+cancel, and a stopped run is never resumed; its portfolio is planned again from what it holds.
 """
 
 from __future__ import annotations
@@ -28,18 +33,21 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Prefetch
 from django.utils import timezone
 
 from brokers.base import Broker, BrokerError, OrderState, OrderType
+from brokers.fencing import Fence, FencedBroker, LeaseLost
 from brokers.models import Order
 from brokers.services.accounts import broker_for
 from brokers.services.controls import trading_halt_reason
 from brokers.services.orders import order_cancel, order_submit, orders_place, orders_submit, orders_wait
+from brokers.states import IN_FLIGHT
 from portfolios import events
 from portfolios.models import PlannedTrade, RebalanceRun
 from portfolios.services.sync import SyncError, sync_from_broker
@@ -47,7 +55,16 @@ from rebalancer_site import metrics
 from rebalancer_site.logcontext import log_context
 
 from .checks import Check, CheckFailed, check_broker, check_gates, planned_trades
-from .lease import ExecutionBusy, lease_claim, lease_release, lease_store, new_owner
+from .lease import (
+    ExecutionBusy,
+    LeaseTooShort,
+    RunLease,
+    lease_check,
+    lease_claim,
+    lease_release,
+    lease_store,
+    new_owner,
+)
 from .sizing import BuyLine, buys_resize
 
 logger = logging.getLogger(__name__)
@@ -91,10 +108,17 @@ def execute_run(*, run: RebalanceRun, submit: bool = False, approved: bool = Fal
         .get(pk=run.pk)
     )
     with log_context(run_id=run.pk, portfolio_id=run.portfolio_id, user_id=run.portfolio.owner_id):
-        return _execute_run(run, submit=submit, approved=approved)
+        try:
+            return _execute_run(run, submit=submit, approved=approved)
+        except LeaseLost as lost:
+            # Another executor took the run over (this one stalled past its lease): it carries on.
+            logger.warning("execution lease lost; stopped with nothing more stored or sent", extra={"run_id": run.pk})
+            raise ExecutionBusy(str(lost)) from lost
 
 
 def _execute_run(run: RebalanceRun, *, submit: bool, approved: bool) -> ExecutionResult:
+    if run.superseded_at is not None:
+        raise ExecutionRefused(f"run {run.pk} was superseded by run {run.superseded_by_id}; it is never executed")
     if run.status == Status.FAILED:
         raise ExecutionRefused(f"run {run.pk}: planning failed ({run.error}); there is no plan to execute")
     if run.portfolio.broker_account is None:
@@ -115,13 +139,18 @@ def _execute_run(run: RebalanceRun, *, submit: bool, approved: bool) -> Executio
             except CheckFailed as failed:
                 return _stop_before_orders(run, failed.check)
         try:
-            broker = broker_for(run.portfolio.broker_account, options=_adapter_options(run))
+            adapter = broker_for(run.portfolio.broker_account, options=_adapter_options(run))
         except BrokerError as error:
             if run.execution_step == "":
                 return _stop_before_orders(run, Check("broker", False, str(error)))
             return ExecutionResult(run=run, submitted=True, waiting=True, message=f"broker unavailable: {error}")
-        with broker:
-            return _execute(run, broker, checks, approved=approved)
+        fence = RunLease(run)
+        with FencedBroker(adapter, fence) as broker:
+            try:
+                lease_check(max_call_s=adapter.max_call_s, settlement_delay_s=adapter.settlement_delay_s)
+            except LeaseTooShort as error:
+                raise ExecutionRefused(str(error)) from error
+            return _execute(run, broker, fence, checks, approved=approved)
     finally:
         lease_release(run, owner)
 
@@ -161,7 +190,9 @@ def _dry_run(run: RebalanceRun, *, approved: bool) -> ExecutionResult:
     )
 
 
-def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved: bool) -> ExecutionResult:
+def _execute(
+    run: RebalanceRun, broker: Broker, fence: Fence, checks: list[Check], *, approved: bool
+) -> ExecutionResult:
     # From the first step, this call writes every order of the run (none is written before
     # "checked"; the lease keeps others out): there are none to look for.
     first_call = run.execution_step == ""
@@ -179,11 +210,12 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
         )
         checkpoint(run, "checked")
     elif run.status == Status.EXECUTION_FAILED:
-        # Stopped after orders were sent (the kill switch): go on only once it is off again.
-        halt = trading_halt_reason(user_id=run.portfolio.owner_id)
-        if halt:
-            return ExecutionResult(run=run, submitted=True, orders=list(run.orders.all()), message=halt)
-        _store(run, run.execution_step, status=Status.EXECUTING, error="")
+        # Stopped after orders were sent (the kill switch): never resumed, only its orders settled.
+        return _stopped_settle(run, broker, fence)
+
+    def halted() -> str | None:
+        return trading_halt_reason(user_id=run.portfolio.owner_id, since=_started_at(run))
+
     trades = planned_trades(run)
     sides = {t.side for t in trades}
     sent: dict[str, list[Order]] = {SELL: [], BUY: []}  # by side, as stored, when this call sent them
@@ -195,12 +227,18 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
         if side not in sides:
             continue  # nothing planned on this side: no orders (they are written from the plan only)
 
+        halt = halted()
+        if halt:
+            return _stop_after_orders(run, broker, fence, halt)
+
         def done(side: str = side, done_step: str = done_step) -> None:
             nonlocal sized
             sized = _side_done(run, broker, side, done_step, buys=buys)
 
         try:
-            orders = _orders_sent(run, broker, side, written=not first_call, sized=sized, done=done)
+            orders = _orders_sent(
+                run, broker, fence, side, written=not first_call, sized=sized, done=done, halted=halted
+            )
         except _Retry as retry:
             return ExecutionResult(
                 run=run, submitted=True, orders=list(run.orders.all()), waiting=True, message=str(retry)
@@ -212,12 +250,12 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
                 if not all(o.terminal for o in orders):
                     _store(run, sent_step)
                 checkpoint(run, sent_step)
-            orders = _wait(broker, orders)
+            orders = _wait(broker, fence, orders, halted)
         # The last side done, every order terminal: nothing is left for the kill switch to stop.
         finished = (side == BUY or BUY not in sides) and all(o.terminal for o in orders)
-        halt = None if finished else trading_halt_reason(user_id=run.portfolio.owner_id)
+        halt = None if finished else halted()
         if halt:
-            return _stop_after_orders(run, broker, halt)
+            return _stop_after_orders(run, broker, fence, halt)
         if not all(o.terminal for o in orders):
             open_ = [f"{o.symbol} {o.state}" for o in orders if not o.terminal]
             message = f"waiting for {len(open_)} order(s) ({', '.join(open_)}); execute again to resume"
@@ -231,7 +269,7 @@ def _execute(run: RebalanceRun, broker: Broker, checks: list[Check], *, approved
         sent[side] = orders
     # The orders as this call stored them, when it sent every side; else as stored before.
     orders = sorted(sent[SELL] + sent[BUY], key=lambda o: o.pk) if all(sent[side] for side in sides) else None
-    return _reconcile(run, broker, orders)
+    return _reconcile(run, broker, fence, orders)
 
 
 STEPS = ("", "checked", "sells_sent", "sells_done", "buys_sent", "buys_done", "reconciled")
@@ -278,11 +316,13 @@ def _store(
 def _orders_sent(
     run: RebalanceRun,
     broker: Broker,
+    fence: Fence,
     side: str,
     *,
     written: bool,
     sized: dict[str, Decimal] | None,
     done: Callable[[], None],
+    halted: Callable[[], str | None],
 ) -> list[Order]:
     """The run's orders of one side, written if they do not exist yet (``written`` False: the
     caller knows they do not), then sent (those not sent yet): as stored. ``sized``: the buys'
@@ -292,15 +332,11 @@ def _orders_sent(
     transaction, which also stores the side's step (``done``) when every order is answered for
     good: the step's write checks the lease, so orders sent by an executor that lost it are rolled
     back with the step. Elsewhere they are written first (one transaction), then sent."""
-
-    def halted() -> str | None:
-        return trading_halt_reason(user_id=run.portfolio.owner_id)
-
     orders, new = _orders_for(run, broker, side, written=written, sized=sized)
     if new and broker.shares_transactions:
         try:
-            with transaction.atomic():
-                orders = orders_place(broker, orders, halted=halted)
+            with fence.atomic():
+                orders = orders_place(broker, orders, halted=halted, fence=fence)
                 if all(o.terminal for o in orders):
                     done()
         except IntegrityError:
@@ -313,18 +349,14 @@ def _orders_sent(
             return orders
     elif new:
         try:
-            with transaction.atomic():
+            with fence.atomic():
                 Order.objects.bulk_create(orders)
         except IntegrityError:
             # Written by an earlier attempt that crashed before storing its step: use those rows.
             orders = list(run.orders.filter(side=side).order_by("id"))
         checkpoint(run, f"{side}s_written")
     return orders_submit(
-        broker,
-        orders,
-        halted=halted,
-        sent=lambda order: checkpoint(run, f"sent {order.client_order_id}"),
-        fresh=True,  # just read or written, under the lease
+        broker, orders, halted=halted, sent=lambda order: checkpoint(run, f"sent {order.client_order_id}"), fence=fence
     )
 
 
@@ -412,25 +444,33 @@ class _Retry(Exception):
     """A step could not finish for a transient reason; the run stays executing."""
 
 
-def _wait(broker: Broker, orders: list[Order]) -> list[Order]:
-    orders = orders_wait(
-        broker, orders, timeout_s=settings.EXECUTION_WAIT_SECONDS, poll_s=settings.EXECUTION_POLL_SECONDS
-    )
-    # An order the broker turned out not to have is sent again (same id), then waited for once more.
-    absent = [o for o in orders if o.state == OrderState.UNKNOWN]
-    if absent:
-        for order in absent:
-            order_submit(broker, order)
-        orders = orders_wait(
-            broker, orders, timeout_s=settings.EXECUTION_WAIT_SECONDS, poll_s=settings.EXECUTION_POLL_SECONDS
+def _wait(broker: Broker, fence: Fence, orders: list[Order], halted: Callable[[], str | None]) -> list[Order]:
+    def waited(orders: list[Order]) -> list[Order]:
+        return orders_wait(
+            broker,
+            orders,
+            timeout_s=settings.EXECUTION_WAIT_SECONDS,
+            poll_s=settings.EXECUTION_POLL_SECONDS,
+            fence=fence,
         )
+
+    orders = waited(orders)
+    # Orders the broker never took (refused before looking, or confirmed absent) are sent once
+    # more, then waited for; those still not taken leave the run waiting to be resumed.
+    absent = [o for o in orders if o.state == OrderState.PLANNED]
+    if absent:
+        resent = {o.pk: order_submit(broker, o, halted=halted, fence=fence) for o in absent}
+        orders = waited([resent.get(o.pk, o) for o in orders])
     return orders
 
 
 def _note_waiting(run: RebalanceRun, orders: list[Order], message: str) -> None:
-    _store(run, run.execution_step, execution={"waiting": message})
-    unknown = [o.client_order_id for o in orders if o.state == OrderState.UNKNOWN]
-    if unknown:
+    """Store why the run waits; tell the owner about orders of unknown outcome once per episode
+    (a new set of them), not on every resume."""
+    unknown = sorted(o.client_order_id for o in orders if o.state in (OrderState.SUBMITTING, OrderState.UNKNOWN))
+    notified = run.execution.get("unknown_notified", [])
+    _store(run, run.execution_step, execution={"waiting": message, "unknown_notified": unknown})
+    if unknown and unknown != notified:
         events.emit(events.orders_unknown, portfolio=run.portfolio, run=run, client_order_ids=unknown)
 
 
@@ -454,11 +494,18 @@ def _stop_before_orders(run: RebalanceRun, check: Check) -> ExecutionResult:
     return ExecutionResult(run=run, submitted=False, checks=[check.as_dict()], message=message)
 
 
-def _stop_after_orders(run: RebalanceRun, broker: Broker, reason: str) -> ExecutionResult:
-    for order in run.orders.filter(state=OrderState.PLANNED):
-        order_cancel(broker, order, reason=reason)
-    _store(run, run.execution_step, status=Status.EXECUTION_FAILED, error=f"stopped: {reason}")
-    _sync(run, broker)
+def _stop_after_orders(run: RebalanceRun, broker: Broker, fence: Fence, reason: str) -> ExecutionResult:
+    """End the run stopped (the kill switch always ends a run): unsent orders canceled, those at
+    the broker asked to cancel, those of unknown outcome resolved; any left unresolved are named."""
+    unresolved = _orders_ended(run, broker, fence, reason)
+    _store(
+        run,
+        run.execution_step,
+        status=Status.EXECUTION_FAILED,
+        error=f"stopped: {reason}",
+        execution={"stopped_at": timezone.now().isoformat(), "unresolved": unresolved},
+    )
+    _sync(run, broker, fence)
     events.emit(
         events.rebalancing_failed,
         portfolio=run.portfolio,
@@ -469,7 +516,32 @@ def _stop_after_orders(run: RebalanceRun, broker: Broker, reason: str) -> Execut
     return ExecutionResult(run=run, submitted=True, orders=list(run.orders.all()), message=f"stopped: {reason}")
 
 
-def _reconcile(run: RebalanceRun, broker: Broker, orders: list[Order] | None) -> ExecutionResult:
+def _orders_ended(run: RebalanceRun, broker: Broker, fence: Fence, reason: str) -> list[str]:
+    """Cancel what ``run`` still has open (see `_stop_after_orders`); the orders left unresolved."""
+    states = [OrderState.PLANNED.value, *(state.value for state in IN_FLIGHT)]
+    unresolved = []
+    for order in run.orders.filter(state__in=states):
+        order = order_cancel(broker, order, reason=reason, fence=fence)
+        if order.state in (OrderState.SUBMITTING, OrderState.UNKNOWN):
+            unresolved.append(f"{order.side} {order.symbol} ({order.client_order_id}): {order.state}")
+    return unresolved
+
+
+def _stopped_settle(run: RebalanceRun, broker: Broker, fence: Fence) -> ExecutionResult:
+    """A run stopped after sending orders is not resumed: it only settles what it left open."""
+    unresolved = _orders_ended(run, broker, fence, reason=run.error or "stopped")
+    _store(run, run.execution_step, execution={"unresolved": unresolved})
+    _sync(run, broker, fence)
+    message = f"run {run.pk} was stopped ({run.error}); it is not resumed: plan the portfolio again"
+    return ExecutionResult(run=run, submitted=True, orders=list(run.orders.all()), message=message)
+
+
+def _started_at(run: RebalanceRun) -> datetime | None:
+    started = run.execution.get("started_at")
+    return datetime.fromisoformat(started) if started else None
+
+
+def _reconcile(run: RebalanceRun, broker: Broker, fence: Fence, orders: list[Order] | None) -> ExecutionResult:
     """Compare the broker's positions with the plan's (snapshot + fills) and sync the portfolio.
     ``orders``: every order of the run as just stored, or None to read them."""
     expected = {s: Decimal(h["quantity"]) for s, h in run.snapshot.get("holdings", {}).items()}
@@ -503,7 +575,7 @@ def _reconcile(run: RebalanceRun, broker: Broker, orders: list[Order] | None) ->
         if o.state != OrderState.FILLED
     ]
     resized = run.execution.get("buys", {}).get("factor", "1") != "1"
-    _sync(run, broker, read=read)  # the holdings become what was just compared
+    _sync(run, broker, fence, read=read)  # the holdings become what was just compared
     _store(
         run,
         "reconciled",
@@ -523,9 +595,10 @@ def _reconcile(run: RebalanceRun, broker: Broker, orders: list[Order] | None) ->
     return ExecutionResult(run=run, submitted=True, orders=orders, message="executed")
 
 
-def _sync(run: RebalanceRun, broker: Broker, *, read=None) -> None:
+def _sync(run: RebalanceRun, broker: Broker, fence: Fence, *, read=None) -> None:
     try:
-        sync_from_broker(portfolio=run.portfolio, run=run, broker=broker, read=read)
+        with fence.atomic():  # holdings written from a stale read never land
+            sync_from_broker(portfolio=run.portfolio, run=run, broker=broker, read=read)
     except SyncError as error:
         _store(run, run.execution_step, execution={"sync_error": str(error)})
 
