@@ -211,3 +211,37 @@ def test_an_ib_executor_paused_past_its_lease_stores_nothing_after_another_finis
     assert gateway.placed_count == 2
     held = {h.instrument.symbol: h.quantity for h in run.portfolio.holdings.select_related("instrument")}
     assert held == planned_after(RebalanceRun.objects.get(pk=run.pk))
+
+
+def test_a_slow_ib_gateway_never_lets_a_second_executor_in(prices, running_clock, gateway, settings):
+    gateway.current_time = None  # TWS's time runs with the test's clock
+    gateway.now = lambda: running_clock()
+    settings.BROKER_OPTIONS = {
+        **settings.BROKER_OPTIONS,
+        "ib": {**settings.BROKER_OPTIONS["ib"], "timeout_s": 2.5},
+    }
+    settings.EXECUTION_LEASE_SECONDS = 8  # the whole execution takes longer
+    settings.EXECUTION_POLL_SECONDS = 0.05
+    run = planned_run(ib_portfolio(gateway))
+    arrived = threading.Event()
+    gateway.on_call = lambda method: arrived.set()
+    gateway.delay_s = 1.0
+    first = Executor(run)
+    first.start()
+    refused = 0
+    while first.is_alive():
+        if not arrived.wait(0.2):
+            continue
+        arrived.clear()
+        try:
+            result = execute_run(run=run, submit=True)
+        except ExecutionBusy:
+            refused += 1
+            continue
+        assert not first.is_alive() and result.run.status == Status.EXECUTED, "a second executor got in"
+    first.join()
+    assert first.error is None
+    run.refresh_from_db()
+    took = (run.updated_at - run.created_at).total_seconds()
+    assert run.status == Status.EXECUTED and took > settings.EXECUTION_LEASE_SECONDS
+    assert refused >= 5 and gateway.placed_count == 2

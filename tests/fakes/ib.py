@@ -46,6 +46,8 @@ Test-facing API::
     gateway.refuse_connections = True   # connectAsync raises ConnectionRefusedError
     gateway.drop_connection()           # the current session ends (disconnectedEvent)
     gateway.stall("reqExecutionsAsync") # that request never answers (the caller times out)
+    gateway.delay_s = 1.0               # every request answers a second late (a slow TWS)
+    gateway.on_call = callback          # called with each session call's method name as it arrives
 
     # State: gateway.cash, gateway.prices, gateway.set_position(symbol, qty, avg_cost),
     # gateway.account ("DU..." = paper), gateway.base_currency, gateway.current_time,
@@ -199,6 +201,10 @@ class FakeIBGateway:
         self.extra_positions: list[Position] = []
         self.default = Script(OnPlace.FILL)
         self.refuse_connections = False
+        #: Seconds every request waits before its answer (a slow TWS or network).
+        self.delay_s = 0.0
+        #: Called with the method's name as each session call arrives (on the caller's thread).
+        self.on_call: Callable[[str], None] | None = None
         self.confirm_cancels = True
         self.orders: list[GatewayOrder] = []
         self.modifications: list[GatewayOrder] = []
@@ -312,6 +318,8 @@ class FakeIBGateway:
 
     def _record(self, method: str) -> None:
         self.calls.append((method, threading.current_thread()))
+        if self.on_call is not None:
+            self.on_call(method)
 
     def _next_script(self) -> Script:
         return self._scripts.popleft() if self._scripts else self.default
@@ -604,7 +612,7 @@ class FakeIB:
         self._require_connection()
         if method in gateway._stalled:
             await asyncio.Event().wait()  # never set: only the caller's timeout ends this
-        await asyncio.sleep(0)  # a network round trip: let other callbacks run
+        await asyncio.sleep(gateway.delay_s)  # a network round trip: let other callbacks run
         with gateway._lock:
             return answer()
 
