@@ -1,5 +1,7 @@
 from django import forms
 
+from rebalancer_site.form_fields import PlainTextField
+
 
 class ApiTokenForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="What the token is for, e.g. the script or app that uses it.")
+    name = PlainTextField(max_length=100, help_text="What the token is for, e.g. the script or app that uses it.")

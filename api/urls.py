@@ -6,9 +6,8 @@ login page (`LoginRequiredMiddleware`).
 
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from api.views import brokers, market, not_found, portfolios, runs
+from api.views import brokers, docs, market, not_found, portfolios, runs
 
 v1 = [
     path("portfolios/", portfolios.PortfolioListView.as_view(), name="portfolio-list"),
@@ -30,8 +29,8 @@ v1 = [
 app_name = "api"
 urlpatterns = [
     *(path(f"v1/{p.pattern}", login_not_required(p.callback), name=p.name) for p in v1),
-    path("schema/", login_not_required(SpectacularAPIView.as_view()), name="schema"),
-    path("docs/", login_not_required(SpectacularSwaggerView.as_view(url_name="api:schema")), name="docs"),
+    path("schema/", login_not_required(docs.SchemaView.as_view()), name="schema"),
+    path("docs/", login_not_required(docs.SwaggerView.as_view(url_name="api:schema")), name="docs"),
     # Anything else under /api/ (an unknown path, an id that is not a number): a JSON 404.
     re_path(r"^", login_not_required(not_found.NotFoundView.as_view()), name="not-found"),
 ]

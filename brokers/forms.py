@@ -16,6 +16,8 @@ from django.db import transaction
 from brokers.models import CREDENTIAL_FIELDS, BrokerAccount, PaperAccount
 from brokers.selectors import broker_accounts_for_user
 from brokers.services.accounts import broker_account_create, broker_account_set_credentials
+from rebalancer_site.form_fields import PlainDecimalField, PlainTextField
+from rebalancer_site.two_factor.forms import RealMoneyForm
 
 CREDENTIAL_LABELS = {
     "api_key": "API key (Alpaca)",
@@ -28,7 +30,7 @@ ALL_CREDENTIALS = tuple(CREDENTIAL_LABELS)
 
 
 def _credential_field(name: str) -> forms.CharField:
-    return forms.CharField(
+    return PlainTextField(
         label=CREDENTIAL_LABELS[name],
         required=False,
         strip=True,
@@ -104,13 +106,13 @@ class _AccountForm(forms.Form):
 
 class BrokerAccountCreateForm(_AccountForm):
     kind = forms.ChoiceField(choices=BrokerAccount.Kind.choices, initial=BrokerAccount.Kind.PAPER)
-    label = forms.CharField(max_length=100)
+    label = PlainTextField(max_length=100)
     is_live = forms.BooleanField(
         required=False,
         label="Live (real money)",
         help_text="Real money also needs ALLOW_LIVE_TRADING on the server and your opt-in with your password.",
     )
-    paper_cash_usd = forms.DecimalField(
+    paper_cash_usd = PlainDecimalField(
         label="Starting cash (paper)",
         required=False,
         min_value=Decimal(0),
@@ -161,7 +163,7 @@ class BrokerAccountCreateForm(_AccountForm):
 class BrokerAccountEditForm(_AccountForm):
     """Label, live flag and credentials of the account's kind (the kind itself does not change)."""
 
-    label = forms.CharField(max_length=100)
+    label = PlainTextField(max_length=100)
     is_live = forms.BooleanField(
         required=False,
         label="Live (real money)",
@@ -220,10 +222,21 @@ class BrokerAccountEditForm(_AccountForm):
         return account
 
 
-class LiveOptInForm(forms.Form):
+class LiveOptInForm(RealMoneyForm):
+    """The opt-in to real money: the password again, and two-factor authentication (a code unless this
+    session entered one). Pass ``required=account.is_live``: a paper account is refused by the service."""
+
     password = forms.CharField(
         label="Your password",
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
         help_text="Opting in lets this account's runs send orders for real money.",
     )
+    field_order = ["password", "code"]
+
+    def clean_password(self) -> str:
+        # Checked here too, before the code is spent (the service checks it again).
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise ValidationError("the password is not correct")
+        return password

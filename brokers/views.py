@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django_otp import login as otp_login
 
 from brokers.forms import BrokerAccountCreateForm, BrokerAccountEditForm, LiveOptInForm
 from brokers.models import BrokerAccount, PaperAccount
@@ -19,6 +20,7 @@ from brokers.services.accounts import (
     live_trading_blockers,
     missing_credentials,
 )
+from rebalancer_site.two_factor.services import session_is_verified
 
 RECENT_ORDERS = 20
 
@@ -32,7 +34,11 @@ def broker_account_list(request: HttpRequest) -> HttpResponse:
 @require_safe
 def broker_account_detail(request: HttpRequest, pk: int) -> HttpResponse:
     account = broker_account_get_for_user(user=request.user, account_id=pk)
-    return _detail_page(request, account, LiveOptInForm())
+    return _detail_page(request, account, _live_opt_in_form(request, account))
+
+
+def _live_opt_in_form(request: HttpRequest, account: BrokerAccount, data=None) -> LiveOptInForm:
+    return LiveOptInForm(data, user=request.user, verified=session_is_verified(request.user), required=account.is_live)
 
 
 def _detail_page(request: HttpRequest, account: BrokerAccount, live_form: LiveOptInForm, status: int = 200):
@@ -86,14 +92,17 @@ def broker_account_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def broker_account_live(request: HttpRequest, pk: int) -> HttpResponse:
-    """Opt in to live trading (``action=enable``, with the password) or out (``action=disable``)."""
+    """Opt in to live trading (``action=enable``, with the password and two-factor authentication) or
+    out (``action=disable``)."""
     account = broker_account_get_for_user(user=request.user, account_id=pk)
     if request.POST.get("action") == "disable":
         broker_account_disable_live(account=account)
         messages.success(request, f"Live trading switched off for {account.label!r}.")
         return redirect("broker_account_detail", pk=account.pk)
-    form = LiveOptInForm(request.POST)
+    form = _live_opt_in_form(request, account, request.POST)
     if form.is_valid():
+        if form.check.device is not None:
+            otp_login(request, form.check.device)
         try:
             broker_account_enable_live(account=account, user=request.user, password=form.cleaned_data["password"])
         except ValidationError as error:

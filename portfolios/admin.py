@@ -19,6 +19,7 @@ from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execu
 from portfolios.services.rebalancing import RebalanceError, rebalance_run_create
 from portfolios.services.sync import SyncError, sync_from_broker
 from rebalancer_site.admin_records import RecordAdmin
+from rebalancer_site.two_factor.services import real_money_refusal
 
 
 class HoldingInline(admin.TabularInline):
@@ -131,8 +132,17 @@ class HoldingsSyncAdmin(RecordAdmin):
 class RebalanceRunAdmin(RecordAdmin):
     """Runs are records: read-only, trades and orders inline."""
 
-    list_display = ["portfolio", "trading_date", "status", "strategy", "trigger", "drift_before", "drift_after"]
-    list_filter = ["status", "strategy", "trading_date"]
+    list_display = [
+        "portfolio",
+        "trading_date",
+        "status",
+        "superseded_by",
+        "strategy",
+        "trigger",
+        "drift_before",
+        "drift_after",
+    ]
+    list_filter = ["status", "strategy", "trading_date", ("superseded_at", admin.EmptyFieldListFilter)]
     search_fields = ["portfolio__name", "portfolio__owner__username"]
     list_select_related = ["portfolio", "portfolio__owner"]
     date_hierarchy = "trading_date"
@@ -142,6 +152,10 @@ class RebalanceRunAdmin(RecordAdmin):
     @admin.action(description="Approve and execute at the broker (pre-trade checks apply)")
     def execute_approved(self, request, queryset) -> None:
         for run in queryset:
+            account = run.portfolio.broker_account
+            if account is not None and account.is_live and (refusal := real_money_refusal(request.user)):
+                self.message_user(request, f"run {run.pk}: not executed: {refusal}", messages.ERROR)
+                continue
             try:
                 result = execute_run(run=run, submit=True, approved=True)
             except (ExecutionRefused, ExecutionBusy) as error:

@@ -8,17 +8,17 @@ forms only turn text into values and put each message next to its field.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.forms import BoundField, formset_factory
+from django.forms import BaseFormSet, BoundField, formset_factory
 
 from brokers.selectors import broker_accounts_for_user
-from marketdata.models import Instrument, symbol_validator
+from marketdata.models import Instrument
 from optimization.core.constraints import check_feasibility, compile_constraints
 from optimization.core.errors import InfeasibleConstraints
 from optimization.core.names import PLANNING_STRATEGY_NAMES, STRATEGY_NAMES
@@ -33,16 +33,21 @@ from portfolios.models.policy_fields import (
     PLANNING_FIELDS,
 )
 from portfolios.services.holdings import cash_parse
+from portfolios.services.portfolio_lock import portfolio_locked
+from rebalancer_site.form_fields import PlainTextField, plain_formfield
+from rebalancer_site.inputs import InputError, decimal_parse, integer_parse, json_parse, symbol_clean
+from rebalancer_site.two_factor.forms import RealMoneyForm
 
 _SPLIT_COMMAS = re.compile(r"[,\s]+")
 _SPLIT_LIMITS = re.compile(r"[;\n]+")
 
 
-class TextListField(forms.CharField):
-    """A list of texts typed as "A, B, C" (or one per line); stored as a JSON list."""
+class TextListField(PlainTextField):
+    """A list of texts typed as "A, B, C" (or one per line); stored as a JSON list. ``symbols``:
+    each item is a ticker symbol, upper-cased."""
 
-    def __init__(self, *, upper: bool = False, splitter: re.Pattern = _SPLIT_COMMAS, joiner: str = ", ", **kwargs):
-        self.upper, self.splitter, self.joiner = upper, splitter, joiner
+    def __init__(self, *, symbols: bool = False, splitter: re.Pattern = _SPLIT_COMMAS, joiner: str = ", ", **kwargs):
+        self.symbols, self.splitter, self.joiner = symbols, splitter, joiner
         kwargs.setdefault("required", False)
         super().__init__(**kwargs)
 
@@ -54,42 +59,49 @@ class TextListField(forms.CharField):
     def to_python(self, value) -> list[str]:
         text = super().to_python(value) or ""
         items = [item.strip() for item in self.splitter.split(text) if item.strip()]
-        return [item.upper() for item in items] if self.upper else items
+        if not self.symbols:
+            return items
+        cleaned, bad = [], []
+        for item in items:
+            try:
+                cleaned.append(symbol_clean(item))
+            except InputError:
+                bad.append(item)
+        if bad:
+            raise ValidationError(f"not a ticker symbol: {', '.join(bad)}")
+        return cleaned
 
 
-class PairsField(forms.CharField):
-    """Numbers keyed by a name or an age: JSON, or pairs such as "VTI 0.6, BND 0.4" / "40: 0.9, 65: 0.5".
+class PairsField(PlainTextField):
+    """Numbers keyed by a symbol or an age: JSON, or pairs such as "VTI 0.6, BND 0.4" / "40: 0.9, 65: 0.5".
 
-    ``as_list`` stores [[key, value], ...] (glide path knots); otherwise {key: value}.
+    ``as_list`` stores [[age, value], ...] (glide path knots); otherwise {SYMBOL: value}. Numbers are
+    plain decimals of at most 10 decimal places (weights and shares), stored as JSON numbers.
     """
 
     widget = forms.Textarea(attrs={"rows": 2})
 
-    def __init__(self, *, as_list: bool = False, upper: bool = True, **kwargs):
-        self.as_list, self.upper = as_list, upper
+    def __init__(self, *, as_list: bool = False, **kwargs):
+        self.as_list = as_list
         kwargs.setdefault("required", False)
         super().__init__(**kwargs)
 
     def prepare_value(self, value):
         """Stored values as pairs ("SPY: 0.6, BND: 0.4"); anything else as JSON."""
         if isinstance(value, dict) and all(isinstance(v, int | float | str) for v in value.values()):
-            return ", ".join(f"{k}: {v}" for k, v in value.items())
+            return ", ".join(f"{k}: {_plain_number(v)}" for k, v in value.items())
         if isinstance(value, list) and all(isinstance(p, list | tuple) and len(p) == 2 for p in value):
-            return ", ".join(f"{a}: {b}" for a, b in value)
+            return ", ".join(f"{_plain_number(a)}: {_plain_number(b)}" for a, b in value)
         if isinstance(value, dict | list):
             return json.dumps(value)
         return value
 
     def to_python(self, value):
-        text = (super().to_python(value) or "").strip()
+        text = super().to_python(value) or ""
         if not text:
             return None
         if text[0] in "[{":
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError as error:
-                where = f"line {error.lineno}, column {error.colno}"
-                raise ValidationError(f"not valid JSON: {error.msg} ({where})") from None
+            return self._json(text)
         pairs = []
         for chunk in re.split(r"[,;\n]+", text):
             if not chunk.strip():
@@ -99,28 +111,55 @@ class PairsField(forms.CharField):
                 raise ValidationError(f"cannot read {chunk.strip()!r}: write pairs like {self._example()}")
             key, number = parts
             pairs.append((self._key(key, chunk), self._number(number, chunk)))
-        return [list(p) for p in pairs] if self.as_list else {k: v for k, v in pairs}
+        if self.as_list:
+            return [list(p) for p in pairs]
+        twice = sorted({key for key, _ in pairs if [k for k, _ in pairs].count(key) > 1})
+        if twice:
+            raise ValidationError(f"{', '.join(twice)} given twice")
+        return dict(pairs)
+
+    def _json(self, text: str):
+        try:
+            value = json_parse(text, max_length=self.max_length)
+        except InputError as error:
+            raise ValidationError(f"the text {error}") from None
+        if isinstance(value, dict) and not self.as_list:
+            cleaned = {}
+            for key, number in value.items():
+                try:
+                    symbol = symbol_clean(key)
+                except InputError as error:
+                    raise ValidationError(f"the symbol {error}") from None
+                if symbol in cleaned:
+                    raise ValidationError(f"{symbol} given twice")
+                cleaned[symbol] = number
+            return cleaned
+        return value
 
     def _example(self) -> str:
         return '"40: 0.9, 65: 0.5"' if self.as_list else '"VTI 0.6, BND 0.4"'
 
     def _key(self, key: str, chunk: str):
-        if not self.as_list:
-            return key.upper() if self.upper else key
         try:
-            return float(key) if "." in key else int(key)
-        except ValueError:
-            raise ValidationError(f"cannot read {chunk.strip()!r}: {key!r} is not an age") from None
+            if not self.as_list:
+                return symbol_clean(key)
+            age = decimal_parse(key, max_digits=5, decimal_places=2)
+        except InputError as error:
+            what = "the age" if self.as_list else "the symbol"
+            raise ValidationError(f"cannot read {chunk.strip()!r}: {what} {error}") from None
+        return int(age) if age == age.to_integral_value() else float(age)
 
     @staticmethod
     def _number(text: str, chunk: str) -> float:
         try:
-            number = float(text)
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number):
-            raise ValidationError(f"cannot read {chunk.strip()!r}: {text!r} is not a number")
-        return number
+            return float(decimal_parse(text, max_digits=12, decimal_places=10))
+        except InputError as error:
+            raise ValidationError(f"cannot read {chunk.strip()!r}: the number {error}") from None
+
+
+def _plain_number(value):
+    """A stored JSON number as the plain notation the field reads back (1e-05 as 0.00001)."""
+    return format(Decimal(repr(value)), "f") if isinstance(value, float) else value
 
 
 @dataclass
@@ -218,7 +257,7 @@ class PortfolioForm(forms.ModelForm):
     """Every policy setting of a portfolio, in sections; saved with its universe in one transaction."""
 
     symbols = TextListField(
-        upper=True,
+        symbols=True,
         label="Instruments (universe)",
         help_text="Symbols the optimizer allocates over, comma-separated (e.g. SPY, BND). Holdings join it.",
     )
@@ -233,8 +272,8 @@ class PortfolioForm(forms.ModelForm):
         label="Group limits",
         help_text='Separated by ";", e.g. "technology &lt;= 30%; bonds &gt;= 20%; sector:Energy &lt;= 10%".',
     )
-    excluded_symbols = TextListField(upper=True, label="Excluded symbols", help_text="Never held, comma-separated.")
-    do_not_trade = TextListField(upper=True, label="Do not trade", help_text="Symbols never traded, comma-separated.")
+    excluded_symbols = TextListField(symbols=True, label="Excluded symbols", help_text="Never held, comma-separated.")
+    do_not_trade = TextListField(symbols=True, label="Do not trade", help_text="Symbols never traded, comma-separated.")
     glide_path_knots = PairsField(
         as_list=True,
         label="Glide path knots",
@@ -256,6 +295,8 @@ class PortfolioForm(forms.ModelForm):
         }
         help_texts = HELP
         labels = LABELS
+        # Numbers, text and JSON read with the same strict grammar as the CSV files and the API.
+        formfield_callback = plain_formfield
 
     def __init__(self, *args, user, **kwargs):
         instance = kwargs.get("instance") or Portfolio(owner=user)
@@ -298,14 +339,6 @@ class PortfolioForm(forms.ModelForm):
 
     def clean_symbols(self) -> list[Instrument]:
         symbols = list(dict.fromkeys(self.cleaned_data["symbols"]))
-        bad = []
-        for symbol in symbols:
-            try:
-                symbol_validator(symbol)
-            except ValidationError:
-                bad.append(symbol)
-        if bad:
-            raise ValidationError(f"not a ticker symbol: {', '.join(bad)}")
         instruments = list(Instrument.objects.filter(symbol__in=symbols))
         unknown = sorted(set(symbols) - {i.symbol for i in instruments})
         if unknown:
@@ -346,11 +379,19 @@ class PortfolioForm(forms.ModelForm):
         if problem:
             self.add_error(_field_of_constraint(problem), problem)
 
-    @transaction.atomic
     def save(self, commit: bool = True) -> Portfolio:
-        portfolio = super().save(commit=True)
-        portfolio.instruments.set(self.cleaned_data["symbols"])
-        return portfolio
+        """Create the portfolio, or write the form's own fields under the portfolio's lock: a
+        settings save never writes back the cash or holdings another request changed meanwhile."""
+        if self.instance.pk is None:
+            with transaction.atomic():
+                portfolio = super().save(commit=True)
+                portfolio.instruments.set(self.cleaned_data["symbols"])
+            return portfolio
+        with portfolio_locked(self.instance.pk):
+            self.instance.save(update_fields=[*self._meta.fields, "updated_at"])
+            self._save_m2m()
+            self.instance.instruments.set(self.cleaned_data["symbols"])
+        return self.instance
 
 
 def constraints_problem(portfolio: Portfolio, symbols: list[str]) -> str:
@@ -382,11 +423,11 @@ def _field_of_constraint(message: str) -> str | None:
 class HoldingRowForm(forms.Form):
     """One holding as typed; `holdings_replace` validates the whole set (texts, so it sees what was typed)."""
 
-    symbol = forms.CharField(required=False, max_length=20, widget=forms.TextInput(attrs={"size": 8}))
-    quantity = forms.CharField(
+    symbol = PlainTextField(required=False, max_length=20, widget=forms.TextInput(attrs={"size": 8}))
+    quantity = PlainTextField(
         required=False, max_length=40, widget=forms.TextInput(attrs={"inputmode": "decimal", "size": 14})
     )
-    cost_basis_usd = forms.CharField(
+    cost_basis_usd = PlainTextField(
         required=False,
         max_length=40,
         label="Cost basis (USD)",
@@ -398,7 +439,34 @@ class HoldingRowForm(forms.Form):
         return not any((data.get(name) or "").strip() for name in ("symbol", "quantity", "cost_basis_usd"))
 
 
-HoldingFormSet = formset_factory(HoldingRowForm, extra=3, can_delete=True, max_num=500, validate_max=True)
+CHANGED_FORM = (
+    "the form was changed before it was sent (its row count does not match its rows): reload the page and "
+    "enter the holdings again"
+)
+
+
+class BaseHoldingFormSet(BaseFormSet):
+    """The rows the page sent, all of them: a row count that is not a plain number or disagrees with
+    the rows sent (a tampered ``TOTAL_FORMS=-1`` would otherwise read as "no rows") is refused."""
+
+    default_error_messages = {**BaseFormSet.default_error_messages, "missing_management_form": CHANGED_FORM}
+
+    def clean(self) -> None:
+        counts = {}
+        for name in ("TOTAL_FORMS", "INITIAL_FORMS"):
+            try:
+                counts[name] = integer_parse(self.data.get(self.add_prefix(name), ""), max_digits=4, minimum=0)
+            except InputError:
+                raise ValidationError(CHANGED_FORM) from None
+        row_keys = re.compile(rf"^{re.escape(self.prefix)}-([0-9]+)-")
+        indexes = [int(match.group(1)) for key in self.data if (match := row_keys.match(key))]
+        if counts["INITIAL_FORMS"] > counts["TOTAL_FORMS"] or any(i >= counts["TOTAL_FORMS"] for i in indexes):
+            raise ValidationError(CHANGED_FORM)
+
+
+HoldingFormSet = formset_factory(
+    HoldingRowForm, formset=BaseHoldingFormSet, extra=3, can_delete=True, max_num=500, validate_max=True
+)
 
 
 def _cash(value: str):
@@ -410,7 +478,7 @@ def _cash(value: str):
 
 
 class CashForm(forms.Form):
-    cash_usd = forms.CharField(
+    cash_usd = PlainTextField(
         label="Cash (USD)",
         max_length=40,
         widget=forms.TextInput(attrs={"inputmode": "decimal"}),
@@ -427,7 +495,7 @@ class HoldingsUploadForm(forms.Form):
         help_text="Header symbol,quantity or symbol,quantity,cost_basis_usd; one holding per line. "
         "The file replaces every holding.",
     )
-    cash_usd = forms.CharField(
+    cash_usd = PlainTextField(
         label="Cash (USD)",
         required=False,
         max_length=40,
@@ -440,8 +508,9 @@ class HoldingsUploadForm(forms.Form):
         return _cash(value) if value else None
 
 
-class ApproveForm(forms.Form):
-    """Confirms sending a run's orders; a live account asks for the owner's password again."""
+class ApproveForm(RealMoneyForm):
+    """Confirms sending a run's orders. A live account asks for the owner's password again and needs
+    two-factor authentication: a code, unless this session (``verified``) entered one already."""
 
     password = forms.CharField(
         label="Your password",
@@ -450,10 +519,11 @@ class ApproveForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
         help_text="This account trades real money: enter your password to confirm.",
     )
+    field_order = ["password", "code"]
 
-    def __init__(self, *args, user, live: bool, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.user, self.live = user, live
+    def __init__(self, *args, user, live: bool, verified: bool, **kwargs):
+        super().__init__(*args, user=user, verified=verified, required=live, **kwargs)
+        self.live = live
         if not live:
             del self.fields["password"]
 

@@ -55,6 +55,7 @@ RUN_SUMMARY_FIELDS = (
     "drift_after",
     "value_before_usd",
     "execution_step",
+    "superseded_by_id",
     "created_at",
 )
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import time
+from email.utils import parseaddr
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import environ
@@ -19,10 +22,37 @@ import environ
 SYMBOL_RE = re.compile(r"^\^?[A-Z0-9][A-Z0-9.\-=]{0,19}$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_RE = re.compile(rf"^(?:{_HOST_LABEL}\.)*{_HOST_LABEL}$")
+_ADDRESS_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+# E-mail URL schemes: (Django backend, STARTTLS, implicit TLS, default port).
+EMAIL_SCHEMES = {
+    "smtp": (SMTP_BACKEND, False, False, 25),
+    "smtp+tls": (SMTP_BACKEND, True, False, 587),
+    "smtps": (SMTP_BACKEND, True, False, 587),  # STARTTLS, as django-environ reads it too
+    "smtp+ssl": (SMTP_BACKEND, False, True, 465),
+    "consolemail": ("django.core.mail.backends.console.EmailBackend", False, False, 0),
+    "dummymail": ("django.core.mail.backends.dummy.EmailBackend", False, False, 0),
+    "memorymail": ("django.core.mail.backends.locmem.EmailBackend", False, False, 0),
+}
 
 
 class ConfigError(Exception):
     """A configuration value is invalid; the message is one printable line."""
+
+
+@dataclass(frozen=True)
+class EmailServer:
+    """Django's mail settings as one value: where and how e-mail is sent."""
+
+    backend: str
+    host: str = ""
+    port: int = 0
+    user: str = ""
+    password: str = ""
+    use_tls: bool = False
+    use_ssl: bool = False
 
 
 class Env:
@@ -40,6 +70,10 @@ class Env:
     def _fail(self, name: str, value: str, accepted: str) -> ConfigError:
         shown = "(hidden)" if name in self.secrets else repr(value)
         return ConfigError(f"{name}={shown} is invalid: expected {accepted}")
+
+    def is_set(self, name: str) -> bool:
+        """Whether the variable has a non-blank value."""
+        return bool(self._raw(name))
 
     def str(self, name: str, default: str, *, choices: tuple[str, ...] | None = None) -> str:
         value = self._raw(name)
@@ -128,6 +162,58 @@ class Env:
         if not re.match(r"^https?://[^\s/]+", value):
             raise self._fail(name, value, "an http:// or https:// URL")
         return value.rstrip("/")
+
+    def host(self, name: str, default: str) -> str:
+        value = self.str(name, default)
+        if not _HOST_RE.match(value):
+            raise self._fail(name, value, "a host name or IPv4 address, e.g. smtp.example.com")
+        return value
+
+    def email_address(self, name: str, default: str) -> str:
+        """An address, optionally with a display name: `alerts@example.com` or `Rebalancer <alerts@example.com>`."""
+        value = self.str(name, default)
+        display_name, address = parseaddr(value)
+        if not _ADDRESS_RE.match(address) or ("<" not in value and display_name):
+            raise self._fail(
+                name, value, "an e-mail address, e.g. alerts@example.com or Rebalancer <alerts@example.com>"
+            )
+        return value
+
+    def email_url(self, name: str) -> EmailServer | None:
+        """The mail server an e-mail URL names, or None when unset; errors never echo the URL (it may
+        carry a password)."""
+        value = self._raw(name)
+        if not value:
+            return None
+        invalid = ConfigError(
+            f"{name} is invalid: expected smtp://[USER:PASSWORD@]HOST[:PORT], smtp+tls://... (STARTTLS, port 587 by "
+            "default), smtp+ssl://... (TLS, port 465 by default), consolemail://, dummymail:// or memorymail:// "
+            "(percent-encode @ : / in the user name and password)"
+        )
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError:
+            raise invalid from None
+        scheme = parts.scheme.lower()
+        if scheme not in EMAIL_SCHEMES or parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise invalid
+        backend, use_tls, use_ssl, default_port = EMAIL_SCHEMES[scheme]
+        if backend != SMTP_BACKEND:
+            if parts.netloc:
+                raise invalid
+            return EmailServer(backend=backend)
+        if not _HOST_RE.match(parts.hostname or "") or port == 0:
+            raise invalid
+        return EmailServer(
+            backend=backend,
+            host=parts.hostname,
+            port=port or default_port,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            use_tls=use_tls,
+            use_ssl=use_ssl,
+        )
 
     def database(self, name: str, default: str) -> dict:
         value = self.str(name, default)

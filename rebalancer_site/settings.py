@@ -23,7 +23,16 @@ if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 SECRET_VARIABLES = frozenset(
-    {"SECRET_KEY", "ALPACA_API_KEY", "ALPACA_SECRET_KEY", "DATABASE_URL", "FIELD_ENCRYPTION_KEYS", "REDIS_URL"}
+    {
+        "SECRET_KEY",
+        "ALPACA_API_KEY",
+        "ALPACA_SECRET_KEY",
+        "DATABASE_URL",
+        "FIELD_ENCRYPTION_KEYS",
+        "REDIS_URL",
+        "EMAIL_URL",
+        "EMAIL_HOST_PASSWORD",
+    }
 )
 env = Env(secrets=SECRET_VARIABLES)
 
@@ -32,6 +41,19 @@ env = Env(secrets=SECRET_VARIABLES)
 DEBUG = env.bool("DEBUG", False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 VALIDATE_REQUIRED_CONFIG = env.bool("VALIDATE_REQUIRED_CONFIG", False)
+if VALIDATE_REQUIRED_CONFIG:
+    # Production fails closed: debug pages show settings and tracebacks to every visitor, and a site
+    # that answers any Host builds password-reset links to whatever host a request names.
+    if DEBUG:
+        raise ConfigError(
+            f"DEBUG={os.environ.get('DEBUG', '')!r} is invalid: expected false when VALIDATE_REQUIRED_CONFIG=true "
+            "(debug pages show settings and tracebacks to every visitor)"
+        )
+    if "*" in ALLOWED_HOSTS:
+        raise ConfigError(
+            f"ALLOWED_HOSTS={os.environ.get('ALLOWED_HOSTS', '')!r} is invalid: expected the site's own host names "
+            "when VALIDATE_REQUIRED_CONFIG=true, not * (e.g. rebalancer.example.com)"
+        )
 
 
 def _local_secret_key() -> str:
@@ -85,12 +107,17 @@ for _position, _key in enumerate(FIELD_ENCRYPTION_KEYS, start=1):
         ) from None
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin on a site that asks staff with two-factor authentication for a verified session.
+    "rebalancer_site.two_factor.apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Two-factor authentication: authenticator apps (TOTP) and single-use recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "django_q",
     "django_prometheus",
     "rebalancer_site",
@@ -110,6 +137,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): this session entered a two-factor code (at login or since).
+    "django_otp.middleware.OTPMiddleware",
     # Every page needs a login except those marked @login_not_required (login, sign-up, health).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -185,6 +214,12 @@ STATICFILES_FINDERS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+# A password-reset link works for an hour (and once: it is void after the password changes).
+PASSWORD_RESET_TIMEOUT = 60 * 60
+# Two-factor authentication (rebalancer_site.two_factor): the name authenticator apps show, and
+# the admin never shows a device's secret or recovery codes once they exist.
+OTP_TOTP_ISSUER = "Portfolio rebalancer"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # Self sign-up; otherwise staff create users in the admin.
 ALLOW_SIGNUP = env.bool("ALLOW_SIGNUP", False)
 STORAGES = {
@@ -207,6 +242,41 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", False)
 if env.bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
+
+# --- E-mail: alerts to portfolio owners, password-reset links -------------------------------
+
+# Either EMAIL_URL (one value, e.g. smtp+tls://USER:PASSWORD@HOST:587) or the EMAIL_* set below.
+# With neither: SMTP on localhost:25, or printed to the console when DEBUG=true.
+EMAIL_HOST = env.host("EMAIL_HOST", "localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", 25, min_value=1, max_value=65535)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", False)  # STARTTLS, usually port 587
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", False)  # TLS from the first byte, usually port 465
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+_email_server = env.email_url("EMAIL_URL")
+_email_variables = [
+    name
+    for name in ("EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD", "EMAIL_USE_TLS", "EMAIL_USE_SSL")
+    if env.is_set(name)
+]
+if _email_server is not None:
+    if _email_variables:
+        raise ConfigError(f"EMAIL_URL is invalid: expected either EMAIL_URL or {', '.join(_email_variables)}, not both")
+    EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT = _email_server.backend, _email_server.host, _email_server.port
+    EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _email_server.user, _email_server.password
+    EMAIL_USE_TLS, EMAIL_USE_SSL = _email_server.use_tls, _email_server.use_ssl
+elif DEBUG and not _email_variables:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ConfigError(
+        f"EMAIL_USE_SSL={os.environ.get('EMAIL_USE_SSL', '')!r} is invalid: expected false when EMAIL_USE_TLS is "
+        "true (STARTTLS or TLS, not both)"
+    )
+# A mail server that does not answer must not hold up the daily run: give up after this long.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", 10, min_value=1, max_value=600)
+# The sender of every message (alerts, password resets).
+DEFAULT_FROM_EMAIL = env.email_address("DEFAULT_FROM_EMAIL", "rebalancer@localhost")
 
 # --- Market data (the seed's variables) ---------------------------------------
 
@@ -409,8 +479,14 @@ BROKER_OPTIONS = {
         # The SDK's own retries on HTTP 429/504 (safe: every order carries a client order id).
         "retry_attempts": env.int("ALPACA_RETRY_ATTEMPTS", 3, min_value=0, max_value=10),
         "retry_wait_s": env.float("ALPACA_RETRY_WAIT_SECONDS", 3.0, min_value=0.0, max_value=60.0),
+        # Two "no such order" answers this far apart confirm an order never arrived (then it is resent).
+        "settlement_delay_s": env.float("ALPACA_SETTLEMENT_SECONDS", 2.0, min_value=0.0, max_value=60.0),
     },
-    "ib": {"timeout_s": BROKER_TIMEOUT_SECONDS},
+    "ib": {
+        "timeout_s": BROKER_TIMEOUT_SECONDS,
+        # Two "no such order" answers this far apart confirm an order never reached TWS.
+        "settlement_delay_s": env.float("IB_SETTLEMENT_SECONDS", 2.0, min_value=0.0, max_value=60.0),
+    },
 }
 
 # Pre-trade controls, checked before any order of a run is sent.
@@ -421,8 +497,9 @@ PRICE_COLLAR_BPS = env.float("PRICE_COLLAR_BPS", 50.0, min_value=0.0, max_value=
 # How long execution waits for orders to finish before leaving the run to be resumed.
 EXECUTION_WAIT_SECONDS = env.float("EXECUTION_WAIT_SECONDS", 120.0, min_value=0.0, max_value=3600.0)
 EXECUTION_POLL_SECONDS = env.float("EXECUTION_POLL_SECONDS", 1.0, min_value=0.01, max_value=60.0)
-# A run being executed is leased for this long (renewed at every step); a crashed executor's lease
-# runs out and another may resume the run.
+# A run being executed is leased for this long (renewed at every step, write and broker call); a
+# stalled or crashed executor's lease runs out and another may take the run over. It must outlast
+# the longest broker call (timeout x retries): execution refuses to start otherwise.
 EXECUTION_LEASE_SECONDS = env.int("EXECUTION_LEASE_SECONDS", 600, min_value=5, max_value=86_400)
 
 if VALIDATE_REQUIRED_CONFIG:
@@ -517,6 +594,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # 3.1: JSON Schema proper, so a nullable object and a decimal sent as text or number are exact.
+    "OAS_VERSION": "3.1.0",
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.schema.strict_request_bodies"],
     # Swagger UI from the installed drf-spectacular-sidecar package: works offline.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -620,6 +699,7 @@ LOGGING = {
                 ALPACA_API_KEY,
                 ALPACA_SECRET_KEY,
                 DATABASES["default"].get("PASSWORD", ""),
+                EMAIL_HOST_PASSWORD,
                 *FIELD_ENCRYPTION_KEYS,
                 REDIS_URL,
             ],

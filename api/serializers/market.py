@@ -4,41 +4,51 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
 from rest_framework import serializers
 
-from api.serializers.base import StrictSerializer
-from marketdata.models import Instrument, symbol_validator
+from api.schema import SYMBOL_REQUEST_PATTERN
+from api.serializers.base import (
+    DateField,
+    DecimalField,
+    StrictSerializer,
+    SymbolDictField,
+    SymbolField,
+    strict_field_mapping,
+)
+from marketdata.models import Instrument
 
 MAX_SYMBOLS = 50
 MAX_DAYS = 366 * 20
+_ONE_SYMBOL = SYMBOL_REQUEST_PATTERN.removeprefix("^").removesuffix("$")
+#: Comma-separated symbols as a client sends them, e.g. "SPY,bnd" (no spaces, no empty items); the
+#: schema shows the end anchor as "$".
+SYMBOLS_PATTERN = f"^{_ONE_SYMBOL}(?:,{_ONE_SYMBOL}){{0,{MAX_SYMBOLS - 1}}}\\Z"
+PRICE_PLACES = 6
 
 
 class InstrumentSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = strict_field_mapping(serializers.ModelSerializer.serializer_field_mapping)
+    symbol = SymbolField(read_only=True)
+
     class Meta:
         model = Instrument
         fields = ["symbol", "name", "asset_class", "sector", "region", "esg_score", "fractionable"]
 
 
 class PricesQuerySerializer(StrictSerializer):
-    symbols = serializers.CharField(max_length=2000, help_text="Comma-separated, e.g. SPY,BND (at most 50).")
-    start = serializers.DateField(required=False, help_text="First date; default a year before end.")
-    end = serializers.DateField(required=False, help_text="Last date (inclusive); default today.")
+    symbols = serializers.RegexField(
+        SYMBOLS_PATTERN,
+        trim_whitespace=False,
+        max_length=MAX_SYMBOLS * 21,
+        help_text=f"Comma-separated ticker symbols, e.g. SPY,BND (at most {MAX_SYMBOLS}).",
+        error_messages={"invalid": f"must be comma-separated ticker symbols like SPY,BND (at most {MAX_SYMBOLS})"},
+    )
+    start = DateField(required=False, help_text="First date; default a year before end.")
+    end = DateField(required=False, help_text="Last date (inclusive); default today.")
 
     def validate_symbols(self, value: str) -> list[str]:
-        symbols = list(dict.fromkeys(s.strip().upper() for s in value.split(",") if s.strip()))
-        if not symbols:
-            raise serializers.ValidationError("give at least one symbol")
-        if len(symbols) > MAX_SYMBOLS:
-            raise serializers.ValidationError(f"at most {MAX_SYMBOLS} symbols")
-        bad = []
-        for symbol in symbols:
-            try:
-                symbol_validator(symbol)
-            except DjangoValidationError:
-                bad.append(symbol)
-        if bad:
-            raise serializers.ValidationError(f"not a ticker symbol: {', '.join(bad)}")
+        symbols = list(dict.fromkeys(symbol.upper() for symbol in value.split(",")))
         unknown = sorted(
             set(symbols) - set(Instrument.objects.filter(symbol__in=symbols).values_list("symbol", flat=True))
         )
@@ -47,8 +57,6 @@ class PricesQuerySerializer(StrictSerializer):
         return symbols
 
     def validate(self, attrs: dict) -> dict:
-        from django.utils import timezone
-
         end = attrs.get("end") or timezone.localdate()
         start = attrs.get("start") or end - timedelta(days=365)
         if start > end:
@@ -58,11 +66,16 @@ class PricesQuerySerializer(StrictSerializer):
         return {**attrs, "start": start, "end": end}
 
 
+class PriceRowSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    closes = SymbolDictField(
+        child=DecimalField(max_digits=None, decimal_places=PRICE_PLACES, allow_null=True),
+        help_text="Adjusted close in USD per symbol; null when the symbol has no bar that day.",
+    )
+
+
 class PricesSerializer(serializers.Serializer):
-    symbols = serializers.ListField(child=serializers.CharField())
+    symbols = serializers.ListField(child=SymbolField())
     start = serializers.DateField()
     end = serializers.DateField()
-    rows = serializers.ListField(
-        child=serializers.DictField(),
-        help_text='[{"date": "2025-06-30", "closes": {"SPY": "612.34", "BND": null}}, ...]: adjusted closes in USD.',
-    )
+    rows = PriceRowSerializer(many=True, help_text="One row per trading day, oldest first.")

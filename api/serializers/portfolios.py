@@ -8,11 +8,20 @@ import json
 from decimal import Decimal
 
 from django import forms
-from django.db import models
 from rest_framework import serializers
 
-from api.serializers.base import DecimalField, FiniteFloatField, StrictModelSerializer, UserScopedPrimaryKeyRelatedField
+from api.serializers.base import (
+    CharField,
+    DecimalField,
+    FiniteFloatField,
+    StrictModelSerializer,
+    SymbolDictField,
+    SymbolField,
+    UserScopedPrimaryKeyRelatedField,
+    strict_field_mapping,
+)
 from brokers.selectors import broker_accounts_for_user
+from optimization.core.rebalancing.policy import CALENDARS
 from portfolios.forms import PairsField, PortfolioForm, TextListField
 from portfolios.models import Portfolio
 
@@ -20,22 +29,35 @@ READ_ONLY = ["id", "cash_usd", "created_at", "updated_at"]
 
 
 def _symbol_list(help_text: str) -> serializers.ListField:
-    return serializers.ListField(
-        child=serializers.CharField(max_length=20), required=False, max_length=500, help_text=help_text
-    )
+    return serializers.ListField(child=SymbolField(), required=False, max_length=500, help_text=help_text)
+
+
+class BlankAsNullChoiceField(serializers.ChoiceField):
+    """A choice that may be unset: null in the API, blank in the database and the web form."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_null=True, **kwargs)
+
+    def to_representation(self, value):
+        return None if value == "" else super().to_representation(value)
 
 
 class PortfolioSerializer(StrictModelSerializer):
-    serializer_field_mapping = {**StrictModelSerializer.serializer_field_mapping, models.DecimalField: DecimalField}
+    serializer_field_mapping = strict_field_mapping(StrictModelSerializer.serializer_field_mapping)
     symbols = _symbol_list('The universe the optimizer allocates over, e.g. ["SPY", "BND"]; holdings join it.')
+    calendar = BlankAsNullChoiceField(
+        choices=CALENDARS,
+        required=False,
+        help_text="Also rebalance on the first trading day of each period; null for no calendar.",
+    )
     fallbacks = serializers.ListField(
-        child=serializers.CharField(max_length=200),
+        child=CharField(max_length=200),
         required=False,
         max_length=20,
         help_text="Strategies tried in order when the chosen one fails.",
     )
     group_limits = serializers.ListField(
-        child=serializers.CharField(max_length=200),
+        child=CharField(max_length=200),
         required=False,
         max_length=100,
         help_text='e.g. ["technology <= 30%", "bonds >= 20%"].',
@@ -49,13 +71,13 @@ class PortfolioSerializer(StrictModelSerializer):
         max_length=50,
         help_text="Custom glide path [[age, equity share], ...]; null for the default curve.",
     )
-    weight_overrides = serializers.DictField(
+    weight_overrides = SymbolDictField(
         child=serializers.ListField(child=FiniteFloatField(allow_null=True), min_length=2, max_length=2),
         required=False,
         help_text='Per-asset bounds {"AAPL": [min or null, max or null]}.',
     )
-    manual_targets = serializers.DictField(
-        child=DecimalField(max_digits=12, decimal_places=10),
+    manual_targets = SymbolDictField(
+        child=DecimalField(max_digits=12, decimal_places=10, min_value=0, max_value=1),
         required=False,
         allow_null=True,
         help_text='Fixed target weights {"VTI": "0.6", "BND": "0.4"} summing to 1; null to optimize.',

@@ -8,7 +8,15 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework import serializers
 
-from api.serializers.base import DecimalField, StrictSerializer, password_field
+from api.serializers.base import (
+    DateField,
+    DecimalField,
+    StrictSerializer,
+    SymbolDictField,
+    password_field,
+    strict_field_mapping,
+)
+from api.serializers.holdings import weight_field
 from brokers.models import Order
 from brokers.states import OrderState
 from portfolios.models import PlannedTrade, RebalanceRun
@@ -39,6 +47,7 @@ SUMMARY = [
 
 
 class PlannedTradeSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = strict_field_mapping(serializers.ModelSerializer.serializer_field_mapping)
     symbol = serializers.CharField(source="instrument.symbol")
 
     class Meta:
@@ -56,6 +65,7 @@ class PlannedTradeSerializer(serializers.ModelSerializer):
 
 
 class OrderSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = strict_field_mapping(serializers.ModelSerializer.serializer_field_mapping)
     # The states as stored (`Order.State`'s choices carry the labels as values).
     state = serializers.ChoiceField(choices=[state.value for state in OrderState])
 
@@ -80,7 +90,8 @@ class OrderSerializer(serializers.ModelSerializer):
 
 
 class RunSummarySerializer(serializers.ModelSerializer):
-    report_url = serializers.SerializerMethodField()
+    serializer_field_mapping = strict_field_mapping(serializers.ModelSerializer.serializer_field_mapping)
+    report_url = serializers.SerializerMethodField(help_text="The run's HTML report.")
 
     class Meta:
         model = RebalanceRun
@@ -93,21 +104,89 @@ class RunSummarySerializer(serializers.ModelSerializer):
 
 
 class NeedSerializer(serializers.Serializer):
+    """One holding's position against its target: weights are fractions of the portfolio's value."""
+
     symbol = serializers.CharField()
-    current_weight = serializers.FloatField()
-    target_weight = serializers.FloatField()
-    deviation = serializers.FloatField()
-    band = serializers.FloatField()
+    current_weight = weight_field()
+    target_weight = weight_field()
+    deviation = weight_field(help_text="current_weight - target_weight.")
+    band = weight_field(help_text="How far the weight may drift before the holding is outside its band.")
     outside = serializers.BooleanField()
-    urgency = serializers.FloatField()
+    urgency = DecimalField(max_digits=None, decimal_places=6, help_text="Deviation in bands; above 1 is outside.")
     action = serializers.CharField()
 
 
+class CheckSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    ok = serializers.BooleanField()
+    detail = serializers.CharField()
+
+
+class BuysResizedSerializer(serializers.Serializer):
+    """The buys re-sized to the cash the sells left (factor 1: nothing changed)."""
+
+    available_usd = DecimalField(max_digits=None, decimal_places=4)
+    wanted_usd = DecimalField(max_digits=None, decimal_places=4)
+    factor = DecimalField(max_digits=None, decimal_places=6)
+    quantities = SymbolDictField(child=DecimalField(max_digits=None, decimal_places=9))
+    dropped = serializers.ListField(child=serializers.CharField(), help_text="Symbols whose buy fell to 0.")
+
+
+class DifferenceSerializer(serializers.Serializer):
+    """A symbol whose broker position differs from the plan or its fills (shares)."""
+
+    symbol = serializers.CharField()
+    planned = DecimalField(max_digits=None, decimal_places=9)
+    filled = DecimalField(max_digits=None, decimal_places=9)
+    broker = DecimalField(max_digits=None, decimal_places=9)
+
+
+class ReconciliationSerializer(serializers.Serializer):
+    differences = DifferenceSerializer(many=True)
+    not_filled = serializers.ListField(child=serializers.CharField())
+    buys_resized = serializers.BooleanField()
+
+
+class ExecutionSerializer(serializers.Serializer):
+    """What each execution step found; a key is present once its step has run."""
+
+    optional_fields = (
+        "checks",
+        "started_at",
+        "stopped_at",
+        "finished_at",
+        "waiting",
+        "unknown_notified",
+        "unresolved",
+        "buys",
+        "reconciliation",
+        "sync_error",
+    )
+    checks = CheckSerializer(many=True, required=False, help_text="The pre-trade checks.")
+    started_at = serializers.DateTimeField(required=False)
+    stopped_at = serializers.DateTimeField(required=False)
+    finished_at = serializers.DateTimeField(required=False)
+    waiting = serializers.CharField(required=False, help_text="Why the execution waits (e.g. for fills).")
+    unknown_notified = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Client order ids of unknown outcome."
+    )
+    unresolved = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Orders left open when the run stopped."
+    )
+    buys = BuysResizedSerializer(required=False)
+    reconciliation = ReconciliationSerializer(required=False)
+    sync_error = serializers.CharField(required=False)
+
+
 class RunSerializer(RunSummarySerializer):
+    triggers_fired = serializers.ListField(child=serializers.CharField(), help_text="Every trigger that fired.")
     needs = NeedSerializer(many=True)
     trades = PlannedTradeSerializer(many=True)
     orders = OrderSerializer(many=True)
-    targets = serializers.DictField(child=serializers.CharField())
+    targets = SymbolDictField(child=weight_field(), help_text="The target weights the plan used.")
+    weights_after = SymbolDictField(child=weight_field(), help_text="The weights once the trades are done.")
+    notes = serializers.ListField(child=serializers.CharField())
+    execution = ExecutionSerializer()
 
     class Meta:
         model = RebalanceRun
@@ -128,15 +207,13 @@ class RunSerializer(RunSummarySerializer):
 
 
 class RebalanceInputSerializer(StrictSerializer):
-    as_of = serializers.DateField(
+    as_of = DateField(
         required=False, help_text="Trading date whose closes the plan uses; default the last completed session."
     )
     cash_flow_usd = DecimalField(
-        max_digits=20,
+        max_digits=19,
         decimal_places=4,
         required=False,
-        min_value=-(10**15),
-        max_value=10**15,
         help_text="A deposit (positive) or withdrawal (negative) to plan for, in USD.",
     )
 
@@ -153,9 +230,15 @@ class ApproveInputSerializer(StrictSerializer):
     password = password_field("Your password; needed only when the account trades real money.")
 
 
+class ChangeSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    before = DecimalField(max_digits=None, decimal_places=9, help_text="Shares held before the sync.")
+    after = DecimalField(max_digits=None, decimal_places=9, help_text="Shares held after it.")
+
+
 class SyncSerializer(serializers.Serializer):
     broker_account = serializers.IntegerField(source="broker_account_id")
-    changes = serializers.JSONField(help_text='[{"symbol", "before", "after"}] of the symbols that changed.')
-    cash_before_usd = serializers.DecimalField(max_digits=20, decimal_places=4)
-    cash_after_usd = serializers.DecimalField(max_digits=20, decimal_places=4)
+    changes = ChangeSerializer(many=True, help_text="The symbols whose quantity changed.")
+    cash_before_usd = DecimalField(max_digits=20, decimal_places=4)
+    cash_after_usd = DecimalField(max_digits=20, decimal_places=4)
     created_at = serializers.DateTimeField()

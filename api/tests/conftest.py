@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 from django.core.cache import cache
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from rest_framework.test import APIClient
 
 from api.services import api_token_create
@@ -61,3 +63,14 @@ def other(prices, clock) -> World:  # noqa: F811
 @pytest.fixture
 def alice_client(db):
     return token_client(make_user("alice"))
+
+
+@pytest.fixture
+def test_connection_kept():
+    """The app is called through WSGI, not Django's test client: like that client, keep the end of a
+    request from closing the test's database connection (PostgreSQL; its transaction holds the data)."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)

@@ -108,3 +108,12 @@ def test_session_auth_needs_csrf(db):
     url = reverse("api:portfolio-cash", kwargs={"pk": portfolio.pk})
     assert browser.get(url).status_code == 200
     assert browser.put(url, {"cash_usd": "5"}, format="json").status_code == 403
+
+
+@pytest.mark.parametrize("name", ["laptop\x00", "laptop\x1b[2J", "x" * 131_073])
+def test_page_refuses_a_name_no_column_should_hold(db, name):
+    browser = Client()
+    browser.force_login(make_user())
+    response = browser.post(reverse("api_tokens"), {"name": name})
+    assert response.status_code == 400 and response.context["form"].errors["name"]
+    assert not ApiToken.objects.exists()

@@ -63,15 +63,24 @@ class BrokerAccountListView(ApiView):
     def get_queryset(self):
         if self.for_schema:
             return BrokerAccount.objects.none()
-        return broker_accounts_for_user(user=self.request.user).prefetch_related("portfolios")
+        return broker_accounts_for_user(user=self.request.user).select_related("paper").prefetch_related("portfolios")
 
-    @extend_schema(responses=responses({200: BrokerAccountSerializer(many=True)}, bad_request=True, not_found=True))
+    @extend_schema(
+        summary="List your broker accounts",
+        description="Your broker accounts (credentials only as set or not set), filtered by kind and live flag.",
+        responses=responses({200: BrokerAccountSerializer(many=True)}, bad_request=True, not_found=True),
+    )
     def get(self, request):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(
-        request=BrokerAccountCreateSerializer, responses=responses({201: BrokerAccountSerializer}, bad_request=True)
+        summary="Add a broker account",
+        description="A paper account (simulated, with its starting cash and trading hours) or an Alpaca or "
+        "Interactive Brokers account with its credentials. Sending credentials or is_live=true needs your password; "
+        "a paper account never trades real money.",
+        request=BrokerAccountCreateSerializer,
+        responses=responses({201: BrokerAccountSerializer}, bad_request=True, writes=True),
     )
     def post(self, request):
         serializer = BrokerAccountCreateSerializer(data=request.data)
@@ -90,20 +99,31 @@ class BrokerAccountDetailView(ApiView):
     def account(self):
         return broker_account_get_for_user(user=self.request.user, account_id=self.kwargs["pk"])
 
-    @extend_schema(responses=responses({200: BrokerAccountSerializer}, not_found=True))
+    @extend_schema(
+        summary="Read a broker account",
+        description="The account's kind, label, live flag, which credentials are set, and a paper account's cash "
+        "and trading hours.",
+        responses=responses({200: BrokerAccountSerializer}, not_found=True),
+    )
     def get(self, request, pk: int):
         return Response(BrokerAccountSerializer(self.account()).data)
 
     @extend_schema(
+        summary="Change a broker account",
+        description="Sets the label, the live flag or credentials given and keeps the others. Credentials and the "
+        "live flag need your password; a paper account cannot be made live.",
         request=BrokerAccountUpdateSerializer,
-        responses=responses({200: BrokerAccountSerializer}, bad_request=True, not_found=True),
+        responses=responses({200: BrokerAccountSerializer}, bad_request=True, not_found=True, writes=True),
     )
     def put(self, request, pk: int):
         return self._update()
 
     @extend_schema(
+        summary="Change some of a broker account",
+        description="Sets the label, the live flag or credentials given and keeps the others. Credentials and the "
+        "live flag need your password; a paper account cannot be made live.",
         request=BrokerAccountUpdateSerializer,
-        responses=responses({200: BrokerAccountSerializer}, bad_request=True, not_found=True),
+        responses=responses({200: BrokerAccountSerializer}, bad_request=True, not_found=True, writes=True),
     )
     def patch(self, request, pk: int):
         return self._update()
@@ -112,6 +132,9 @@ class BrokerAccountDetailView(ApiView):
         account = self.account()
         serializer = BrokerAccountUpdateSerializer(data=self.request.data)
         serializer.is_valid(raise_exception=True)
+        if account.kind == BrokerAccount.Kind.PAPER and serializer.validated_data.get("is_live"):
+            # The web form shows the flag disabled for a paper account; the API says so, as on creation.
+            raise ValidationError({"is_live": ["a paper account cannot trade real money"]})
         data = {"label": account.label, "is_live": account.is_live, **serializer.validated_data}
         form = BrokerAccountEditForm(_form_data(data), user=self.request.user, account=account)
         saved = form.save() if form.is_valid() else None
@@ -120,7 +143,12 @@ class BrokerAccountDetailView(ApiView):
         saved.refresh_from_db()
         return Response(BrokerAccountSerializer(saved).data)
 
-    @extend_schema(responses=responses({204: None}, not_found=True, conflict=True))
+    @extend_schema(
+        summary="Delete a broker account",
+        description="Deletes the account and its stored credentials. An account that backs a portfolio or has "
+        "orders is kept (409).",
+        responses=responses({204: None}, not_found=True, writes=True),
+    )
     def delete(self, request, pk: int):
         account = self.account()
         try:

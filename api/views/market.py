@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import filters
 from rest_framework.response import Response
@@ -26,7 +28,12 @@ class InstrumentListView(ApiView):
     ordering_fields = ["symbol", "name"]
     ordering = ["symbol"]
 
-    @extend_schema(responses=responses({200: InstrumentSerializer(many=True)}, bad_request=True, not_found=True))
+    @extend_schema(
+        summary="List the instruments",
+        description="Every instrument the project knows (shared by all users), searched by symbol or name and "
+        "filtered by asset class and whether fractional shares trade.",
+        responses=responses({200: InstrumentSerializer(many=True)}, bad_request=True, not_found=True),
+    )
     def get(self, request):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
@@ -37,6 +44,9 @@ class PricesView(ApiView):
     serializer_class = PricesSerializer
 
     @extend_schema(
+        summary="Read adjusted closes",
+        description="Daily adjusted closes in USD of up to 50 known instruments between two dates (at most 20 "
+        "years; by default the last year), one row per trading day.",
         parameters=[PricesQuerySerializer],
         responses=responses({200: PricesSerializer}, bad_request=True),
     )
@@ -46,14 +56,14 @@ class PricesView(ApiView):
         symbols, start, end = (query.validated_data[k] for k in ("symbols", "start", "end"))
         frame = price_frame(symbols=symbols, start=start, end=end)
         rows = [
-            {"date": day.date().isoformat(), "closes": {symbol: _close(values, symbol) for symbol in symbols}}
+            {"date": day.date(), "closes": {symbol: _close(values, symbol) for symbol in symbols}}
             for day, values in frame.iterrows()
         ]
         return Response(PricesSerializer({"symbols": symbols, "start": start, "end": end, "rows": rows}).data)
 
 
-def _close(values, symbol: str) -> str | None:
+def _close(values, symbol: str) -> Decimal | None:
     value = values.get(symbol)
     if value is None or value != value:  # absent, or NaN: no bar that day
         return None
-    return str(price_decimal(float(value)))
+    return price_decimal(float(value))

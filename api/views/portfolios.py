@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -15,7 +16,13 @@ from rest_framework.response import Response
 
 from api.errors import Conflict, Unprocessable, field_errors
 from api.schema import responses
-from api.serializers.holdings import CashSerializer, HoldingsSerializer, TargetsInputSerializer, TargetsSerializer
+from api.serializers.holdings import (
+    CashSerializer,
+    HoldingsSerializer,
+    MetricsSerializer,
+    TargetsInputSerializer,
+    TargetsSerializer,
+)
 from api.serializers.portfolios import PortfolioSerializer
 from api.serializers.runs import RebalanceInputSerializer, RunSerializer, SyncSerializer
 from api.services import IdempotencyConflict, rebalance_request
@@ -63,7 +70,12 @@ class PortfolioListView(ApiView):
             return Portfolio.objects.none()
         return portfolios_for_user(user=self.request.user)
 
-    @extend_schema(responses=responses({200: PortfolioSerializer(many=True)}, bad_request=True, not_found=True))
+    @extend_schema(
+        summary="List your portfolios",
+        description="Your portfolios with every policy setting, a page at a time, filtered by name (part of it), "
+        "active and mode.",
+        responses=responses({200: PortfolioSerializer(many=True)}, bad_request=True, not_found=True),
+    )
     def get(self, request):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         context = {
@@ -72,7 +84,12 @@ class PortfolioListView(ApiView):
         }
         return self.get_paginated_response(PortfolioSerializer(page, many=True, context=context).data)
 
-    @extend_schema(responses=responses({201: PortfolioSerializer}, bad_request=True))
+    @extend_schema(
+        summary="Create a portfolio",
+        description="A new portfolio with any policy setting (the others take their defaults), validated like the "
+        "settings page. The symbols of its universe must be known instruments.",
+        responses=responses({201: PortfolioSerializer}, bad_request=True, writes=True),
+    )
     def post(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -84,15 +101,28 @@ class PortfolioListView(ApiView):
 class PortfolioDetailView(PortfolioObjectMixin, ApiView):
     serializer_class = PortfolioSerializer
 
-    @extend_schema(responses=responses({200: PortfolioSerializer}, not_found=True))
+    @extend_schema(
+        summary="Read a portfolio",
+        description="The portfolio's every policy setting, its universe and its cash.",
+        responses=responses({200: PortfolioSerializer}, not_found=True),
+    )
     def get(self, request, pk: int):
         return Response(self.get_serializer(self.portfolio()).data)
 
-    @extend_schema(responses=responses({200: PortfolioSerializer}, bad_request=True, not_found=True))
+    @extend_schema(
+        summary="Change a portfolio's settings",
+        description="Sets the settings given (the name at least) and keeps the others, "
+        "validated like the settings page: all or nothing.",
+        responses=responses({200: PortfolioSerializer}, bad_request=True, not_found=True, writes=True),
+    )
     def put(self, request, pk: int):
         return self._update(partial=False)
 
-    @extend_schema(responses=responses({200: PortfolioSerializer}, bad_request=True, not_found=True))
+    @extend_schema(
+        summary="Change some of a portfolio's settings",
+        description="Sets the settings given and keeps the others, validated like the settings page: all or nothing.",
+        responses=responses({200: PortfolioSerializer}, bad_request=True, not_found=True, writes=True),
+    )
     def patch(self, request, pk: int):
         return self._update(partial=True)
 
@@ -101,7 +131,12 @@ class PortfolioDetailView(PortfolioObjectMixin, ApiView):
         serializer.is_valid(raise_exception=True)
         return Response(self.get_serializer(serializer.save()).data)
 
-    @extend_schema(responses=responses({204: None}, not_found=True, conflict=True))
+    @extend_schema(
+        summary="Delete a portfolio",
+        description="Deletes the portfolio with its holdings and runs. A portfolio with orders at a broker is kept "
+        "(409): set active to false to take it out of the daily run.",
+        responses=responses({204: None}, not_found=True, writes=True),
+    )
     def delete(self, request, pk: int):
         portfolio = self.portfolio()
         try:
@@ -124,20 +159,30 @@ def _holdings_data(portfolio: Portfolio) -> dict:
 
 @extend_schema(tags=PORTFOLIO_TAG)
 class HoldingsView(PortfolioObjectMixin, ApiView):
-    """The portfolio's holdings and cash. PUT replaces the whole set (holdings absent from the body
-    are removed); PATCH sets the given symbols and keeps the others. All or nothing."""
-
     serializer_class = HoldingsSerializer
 
-    @extend_schema(responses=responses({200: HoldingsSerializer}, not_found=True))
+    @extend_schema(
+        summary="Read the holdings and cash",
+        description="Every holding (shares and, when known, the total paid) by symbol, and the uninvested cash.",
+        responses=responses({200: HoldingsSerializer}, not_found=True),
+    )
     def get(self, request, pk: int):
         return Response(_holdings_data(self.portfolio()))
 
-    @extend_schema(responses=responses({200: HoldingsSerializer}, bad_request=True, not_found=True))
+    @extend_schema(
+        summary="Replace the holdings",
+        description="The holdings become exactly the ones given (those absent from the body are removed), and the "
+        "cash when given: the sync from a spreadsheet or a broker export. All or nothing.",
+        responses=responses({200: HoldingsSerializer}, bad_request=True, not_found=True, writes=True),
+    )
     def put(self, request, pk: int):
         return self._write(holdings_replace)
 
-    @extend_schema(responses=responses({200: HoldingsSerializer}, bad_request=True, not_found=True))
+    @extend_schema(
+        summary="Set some holdings",
+        description="Sets the holdings given and keeps the others (and the cash when given). All or nothing.",
+        responses=responses({200: HoldingsSerializer}, bad_request=True, not_found=True, writes=True),
+    )
     def patch(self, request, pk: int):
         return self._write(holdings_upsert)
 
@@ -182,11 +227,19 @@ def _check_symbols(rows: list[dict], *, create_missing: bool) -> None:
 class CashView(PortfolioObjectMixin, ApiView):
     serializer_class = CashSerializer
 
-    @extend_schema(responses=responses({200: CashSerializer}, not_found=True))
+    @extend_schema(
+        summary="Read the cash",
+        description="The portfolio's uninvested cash in USD.",
+        responses=responses({200: CashSerializer}, not_found=True),
+    )
     def get(self, request, pk: int):
         return Response(CashSerializer(self.portfolio()).data)
 
-    @extend_schema(responses=responses({200: CashSerializer}, bad_request=True, not_found=True))
+    @extend_schema(
+        summary="Set the cash",
+        description="The portfolio's uninvested cash in USD (at least 0).",
+        responses=responses({200: CashSerializer}, bad_request=True, not_found=True, writes=True),
+    )
     def put(self, request, pk: int):
         portfolio = self.portfolio()
         serializer = self.get_serializer(data=request.data)
@@ -204,36 +257,49 @@ def _targets_data(portfolio: Portfolio) -> dict:
             "as_of": allocation.as_of,
             "strategy": result.strategy,
             "requested_strategy": result.requested_strategy,
-            "weights": {symbol: str(weight) for symbol, weight in sorted(result.weights().items())},
-            "expected_return": str(result.expected_return),
-            "volatility": str(result.volatility),
-            "sharpe": None if result.sharpe is None else str(result.sharpe),
-            "equity_share": None if result.equity_share is None else str(result.equity_share),
-            "metrics": result.metrics,
+            "weights": dict(sorted(result.weights().items())),
+            "expected_return": result.expected_return,
+            "volatility": result.volatility,
+            "sharpe": result.sharpe,
+            "equity_share": result.equity_share,
+            "metrics": _metrics(result.metrics, symbols=sorted(result.weights())),
             "fallbacks": result.fallbacks,
         }
     manual = portfolio.manual_targets or None
     return TargetsSerializer(
-        {
-            "source": "manual" if manual else "optimizer",
-            "manual_weights": {symbol: str(weight) for symbol, weight in manual.items()} if manual else None,
-            "computed": computed,
-        }
+        {"source": "manual" if manual else "optimizer", "manual_weights": manual, "computed": computed}
     ).data
+
+
+def _metrics(stored: dict, *, symbols: list[str]) -> dict:
+    """Stored metrics in their published shape: every figure present (null when not computed) and
+    risk contributions by symbol (results stored before they were keyed by symbol hold a list)."""
+    contributions = stored.get("risk_contributions") or {}
+    if isinstance(contributions, list):
+        contributions = dict(zip(symbols, contributions, strict=False))
+    figures = {name: stored.get(name) for name in MetricsSerializer().fields}
+    return {**figures, "risk_contributions": contributions, "observations": stored.get("observations") or 0}
 
 
 @extend_schema(tags=PORTFOLIO_TAG)
 class TargetsView(PortfolioObjectMixin, ApiView):
-    """GET: the latest targets the optimizer computed, with their metrics, and the manual weights if
-    set. PUT: manual weights (summing to 1) that the plans use instead of the optimizer's; null clears them."""
-
     serializer_class = TargetsInputSerializer
 
-    @extend_schema(responses=responses({200: TargetsSerializer}, not_found=True))
+    @extend_schema(
+        summary="Read the target weights",
+        description="The latest targets the optimizer computed for the portfolio (null before its first plan), with "
+        "their metrics and the strategies that failed before the one used, and the manual weights when set.",
+        responses=responses({200: TargetsSerializer}, not_found=True),
+    )
     def get(self, request, pk: int):
         return Response(_targets_data(self.portfolio()))
 
-    @extend_schema(responses=responses({200: TargetsSerializer}, bad_request=True, not_found=True))
+    @extend_schema(
+        summary="Set manual target weights",
+        description="Weights (summing to 1, symbols of the portfolio's universe) that the plans trade towards instead "
+        "of the optimizer's; null goes back to the optimizer.",
+        responses=responses({200: TargetsSerializer}, bad_request=True, not_found=True, writes=True),
+    )
     def put(self, request, pk: int):
         portfolio = self.portfolio()
         serializer = self.get_serializer(data=request.data)
@@ -251,31 +317,35 @@ def request_fingerprint(portfolio: Portfolio, body) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+#: 1 to 255 visible ASCII characters (spaces inside only), e.g. a UUID.
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~](?:[ -~]{0,253}[!-~])?$"
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY_PATTERN},
     OpenApiParameter.HEADER,
-    description="Any unique string (e.g. a UUID), at most 255 characters: sending the same key again answers "
-    "the run the first request created instead of planning again; the same key with a different body is 409.",
+    description="Any unique string (e.g. a UUID) of at most 255 visible ASCII characters: sending the same key "
+    "again answers the run the first request created instead of planning again; the same key with a different "
+    "body is 409.",
 )
 
 
 @extend_schema(tags=PORTFOLIO_TAG)
 class RebalanceView(PortfolioObjectMixin, ApiView):
-    """Plan the portfolio's run now (every trigger overridden) and answer it. One run per portfolio and
-    trading day: when one is stored already, that run is answered (200) and nothing is planned."""
-
     serializer_class = RebalanceInputSerializer
     atomic = False  # planning stores its run in its own transaction (with the idempotency key)
 
     @extend_schema(
+        summary="Plan a rebalance now",
+        description="Plans the portfolio's run now, every trigger overridden, and answers it (201). One run per "
+        "portfolio and trading day: when one is stored already, that run is answered (200) and nothing is planned. "
+        "A run in propose mode waits for your approval; in auto mode it executes when the market is open.",
         parameters=[IDEMPOTENCY_KEY],
         responses=responses(
             {201: RunSerializer, 200: RunSerializer},
             bad_request=True,
             not_found=True,
-            conflict=True,
             unprocessable=True,
+            writes=True,
         ),
     )
     def post(self, request, pk: int):
@@ -283,14 +353,14 @@ class RebalanceView(PortfolioObjectMixin, ApiView):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         key = request.headers.get("Idempotency-Key")
-        if key is not None and not 1 <= len(key.strip()) <= 255:
-            raise ValidationError({"Idempotency-Key": ["expected 1 to 255 characters"]})
+        if key is not None and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key):
+            raise ValidationError({"Idempotency-Key": ["expected 1 to 255 visible ASCII characters, e.g. a UUID"]})
         data = serializer.validated_data
         try:
             answer = rebalance_request(
                 user=request.user,
                 portfolio=portfolio,
-                idempotency_key=key.strip() if key else None,
+                idempotency_key=key,
                 fingerprint=request_fingerprint(portfolio, request.data),
                 **data,
             )
@@ -308,12 +378,14 @@ class RebalanceView(PortfolioObjectMixin, ApiView):
 
 @extend_schema(tags=PORTFOLIO_TAG)
 class SyncFromBrokerView(PortfolioObjectMixin, ApiView):
-    """Make the portfolio's holdings and cash its broker account's positions and cash."""
-
     atomic = False  # the sync owns its transaction and reads the broker outside it
 
     @extend_schema(
-        request=None, responses=responses({200: SyncSerializer}, bad_request=True, not_found=True, conflict=True)
+        summary="Copy the holdings from the broker",
+        description="The portfolio's holdings and cash become its broker account's positions and cash; answers "
+        "what changed. A portfolio without a broker account is 400, a broker that cannot be read 409.",
+        request=None,
+        responses=responses({200: SyncSerializer}, bad_request=True, not_found=True, writes=True),
     )
     def post(self, request, pk: int):
         portfolio = self.portfolio()

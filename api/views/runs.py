@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import django_filters
 from drf_spectacular.utils import extend_schema
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from api.errors import Conflict
@@ -15,6 +15,7 @@ from portfolios.forms import ApproveForm
 from portfolios.models import RebalanceRun
 from portfolios.selectors import portfolios_for_user, run_get_for_user, runs_for_user
 from portfolios.services.execution import ExecutionBusy, ExecutionRefused, approval_blocked, execute_run
+from rebalancer_site.two_factor.services import real_money_refusal, session_is_verified
 
 RUN_TAG = ["runs"]
 
@@ -49,7 +50,12 @@ class RunListView(ApiView):
             return RebalanceRun.objects.none()
         return runs_for_user(user=self.request.user)
 
-    @extend_schema(responses=responses({200: RunSummarySerializer(many=True)}, bad_request=True, not_found=True))
+    @extend_schema(
+        summary="List your runs",
+        description="The stored plans of your portfolios, newest trading date first, filtered by portfolio, status "
+        "and trading date.",
+        responses=responses({200: RunSummarySerializer(many=True)}, bad_request=True, not_found=True),
+    )
     def get(self, request):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
@@ -59,7 +65,12 @@ class RunListView(ApiView):
 class RunDetailView(ApiView):
     serializer_class = RunSerializer
 
-    @extend_schema(responses=responses({200: RunSerializer}, not_found=True))
+    @extend_schema(
+        summary="Read a run",
+        description="A stored plan: its figures, each holding's position against its band, the planned trades, the "
+        "orders sent, what each execution step found, and the address of its report.",
+        responses=responses({200: RunSerializer}, not_found=True),
+    )
     def get(self, request, pk: int):
         return Response(self.get_serializer(run_get_for_user(user=request.user, run_id=pk)).data)
 
@@ -67,13 +78,21 @@ class RunDetailView(ApiView):
 @extend_schema(tags=RUN_TAG)
 class RunApproveView(ApiView):
     """Execute a proposed run under the execution gates (pre-trade checks, kill switch, live-trading
-    opt-in); an account trading real money needs the owner's password. 200: the run, executed or
-    with its orders still working; 409: nothing to approve, or a gate stopped the execution."""
+    opt-in); an account trading real money needs the owner's password and a session verified by a
+    two-factor code, which an API token cannot carry (403: approve it on the web page). 200: the run,
+    executed or with its orders still working; 409: nothing to approve, or a gate stopped the execution."""
 
     serializer_class = ApproveInputSerializer
     atomic = False  # execution commits each step (order intents before broker calls)
 
-    @extend_schema(responses=responses({200: RunSerializer}, bad_request=True, not_found=True, conflict=True))
+    @extend_schema(
+        summary="Approve a proposed run",
+        description="Executes the run under the execution gates (pre-trade checks, kill switch, live-trading opt-in) "
+        "and answers it, executed or with its orders still working. An account trading real money needs your "
+        "password and a session verified by a two-factor code, which a token cannot carry (403: approve it on the "
+        "web page). 409: nothing to approve, or a gate stopped the execution.",
+        responses=responses({200: RunSerializer}, bad_request=True, not_found=True, writes=True),
+    )
     def post(self, request, pk: int):
         run = run_get_for_user(user=request.user, run_id=pk)
         serializer = self.get_serializer(data=request.data)
@@ -82,7 +101,10 @@ class RunApproveView(ApiView):
         blocked = approval_blocked(run)
         if blocked:
             raise Conflict(blocked)
-        form = ApproveForm(serializer.validated_data, user=request.user, live=account.is_live)
+        if account.is_live and (refusal := real_money_refusal(request.user)):
+            raise PermissionDenied(f"not approved: {refusal}")
+        verified = session_is_verified(request.user)
+        form = ApproveForm(serializer.validated_data, user=request.user, live=account.is_live, verified=verified)
         if not form.is_valid():
             raise ValidationError(form.errors)
         try:

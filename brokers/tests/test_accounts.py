@@ -18,6 +18,7 @@ from brokers.services.accounts import (
     live_trading_blockers,
 )
 from portfolios.tests.factories import make_user
+from rebalancer_site.tests.factories import RECOVERY_CODES, two_factor_device
 
 pytestmark = pytest.mark.django_db
 KEY, SECRET = "AKLIVEKEY0123456", "s3cr3t-VALUE-9876543210"
@@ -131,10 +132,12 @@ def test_the_live_trading_command_asks_the_owners_password(monkeypatch, settings
     owner.save()
     live = broker_account_create(owner=owner, kind="alpaca", label="Live", is_live=True)
     settings.ALLOW_LIVE_TRADING = True
+    two_factor_device(owner)
     monkeypatch.setattr("getpass.getpass", lambda prompt: "wrong")
     with pytest.raises(CommandError, match="the password is not correct"):
         call_command("live_trading", "enable", "--account", str(live.pk))
-    monkeypatch.setattr("getpass.getpass", lambda prompt: "correct horse battery")
+    answers = iter(["correct horse battery", RECOVERY_CODES[0]])  # the password, then a two-factor code
+    monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
     call_command("live_trading", "enable", "--account", str(live.pk))
     assert "live trading enabled" in capsys.readouterr().out
     live.refresh_from_db()

@@ -14,6 +14,7 @@ from brokers.models import BrokerAccount, PaperAccount
 from brokers.services.accounts import broker_account_create, broker_account_set_credentials
 from brokers.services.paper import paper_account_reset
 from portfolios.tests.factories import make_user
+from rebalancer_site.tests.factories import totp_code, two_factor_device, verify_session
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "pw-not-used-123"  # portfolios.tests.factories.make_user's
@@ -165,6 +166,37 @@ def test_bad_input_on_create_is_named_next_to_its_field(client, owner, data, fie
     assert not BrokerAccount.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("data", "field", "text"),
+    [
+        ({"kind": "paper", "label": "Sand\x00box"}, "label", "control characters"),
+        ({"kind": "paper", "label": "Sandbox\x1b[2J"}, "label", "control characters"),
+        ({"kind": "paper", "label": "x" * 131_073}, "label", "at most 100 characters"),
+        ({"kind": "paper", "label": "P", "paper_cash_usd": "1_000"}, "paper_cash_usd", "plain decimal number"),
+        ({"kind": "paper", "label": "P", "paper_cash_usd": "\uff11\uff10"}, "paper_cash_usd", "plain decimal"),
+        ({"kind": "paper", "label": "P", "paper_cash_usd": "\u0661\u0660"}, "paper_cash_usd", "plain decimal"),
+        ({"kind": "paper", "label": "P", "paper_cash_usd": "1e309"}, "paper_cash_usd", "plain decimal number"),
+        ({"kind": "paper", "label": "P", "paper_cash_usd": "9" * 30}, "paper_cash_usd", "too large"),
+        ({"kind": "paper", "label": "P", "paper_cash_usd": "NaN"}, "paper_cash_usd", "plain decimal number"),
+        ({"kind": "alpaca", "label": "A", "api_key": "PKTEST\x00KEY1", "password": PASSWORD}, "api_key", "control"),
+    ],
+)
+def test_input_no_column_can_hold_is_named_next_to_its_field(client, owner, data, field, text):
+    response = client.post(reverse("broker_account_create"), {"paper_session_mode": "exchange", **data})
+    assert response.status_code == 400
+    assert text in " ".join(response.context["form"].errors[field])
+    assert f'id="id_{field}-error"' in response.content.decode()
+    assert not BrokerAccount.objects.exists()
+
+
+@pytest.mark.parametrize("label", ["Alpaca\x00", "Alpaca\x07", "A" * 101])
+def test_a_bad_label_on_edit_changes_nothing(client, owner, alpaca, label):
+    response = client.post(reverse("broker_account_edit", args=[alpaca.pk]), {"label": label})
+    assert response.status_code == 400 and response.context["form"].errors["label"]
+    alpaca.refresh_from_db()
+    assert alpaca.label == "Alpaca"
+
+
 def test_labels_are_unique_per_owner(client, owner):
     broker_account_create(owner=owner, kind="paper", label="Sandbox")
     response = client.post(
@@ -185,6 +217,7 @@ def test_blank_credentials_keep_what_is_stored(client, owner, alpaca):
 
 def test_changing_credentials_needs_the_password_and_withdraws_the_opt_in(client, owner, alpaca, settings):
     BrokerAccount.objects.filter(pk=alpaca.pk).update(is_live=True)
+    verify_session(client, two_factor_device(owner))
     client.post(reverse("broker_account_live", args=[alpaca.pk]), {"action": "enable", "password": PASSWORD})
     alpaca.refresh_from_db()
     assert alpaca.live_opt_in_at is not None
@@ -243,6 +276,7 @@ def test_a_bad_credential_on_edit_saves_nothing(client, owner, alpaca):
 def test_the_live_opt_in_needs_the_right_password_and_can_be_withdrawn(client, owner, alpaca, settings):
     settings.ALLOW_LIVE_TRADING = True
     BrokerAccount.objects.filter(pk=alpaca.pk).update(is_live=True)
+    verify_session(client, two_factor_device(owner))
     url = reverse("broker_account_live", args=[alpaca.pk])
     assert client.get(url).status_code == 405
 
@@ -260,6 +294,47 @@ def test_the_live_opt_in_needs_the_right_password_and_can_be_withdrawn(client, o
     assert client.post(url, {"action": "disable"}).status_code == 302
     alpaca.refresh_from_db()
     assert alpaca.live_opt_in_at is None
+
+
+def test_the_live_opt_in_is_refused_without_two_factor_authentication(client, owner, alpaca, settings):
+    settings.ALLOW_LIVE_TRADING = True
+    BrokerAccount.objects.filter(pk=alpaca.pk).update(is_live=True)
+    page = client.get(reverse("broker_account_detail", args=[alpaca.pk])).content.decode()
+    assert "Opting in to real money needs two-factor authentication" in page
+    assert "Opt in to live trading" not in page
+
+    response = client.post(reverse("broker_account_live", args=[alpaca.pk]), {"action": "enable", "password": PASSWORD})
+
+    assert response.status_code == 400
+    assert "real money needs two-factor authentication" in " ".join(response.context["live_form"].non_field_errors())
+    alpaca.refresh_from_db()
+    assert alpaca.live_opt_in_at is None
+
+
+def test_a_session_without_a_code_opts_in_with_the_password_and_a_code(client, owner, alpaca, settings):
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0  # each refusal below is about its own input, not the wait after it
+    BrokerAccount.objects.filter(pk=alpaca.pk).update(is_live=True)
+    device = two_factor_device(owner)
+    url = reverse("broker_account_live", args=[alpaca.pk])
+    assert "Authentication code" in client.get(reverse("broker_account_detail", args=[alpaca.pk])).content.decode()
+
+    for data, field, text in [
+        ({"password": PASSWORD}, "code", "enter the code"),
+        ({"password": PASSWORD, "code": "12345x"}, "code", "the code is not correct"),
+        # A wrong password does not spend the code.
+        ({"password": "wrong", "code": totp_code(device)}, "password", "the password is not correct"),
+    ]:
+        refused = client.post(url, {"action": "enable", **data})
+        assert refused.status_code == 400 and text in " ".join(refused.context["live_form"].errors[field])
+        alpaca.refresh_from_db()
+        assert alpaca.live_opt_in_at is None
+
+    response = client.post(url, {"action": "enable", "password": PASSWORD, "code": totp_code(device)})
+    assert response.status_code == 302
+    alpaca.refresh_from_db()
+    assert alpaca.live_opt_in_at is not None
+    # The session entered a code: it is verified for what follows.
+    assert "This session entered one" in client.get(reverse("security")).content.decode()
 
 
 def test_a_paper_account_cannot_opt_in(client, owner):

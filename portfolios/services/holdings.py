@@ -1,73 +1,85 @@
-"""Write a portfolio's holdings, cash and manual targets: validated as a whole, saved all at once or not at all."""
+"""Write a portfolio's holdings, cash and manual targets: everything is validated first, then written
+at once under the portfolio's lock (`portfolio_locked`), so concurrent writers serialise instead of
+mixing their rows or writing back what another one just changed.
+
+Numbers and symbols are read with the shared grammar of `rebalancer_site.inputs` (the pages, the
+CSV files and the API accept the same ones), sized to the columns that store them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models
 
 from marketdata.models import Instrument
 from optimization.services import manual_targets_parse
 from portfolios.models import Holding, Portfolio
-from portfolios.models.holdings import QUANTITY_PLACES
+from portfolios.services.portfolio_lock import portfolio_locked
+from rebalancer_site.db import rows_update
+from rebalancer_site.inputs import InputError, column_maximum, decimal_parse, symbol_clean
+
+QUANTITY = Holding._meta.get_field("quantity")
+COST_BASIS = Holding._meta.get_field("cost_basis_usd")
+CASH = Portfolio._meta.get_field("cash_usd")
+#: Parsed rows: {SYMBOL: (quantity, cost basis or None)}.
+Rows = dict[str, tuple[Decimal, Decimal | None]]
 
 
-def _decimal(value, *, field: str, places: int, allow_none: bool = False) -> Decimal | None:
-    if value is None or value == "":
-        if allow_none:
-            return None
-        raise ValueError(f"{field} is required")
-    if isinstance(value, bool) or (isinstance(value, float) and value != value):
-        raise ValueError(f"{field} must be a number, got {value!r}")
+def _amount(value, *, column: models.DecimalField, required: bool = True) -> Decimal | None:
+    """``value`` as a Decimal of at least 0 that ``column`` stores; `InputError` messages start
+    with the column's name."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise InputError(f"{column.name} is required")
+        return None
+    size = {"max_digits": column.max_digits, "decimal_places": column.decimal_places}
     try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValueError(f"{field} must be a number, got {value!r}") from None
-    if not number.is_finite():
-        raise ValueError(f"{field} must be a finite number, got {value!r}")
+        number = decimal_parse(value, **size, maximum=column_maximum(**size))
+    except InputError as error:
+        raise InputError(f"{column.name} {error}") from None
     if number < 0:
-        raise ValueError(f"{field} must not be negative, got {value}")
-    if number.as_tuple().exponent < -places:
-        raise ValueError(f"{field} has more than {places} decimal places: {value}")
+        raise InputError(f"{column.name} must not be negative, got {number}")
     return number
 
 
 def cash_parse(value) -> Decimal:
-    """Cash in USD (>= 0, at most 4 decimal places); errors name the ``cash_usd`` field."""
+    """Cash in USD (>= 0, sized to the ``cash_usd`` column); errors name the ``cash_usd`` field."""
     try:
-        return _decimal(value, field="cash_usd", places=4)
-    except ValueError as error:
+        return _amount(value, column=CASH)
+    except InputError as error:
         raise ValidationError({"cash_usd": str(error)}) from None
 
 
-def holdings_replace(
-    *, portfolio: Portfolio, rows: Iterable[Mapping], cash_usd=None, add_to_universe: bool = True
-) -> list[Holding]:
-    """Make ``rows`` ({symbol, quantity, cost_basis_usd?}) the portfolio's whole set of holdings.
+def holdings_rows_check(rows: Iterable[Mapping]) -> tuple[Rows, dict[str, Instrument]]:
+    """``rows`` ({symbol, quantity, cost_basis_usd?}) read and checked, with their instruments.
 
-    Holdings absent from ``rows`` are removed. Every row is checked before anything is written:
-    unknown symbol, duplicate symbol, negative or malformed quantity or cost basis each raise a
-    `ValidationError` naming the row and field, and nothing changes. Held instruments join the
-    portfolio's universe unless ``add_to_universe`` is False.
+    Unknown, duplicate or malformed symbols and negative, malformed or oversized numbers raise a
+    `ValidationError` ({"holdings": [...]}) naming each row ("row 2 (BND): ...") and field.
+    Reads instruments only; writes nothing.
     """
-    rows = list(rows)
     errors: list[str] = []
-    parsed: dict[str, tuple[Decimal, Decimal | None]] = {}
+    parsed: Rows = {}
     for number, row in enumerate(rows, start=1):
-        symbol = str(row.get("symbol") or "").strip().upper()
-        label = f"row {number} ({symbol or 'no symbol'})"
-        if not symbol:
-            errors.append(f"{label}: symbol is required")
+        raw = row.get("symbol")
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            errors.append(f"row {number} (no symbol): symbol is required")
             continue
+        try:
+            symbol = symbol_clean(raw)
+        except InputError as error:
+            errors.append(f"row {number} (not a symbol): symbol {error}")
+            continue
+        label = f"row {number} ({symbol})"
         if symbol in parsed:
             errors.append(f"{label}: duplicate holding for {symbol}")
             continue
         try:
-            quantity = _decimal(row.get("quantity"), field="quantity", places=QUANTITY_PLACES)
-            cost_basis = _decimal(row.get("cost_basis_usd"), field="cost_basis_usd", places=4, allow_none=True)
-        except ValueError as error:
+            quantity = _amount(row.get("quantity"), column=QUANTITY)
+            cost_basis = _amount(row.get("cost_basis_usd"), column=COST_BASIS, required=False)
+        except InputError as error:
             errors.append(f"{label}: {error}")
             continue
         parsed[symbol] = (quantity, cost_basis)
@@ -75,55 +87,137 @@ def holdings_replace(
     unknown = [symbol for symbol in parsed if symbol not in instruments]
     if unknown:
         errors.append(f"unknown symbol {', '.join(unknown)}: add the instrument (fetch_prices) first")
-    cash = cash_parse(cash_usd) if cash_usd is not None else None
     if errors:
         raise ValidationError({"holdings": errors})
-    with transaction.atomic():
-        portfolio.holdings.exclude(instrument__symbol__in=list(parsed)).delete()
-        holdings = []
-        for symbol, (quantity, cost_basis) in parsed.items():
-            holding, _ = Holding.objects.update_or_create(
-                portfolio=portfolio,
-                instrument=instruments[symbol],
-                defaults={"quantity": quantity, "cost_basis_usd": cost_basis},
-            )
-            holdings.append(holding)
-        if add_to_universe and instruments:
-            portfolio.instruments.add(*instruments.values())
-        if cash is not None:
-            portfolio.cash_usd = cash
-            portfolio.save(update_fields=["cash_usd", "updated_at"])
+    return parsed, instruments
+
+
+def _checked(rows: Iterable[Mapping], cash_usd) -> tuple[Rows, dict[str, Instrument], Decimal | None]:
+    """The rows, their instruments and the cash (None: keep it), or one `ValidationError` naming
+    every bad row and the cash at once."""
+    errors: dict[str, list[str]] = {}
+    parsed, instruments, cash = {}, {}, None
+    try:
+        parsed, instruments = holdings_rows_check(rows)
+    except ValidationError as error:
+        errors.update(error.message_dict)
+    if cash_usd is not None:
+        try:
+            cash = cash_parse(cash_usd)
+        except ValidationError as error:
+            errors.update(error.message_dict)
+    if errors:
+        raise ValidationError(errors)
+    return parsed, instruments, cash
+
+
+def _write(
+    locked: Portfolio,
+    parsed: Rows,
+    instruments: dict[str, Instrument],
+    cash: Decimal | None,
+    *,
+    remove_others: bool,
+    add_to_universe: bool = True,
+) -> None:
+    """Store ``parsed`` against the holdings as stored now; the caller holds the portfolio's lock."""
+    stored = {h.instrument_id: h for h in Holding.objects.filter(portfolio=locked)}
+    if remove_others:
+        wanted = {instrument.pk for instrument in instruments.values()}
+        gone = [h.pk for instrument_id, h in stored.items() if instrument_id not in wanted]
+        if gone:
+            Holding.objects.filter(pk__in=gone).delete()
+    changed, new = [], []
+    for symbol, (quantity, cost_basis) in parsed.items():
+        instrument = instruments[symbol]
+        holding = stored.get(instrument.pk)
+        if holding is None:
+            new.append(Holding(portfolio=locked, instrument=instrument, quantity=quantity, cost_basis_usd=cost_basis))
+        elif (holding.quantity, holding.cost_basis_usd) != (quantity, cost_basis):
+            holding.quantity, holding.cost_basis_usd = quantity, cost_basis
+            changed.append(holding)
+    rows_update(changed, ["quantity", "cost_basis_usd", "updated_at"])
+    Holding.objects.bulk_create(new)
+    if add_to_universe and instruments:
+        locked.instruments.add(*instruments.values())
+    if cash is not None:
+        locked.cash_usd = cash
+        locked.save(update_fields=["cash_usd", "updated_at"])
+
+
+def _held(portfolio: Portfolio) -> list[Holding]:
+    return list(portfolio.holdings.select_related("instrument").order_by("instrument__symbol"))
+
+
+def holdings_replace(
+    *, portfolio: Portfolio, rows: Iterable[Mapping], cash_usd=None, add_to_universe: bool = True
+) -> list[Holding]:
+    """Make ``rows`` ({symbol, quantity, cost_basis_usd?}) the portfolio's whole set of holdings,
+    and ``cash_usd`` its cash when given; the holdings as stored afterwards.
+
+    Holdings absent from ``rows`` are removed. Every row and the cash are checked before anything
+    is written (`holdings_rows_check`, `cash_parse`): a `ValidationError` names every bad row and
+    field, and nothing changes. Held instruments join the portfolio's universe unless
+    ``add_to_universe`` is False. Raises `PortfolioBusy` when another writer holds the portfolio.
+    """
+    parsed, instruments, cash = _checked(list(rows), cash_usd)
+    with portfolio_locked(portfolio.pk) as locked:
+        _write(locked, parsed, instruments, cash, remove_others=True, add_to_universe=add_to_universe)
+        holdings = _held(locked)
+    portfolio.cash_usd = locked.cash_usd
     return holdings
 
 
 def holdings_upsert(*, portfolio: Portfolio, rows: Iterable[Mapping], cash_usd=None) -> list[Holding]:
-    """Set the holdings of the symbols in ``rows`` and keep every other holding (validated like
-    `holdings_replace`, all or nothing). A symbol given twice is an error."""
-    rows = list(rows)
-    given = [str(row.get("symbol") or "").strip().upper() for row in rows]
-    kept = [
-        {"symbol": h.instrument.symbol, "quantity": h.quantity, "cost_basis_usd": h.cost_basis_usd}
-        for h in portfolio.holdings.select_related("instrument")
-        if h.instrument.symbol not in given
-    ]
-    return holdings_replace(portfolio=portfolio, rows=[*kept, *rows], cash_usd=cash_usd)
+    """Set the holdings of the symbols in ``rows`` and keep every other holding as stored when the
+    lock is taken (validated like `holdings_replace`, all or nothing; a symbol given twice is an
+    error); the whole set of holdings afterwards."""
+    parsed, instruments, cash = _checked(list(rows), cash_usd)
+    with portfolio_locked(portfolio.pk) as locked:
+        _write(locked, parsed, instruments, cash, remove_others=False)
+        holdings = _held(locked)
+    portfolio.cash_usd = locked.cash_usd
+    return holdings
 
 
 def cash_set(*, portfolio: Portfolio, cash_usd) -> Portfolio:
-    """Set the portfolio's uninvested cash (USD, >= 0, at most 4 decimal places)."""
-    portfolio.cash_usd = cash_parse(cash_usd)
-    portfolio.save(update_fields=["cash_usd", "updated_at"])
+    """Set the portfolio's uninvested cash (USD, >= 0, sized to its column)."""
+    cash = cash_parse(cash_usd)
+    with portfolio_locked(portfolio.pk) as locked:
+        locked.cash_usd = cash
+        locked.save(update_fields=["cash_usd", "updated_at"])
+    portfolio.cash_usd = cash
     return portfolio
+
+
+#: Manual weights are fractions of value, read like the API's: at most 10 decimal places.
+WEIGHT_DIGITS, WEIGHT_PLACES = 12, 10
 
 
 def manual_targets_set(*, portfolio: Portfolio, weights: Mapping | None) -> Portfolio:
     """Fix the target weights ({symbol: weight}, summing to 1) the plans trade towards instead of the
     optimizer's; None (or empty) goes back to the optimizer. Errors name ``manual_targets``."""
-    raw = {str(symbol).strip().upper(): float(weight) for symbol, weight in weights.items()} if weights else None
+    raw = None
+    if weights:
+        raw = {}
+        for key, weight in weights.items():
+            try:
+                symbol = symbol_clean(key)
+            except InputError as error:
+                raise ValidationError({"manual_targets": f"manual_targets: the symbol {error}"}) from None
+            if symbol in raw:
+                raise ValidationError({"manual_targets": f"manual_targets: {symbol} is given twice"})
+            try:
+                number = decimal_parse(weight, max_digits=WEIGHT_DIGITS, decimal_places=WEIGHT_PLACES)
+            except InputError as error:
+                raise ValidationError({"manual_targets": f"manual_targets: the weight of {symbol} {error}"}) from None
+            raw[symbol] = float(number)
     try:
         manual_targets_parse(raw)
     except ValueError as error:
         raise ValidationError({"manual_targets": str(error)}) from None
+    with portfolio_locked(portfolio.pk) as locked:
+        locked.manual_targets = raw
+        locked.save(update_fields=["manual_targets", "updated_at"])
     portfolio.manual_targets = raw
-    portfolio.save(update_fields=["manual_targets", "updated_at"])
     return portfolio

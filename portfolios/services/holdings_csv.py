@@ -8,10 +8,11 @@ Format (UTF-8, comma-separated, a header line first; blank lines are ignored)::
 
 The header is ``symbol,quantity`` or ``symbol,quantity,cost_basis_usd`` (any case, in that
 order). ``quantity`` is shares (at least 0, up to 9 decimal places); ``cost_basis_usd`` is the
-total paid, optional (at least 0, up to 4 decimal places). Symbols must be known instruments and
-appear once. The file becomes the whole set of holdings: holdings it does not list are removed.
-Every line is checked before anything is written; errors name the file's line (the header is
-line 1) and the field, and nothing changes.
+total paid, optional (at least 0, up to 4 decimal places); both plain decimals like ``120.5``
+(`rebalancer_site.inputs`). Symbols must be known instruments and appear once. The file becomes
+the whole set of holdings: holdings it does not list are removed. Every line is checked before
+anything is written; errors name the file's line (the header is line 1) and the field, and
+nothing changes.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def holdings_csv_rows(data: bytes) -> tuple[list[dict], list[int]]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ValidationError({"file": "the file is not UTF-8 text (save it as CSV UTF-8)"}) from None
-    lines = [(number, row) for number, row in enumerate(csv.reader(io.StringIO(text)), start=1) if any(row)]
+    lines = _lines(text)
     if not lines:
         raise ValidationError({"file": "the file is empty: the first line must be symbol,quantity[,cost_basis_usd]"})
     header_line, header = lines[0]
@@ -73,6 +74,27 @@ def holdings_csv_rows(data: bytes) -> tuple[list[dict], list[int]]:
     return rows, line_numbers
 
 
+def _lines(text: str) -> list[tuple[int, list[str]]]:
+    """The non-blank rows of ``text`` with the line each starts on."""
+    reader = csv.reader(io.StringIO(text))
+    lines = []
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return lines
+        except csv.Error as error:
+            # The csv module refuses a value longer than its field size limit (131,072 characters).
+            if "field larger than field limit" in str(error):
+                raise ValidationError(
+                    {"file": f"line {start}: a value is longer than {csv.field_size_limit():,} characters"}
+                ) from None
+            raise ValidationError({"file": f"line {start}: not CSV: {error}"}) from None
+        if any(row):
+            lines.append((start, row))
+
+
 def holdings_replace_from_csv(*, portfolio: Portfolio, data: bytes, cash_usd: Decimal | None = None) -> list[Holding]:
     """Make the CSV file's rows the portfolio's holdings (and ``cash_usd`` its cash, when given).
 
@@ -85,8 +107,9 @@ def holdings_replace_from_csv(*, portfolio: Portfolio, data: bytes, cash_usd: De
     except ValidationError as error:
         if not hasattr(error, "error_dict") or "holdings" not in error.error_dict:
             raise
-        messages = [m for e in error.error_dict["holdings"] for m in e.messages]
-        raise ValidationError({"file": [_by_line(m, rows, line_numbers) for m in messages]}) from None
+        errors = error.message_dict
+        messages = errors.pop("holdings")
+        raise ValidationError({"file": [_by_line(m, rows, line_numbers) for m in messages], **errors}) from None
 
 
 def _by_line(message: str, rows: list[dict], line_numbers: list[int]) -> str:

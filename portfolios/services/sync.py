@@ -6,7 +6,6 @@ import logging
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 
 from brokers.base import BrokerError
@@ -14,13 +13,14 @@ from brokers.services.accounts import broker_for
 from marketdata.models import Instrument
 from portfolios.models import Holding, HoldingsSync, Portfolio, RebalanceRun
 from portfolios.models.holdings import QUANTITY_PLACES
+from portfolios.services.portfolio_lock import PortfolioBusy, portfolio_locked
 from rebalancer_site.db import rows_update
 
 logger = logging.getLogger(__name__)
 
 
 class SyncError(Exception):
-    """The broker could not be read; nothing was changed."""
+    """The broker could not be read, or another request held the portfolio too long; nothing was changed."""
 
 
 def unreadable(account, error: BrokerError) -> SyncError:
@@ -54,8 +54,22 @@ def sync_from_broker(
         raise unreadable(account, error) from error
     quantum = Decimal(1).scaleb(-QUANTITY_PLACES)
     after = {p.symbol.upper(): p.quantity.quantize(quantum) for p in positions if p.quantity > 0}
-    with transaction.atomic():
-        locked = Portfolio.objects.select_for_update().only("pk", "cash_usd").get(pk=portfolio.pk)
+    try:
+        sync = _positions_store(portfolio, account, run, after, info)
+    except PortfolioBusy as error:
+        raise SyncError(f"{error}: try again in {error.retry_after_s} seconds") from error
+    portfolio.cash_usd = sync.cash_after_usd
+    logger.info(
+        "portfolio synced from broker",
+        extra={"portfolio_id": portfolio.pk, "broker_account_id": account.pk, "changes": len(sync.changes)},
+    )
+    return sync
+
+
+def _positions_store(portfolio: Portfolio, account, run, after: dict[str, Decimal], info) -> HoldingsSync:
+    """Make ``after`` ({SYMBOL: quantity}) and ``info.cash_usd`` the holdings and cash, against the
+    rows as stored when the portfolio's lock is taken, and record what changed."""
+    with portfolio_locked(portfolio.pk) as locked:
         ids = {}  # holding id by symbol
         before = {}
         for pk, symbol, quantity in Holding.objects.filter(portfolio_id=portfolio.pk).values_list(
@@ -96,7 +110,7 @@ def sync_from_broker(
             for symbol in sorted(set(before) | set(after))
             if before.get(symbol, Decimal(0)) != after.get(symbol, Decimal(0))
         ]
-        sync = HoldingsSync.objects.create(
+        return HoldingsSync.objects.create(
             portfolio=locked,
             broker_account=account,
             run=run,
@@ -104,9 +118,3 @@ def sync_from_broker(
             cash_before_usd=cash_before,
             cash_after_usd=locked.cash_usd,
         )
-    portfolio.cash_usd = locked.cash_usd
-    logger.info(
-        "portfolio synced from broker",
-        extra={"portfolio_id": portfolio.pk, "broker_account_id": account.pk, "changes": len(changes)},
-    )
-    return sync

@@ -6,9 +6,11 @@ import pytest
 from django.apps import apps
 from django.contrib import admin
 from django.urls import reverse
+from django.utils import timezone
 
-from brokers.models import PaperOrder, PaperPosition
+from brokers.models import BrokerAccount, PaperOrder, PaperPosition
 from portfolios.models import RebalanceRun
+from rebalancer_site.tests.factories import two_factor_device, verify_session
 
 from .execution_factories import clock, paper_portfolio, planned_run, prices  # noqa: F401
 from .factories import AS_OF
@@ -57,6 +59,26 @@ def test_execute_approved_sends_the_orders(staff, prices, clock, settings):  # n
     run.refresh_from_db()
     assert run.status == RebalanceRun.Status.EXECUTED and PaperOrder.objects.count() == 2
     assert [str(m) for m in response.context["messages"]] == [f"run {run.pk}: Executed (executed)"]
+
+
+def test_a_live_run_needs_a_verified_staff_session(staff, prices, clock, settings, django_user_model):  # noqa: F811
+    settings.EXECUTION_WAIT_SECONDS = 0.2
+    settings.ALLOW_LIVE_TRADING = True
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
+    BrokerAccount.objects.filter(pk=portfolio.broker_account_id).update(is_live=True, live_opt_in_at=timezone.now())
+    run = planned_run(portfolio)
+    url = reverse("admin:portfolios_rebalancerun_changelist")
+    action = {"action": "execute_approved", "_selected_action": [run.pk]}
+
+    refused = staff.post(url, action, follow=True)
+    assert "not executed: real money needs two-factor authentication" in refused.content.decode()
+    run.refresh_from_db()
+    assert run.status == RebalanceRun.Status.PLANNED and not PaperOrder.objects.exists()
+
+    verify_session(staff, two_factor_device(django_user_model.objects.get(username="admin")))
+    staff.post(url, action, follow=True)
+    run.refresh_from_db()
+    assert run.status == RebalanceRun.Status.EXECUTED and PaperOrder.objects.count() == 2
 
 
 def test_task_queue_admin_is_for_staff_only(client, django_user_model):

@@ -108,7 +108,13 @@ def test_the_editor_shows_the_holdings_and_saves_a_new_set(client, portfolio):
     ("rows", "cash", "row", "field", "text"),
     [
         ([("SPY", "-5", ""), ("BND", "1", "")], "100", 0, "quantity", "row 1 (SPY): quantity must not be negative"),
-        ([("SPY", "1", ""), ("BND", "abc", "")], "100", 1, "quantity", "row 2 (BND): quantity must be a number"),
+        (
+            [("SPY", "1", ""), ("BND", "abc", "")],
+            "100",
+            1,
+            "quantity",
+            "row 2 (BND): quantity must be a plain decimal number like 12.5, got 'abc'",
+        ),
         ([("SPY", "1", "-3")], "100", 0, "cost_basis_usd", "row 1 (SPY): cost_basis_usd must not be negative"),
         ([("SPY", "1", ""), ("ZZZZ", "2", "")], "100", 1, "symbol", "row 2 (ZZZZ): unknown symbol"),
         ([("SPY", "1", ""), ("spy", "2", "")], "100", 1, "symbol", "row 2 (SPY): duplicate holding for SPY"),
@@ -163,7 +169,7 @@ def test_the_upload_may_set_the_cash(client, portfolio):
         ("symbol,quantity\nSPY,5\nBND,-2\n", "line 3 (BND): quantity must not be negative, got -2"),
         ("symbol,quantity\nSPY,5\n\nZZZZ,1\n", "unknown symbol ZZZZ on line 4 (ZZZZ)"),
         ("symbol,quantity\nSPY,5\nSPY,6\n", "line 3 (SPY): duplicate holding for SPY"),
-        ("symbol,quantity,cost_basis_usd\nSPY,5,abc\n", "line 2 (SPY): cost_basis_usd must be a number"),
+        ("symbol,quantity,cost_basis_usd\nSPY,5,abc\n", "line 2 (SPY): cost_basis_usd must be a plain decimal number"),
         ("symbol,quantity\nSPY,5,1\n", "line 2: expected 2 values (symbol,quantity), got 3"),
         ("ticker,shares\nSPY,5\n", "line 1: the header must be symbol,quantity or symbol,quantity,cost_basis_usd"),
         ("symbol,quantity\n", "the file lists no holdings"),
@@ -231,3 +237,178 @@ def test_bad_cash_with_good_rows_saves_nothing(client, portfolio):
     portfolio.refresh_from_db()
     assert held(portfolio) == {"SPY": Decimal(10), "BND": Decimal(20)}
     assert "VTI" not in portfolio.instruments.values_list("symbol", flat=True)
+
+
+# -- input no page may store ---------------------------------------------------------------------------
+
+LONGER_THAN_A_CSV_FIELD = "1" * 131_073
+#: Numbers that Python reads but a person does not mean, or that no column can hold.
+BAD_NUMBERS = [
+    ("1e309", "plain decimal number"),
+    ("1" * 30, "too large"),
+    ("1_000", "plain decimal number"),
+    ("\uff11\uff12", "plain decimal number"),  # full-width digits
+    ("\u0661\u0662", "plain decimal number"),  # Arabic-Indic digits
+    ("NaN", "plain decimal number"),
+    ("-Infinity", "plain decimal number"),
+    ("1\x00", "control characters"),
+    (LONGER_THAN_A_CSV_FIELD, "at most 40 characters"),
+]
+BAD_SYMBOLS = [
+    ("\u00df", "ticker symbol"),  # "ß".upper() is "SS"
+    ("SP\x00Y", "control characters"),
+    ("SPY\x1b", "control characters"),
+    ("\uff33\uff30\uff39", "ticker symbol"),  # full-width SPY
+    ("S" * 131_073, "at most 20 characters"),
+]
+UNCHANGED = {"SPY": Decimal(10), "BND": Decimal(20)}
+
+
+def assert_unchanged(portfolio) -> None:
+    portfolio.refresh_from_db()
+    assert held(portfolio) == UNCHANGED and portfolio.cash_usd == Decimal(100)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "text"),
+    [
+        *[("quantity", value, text) for value, text in BAD_NUMBERS],
+        *[("cost_basis_usd", value, text) for value, text in BAD_NUMBERS],
+        *[("symbol", value, text) for value, text in BAD_SYMBOLS],
+    ],
+)
+def test_a_bad_value_in_a_row_is_named_next_to_its_field_and_nothing_is_saved(client, portfolio, field, value, text):
+    row = {"symbol": "QQQ", "quantity": "3", "cost_basis_usd": ""} | {field: value}
+    data = rows_data([("SPY", "1", ""), (row["symbol"], row["quantity"], row["cost_basis_usd"])])
+    response = client.post(reverse("portfolio_holdings", args=[portfolio.pk]), data)
+    assert response.status_code == 400
+    assert text in row_errors(response, 1, field)
+    assert f'id="id_holdings-1-{field}-error"' in response.content.decode()
+    assert_unchanged(portfolio)
+
+
+@pytest.mark.parametrize(("value", "text"), [*BAD_NUMBERS, ("1" * 17, "too large")])
+def test_bad_cash_in_the_editor_is_named_next_to_the_cash_field(client, portfolio, value, text):
+    data = rows_data([("SPY", "1", "")], cash=value)
+    response = client.post(reverse("portfolio_holdings", args=[portfolio.pk]), data)
+    assert response.status_code == 400
+    assert text in " ".join(response.context["cash_form"].errors["cash_usd"])
+    assert_unchanged(portfolio)
+
+
+def test_the_largest_numbers_are_saved_and_read_back(client, portfolio):
+    # One digit below each column's capacity (SQLite reads a value at the limit back rounded past it).
+    data = rows_data([("SPY", "100000000000000", "1000000000000000")], cash="1000000000000000")
+    response = client.post(reverse("portfolio_holdings", args=[portfolio.pk]), data)
+    assert response.status_code == 302
+    portfolio.refresh_from_db()
+    assert held(portfolio) == {"SPY": Decimal("100000000000000")}
+    assert portfolio.cash_usd == Decimal("1000000000000000")
+    assert client.get(reverse("portfolio_holdings", args=[portfolio.pk])).status_code == 200
+    over = rows_data([("SPY", "100000000000000.1", "")], cash="1000000000000000.0001")
+    response = client.post(reverse("portfolio_holdings", args=[portfolio.pk]), over)
+    assert response.status_code == 400
+    assert "must be at most 100000000000000" in row_errors(response, 0, "quantity")
+    assert "must be at most 1000000000000000" in " ".join(response.context["cash_form"].errors["cash_usd"])
+
+
+@pytest.mark.parametrize(
+    ("management", "text"),
+    [
+        ({"holdings-TOTAL_FORMS": "-1"}, "the form was changed"),
+        ({"holdings-TOTAL_FORMS": "0"}, "the form was changed"),  # two rows sent, none counted
+        ({"holdings-TOTAL_FORMS": "1"}, "the form was changed"),  # the second row would be dropped
+        ({"holdings-INITIAL_FORMS": "-5"}, "the form was changed"),
+        ({"holdings-INITIAL_FORMS": "3"}, "the form was changed"),
+        ({"holdings-TOTAL_FORMS": "1e3"}, "the form was changed"),
+        ({"holdings-TOTAL_FORMS": "\uff12"}, "the form was changed"),
+        ({"holdings-TOTAL_FORMS": False}, "the form was changed"),
+    ],
+)
+def test_a_tampered_row_count_is_refused_and_nothing_changes(client, portfolio, management, text):
+    data = rows_data([("SPY", "10", ""), ("BND", "20", "")], cash="100")
+    for name, value in management.items():
+        if value is False:
+            data.pop(name)
+        else:
+            data[name] = value
+    response = client.post(reverse("portfolio_holdings", args=[portfolio.pk]), data)
+    assert response.status_code == 400
+    assert text in response.content.decode()
+    assert_unchanged(portfolio)
+
+
+def test_removing_every_row_on_purpose_still_works(client, portfolio):
+    data = rows_data([("SPY", "10", ""), ("BND", "20", "")], cash="100", delete=(0, 1))
+    assert client.post(reverse("portfolio_holdings", args=[portfolio.pk]), data).status_code == 302
+    assert held(portfolio) == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("symbol,quantity\nSPY,1e309\n", "line 2 (SPY): quantity must be a plain decimal number"),
+        (f"symbol,quantity\nSPY,{'9' * 30}\n", "line 2 (SPY): quantity is too large"),
+        ("symbol,quantity,cost_basis_usd\nSPY,1,1e309\n", "line 2 (SPY): cost_basis_usd must be a plain decimal"),
+        (f"symbol,quantity,cost_basis_usd\nSPY,1,{'9' * 30}\n", "line 2 (SPY): cost_basis_usd is too large"),
+        ("symbol,quantity\nSPY,1_000\n", "line 2 (SPY): quantity must be a plain decimal number"),
+        ("symbol,quantity\nSPY,\uff11\uff12\n", "line 2 (SPY): quantity must be a plain decimal number"),
+        ("symbol,quantity\nSPY,\u0661\u0662\n", "line 2 (SPY): quantity must be a plain decimal number"),
+        ("symbol,quantity\n\u00df,1\n", "line 2 (not a symbol): symbol must be a ticker symbol"),
+        ("symbol,quantity\nSP\x00Y,1\n", "line 2 (not a symbol): symbol must be a ticker symbol"),
+        ("symbol,quantity\nSPY,1\x00\n", "line 2 (SPY): quantity must be a plain decimal number"),
+        (f"symbol,quantity\nSPY,{LONGER_THAN_A_CSV_FIELD}\n", "line 2: a value is longer than"),
+        (f'symbol,quantity\nSPY,1\nBND,2\n"{"x" * 200_000}', "line 4: a value is longer than"),
+        ("symbol,quantity\x00\nSPY,1\n", "line 1: the header must be"),
+    ],
+)
+def test_a_bad_value_in_a_file_names_its_line_and_keeps_the_holdings(client, portfolio, text, message):
+    response = upload(client, portfolio, text)
+    assert response.status_code == 400
+    assert message in " ".join(response.context["form"].errors["file"])
+    assert 'id="id_file-error"' in response.content.decode()
+    assert_unchanged(portfolio)
+
+
+@pytest.mark.parametrize(("value", "text"), BAD_NUMBERS)
+def test_bad_cash_with_a_file_is_named_next_to_the_cash_field(client, portfolio, value, text):
+    response = upload(client, portfolio, "symbol,quantity\nBND,3\n", cash_usd=value)
+    assert response.status_code == 400
+    assert text in " ".join(response.context["form"].errors["cash_usd"])
+    assert_unchanged(portfolio)
+
+
+# -- another writer holding the portfolio ---------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_portfolio_answers_the_editor_with_409_and_keeps_the_rows(client, portfolio, held_elsewhere):
+    held_elsewhere(portfolio)
+    data = rows_data([("SPY", "11", ""), ("QQQ", "3", "")], cash="50")
+    response = client.post(reverse("portfolio_holdings", args=[portfolio.pk]), data)
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert "Another change to this portfolio was being saved at the same moment" in page
+    assert 'value="QQQ"' in page  # the rows typed are shown again, ready to resend
+    assert_unchanged(portfolio)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_portfolio_answers_the_upload_with_409(client, portfolio, held_elsewhere):
+    held_elsewhere(portfolio)
+    response = upload(client, portfolio, "symbol,quantity\nBND,3\n", cash_usd="5")
+    assert response.status_code == 409
+    assert "Another change to this portfolio was being saved at the same moment" in response.content.decode()
+    assert_unchanged(portfolio)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_portfolio_answers_the_sync_with_a_message(client, owner, held_elsewhere):
+    account = broker_account_create(owner=owner, kind="paper", label="Sandbox")
+    paper_account_reset(account=account, cash_usd=Decimal(500), positions={"SPY": (Decimal(12), Decimal(500))})
+    portfolio = make_portfolio(owner, holdings={"SPY": 10, "BND": 20}, cash_usd=Decimal(100), broker_account=account)
+    held_elsewhere(portfolio)
+    response = client.post(reverse("portfolio_sync", args=[portfolio.pk]), follow=True)
+    assert response.status_code == 200
+    assert "Sync failed, nothing changed" in response.content.decode()
+    assert_unchanged(portfolio)

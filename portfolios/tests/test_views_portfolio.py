@@ -147,13 +147,13 @@ def test_every_policy_field_of_the_model_is_on_the_form():
     ("changes", "field", "text"),
     [
         ({"min_weight": "0.5", "max_weight": "0.3"}, "min_weight", "above max_weight"),
-        ({"band_abs": "0"}, "band_abs", "greater than or equal to 0.0001"),
-        ({"band_abs": "-0.01"}, "band_abs", "greater than or equal to 0.0001"),
-        ({"band_abs": "1.5"}, "band_abs", "less than or equal to 1"),
-        ({"band_rel": "0"}, "band_rel", "greater than or equal to 0.0001"),
-        ({"age": "17"}, "age", "greater than or equal to 18"),
-        ({"age": "111"}, "age", "less than or equal to 110"),
-        ({"retirement_age": "39"}, "retirement_age", "greater than or equal to 40"),
+        ({"band_abs": "0"}, "band_abs", "must be at least 0.0001"),
+        ({"band_abs": "-0.01"}, "band_abs", "must be at least 0.0001"),
+        ({"band_abs": "1.5"}, "band_abs", "must be at most 1"),
+        ({"band_rel": "0"}, "band_rel", "must be at least 0.0001"),
+        ({"age": "17"}, "age", "must be at least 18"),
+        ({"age": "111"}, "age", "must be at most 110"),
+        ({"retirement_age": "39"}, "retirement_age", "must be at least 40"),
         ({"glide_path_knots": "60: 0.5, 50: 0.6"}, "glide_path_knots", "strictly increasing"),
         ({"glide_path_knots": "40: 1.2, 60: 0.5"}, "glide_path_knots", "outside [0, 1]"),
         ({"glide_path_knots": "40 - 0.9"}, "glide_path_knots", "cannot read"),
@@ -163,11 +163,11 @@ def test_every_policy_field_of_the_model_is_on_the_form():
         ({"symbols": "SPY, NOPE"}, "symbols", "unknown symbol NOPE"),
         ({"rebalancing_strategy": "fastest"}, "rebalancing_strategy", "is not one of"),
         ({"strategy": "best"}, "strategy", "is not one of"),
-        ({"spread_bps": "2000"}, "spread_bps", "less than or equal to 1000"),
-        ({"min_trade_usd": "-5"}, "min_trade_usd", "greater than or equal to 0"),
+        ({"spread_bps": "2000"}, "spread_bps", "must be at most 1000"),
+        ({"min_trade_usd": "-5"}, "min_trade_usd", "must be at least 0"),
         ({"weight_overrides": '{"SPY": ["a", 0.5]}'}, "weight_overrides", "is not a number"),
-        ({"max_turnover": "1.01"}, "max_turnover", "less than or equal to 1"),
-        ({"risk_free_rate": "0.5"}, "risk_free_rate", "less than or equal to 0.25"),
+        ({"max_turnover": "1.01"}, "max_turnover", "must be at most 1"),
+        ({"risk_free_rate": "0.5"}, "risk_free_rate", "must be at most 0.25"),
     ],
 )
 def test_bad_settings_are_rejected_next_to_their_field_and_nothing_is_saved(client, owner, changes, field, text):
@@ -185,6 +185,95 @@ def test_bad_settings_are_rejected_next_to_their_field_and_nothing_is_saved(clie
     # Creating with the same input saves nothing either.
     created = client.post(reverse("portfolio_create"), form_data(name="Another", **changes))
     assert created.status_code == 400 and not Portfolio.objects.filter(name="Another").exists()
+
+
+LONG = "x" * 131_073
+#: Input Python reads but a person does not mean, or that no column can hold, per settings field.
+BAD_SETTINGS = [
+    ("risk_free_rate", "1e309", "plain decimal number"),
+    ("risk_free_rate", "9" * 30, "too large"),
+    ("risk_free_rate", "0_02", "plain decimal number"),
+    ("risk_free_rate", "\uff10.\uff10\uff12", "plain decimal number"),  # full-width
+    ("risk_free_rate", "\u0660.\u0660\u0662", "plain decimal number"),  # Arabic-Indic
+    ("risk_free_rate", "NaN", "plain decimal number"),
+    ("min_trade_usd", "1" * 30, "too large"),
+    ("cash_trigger_usd", "1e5", "plain decimal number"),
+    ("cash_trigger_usd", "1000000000000000.0001", "at most 1000000000000000"),
+    ("commission_per_trade_usd", "1\x00", "plain decimal number"),
+    ("lookback_days", "1_000", "whole number"),
+    ("lookback_days", "\uff12\uff15\uff12", "whole number"),
+    ("lookback_days", "252.0", "whole number"),
+    ("lookback_days", "9" * 30, "too large"),
+    ("age", "\u0664\u0660", "whole number"),
+    ("name", "Core\x00", "control characters"),
+    ("name", "Core\x1b[31m", "control characters"),
+    ("name", LONG, "at most 100 characters"),
+    ("strategy", "max_sharpe\x00", "control characters"),
+    ("fallbacks", "min_volatility\x07", "control characters"),
+    ("fallbacks", LONG, "at most 10000 characters"),
+    ("group_limits", "bonds >= 20%\x00", "control characters"),
+    ("symbols", "SPY, \u00df", "not a ticker symbol: \u00df"),  # "ß".upper() is "SS"
+    ("symbols", "SPY, \uff33\uff30\uff39", "not a ticker symbol"),
+    ("symbols", "SPY\x00", "control characters"),
+    ("excluded_symbols", "\u00df", "not a ticker symbol"),
+    ("do_not_trade", LONG, "at most 10000 characters"),
+    ("manual_targets", "SPY: \uff10.5, BND: 0.5", "plain decimal number"),
+    ("manual_targets", "SPY: 0.5, BND: 5e-1", "plain decimal number"),
+    ("manual_targets", "\u00df: 1", "ticker symbol"),
+    ("manual_targets", "SPY: 0.5, spy: 0.5", "SPY given twice"),
+    ("manual_targets", '{"SPY": NaN}', "finite numbers"),
+    ("manual_targets", '{"SPY": 1e309}', "finite numbers"),
+    ("manual_targets", '{"SPY": 1' + "0" * 200 + "}", "more than 100 digits"),
+    ("manual_targets", '{"SPY\\u0000": 1}', "control characters"),
+    ("manual_targets", "[" * 5_000, "nested too deeply"),
+    ("glide_path_knots", "40: 0.9, \uff16\uff15: 0.5", "the age must be a plain decimal number"),
+    ("glide_path_knots", "[[40, NaN]]", "finite numbers"),
+    ("weight_overrides", '{"SPY": [NaN, 0.5]}', "finite numbers"),
+    ("weight_overrides", '{"SPY": [0, 1e999]}', "finite numbers"),
+    ("weight_overrides", '{"SP\\u0000Y": [0, 1]}', "control characters"),
+    ("weight_overrides", "[" * 5_000, "nested too deeply"),
+    ("weight_overrides", "[" * 200_000, "at most 10000 characters"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "text"), BAD_SETTINGS)
+def test_input_no_column_can_hold_is_refused_next_to_its_field(client, owner, field, value, text):
+    portfolio = make_portfolio(owner, name="Core", holdings={"SPY": 5})
+    before = model_to_dict(portfolio)
+
+    response = client.post(reverse("portfolio_edit", args=[portfolio.pk]), form_data(portfolio, **{field: value}))
+
+    assert response.status_code == 400
+    assert text in field_errors(response, field), response.context["form"].errors
+    assert f'id="id_{field}-error"' in response.content.decode()
+    portfolio.refresh_from_db()
+    assert model_to_dict(portfolio) == before
+
+
+def test_a_settings_save_keeps_the_cash_and_holdings_written_since_the_page_was_read(client, owner):
+    portfolio = make_portfolio(owner, name="Core", holdings={"SPY": 5}, cash_usd=Decimal(100))
+    data = form_data(portfolio, name="Core renamed")
+    # Another request changes the cash after the settings page was read and before it is sent.
+    Portfolio.objects.filter(pk=portfolio.pk).update(cash_usd=Decimal(250))
+
+    assert client.post(reverse("portfolio_edit", args=[portfolio.pk]), data).status_code == 302
+
+    portfolio.refresh_from_db()
+    assert portfolio.name == "Core renamed" and portfolio.cash_usd == Decimal(250)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_portfolio_answers_the_settings_page_with_409(client, owner, held_elsewhere):
+    portfolio = make_portfolio(owner, name="Core", holdings={"SPY": 5})
+    before = model_to_dict(portfolio)
+    held_elsewhere(portfolio)
+
+    response = client.post(reverse("portfolio_edit", args=[portfolio.pk]), form_data(portfolio, name="Renamed"))
+
+    assert response.status_code == 409
+    assert "Another change to this portfolio was being saved at the same moment" in response.content.decode()
+    portfolio.refresh_from_db()
+    assert model_to_dict(portfolio) == before
 
 
 def test_a_valid_edit_saves_every_section(client, owner):

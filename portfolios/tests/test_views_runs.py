@@ -1,5 +1,6 @@
 """Approve and execute a proposed run on the paper broker: the confirmation page (a dry run) changes
-nothing, only a POST executes, a live account needs the password again, another user gets a 404."""
+nothing, only a POST executes, a live account needs the password again and two-factor authentication
+(a code unless the session entered one), another user gets a 404."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from brokers.models import BrokerAccount, Order, PaperAccount, PaperOrder, PaperPosition
+from brokers.services.controls import kill_switch_set
 from portfolios.models import RebalanceRun
+from portfolios.services.execution import execute_run
+from portfolios.services.rebalancing import rebalance_run_create
+from rebalancer_site.tests.factories import totp_code, two_factor_device, verify_session, wrong_totp_code
 
 from .execution_factories import NEW_YORK, clock, paper_portfolio, planned_run, prices  # noqa: F401
 from .factories import AS_OF, make_user
@@ -112,11 +117,18 @@ def test_a_failed_check_stops_before_any_order(client, run, clock):  # noqa: F81
 
 
 @pytest.fixture
-def live_run(run, settings):
+def unverified_live_run(run, settings):
     """The same plan on an account marked live (opted in, real money allowed on the server)."""
     settings.ALLOW_LIVE_TRADING = True
     BrokerAccount.objects.filter(pk=run.portfolio.broker_account_id).update(is_live=True, live_opt_in_at=timezone.now())
     return run
+
+
+@pytest.fixture
+def live_run(unverified_live_run, client):
+    """The live plan, for an owner with two-factor authentication whose session entered a code."""
+    verify_session(client, two_factor_device(unverified_live_run.portfolio.owner))
+    return unverified_live_run
 
 
 @pytest.mark.parametrize("password", ["", "not-my-password"])
@@ -140,6 +152,41 @@ def test_a_live_account_with_the_password_executes(client, live_run):
     assert live_run.status == Status.EXECUTED and PaperOrder.objects.filter(state="filled").count() == 2
 
 
+def test_a_live_run_is_not_approved_without_two_factor_authentication(client, unverified_live_run):
+    run = unverified_live_run
+    before = broker_state(run)
+    page = client.get(reverse("run_approve", args=[run.pk])).content.decode()
+    assert "approving its runs needs two-factor authentication" in page and "Approve and send" not in page
+
+    response = client.post(reverse("run_approve", args=[run.pk]), {"password": PASSWORD})
+
+    assert response.status_code == 400
+    assert "real money needs two-factor authentication" in " ".join(response.context["form"].non_field_errors())
+    assert broker_state(run) == before
+
+
+def test_a_live_run_in_a_session_without_a_code_is_approved_only_with_one(client, unverified_live_run, settings):
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0  # each refusal below is about its own input, not the wait after it
+    run = unverified_live_run
+    device = two_factor_device(run.portfolio.owner)
+    before = broker_state(run)
+    assert "Authentication code" in client.get(reverse("run_approve", args=[run.pk])).content.decode()
+
+    for data, field, text in [
+        ({"password": PASSWORD}, "code", "enter the code"),
+        ({"password": PASSWORD, "code": wrong_totp_code(device)}, "code", "not correct"),
+        ({"password": "not-my-password", "code": totp_code(device)}, "password", "not correct"),
+    ]:
+        refused = client.post(reverse("run_approve", args=[run.pk]), data)
+        assert refused.status_code == 400 and text in " ".join(refused.context["form"].errors[field])
+        assert broker_state(run) == before
+
+    response = client.post(reverse("run_approve", args=[run.pk]), {"password": PASSWORD, "code": totp_code(device)})
+    assert response.status_code == 302
+    run.refresh_from_db()
+    assert run.status == Status.EXECUTED and PaperOrder.objects.filter(state="filled").count() == 2
+
+
 def test_another_users_run_is_a_404_and_is_not_executed(client, run):
     before = broker_state(run)
     client.force_login(make_user("mallory"))
@@ -158,3 +205,17 @@ def test_a_run_that_is_not_proposed_cannot_be_approved(client, prices, clock):  
     assert page.status_code == 200 and "Cannot approve: this run is no action needed" in page.content.decode()
     assert client.post(reverse("run_approve", args=[run.pk])).status_code == 400
     assert not Order.objects.exists() and not PaperOrder.objects.exists()
+
+
+def test_a_stopped_run_planned_again_shows_which_run_superseded_it(client, prices, clock):  # noqa: F811
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
+    stopped = planned_run(portfolio)
+    kill_switch_set(user=portfolio.owner, active=True)
+    execute_run(run=stopped, submit=True)
+    kill_switch_set(user=portfolio.owner, active=False)
+    again = rebalance_run_create(portfolio=portfolio, as_of=AS_OF, manual=True).run
+    client.force_login(portfolio.owner)
+    history = client.get(f"/portfolios/{portfolio.pk}/").content.decode()
+    assert f'superseded by <a href="/runs/{again.pk}/">run {again.pk}</a>' in history
+    report = client.get(f"/runs/{stopped.pk}/").content.decode()
+    assert f"run {again.pk}</a>: planned again from the holdings after it stopped" in report

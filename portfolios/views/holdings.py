@@ -7,15 +7,15 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portfolios.forms import CashForm, HoldingFormSet, HoldingsUploadForm
 from portfolios.selectors import portfolio_get_for_user
-from portfolios.services.holdings import holdings_replace
+from portfolios.services.holdings import holdings_replace, holdings_rows_check
 from portfolios.services.holdings_csv import MAX_BYTES, holdings_replace_from_csv
+from portfolios.services.portfolio_lock import BUSY_MESSAGE, PortfolioBusy
 from portfolios.services.sync import SyncError, sync_from_broker
 
 _ROW_ERROR = re.compile(r"^row (\d+) \(([^)]*)\): (.*)$", re.DOTALL)
@@ -38,33 +38,21 @@ def holdings_edit(request: HttpRequest, pk: int) -> HttpResponse:
     page_errors: list[str] = []
     if formset.is_valid():
         kept = [f for f in formset.forms if not f.cleaned_data.get("DELETE") and not f.is_blank()]
-        rows = [{k: f.cleaned_data[k].strip() for k in ("symbol", "quantity", "cost_basis_usd")} for f in kept]
+        rows = [{k: f.cleaned_data[k] for k in ("symbol", "quantity", "cost_basis_usd")} for f in kept]
         try:
             if cash_form.is_valid():
                 holdings_replace(portfolio=portfolio, rows=rows, cash_usd=cash_form.cleaned_data["cash_usd"])
             else:
-                _check_rows(portfolio, rows)  # so the rows' errors show beside the cash error
+                holdings_rows_check(rows)  # so the rows' errors show beside the cash error
         except ValidationError as error:
             page_errors = _place_errors(error, kept, formset, cash_form)
+        except PortfolioBusy:
+            return _holdings_page(request, portfolio, formset, cash_form, page_errors=[BUSY_MESSAGE], status=409)
         else:
             if cash_form.is_valid():
                 messages.success(request, f"Holdings saved: {len(rows)} holding(s), cash ${portfolio.cash_usd:,.2f}.")
                 return redirect("portfolio_detail", pk=portfolio.pk)
     return _holdings_page(request, portfolio, formset, cash_form, page_errors=page_errors, status=400)
-
-
-class _Discard(Exception):
-    """Undoes a `holdings_replace` that only checked the rows."""
-
-
-def _check_rows(portfolio, rows: list[dict]) -> None:
-    """Validate ``rows`` with `holdings_replace` and write nothing (its `ValidationError` goes up)."""
-    try:
-        with transaction.atomic():
-            holdings_replace(portfolio=portfolio, rows=rows)
-            raise _Discard
-    except _Discard:
-        pass
 
 
 def _holdings_page(request, portfolio, formset, cash_form, *, page_errors=(), status=200) -> HttpResponse:
@@ -137,14 +125,21 @@ def holdings_upload(request: HttpRequest, pk: int) -> HttpResponse:
                 for field, errors in error.message_dict.items():
                     for message in errors:
                         form.add_error(field if field in form.fields else None, message)
+            except PortfolioBusy:
+                form.add_error(None, BUSY_MESSAGE)
+                return _upload_page(request, portfolio, form, status=409)
             else:
                 messages.success(request, f"Holdings replaced from {upload.name}: {len(holdings)} holding(s).")
                 return redirect("portfolio_detail", pk=portfolio.pk)
+    return _upload_page(request, portfolio, form, status=400 if form.is_bound and form.errors else 200)
+
+
+def _upload_page(request, portfolio, form, *, status: int) -> HttpResponse:
     return render(
         request,
         "portfolios/holdings_upload.html",
         {"portfolio": portfolio, "form": form, "max_kb": MAX_BYTES // 1000},
-        status=400 if form.is_bound and form.errors else 200,
+        status=status,
     )
 
 

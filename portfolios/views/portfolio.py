@@ -15,6 +15,7 @@ from portfolios.forms import PortfolioForm
 from portfolios.selectors import portfolio_get_for_user
 from portfolios.selectors_dashboard import portfolio_detail, price_history
 from portfolios.services.execution import approval_blocked
+from portfolios.services.portfolio_lock import BUSY_MESSAGE, PortfolioBusy
 
 
 @require_safe
@@ -72,13 +73,17 @@ def portfolio_edit(request: HttpRequest, pk: int) -> HttpResponse:
     portfolio = portfolio_get_for_user(user=request.user, portfolio_id=pk)
     form = PortfolioForm(request.POST if request.method == "POST" else None, instance=portfolio, user=request.user)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        try:
+            form.save()
+        except PortfolioBusy:
+            form.add_error(None, BUSY_MESSAGE)
+            return _form_page(request, form, portfolio=portfolio, status=409)
         messages.success(request, "Settings saved. They apply from the next plan; stored runs keep theirs.")
         return redirect("portfolio_detail", pk=portfolio.pk)
     return _form_page(request, form, portfolio=portfolio)
 
 
-def _form_page(request: HttpRequest, form: PortfolioForm, *, portfolio) -> HttpResponse:
+def _form_page(request: HttpRequest, form: PortfolioForm, *, portfolio, status: int | None = None) -> HttpResponse:
     return render(
         request,
         "portfolios/portfolio_form.html",
@@ -88,7 +93,7 @@ def _form_page(request: HttpRequest, form: PortfolioForm, *, portfolio) -> HttpR
             "strategy_names": STRATEGY_NAMES,
             "planning_strategy_names": PLANNING_STRATEGY_NAMES,
         },
-        status=400 if form.is_bound and form.errors else 200,
+        status=status or (400 if form.is_bound and form.errors else 200),
     )
 
 

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
+from django_otp import login as otp_login
 
 from brokers.base import BrokerError
 from portfolios.forms import ApproveForm
@@ -13,6 +14,7 @@ from portfolios.models import RebalanceRun
 from portfolios.selectors import portfolio_get_for_user, run_get_for_user
 from portfolios.services.execution import ExecutionBusy, ExecutionRefused, approval_blocked, execute_run
 from portfolios.services.rebalancing import RebalanceError, rebalance_run_create
+from rebalancer_site.two_factor.services import session_is_verified
 
 Status = RebalanceRun.Status
 
@@ -43,13 +45,21 @@ def portfolio_rebalance(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def run_approve(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: the orders the run would send and its pre-trade checks (a dry run: nothing is written).
-    POST: send them (the owner's approval); a live account needs the password again."""
+    POST: send them (the owner's approval); a live account needs the password again and two-factor
+    authentication (a code, unless this session entered one)."""
     run = run_get_for_user(user=request.user, run_id=pk)
     account = run.portfolio.broker_account
     blocked = approval_blocked(run)
     live = bool(account and account.is_live)
-    form = ApproveForm(request.POST if request.method == "POST" else None, user=request.user, live=live)
+    form = ApproveForm(
+        request.POST if request.method == "POST" else None,
+        user=request.user,
+        live=live,
+        verified=session_is_verified(request.user),
+    )
     if request.method == "POST" and not blocked and form.is_valid():
+        if form.check.device is not None:
+            otp_login(request, form.check.device)
         try:
             result = execute_run(run=run, submit=True, approved=True)
         except (ExecutionRefused, ExecutionBusy) as error:

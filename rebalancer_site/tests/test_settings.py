@@ -86,6 +86,15 @@ class TestEnvReaders:
         assert "hunter2" not in str(info.value)
         assert str(info.value).startswith("DATABASE_URL is invalid")
 
+    @pytest.mark.parametrize(
+        "url", ["smtp://u:hunter2@mail.example.com:bad", "ftp://u:hunter2@mail.example.com", "smtp://u:hunter2@/x"]
+    )
+    def test_email_url_error_hides_the_url_and_its_password(self, url):
+        with pytest.raises(ConfigError) as info:
+            Env({"EMAIL_URL": url}).email_url("EMAIL_URL")
+        assert "hunter2" not in str(info.value)
+        assert str(info.value).startswith("EMAIL_URL is invalid: expected smtp://")
+
     def test_postgres_url_parses(self):
         config = Env({"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/app"}).database("DATABASE_URL", "")
         assert config["ENGINE"] == "django.db.backends.postgresql"
@@ -118,13 +127,13 @@ class TestEnvReaders:
                 "VALIDATE_REQUIRED_CONFIG": "true",
                 "SECRET_KEY": "x" * 40,
                 "FIELD_ENCRYPTION_KEYS": "YXl4U2FtcGxlS2V5MzJCeXRlc0xvbmdGb3JGZXJuZXQ=",
-                "DEBUG": "true",
+                "ALLOWED_HOSTS": "rebalancer.example.com",
             },
             "configuration error: ALPACA_API_KEY is not set: required when BROKER_TYPE=alpaca or PRICE_PROVIDERS "
             "names alpaca",
         ),
         (
-            {"VALIDATE_REQUIRED_CONFIG": "true", "SECRET_KEY": "x" * 40, "DEBUG": "true"},
+            {"VALIDATE_REQUIRED_CONFIG": "true", "SECRET_KEY": "x" * 40, "ALLOWED_HOSTS": "rebalancer.example.com"},
             "configuration error: FIELD_ENCRYPTION_KEYS is not set: required when VALIDATE_REQUIRED_CONFIG=true",
         ),
         (
@@ -133,12 +142,105 @@ class TestEnvReaders:
             'base64-encoded bytes; make one with python -c "from cryptography.fernet import Fernet; '
             'print(Fernet.generate_key().decode())")',
         ),
+        # Production fails closed: no debug pages, no site that answers every Host.
+        (
+            {"VALIDATE_REQUIRED_CONFIG": "true", "DEBUG": "true", "ALLOWED_HOSTS": "rebalancer.example.com"},
+            "configuration error: DEBUG='true' is invalid: expected false when VALIDATE_REQUIRED_CONFIG=true (debug "
+            "pages show settings and tracebacks to every visitor)",
+        ),
+        (
+            {"VALIDATE_REQUIRED_CONFIG": "true", "ALLOWED_HOSTS": "rebalancer.example.com,*"},
+            "configuration error: ALLOWED_HOSTS='rebalancer.example.com,*' is invalid: expected the site's own host "
+            "names when VALIDATE_REQUIRED_CONFIG=true, not * (e.g. rebalancer.example.com)",
+        ),
+        # E-mail: one line naming the variable; a URL or password is never echoed.
+        (
+            {"EMAIL_URL": "smtp://alerts:hunter2-smtp@mail.example.com:notaport"},
+            "configuration error: EMAIL_URL is invalid: expected smtp://[USER:PASSWORD@]HOST[:PORT], smtp+tls://... "
+            "(STARTTLS, port 587 by default), smtp+ssl://... (TLS, port 465 by default), consolemail://, dummymail:// "
+            "or memorymail:// (percent-encode @ : / in the user name and password)",
+        ),
+        (
+            {"EMAIL_URL": "smtp+tls://alerts:hunter2-smtp@mail.example.com", "EMAIL_HOST": "other.example.com"},
+            "configuration error: EMAIL_URL is invalid: expected either EMAIL_URL or EMAIL_HOST, not both",
+        ),
+        (
+            {"EMAIL_PORT": "smtp"},
+            "configuration error: EMAIL_PORT='smtp' is invalid: expected a whole number from 1 to 65535",
+        ),
+        (
+            {"EMAIL_USE_TLS": "true", "EMAIL_USE_SSL": "true"},
+            "configuration error: EMAIL_USE_SSL='true' is invalid: expected false when EMAIL_USE_TLS is true "
+            "(STARTTLS or TLS, not both)",
+        ),
+        (
+            {"EMAIL_HOST_PASSWORD": "hunter2-smtp", "EMAIL_TIMEOUT": "0"},
+            "configuration error: EMAIL_TIMEOUT='0' is invalid: expected a whole number from 1 to 600",
+        ),
+        (
+            {"DEFAULT_FROM_EMAIL": "alerts at example.com"},
+            "configuration error: DEFAULT_FROM_EMAIL='alerts at example.com' is invalid: expected an e-mail address, "
+            "e.g. alerts@example.com or Rebalancer <alerts@example.com>",
+        ),
     ],
 )
 def test_bad_value_stops_startup_with_one_line(env, expected):
     result = run_manage("check", env=env)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [expected]
+
+
+def test_debug_and_any_host_are_accepted_outside_production():
+    result = run_manage("check", env={"DEBUG": "true", "ALLOWED_HOSTS": "*"})
+    assert result.returncode == 0, result.stderr
+
+
+MAIL_SETTINGS = (
+    "from django.conf import settings as s; "
+    "print(s.EMAIL_BACKEND, s.EMAIL_HOST, s.EMAIL_PORT, s.EMAIL_HOST_USER, s.EMAIL_USE_TLS, s.EMAIL_USE_SSL, "
+    "s.EMAIL_HOST_PASSWORD == 'p@ss/word', s.EMAIL_TIMEOUT, s.DEFAULT_FROM_EMAIL, sep='|')"
+)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"EMAIL_URL": "smtp+tls://alerts%40example.com:p%40ss%2Fword@smtp.example.com:2587"},
+            "django.core.mail.backends.smtp.EmailBackend|smtp.example.com|2587|alerts@example.com|True|False|True|10|"
+            "rebalancer@localhost",
+        ),
+        (
+            {"EMAIL_URL": "smtp+ssl://alerts:p%40ss%2Fword@smtp.example.com", "DEFAULT_FROM_EMAIL": "Alerts <a@x.org>"},
+            "django.core.mail.backends.smtp.EmailBackend|smtp.example.com|465|alerts|False|True|True|10|"
+            "Alerts <a@x.org>",
+        ),
+        (
+            {"EMAIL_URL": "consolemail://", "EMAIL_TIMEOUT": "30"},
+            "django.core.mail.backends.console.EmailBackend||0||False|False|False|30|rebalancer@localhost",
+        ),
+        (
+            {
+                "EMAIL_HOST": "10.0.0.25",
+                "EMAIL_PORT": "587",
+                "EMAIL_HOST_USER": "alerts",
+                "EMAIL_HOST_PASSWORD": "p@ss/word",
+                "EMAIL_USE_TLS": "true",
+            },
+            "django.core.mail.backends.smtp.EmailBackend|10.0.0.25|587|alerts|True|False|True|10|rebalancer@localhost",
+        ),
+        # Nothing set: a local mail server, or the console for a developer (DEBUG).
+        ({}, "django.core.mail.backends.smtp.EmailBackend|localhost|25||False|False|False|10|rebalancer@localhost"),
+        (
+            {"DEBUG": "true"},
+            "django.core.mail.backends.console.EmailBackend|localhost|25||False|False|False|10|rebalancer@localhost",
+        ),
+    ],
+)
+def test_mail_settings_come_from_email_url_or_the_email_variables(env, expected):
+    result = run_manage("shell", "-c", MAIL_SETTINGS, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == expected
 
 
 def test_seed_storage_type_sqlite_means_database_and_start_up_succeeds():

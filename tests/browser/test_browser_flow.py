@@ -1,6 +1,7 @@
 """The whole day of a user, in real Chromium: log in, open a paper broker account, create a
 portfolio, enter holdings, rebalance, read the report (every chart drawn by plotly), approve the
-plan and see the orders filled.
+plan and see the orders filled. And two-factor authentication: turn it on, log out, log in with the
+password and a code from the authenticator app.
 
 Screenshots of the dashboard and the report are written to tests/artifacts/ (git-ignored) on every
 run. Chromium is Debian's (``apt-get install chromium``; ``.ci/run`` installs it); the tests skip,
@@ -12,9 +13,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from base64 import b32decode
 from pathlib import Path
 
 import pytest
+from django_otp.oath import totp
 
 from marketdata.services import prices_fetch
 from portfolios.tests.factories import make_portfolio, make_user
@@ -158,3 +161,36 @@ def test_another_users_portfolio_is_a_404_in_the_browser_too(page):
     response = page.goto(f"/portfolios/{other.pk}/")
     assert response.status == 404
     assert "SPY" not in page.content()
+
+
+def test_a_user_turns_on_two_factor_authentication_and_logs_in_with_a_code(page):
+    expect = sync_api.expect
+    page.goto("/accounts/login/")
+    page.fill("input[name=username]", "carol")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+
+    # Security: turn it on with the key the page shows (what the app would scan from the QR code).
+    page.get_by_role("link", name="Security").click()
+    page.get_by_role("link", name="Turn on two-factor authentication").click()
+    expect(page.get_by_role("img", name="QR code of the key").locator("svg")).to_be_visible()
+    secret = b32decode(page.locator("#totp-secret").inner_text().replace(" ", ""))
+    screenshot(page, "two-factor-setup")
+    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=code]", f"{totp(secret):06d}")
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.get_by_role("heading", name="Two-factor authentication is on")).to_be_visible()
+    expect(page.locator("#recovery-codes code")).to_have_count(10)
+    page.get_by_role("link", name="I saved them").click()
+    expect(page.get_by_text("Recovery codes left: 10")).to_be_visible()
+
+    # Log out, then in: the password, then a code (the next time step's: the set-up code is spent).
+    page.get_by_role("button", name=re.compile("Log out")).click()
+    page.fill("input[name=username]", "carol")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
+    page.fill("input[name=code]", f"{totp(secret, drift=1):06d}")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()

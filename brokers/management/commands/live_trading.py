@@ -1,6 +1,6 @@
 """live_trading: the owner's opt-in to real-money trading on a live broker account.
 
-    python manage.py live_trading enable --account 4    # asks for the owner's password
+    python manage.py live_trading enable --account 4    # asks for the owner's password and a two-factor code
     python manage.py live_trading disable --account 4
 
 Opting in is one of three gates; ALLOW_LIVE_TRADING=true and the account's live flag are the others.
@@ -15,10 +15,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from brokers.models import BrokerAccount
 from brokers.services.accounts import broker_account_disable_live, broker_account_enable_live, live_trading_blockers
+from rebalancer_site.two_factor.services import NEEDS_TWO_FACTOR, code_check, two_factor_enabled
 
 
 class Command(BaseCommand):
-    help = "Opt a live broker account in to (or out of) real-money trading; the owner's password is asked."
+    help = (
+        "Opt a live broker account in to (or out of) real-money trading; the owner's password and a two-factor "
+        "code are asked."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("action", choices=["enable", "disable"])
@@ -32,7 +36,17 @@ class Command(BaseCommand):
             broker_account_disable_live(account=account)
             self.stdout.write(f"{account}: live trading disabled")
             return
-        password = getpass.getpass(f"Password of {account.owner.get_username()}: ")
+        owner = account.owner
+        password = getpass.getpass(f"Password of {owner.get_username()}: ")
+        if account.is_live:
+            # As on the web page: real money needs the owner's two-factor authentication.
+            if not two_factor_enabled(owner):
+                raise CommandError(NEEDS_TWO_FACTOR, returncode=2)
+            if not owner.check_password(password):
+                raise CommandError("the password is not correct", returncode=2)
+            check = code_check(user=owner, code=getpass.getpass("Two-factor code (app or recovery code): "))
+            if check.device is None:
+                raise CommandError(check.error, returncode=2)
         try:
             broker_account_enable_live(account=account, user=account.owner, password=password)
         except ValidationError as error:

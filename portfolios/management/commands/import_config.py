@@ -21,7 +21,7 @@ def _messages(error: ValidationError) -> str:
 
 
 class Command(BaseCommand):
-    help = "Create a portfolio for a user from a config.json file (the seed's format; see the README)."
+    help = "Create a portfolio for a user from a config.json file (the seed's format; see docs/rebalancing.md)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path, help="Path of the config.json file.")
