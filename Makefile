@@ -1,4 +1,4 @@
-# The commands the README names. Every target creates .venv and installs the
+# The commands the README and docs/development.md name. Every target creates .venv and installs the
 # pinned requirements first (once; again only when a requirements file changes).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)

@@ -1,6 +1,6 @@
 """Daily pipeline benchmark on PostgreSQL: N portfolios through a real q-cluster, end to end.
 
-Target (issue): 10,000 portfolios (1,000 users, a 50-symbol universe, 2 workers, the paper
+Target: 10,000 portfolios (1,000 users, a 50-symbol universe, 2 workers, the paper
 broker): the whole daily run < 5 minutes, peak memory < 1 GiB per worker.
 
 Set-up (not timed): a fresh database, synthetic sample prices for 50 symbols (32 ETFs the

@@ -1,6 +1,6 @@
 """Web pages benchmark: the dashboard with 50 portfolios and the report of a run with 50 holdings.
 
-Target (issue): median server time < 150 ms for each page on SQLite and on PostgreSQL; the
+Target: median server time < 150 ms for each page on SQLite and on PostgreSQL; the
 report's HTML (plotly.js is a separate, cached static file) < 500 KB.
 
 Set-up (not timed), per database: a fresh database (a temporary SQLite file; a new PostgreSQL

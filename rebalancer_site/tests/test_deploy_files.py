@@ -21,8 +21,8 @@ from django.conf import settings
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_NAME = "portfolio-rebalancer"
 ONE_SHOT_ROLES = {"fetch": "fetch_prices", "optimize": "optimize", "execute": "execute", "pipeline": "run_pipeline"}
-# Referenced ahead of the settings that read them (the Redis cache issue documents REDIS_URL in
-# .env.example when settings starts reading it): drop a name from here once it is documented.
+# Referenced ahead of the settings that read them (a variable is documented in .env.example once
+# settings starts reading it): drop a name from here once it is documented.
 NOT_YET_DOCUMENTED: set[str] = set()
 # Documented in .env.example but owned by the image, not by the cluster's configuration: the
 # metrics folder is set in the Dockerfile, and the port is the container's contract (probes,
