@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from api.services import api_token_create
 from brokers.services.accounts import broker_account_create
-from portfolios.tests.execution_factories import clock, paper_portfolio, planned_run, prices  # noqa: F401
+from portfolios.tests.execution_factories import paper_portfolio, planned_run
 from portfolios.tests.factories import make_user
 
 
@@ -51,12 +51,12 @@ def build_world(username: str) -> World:
 
 
 @pytest.fixture
-def owner(prices, clock) -> World:  # noqa: F811
+def owner(prices, clock) -> World:
     return build_world("alice")
 
 
 @pytest.fixture
-def other(prices, clock) -> World:  # noqa: F811
+def other(prices, clock) -> World:
     return build_world("mallory")
 
 

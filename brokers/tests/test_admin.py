@@ -8,7 +8,7 @@ from django.urls import reverse
 from brokers.crypto import decrypt_credentials
 from brokers.models import BrokerAccount, KillSwitch, Order
 from brokers.services.accounts import broker_account_create
-from portfolios.tests.execution_factories import clock, paper_portfolio, planned_run, prices  # noqa: F401
+from portfolios.tests.execution_factories import paper_portfolio, planned_run
 from portfolios.tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +49,7 @@ def test_a_paper_account_made_in_the_admin_gets_its_simulated_account(staff):
     assert BrokerAccount.objects.get(label="P").paper.cash_usd == 0
 
 
-def test_orders_are_read_only(staff, prices, clock):  # noqa: F811
+def test_orders_are_read_only(staff, prices, clock):
     from portfolios.services.execution import execute_run
 
     run = planned_run(paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}))

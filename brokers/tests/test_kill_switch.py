@@ -8,19 +8,17 @@ from brokers.models import PaperOrder
 from brokers.services.accounts import broker_for
 from brokers.services.controls import kill_switch_set, trading_halt_reason
 from brokers.services.orders import order_submit
-from portfolios.tests.execution_factories import (  # noqa: F401
+from portfolios.tests.execution_factories import (
     MARKET_CLOSED_NOW,
-    clock,
     order_row,
     paper_portfolio,
     planned_run,
-    prices,
 )
 
 pytestmark = pytest.mark.django_db
 
 
-def test_turning_it_on_cancels_open_orders_and_unsent_ones(prices, clock):  # noqa: F811
+def test_turning_it_on_cancels_open_orders_and_unsent_ones(prices, clock):
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     run = planned_run(portfolio)
     clock.now = MARKET_CLOSED_NOW  # the paper broker queues the order for the next session
@@ -38,7 +36,7 @@ def test_turning_it_on_cancels_open_orders_and_unsent_ones(prices, clock):  # no
     assert trading_halt_reason(user_id=None) is None
 
 
-def test_an_order_is_not_sent_while_the_switch_is_on(prices, clock):  # noqa: F811
+def test_an_order_is_not_sent_while_the_switch_is_on(prices, clock):
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     run = planned_run(portfolio)
     kill_switch_set(active=True, reason="incident")
@@ -49,7 +47,7 @@ def test_an_order_is_not_sent_while_the_switch_is_on(prices, clock):  # noqa: F8
     assert order.events.get().message == "not sent: kill switch on for everyone: incident"
 
 
-def test_the_global_switch_is_named_before_a_users_and_a_switch_off_halts_nothing(prices, clock):  # noqa: F811
+def test_the_global_switch_is_named_before_a_users_and_a_switch_off_halts_nothing(prices, clock):
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     owner = portfolio.owner_id
     kill_switch_set(user=portfolio.owner, active=True, reason="mine")

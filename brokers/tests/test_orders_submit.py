@@ -20,13 +20,13 @@ from brokers.services.orders import (
     orders_submit,
     redacted,
 )
-from portfolios.tests.execution_factories import clock, order_row, paper_portfolio, planned_run, prices  # noqa: F401
+from portfolios.tests.execution_factories import order_row, paper_portfolio, planned_run
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def run(prices, clock):  # noqa: F811
+def run(prices, clock):
     return planned_run(paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}))
 
 

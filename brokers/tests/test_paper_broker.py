@@ -15,14 +15,14 @@ from brokers.services.accounts import broker_account_create, broker_for
 from brokers.services.paper import paper_account_reset
 from marketdata.models import Instrument
 from marketdata.selectors import latest_closes
-from portfolios.tests.execution_factories import MARKET_CLOSED_NOW, MARKET_OPEN_NOW, NEW_YORK, clock, prices  # noqa: F401
+from portfolios.tests.execution_factories import MARKET_CLOSED_NOW, MARKET_OPEN_NOW, NEW_YORK
 from portfolios.tests.factories import close, make_user
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def account(prices, clock):  # noqa: F811
+def account(prices, clock):
     account = broker_account_create(owner=make_user(), kind="paper", label="Paper")
     paper_account_reset(account=account, cash_usd=Decimal(10_000), positions={"SPY": (Decimal(10), close("SPY"))})
     return account
@@ -86,7 +86,7 @@ def test_a_client_order_id_is_used_once_and_the_resend_is_unknown_then_found(acc
     assert PaperOrder.objects.count() == 1
 
 
-def test_outside_hours_an_order_waits_for_the_next_session_then_fills(account, clock):  # noqa: F811
+def test_outside_hours_an_order_waits_for_the_next_session_then_fills(account, clock):
     clock.now = MARKET_CLOSED_NOW
     with broker_for(account) as broker:
         waiting = broker.submit_order(order("c-1", "SPY", Side.BUY, "1"))
@@ -99,7 +99,7 @@ def test_outside_hours_an_order_waits_for_the_next_session_then_fills(account, c
         assert broker.get_order("c-1").state == OrderState.FILLED
 
 
-def test_outside_hours_a_rejecting_account_refuses(account, clock):  # noqa: F811
+def test_outside_hours_a_rejecting_account_refuses(account, clock):
     clock.now = MARKET_CLOSED_NOW
     with (
         broker_for(account, options={"outside_hours": "reject"}) as broker,
@@ -109,7 +109,7 @@ def test_outside_hours_a_rejecting_account_refuses(account, clock):  # noqa: F81
     assert raised.value.permanent and PaperOrder.objects.count() == 0
 
 
-def test_a_limit_order_below_the_market_rests_and_expires_after_its_day(account, clock):  # noqa: F811
+def test_a_limit_order_below_the_market_rests_and_expires_after_its_day(account, clock):
     low = (close("SPY") * Decimal("0.9")).quantize(Decimal("0.01"))
     with broker_for(account) as broker:
         resting = broker.submit_order(
@@ -130,7 +130,7 @@ def test_a_limit_order_below_the_market_rests_and_expires_after_its_day(account,
         assert broker.account().buying_power_usd == broker.account().cash_usd == Decimal(10_000)
 
 
-def test_cancel_stops_an_open_order(account, clock):  # noqa: F811
+def test_cancel_stops_an_open_order(account, clock):
     clock.now = MARKET_CLOSED_NOW
     with broker_for(account) as broker:
         broker.submit_order(order("c-1", "SPY", Side.SELL, "3"))
@@ -140,7 +140,7 @@ def test_cancel_stops_an_open_order(account, clock):  # noqa: F811
             broker.cancel_order("c-9")
 
 
-def test_the_clock_follows_nyse_hours_or_the_simulation(account, clock):  # noqa: F811
+def test_the_clock_follows_nyse_hours_or_the_simulation(account, clock):
     clock.now = MARKET_CLOSED_NOW
     with broker_for(account) as broker:
         assert not broker.clock().is_open and broker.follows_exchange_hours
@@ -159,7 +159,7 @@ def test_account_equity_values_positions_at_the_latest_close(account):
     assert info.equity_usd == Decimal(10_000) + position.market_value_usd
 
 
-def test_positions_and_account_read_together_equal_the_separate_reads(account, clock):  # noqa: F811
+def test_positions_and_account_read_together_equal_the_separate_reads(account, clock):
     clock.now = MARKET_CLOSED_NOW
     with broker_for(account) as broker:
         broker.submit_order(order("c-1", "SPY", Side.BUY, "2"))  # waits for the open: cash held back
@@ -189,7 +189,7 @@ def test_the_account_and_its_positions_are_read_in_one_statement(account):
         assert broker.positions() == [] and broker.account().equity_usd == Decimal(10_000)
 
 
-def test_positions_read_by_the_call_that_fills_queued_orders_are_those_after_the_fills(account, clock):  # noqa: F811
+def test_positions_read_by_the_call_that_fills_queued_orders_are_those_after_the_fills(account, clock):
     clock.now = MARKET_CLOSED_NOW
     with broker_for(account) as broker:
         broker.submit_orders([order("s-1", "SPY", Side.SELL, "10"), order("s-2", "BND", Side.BUY, "3")])
@@ -252,7 +252,7 @@ def test_a_batch_stores_the_positions_it_moved_once_whatever_the_number_of_fills
     assert writes == ["SELECT", "UPDATE", "INSERT"]  # read once; one statement per kind of change
 
 
-def test_in_a_batch_an_order_left_open_holds_its_cash_back_from_the_next(account, clock):  # noqa: F811
+def test_in_a_batch_an_order_left_open_holds_its_cash_back_from_the_next(account, clock):
     clock.now = MARKET_CLOSED_NOW  # both wait for the next session
     spy, bnd = raw_close("SPY"), raw_close("BND")
     first = int(Decimal(6000) / spy) + 1  # over half of the 10,000 cash each

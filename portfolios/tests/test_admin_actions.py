@@ -12,7 +12,7 @@ from brokers.models import BrokerAccount, PaperOrder, PaperPosition
 from portfolios.models import RebalanceRun
 from rebalancer_site.tests.factories import two_factor_device, verify_session
 
-from .execution_factories import clock, paper_portfolio, planned_run, prices  # noqa: F401
+from .execution_factories import paper_portfolio, planned_run
 from .factories import AS_OF
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +32,7 @@ def test_every_project_model_is_in_the_admin():
     assert missing == []
 
 
-def test_run_now_plans_todays_rebalance(staff, prices, clock, monkeypatch):  # noqa: F811
+def test_run_now_plans_todays_rebalance(staff, prices, clock, monkeypatch):
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
     monkeypatch.setattr("portfolios.services.rebalancing.default_as_of", lambda: AS_OF)
     url = reverse("admin:portfolios_portfolio_changelist")
@@ -41,7 +41,7 @@ def test_run_now_plans_todays_rebalance(staff, prices, clock, monkeypatch):  # n
     assert run.triggers_fired[-1] == "manual" and f"run {run.pk} planned" in response.content.decode()
 
 
-def test_resync_reads_the_broker(staff, prices, clock):  # noqa: F811
+def test_resync_reads_the_broker(staff, prices, clock):
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     PaperPosition.objects.filter(symbol="SPY").update(quantity=3)
     url = reverse("admin:portfolios_portfolio_changelist")
@@ -50,7 +50,7 @@ def test_resync_reads_the_broker(staff, prices, clock):  # noqa: F811
     assert portfolio.holdings.get(instrument__symbol="SPY").quantity == 3
 
 
-def test_execute_approved_sends_the_orders(staff, prices, clock, settings):  # noqa: F811
+def test_execute_approved_sends_the_orders(staff, prices, clock, settings):
     settings.EXECUTION_WAIT_SECONDS = 0.2
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
     run = planned_run(portfolio)
@@ -61,7 +61,7 @@ def test_execute_approved_sends_the_orders(staff, prices, clock, settings):  # n
     assert [str(m) for m in response.context["messages"]] == [f"run {run.pk}: Executed (executed)"]
 
 
-def test_a_live_run_needs_a_verified_staff_session(staff, prices, clock, settings, django_user_model):  # noqa: F811
+def test_a_live_run_needs_a_verified_staff_session(staff, prices, clock, settings, django_user_model):
     settings.EXECUTION_WAIT_SECONDS = 0.2
     settings.ALLOW_LIVE_TRADING = True
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from brokers.models import PaperOrder, PaperPosition
 from brokers.services.controls import kill_switch_set
 
-from .execution_factories import clock, paper_portfolio, planned_run, prices  # noqa: F401
+from .execution_factories import paper_portfolio, planned_run
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def _fast_waits(settings):
 
 
 @pytest.fixture
-def portfolio(prices, clock):  # noqa: F811
+def portfolio(prices, clock):
     return paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
 
 

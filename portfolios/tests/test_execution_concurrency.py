@@ -13,7 +13,7 @@ from django.db import connection
 from brokers.models import Order, PaperOrder
 from portfolios.models import RebalanceRun
 
-from .execution_factories import MARKET_OPEN_NOW, clock, paper_portfolio, planned_run, prices  # noqa: F401
+from .execution_factories import MARKET_OPEN_NOW, paper_portfolio, planned_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,7 @@ def database_url() -> str:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_executors_at_once_send_each_order_once(prices, clock):  # noqa: F811
+def test_two_executors_at_once_send_each_order_once(prices, clock):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: the test database of SQLite runs lives in memory, invisible to other processes")
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
@@ -63,7 +63,7 @@ def test_two_executors_at_once_send_each_order_once(prices, clock):  # noqa: F81
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_due_run_another_dispatcher_holds_is_skipped_then_queued_once(prices, clock):  # noqa: F811
+def test_a_due_run_another_dispatcher_holds_is_skipped_then_queued_once(prices, clock):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: SQLite has no row locks for a second dispatcher to skip")
     import psycopg

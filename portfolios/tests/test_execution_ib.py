@@ -18,7 +18,7 @@ from portfolios.models import RebalanceRun
 from portfolios.services.execution import execute_run, flow
 from tests.fakes.ib import FakeIBGateway, OnPlace
 
-from .execution_factories import EXACT, MARKET_OPEN_NOW, clock, planned_run, prices  # noqa: F401
+from .execution_factories import EXACT, MARKET_OPEN_NOW, planned_run
 from .factories import close, make_portfolio, make_user
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +40,7 @@ def gateway(settings):
 
 
 @pytest.fixture
-def portfolio(prices, clock, gateway):  # noqa: F811
+def portfolio(prices, clock, gateway):
     owner = make_user()
     account = broker_account_create(owner=owner, kind="ib", label="IB paper", credentials={"client_id": str(CLIENT_ID)})
     holdings = {"SPY": Decimal(60), "BND": Decimal(5)}

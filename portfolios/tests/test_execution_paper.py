@@ -22,12 +22,10 @@ from portfolios.models import FrozenError, HoldingsSync, RebalanceRun
 from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run, flow
 from portfolios.services.execution.lease import lease_claim, lease_store, new_owner
 
-from .execution_factories import (  # noqa: F401
+from .execution_factories import (
     MARKET_CLOSED_NOW,
-    clock,
     paper_portfolio,
     planned_run,
-    prices,
     record_stored_steps,
 )
 
@@ -42,7 +40,7 @@ def _fast_waits(settings):
 
 
 @pytest.fixture
-def portfolio(prices, clock):  # noqa: F811
+def portfolio(prices, clock):
     """80% SPY / 20% BND against 60/40 targets: sell SPY, buy BND."""
     return paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
 
@@ -137,7 +135,7 @@ def test_a_propose_mode_portfolio_needs_the_owners_approval(portfolio):
     assert run.status == Status.EXECUTED
 
 
-def test_a_closed_market_stops_the_run(portfolio, clock):  # noqa: F811
+def test_a_closed_market_stops_the_run(portfolio, clock):
     run = planned_run(portfolio)
     clock.now = MARKET_CLOSED_NOW
     # After the close, 2025-07-01 is the last completed session: the plan of 06-30 is stale too,
@@ -146,7 +144,7 @@ def test_a_closed_market_stops_the_run(portfolio, clock):  # noqa: F811
     assert "the last completed session is 2025-07-01" in _stopped(run, "price_freshness")
 
 
-def test_the_market_must_be_open(portfolio, clock):  # noqa: F811
+def test_the_market_must_be_open(portfolio, clock):
     run = planned_run(portfolio)
     clock.now = clock.now.replace(hour=9, minute=0)  # before the open: 06-30 is still the last session
     execute_run(run=run, submit=True)
@@ -171,7 +169,7 @@ def test_the_broker_must_hold_what_the_plan_sells(portfolio):
     assert "the broker holds less than the plan sells: SPY" in _stopped(run, "positions")
 
 
-def test_buying_power_must_cover_the_plans_buys(prices, clock):  # noqa: F811
+def test_buying_power_must_cover_the_plans_buys(prices, clock):
     portfolio = paper_portfolio(holdings_usd={"SPY": 6000, "BND": 0}, cash_usd=Decimal(4000))
     portfolio.broker_account.paper.cash_usd = Decimal(100)
     portfolio.broker_account.paper.save()
@@ -213,7 +211,7 @@ def test_runs_without_a_plan_or_a_broker_are_refused(portfolio):
         execute_run(run=run, submit=True)
 
 
-def test_buys_are_resized_to_the_cash_the_sells_actually_raised(prices, clock, monkeypatch):  # noqa: F811
+def test_buys_are_resized_to_the_cash_the_sells_actually_raised(prices, clock, monkeypatch):
     # The paper broker slips 40 bps, which the portfolio's cost model (0) does not expect: the SPY
     # sale raises less than the plan assumed. Buys shrink to the cash above the 1% buffer, and the
     # buffer absorbs the buy's own slippage.

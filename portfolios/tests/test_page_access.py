@@ -15,7 +15,7 @@ from api.services import api_token_create
 from brokers.models import BrokerAccount, Order, PaperAccount
 from portfolios.models import Holding, Portfolio, RebalanceRun
 
-from .execution_factories import clock, paper_portfolio, planned_run, prices  # noqa: F401
+from .execution_factories import paper_portfolio, planned_run
 from .factories import make_user
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +64,7 @@ def test_every_page_is_in_the_access_table():
 
 
 @pytest.fixture
-def owners_things(prices, clock):  # noqa: F811
+def owners_things(prices, clock):
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose", username="owner")
     token, _ = api_token_create(user=portfolio.owner, name="spreadsheet")
     return {"portfolio": portfolio, "run": planned_run(portfolio), "account": portfolio.broker_account, "token": token}

@@ -26,7 +26,7 @@ from portfolios.models import AuditEntry, PipelineDay, RebalanceRun
 from portfolios.schedules import schedules_setup
 from portfolios.services import execution_queue, pipeline
 
-from .execution_factories import NEW_YORK, clock, paper_portfolio, prices  # noqa: F401
+from .execution_factories import NEW_YORK, paper_portfolio
 from .factories import AS_OF
 
 pytestmark = pytest.mark.django_db
@@ -77,7 +77,7 @@ def test_before_the_close_the_run_waits_for_it():
     assert deferred.next_run == datetime(2025, 7, 3, 13, 1, tzinfo=NEW_YORK)  # the early close, plus a minute
 
 
-def test_one_fetch_for_every_portfolios_symbols_then_one_task_each(prices, clock):  # noqa: F811
+def test_one_fetch_for_every_portfolios_symbols_then_one_task_each(prices, clock):
     clock.now = AFTER_CLOSE
     first = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     second = paper_portfolio(username="bob", holdings_usd={"QQQ": 5000}, targets={"QQQ": "0.5", "VXUS": "0.5"})
@@ -90,7 +90,7 @@ def test_one_fetch_for_every_portfolios_symbols_then_one_task_each(prices, clock
     assert sorted(day.fetch_log.symbols) == ["BND", "QQQ", "SPY", "VXUS"]
 
 
-def test_a_propose_portfolio_is_planned_and_its_report_made_ready(prices, clock):  # noqa: F811
+def test_a_propose_portfolio_is_planned_and_its_report_made_ready(prices, clock):
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
     assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.PLANNED
@@ -100,7 +100,7 @@ def test_a_propose_portfolio_is_planned_and_its_report_made_ready(prices, clock)
     assert events_of(portfolio) == ["rebalancing_started", "rebalancing_completed"]
 
 
-def test_an_auto_portfolio_planned_after_the_close_executes_at_the_next_open(prices, clock):  # noqa: F811
+def test_an_auto_portfolio_planned_after_the_close_executes_at_the_next_open(prices, clock):
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.SCHEDULED
@@ -126,7 +126,7 @@ def test_an_auto_portfolio_planned_after_the_close_executes_at_the_next_open(pri
     assert execution_queue.executions_dispatch(enqueue=queued.append) == []
 
 
-def test_due_executions_are_queued_in_batches_of_ids(prices, clock, settings, monkeypatch):  # noqa: F811
+def test_due_executions_are_queued_in_batches_of_ids(prices, clock, settings, monkeypatch):
     clock.now = AFTER_CLOSE
     settings.EXECUTION_BATCH_RUNS = 2
     portfolios = [paper_portfolio(username=f"user{i}", holdings_usd={"SPY": 8000, "BND": 2000}) for i in range(3)]
@@ -147,7 +147,7 @@ def test_due_executions_are_queued_in_batches_of_ids(prices, clock, settings, mo
     assert PaperOrder.objects.count() == 6
 
 
-def test_a_run_that_raises_does_not_stop_its_batch(prices, clock, monkeypatch):  # noqa: F811
+def test_a_run_that_raises_does_not_stop_its_batch(prices, clock, monkeypatch):
     clock.now = AFTER_CLOSE
     first = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     second = paper_portfolio(username="bob", holdings_usd={"SPY": 8000, "BND": 2000})
@@ -171,7 +171,7 @@ def test_a_run_that_raises_does_not_stop_its_batch(prices, clock, monkeypatch): 
     assert PaperOrder.objects.count() == 2
 
 
-def test_a_batch_over_its_time_budget_queues_the_rest(prices, clock):  # noqa: F811
+def test_a_batch_over_its_time_budget_queues_the_rest(prices, clock):
     clock.now = AFTER_CLOSE
     portfolios = [paper_portfolio(username=f"user{i}", holdings_usd={"SPY": 8000, "BND": 2000}) for i in range(3)]
     for portfolio in portfolios:
@@ -186,7 +186,7 @@ def test_a_batch_over_its_time_budget_queues_the_rest(prices, clock):  # noqa: F
     assert statuses == {runs[0]: Status.EXECUTED, runs[1]: Status.EXECUTED, runs[2]: Status.PLANNED}
 
 
-def test_a_run_left_waiting_for_its_orders_is_due_again_in_five_minutes(prices, clock):  # noqa: F811
+def test_a_run_left_waiting_for_its_orders_is_due_again_in_five_minutes(prices, clock):
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, order_type="limit", fractional_shares=False)
     pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF)
@@ -202,7 +202,7 @@ def test_a_run_left_waiting_for_its_orders_is_due_again_in_five_minutes(prices, 
     assert execution_queue.executions_dispatch(enqueue=lambda ids: None) == [run.pk]
 
 
-def test_one_broker_adapter_serves_the_sync_and_the_clock(prices, clock):  # noqa: F811
+def test_one_broker_adapter_serves_the_sync_and_the_clock(prices, clock):
     # The account is read (locked, with its settings) once for the sync; the clock needs no read.
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
@@ -212,7 +212,7 @@ def test_one_broker_adapter_serves_the_sync_and_the_clock(prices, clock):  # noq
     assert len(account_reads) == 1
 
 
-def test_the_execution_task_logs_with_the_run_portfolio_and_owner(prices, clock):  # noqa: F811
+def test_the_execution_task_logs_with_the_run_portfolio_and_owner(prices, clock):
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.SCHEDULED
@@ -233,7 +233,7 @@ def test_the_execution_task_logs_with_the_run_portfolio_and_owner(prices, clock)
     assert done["run_id"] == run.pk and done["outcome"] == pipeline.EXECUTED
 
 
-def test_an_auto_portfolio_on_an_always_open_paper_account_executes_in_the_same_day(prices, clock):  # noqa: F811
+def test_an_auto_portfolio_on_an_always_open_paper_account_executes_in_the_same_day(prices, clock):
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(
         holdings_usd={"SPY": 8000, "BND": 2000}, session_mode=PaperAccount.SessionMode.ALWAYS_OPEN
@@ -259,7 +259,7 @@ class OneConnection(PaperBroker):
         OneConnection.open_now -= 1
 
 
-def test_the_days_adapter_is_let_go_before_an_execution_opens_its_own(prices, clock, settings, monkeypatch):  # noqa: F811
+def test_the_days_adapter_is_let_go_before_an_execution_opens_its_own(prices, clock, settings, monkeypatch):
     monkeypatch.setattr(OneConnection, "open_now", 0)
     settings.BROKER_ADAPTERS = {**settings.BROKER_ADAPTERS, "paper": "portfolios.tests.test_pipeline.OneConnection"}
     clock.now = AFTER_CLOSE
@@ -270,7 +270,7 @@ def test_the_days_adapter_is_let_go_before_an_execution_opens_its_own(prices, cl
     assert PaperOrder.objects.count() == 2 and OneConnection.open_now == 0
 
 
-def test_a_missing_price_fails_the_portfolio_closed_and_names_the_symbol(prices, clock):  # noqa: F811
+def test_a_missing_price_fails_the_portfolio_closed_and_names_the_symbol(prices, clock):
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(
         holdings_usd={"SPY": 8000, "BND": 2000}, session_mode=PaperAccount.SessionMode.ALWAYS_OPEN
@@ -286,7 +286,7 @@ def test_a_missing_price_fails_the_portfolio_closed_and_names_the_symbol(prices,
     assert "BND" in mail.outbox[-1].body and mail.outbox[-1].to == ["alice@example.com"]
 
 
-def test_a_broker_that_cannot_be_opened_fails_the_day_closed_with_its_reason(prices, clock):  # noqa: F811
+def test_a_broker_that_cannot_be_opened_fails_the_day_closed_with_its_reason(prices, clock):
     # An Alpaca account whose keys were never entered: no sync, no plan, the owner told why.
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
@@ -300,7 +300,7 @@ def test_a_broker_that_cannot_be_opened_fails_the_day_closed_with_its_reason(pri
     assert run.execute_after is None
 
 
-def test_a_failed_day_is_planned_afresh_once_the_price_is_there(prices, clock):  # noqa: F811
+def test_a_failed_day_is_planned_afresh_once_the_price_is_there(prices, clock):
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(
         holdings_usd={"SPY": 8000, "BND": 2000}, session_mode=PaperAccount.SessionMode.ALWAYS_OPEN
@@ -316,7 +316,7 @@ def test_a_failed_day_is_planned_afresh_once_the_price_is_there(prices, clock): 
     assert run.pk != failed.pk and run.status == Status.EXECUTED and PaperOrder.objects.count() == 2
 
 
-def test_a_provider_down_for_the_whole_fetch_fails_every_portfolio_closed(prices, clock, settings):  # noqa: F811
+def test_a_provider_down_for_the_whole_fetch_fails_every_portfolio_closed(prices, clock, settings):
     clock.now = datetime(2025, 7, 1, 16, 30, tzinfo=NEW_YORK)  # 07-01 was never loaded
     settings.PRICE_PROVIDERS = ["csv"]
     settings.PRICE_PROVIDER_OPTIONS = {**settings.PRICE_PROVIDER_OPTIONS, "csv": {"path": "/nonexistent/prices"}}
@@ -331,7 +331,7 @@ def test_a_provider_down_for_the_whole_fetch_fails_every_portfolio_closed(prices
     assert PaperOrder.objects.count() == 0
 
 
-def test_a_drift_above_the_alert_threshold_tells_the_owner(prices, clock, settings):  # noqa: F811
+def test_a_drift_above_the_alert_threshold_tells_the_owner(prices, clock, settings):
     clock.now = AFTER_CLOSE
     settings.DRIFT_ALERT_THRESHOLD = 0.15
     portfolio = paper_portfolio(holdings_usd={"SPY": 9500, "BND": 500}, mode="propose")
@@ -342,7 +342,7 @@ def test_a_drift_above_the_alert_threshold_tells_the_owner(prices, clock, settin
     assert any("has drifted" in m.subject for m in mail.outbox)
 
 
-def test_a_failing_event_receiver_does_not_stop_the_pipeline(prices, clock):  # noqa: F811
+def test_a_failing_event_receiver_does_not_stop_the_pipeline(prices, clock):
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
 
@@ -356,7 +356,7 @@ def test_a_failing_event_receiver_does_not_stop_the_pipeline(prices, clock):  # 
         events.rebalancing_started.disconnect(broken)
 
 
-def test_an_execution_left_by_a_dead_worker_is_queued_again(prices, clock):  # noqa: F811
+def test_an_execution_left_by_a_dead_worker_is_queued_again(prices, clock):
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF)
@@ -370,7 +370,7 @@ def test_an_execution_left_by_a_dead_worker_is_queued_again(prices, clock):  # n
     assert execution_queue.executions_dispatch(enqueue=lambda ids: None) == [run.pk]
 
 
-def test_portfolios_never_reached_are_dispatched_again(prices, clock):  # noqa: F811
+def test_portfolios_never_reached_are_dispatched_again(prices, clock):
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
     PipelineDay.objects.create(trading_date=AS_OF, started_at=AFTER_CLOSE)
@@ -407,7 +407,7 @@ def test_schedules_are_declared_once_whatever_the_number_of_calls(settings):
         (datetime(2025, 10, 31, 17, 0, tzinfo=NEW_YORK), datetime(2025, 11, 3, 16, 30, tzinfo=NEW_YORK)),
     ],
 )
-def test_the_daily_run_stays_at_1630_local_across_daylight_saving_changes(clock, after, expected):  # noqa: F811
+def test_the_daily_run_stays_at_1630_local_across_daylight_saving_changes(clock, after, expected):
     # django-q2 computes the next run of a cron schedule in its time zone (TIMEZONE).
     clock.now = after
     schedule = Schedule(func="portfolios.tasks.daily_run", schedule_type=Schedule.CRON, cron="30 16 * * 1-5")
@@ -415,7 +415,7 @@ def test_the_daily_run_stays_at_1630_local_across_daylight_saving_changes(clock,
     assert nxt == expected and nxt.astimezone(NEW_YORK).hour == 16
 
 
-def test_run_pipeline_runs_the_day_inline(prices, clock):  # noqa: F811
+def test_run_pipeline_runs_the_day_inline(prices, clock):
     clock.now = AFTER_CLOSE
     paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, session_mode=PaperAccount.SessionMode.ALWAYS_OPEN)
     paper_portfolio(username="bob", holdings_usd={"SPY": 6000, "BND": 4000}, mode="propose")

@@ -11,15 +11,27 @@ import pytest
 from brokers.models import Order
 from portfolios.models import RebalanceRun
 from portfolios.services import pipeline
+from tests.fakes.alpaca_server import FakeAlpacaServer
 
-from .execution_factories import clock, prices  # noqa: F401
+from .execution_factories import alpaca_portfolio, use_fake_alpaca
 from .factories import AS_OF
-from .test_execution_alpaca import portfolio, server  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
 
-def test_a_full_run_logs_no_secret(portfolio, server, settings):  # noqa: F811
+@pytest.fixture
+def server(settings):
+    with FakeAlpacaServer() as fake:
+        use_fake_alpaca(settings, fake)
+        yield fake
+
+
+@pytest.fixture
+def portfolio(prices, clock, server):
+    return alpaca_portfolio(server)
+
+
+def test_a_full_run_logs_no_secret(portfolio, server, settings):
     settings.PRICE_PROVIDERS = ["sample"]
     settings.DRIFT_ALERT_THRESHOLD = 0.01  # an alert e-mail too
     # The configured console handler itself (its JSON formatter and filters), into a buffer.

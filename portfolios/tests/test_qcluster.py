@@ -20,7 +20,7 @@ from django_q.models import Schedule, Success
 from brokers.models import Order, PaperAccount, PaperOrder
 from portfolios.models import PipelineDay, RebalanceRun
 
-from .execution_factories import NEW_YORK, clock, paper_portfolio, prices  # noqa: F401
+from .execution_factories import NEW_YORK, paper_portfolio
 from .factories import AS_OF
 from .test_execution_concurrency import database_url
 
@@ -93,7 +93,7 @@ def postgres():
         pytest.skip("needs PostgreSQL: q-clusters in other processes cannot see SQLite's in-memory test database")
 
 
-def test_two_clusters_with_the_schedule_due_make_one_run_per_portfolio(postgres, prices, clock):  # noqa: F811
+def test_two_clusters_with_the_schedule_due_make_one_run_per_portfolio(postgres, prices, clock):
     clock.now = AFTER_CLOSE
     auto = always_open_auto_portfolios("auto", 3)
     proposed = [
@@ -137,8 +137,8 @@ def test_two_clusters_with_the_schedule_due_make_one_run_per_portfolio(postgres,
 @pytest.mark.parametrize("own_transactions", [False, True], ids=["paper", "broker-outside-the-database"])
 def test_a_worker_killed_mid_execution_resumes_without_duplicates(
     postgres,
-    prices,  # noqa: F811
-    clock,  # noqa: F811
+    prices,
+    clock,
     tmp_path,
     own_transactions,
 ):
@@ -188,7 +188,7 @@ def test_a_worker_killed_mid_execution_resumes_without_duplicates(
     assert [e.kind for e in sell.events.all()][:2] == answered
 
 
-def test_two_clusters_with_executions_due_execute_each_run_once_in_batches(postgres, prices, clock):  # noqa: F811
+def test_two_clusters_with_executions_due_execute_each_run_once_in_batches(postgres, prices, clock):
     # Plans made after the close, due at the open: the execute-due schedule queues them (two ids
     # per task), two clusters take the tasks, and every run is executed once.
     from portfolios.services import pipeline

@@ -18,7 +18,7 @@ from portfolios.models import RebalanceRun
 from portfolios.services.execution import execute_run
 from portfolios.services.rebalancing import rebalance_run_create
 
-from .execution_factories import EXACT, clock, paper_portfolio, planned_run, prices, shares_worth  # noqa: F401
+from .execution_factories import EXACT, paper_portfolio, planned_run, shares_worth
 from .factories import AS_OF, SYMBOLS, load_sample_prices, make_portfolio, make_user
 
 pytestmark = pytest.mark.django_db
@@ -86,7 +86,7 @@ def alice():
 
 
 @pytest.fixture
-def run(prices, alice) -> RebalanceRun:  # noqa: F811
+def run(prices, alice) -> RebalanceRun:
     return optimizer_run(alice)
 
 
@@ -119,7 +119,7 @@ def test_owner_sees_every_section_with_the_runs_numbers(client, run) -> None:
     assert "not available for this run" not in html
 
 
-def test_the_report_shows_the_optimizers_fallback_and_its_reason(client, prices, alice) -> None:  # noqa: F811
+def test_the_report_shows_the_optimizers_fallback_and_its_reason(client, prices, alice) -> None:
     # Every expected return below a 90% risk-free rate: max-Sharpe is undefined, min-volatility stands in.
     run = optimizer_run(alice, risk_free_rate=Decimal("0.9"))
     result = run.optimization_result
@@ -142,7 +142,7 @@ def test_risk_before_and_after_come_from_the_run(client, run) -> None:
     assert f"{risk['after']['volatility'] * 100:.2f}%" in html
 
 
-def test_the_stored_risk_counts_cash_as_riskless_with_zero_return(prices, alice) -> None:  # noqa: F811
+def test_the_stored_risk_counts_cash_as_riskless_with_zero_return(prices, alice) -> None:
     # Half in SPY, half in cash, against 100% SPY: every linear risk figure is half the target's.
     portfolio = make_portfolio(
         alice,
@@ -165,7 +165,7 @@ def test_the_stored_risk_counts_cash_as_riskless_with_zero_return(prices, alice)
     assert target["observations"] == risk["window"]["returns"] == 252
 
 
-def test_a_manual_run_draws_its_own_correlations_and_says_targets_were_manual(client, prices, clock) -> None:  # noqa: F811
+def test_a_manual_run_draws_its_own_correlations_and_says_targets_were_manual(client, prices, clock) -> None:
     run = planned_run(paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}))
     assert run.targets_source == "manual" and run.risk["correlation"][0][0] == 1.0
     html = report(client, run)
@@ -174,7 +174,7 @@ def test_a_manual_run_draws_its_own_correlations_and_says_targets_were_manual(cl
     assert 'id="chart-frontier"' not in html
 
 
-def test_an_executed_run_shows_its_orders_fills_and_reconciliation(client, prices, clock) -> None:  # noqa: F811
+def test_an_executed_run_shows_its_orders_fills_and_reconciliation(client, prices, clock) -> None:
     run = planned_run(paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}))
     execute_run(run=run, submit=True)
     run.refresh_from_db()
@@ -203,7 +203,7 @@ def test_a_run_stored_before_the_report_data_renders_with_not_available_notes(cl
     assert 'id="chart-drift"' in html and run.trades.first().reason in html
 
 
-def test_a_failed_run_renders_its_error(client, prices, alice) -> None:  # noqa: F811
+def test_a_failed_run_renders_its_error(client, prices, alice) -> None:
     portfolio = make_portfolio(alice, symbols=["SPY", "BND"], holdings={"SPY": Decimal(1)}, cash_usd=Decimal(0))
     run = RebalanceRun.objects.create(
         portfolio=portfolio, trading_date=AS_OF, status=Status.FAILED, error="no price on 2025-06-30 for XYZ"
@@ -289,7 +289,7 @@ def _queries(client, run) -> int:
     return len(queries)
 
 
-def test_the_number_of_queries_does_not_grow_with_trades_or_orders(client, clock) -> None:  # noqa: F811
+def test_the_number_of_queries_does_not_grow_with_trades_or_orders(client, clock) -> None:
     forty = [f"ZQ{i:02d}" for i in range(40)]
     load_sample_prices(forty)
     small = spread_run(forty[:4], username="small")

@@ -18,7 +18,7 @@ from marketdata.models import Instrument
 from portfolios.models import PlannedTrade, RebalanceRun
 from portfolios.schedules import schedules_setup
 
-from .execution_factories import NEW_YORK, clock, prices  # noqa: F401
+from .execution_factories import NEW_YORK
 from .factories import AS_OF, close, make_portfolio, make_user
 
 pytestmark = pytest.mark.django_db
@@ -86,7 +86,7 @@ def test_anonymous_visitors_are_sent_to_the_login_page(client):
     assert response["Location"].startswith(reverse("login"))
 
 
-def test_a_new_user_sees_how_to_start(client, clock):  # noqa: F811
+def test_a_new_user_sees_how_to_start(client, clock):
     client.force_login(make_user())
     response = client.get(reverse("dashboard"))
     assert response.status_code == 200
@@ -95,7 +95,7 @@ def test_a_new_user_sees_how_to_start(client, clock):  # noqa: F811
     assert "add a broker account" in page and reverse("broker_account_create") in page
 
 
-def test_the_owner_sees_value_cash_drift_last_and_next_run(client, prices, clock):  # noqa: F811
+def test_the_owner_sees_value_cash_drift_last_and_next_run(client, prices, clock):
     owner = make_user()
     account = broker_account_create(owner=owner, kind="paper", label="Sandbox")
     portfolio = holding_portfolio(owner, broker_account=account, mode="auto")
@@ -123,7 +123,7 @@ def test_the_owner_sees_value_cash_drift_last_and_next_run(client, prices, clock
     assert "SYNTHETIC" in page
 
 
-def test_without_a_schedule_the_next_run_says_not_scheduled(client, prices, clock):  # noqa: F811
+def test_without_a_schedule_the_next_run_says_not_scheduled(client, prices, clock):
     owner = make_user()
     holding_portfolio(owner)
     client.force_login(owner)
@@ -131,7 +131,7 @@ def test_without_a_schedule_the_next_run_says_not_scheduled(client, prices, cloc
     assert "not scheduled" in page
 
 
-def test_another_users_portfolios_are_not_shown(client, prices, clock):  # noqa: F811
+def test_another_users_portfolios_are_not_shown(client, prices, clock):
     holding_portfolio(make_user("bob"), name="Bob's secret plan")
     client.force_login(make_user("alice"))
     page = client.get(reverse("dashboard")).content.decode()
@@ -139,7 +139,7 @@ def test_another_users_portfolios_are_not_shown(client, prices, clock):  # noqa:
     assert "Create your first portfolio" in page
 
 
-def test_alerts_failed_runs_unknown_orders_drift_and_the_kill_switch(client, prices, clock, settings):  # noqa: F811
+def test_alerts_failed_runs_unknown_orders_drift_and_the_kill_switch(client, prices, clock, settings):
     settings.DRIFT_ALERT_THRESHOLD = 0.10
     owner = make_user()
     account = broker_account_create(owner=owner, kind="paper", label="Sandbox")
@@ -168,7 +168,7 @@ def test_alerts_failed_runs_unknown_orders_drift_and_the_kill_switch(client, pri
     assert "Trading is halted: kill switch on for this user: broker incident" in page
 
 
-def test_stale_prices_are_an_alert(client, prices, clock):  # noqa: F811
+def test_stale_prices_are_an_alert(client, prices, clock):
     clock.now = datetime(2025, 7, 8, 10, 0, tzinfo=NEW_YORK)  # the last completed session is 2025-07-07
     owner = make_user()
     holding_portfolio(owner)
@@ -184,7 +184,7 @@ def dashboard_queries(client) -> int:
     return len(queries)
 
 
-def test_the_number_of_queries_does_not_grow_with_the_portfolios(client, prices, clock, django_assert_num_queries):  # noqa: F811
+def test_the_number_of_queries_does_not_grow_with_the_portfolios(client, prices, clock, django_assert_num_queries):
     owner = make_user()
     schedules_setup()
 
@@ -211,7 +211,7 @@ def test_the_number_of_queries_does_not_grow_with_the_portfolios(client, prices,
     assert page.count('data-figure="spark-') == 50 and "Portfolio 50" in page
 
 
-def test_an_executed_run_shows_the_drift_its_trades_left(client, prices, clock, settings):  # noqa: F811
+def test_an_executed_run_shows_the_drift_its_trades_left(client, prices, clock, settings):
     settings.DRIFT_ALERT_THRESHOLD = 0.10
     owner = make_user()
     stored_run(holding_portfolio(owner), status=Status.EXECUTED, drift="0.20", drift_after=Decimal("0.0125"))

@@ -14,14 +14,13 @@ from brokers.services.paper import paper_account_reset
 from marketdata.models import Instrument
 from portfolios.models import HoldingsSync
 
-from .execution_factories import clock, prices  # noqa: F401
 from .factories import make_portfolio, make_user
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def owner(client, prices):  # noqa: F811
+def owner(client, prices):
     user = make_user("alice")
     client.force_login(user)
     return user
@@ -195,7 +194,7 @@ def test_a_file_that_is_not_utf8_is_refused(client, portfolio):
 # -- sync from the broker ------------------------------------------------------------------------------
 
 
-def test_sync_from_the_broker_shows_what_changed(client, owner, clock):  # noqa: F811
+def test_sync_from_the_broker_shows_what_changed(client, owner, clock):
     account = broker_account_create(owner=owner, kind="paper", label="Sandbox")
     paper_account_reset(
         account=account,

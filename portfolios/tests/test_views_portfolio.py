@@ -15,7 +15,7 @@ from portfolios.forms import PortfolioForm
 from portfolios.models import Portfolio, RebalanceRun
 from portfolios.services.execution import execute_run
 
-from .execution_factories import clock, paper_portfolio, planned_run, prices  # noqa: F401
+from .execution_factories import paper_portfolio, planned_run
 from .factories import SYMBOLS, make_portfolio, make_user
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +49,7 @@ def field_errors(response, field: str) -> str:
 
 
 @pytest.fixture
-def owner(client, prices):  # noqa: F811
+def owner(client, prices):
     user = make_user("alice")
     client.force_login(user)
     return user
@@ -89,7 +89,7 @@ def test_another_users_portfolio_is_a_404_and_nothing_changes(client, owner):
 # -- detail --------------------------------------------------------------------------------------------
 
 
-def test_the_detail_page_computes_weights_from_holdings_and_closes_without_a_run(client, owner, clock):  # noqa: F811
+def test_the_detail_page_computes_weights_from_holdings_and_closes_without_a_run(client, owner, clock):
     portfolio = make_portfolio(
         owner, holdings={"SPY": 10, "BND": 10}, cash_usd=Decimal(100), manual_targets={"SPY": 0.5, "BND": 0.5}
     )
@@ -109,7 +109,7 @@ def test_the_detail_page_computes_weights_from_holdings_and_closes_without_a_run
     assert "Rebalance now" in page and "SYNTHETIC" in page
 
 
-def test_the_detail_page_shows_the_latest_runs_needs_and_its_history(client, prices, clock):  # noqa: F811
+def test_the_detail_page_shows_the_latest_runs_needs_and_its_history(client, prices, clock):
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
     run = planned_run(portfolio)
     client.force_login(portfolio.owner)
@@ -351,7 +351,7 @@ def test_delete_asks_first_and_deletes_on_post(client, owner):
     assert not Portfolio.objects.filter(pk=portfolio.pk).exists()
 
 
-def test_a_portfolio_with_orders_at_a_broker_is_kept(client, prices, clock, settings):  # noqa: F811
+def test_a_portfolio_with_orders_at_a_broker_is_kept(client, prices, clock, settings):
     settings.EXECUTION_WAIT_SECONDS, settings.EXECUTION_POLL_SECONDS = 0.2, 0.01
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     run = planned_run(portfolio)
@@ -365,7 +365,7 @@ def test_a_portfolio_with_orders_at_a_broker_is_kept(client, prices, clock, sett
 # -- rebalance now -------------------------------------------------------------------------------------
 
 
-def test_rebalance_now_plans_a_manual_run_and_shows_its_report(client, prices, clock):  # noqa: F811
+def test_rebalance_now_plans_a_manual_run_and_shows_its_report(client, prices, clock):
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
     client.force_login(portfolio.owner)
     assert client.get(reverse("portfolio_rebalance", args=[portfolio.pk])).status_code == 405
@@ -379,7 +379,7 @@ def test_rebalance_now_plans_a_manual_run_and_shows_its_report(client, prices, c
     assert run.trades.count() == 2 and not run.orders.exists()  # nothing is sent before approval
 
 
-def test_rebalance_now_that_cannot_plan_says_why(client, owner, clock):  # noqa: F811
+def test_rebalance_now_that_cannot_plan_says_why(client, owner, clock):
     portfolio = make_portfolio(owner, name="Empty", manual_targets={"SPY": 1})
     response = client.post(reverse("portfolio_rebalance", args=[portfolio.pk]), follow=True)
     assert "Planning failed" in response.content.decode()

@@ -17,7 +17,7 @@ from portfolios.services.execution import execute_run
 from portfolios.services.rebalancing import rebalance_run_create
 from rebalancer_site.tests.factories import totp_code, two_factor_device, verify_session, wrong_totp_code
 
-from .execution_factories import NEW_YORK, clock, paper_portfolio, planned_run, prices  # noqa: F401
+from .execution_factories import NEW_YORK, paper_portfolio, planned_run
 from .factories import AS_OF, make_user
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +34,7 @@ def _fast_waits(settings):
 
 
 @pytest.fixture
-def run(client, prices, clock):  # noqa: F811
+def run(client, prices, clock):
     """A proposed plan of an 80/20 portfolio against 60/40 targets: sell SPY, buy BND."""
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
     client.force_login(portfolio.owner)
@@ -106,7 +106,7 @@ def test_post_executes_and_the_paper_broker_fills_the_orders(client, run):
     assert PaperOrder.objects.count() == 2
 
 
-def test_a_failed_check_stops_before_any_order(client, run, clock):  # noqa: F811
+def test_a_failed_check_stops_before_any_order(client, run, clock):
     clock.now = BEFORE_THE_OPEN
     page = client.get(reverse("run_approve", args=[run.pk])).content.decode()
     assert "would stop at market_open" in page
@@ -195,7 +195,7 @@ def test_another_users_run_is_a_404_and_is_not_executed(client, run):
     assert broker_state(run) == before
 
 
-def test_a_run_that_is_not_proposed_cannot_be_approved(client, prices, clock):  # noqa: F811
+def test_a_run_that_is_not_proposed_cannot_be_approved(client, prices, clock):
     portfolio = paper_portfolio(holdings_usd={"SPY": 6000, "BND": 4000}, mode="propose")
     client.force_login(portfolio.owner)
     run = RebalanceRun.objects.create(
@@ -207,7 +207,7 @@ def test_a_run_that_is_not_proposed_cannot_be_approved(client, prices, clock):  
     assert not Order.objects.exists() and not PaperOrder.objects.exists()
 
 
-def test_a_stopped_run_planned_again_shows_which_run_superseded_it(client, prices, clock):  # noqa: F811
+def test_a_stopped_run_planned_again_shows_which_run_superseded_it(client, prices, clock):
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     stopped = planned_run(portfolio)
     kill_switch_set(user=portfolio.owner, active=True)

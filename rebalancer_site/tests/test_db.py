@@ -10,14 +10,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from brokers.models import Order
-from portfolios.tests.execution_factories import clock, order_row, paper_portfolio, planned_run, prices  # noqa: F401
+from portfolios.tests.execution_factories import order_row, paper_portfolio, planned_run
 from rebalancer_site.db import rows_as, rows_update
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def orders(prices, clock):  # noqa: F811
+def orders(prices, clock):
     run = planned_run(paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}))
     return [order_row(run, f"db-{n}", "SPY", "sell", str(n)) for n in range(1, 6)]
 
@@ -27,7 +27,7 @@ def stored(orders: list[Order]) -> list[tuple]:
     return list(Order.objects.filter(pk__in=[o.pk for o in orders]).order_by("pk").values_list(*fields))
 
 
-def test_each_row_gets_its_own_values_in_one_statement(orders, clock):  # noqa: F811
+def test_each_row_gets_its_own_values_in_one_statement(orders, clock):
     untouched = stored(orders[3:])
     clock.now += timedelta(minutes=5)
     changed = orders[:3]
