@@ -17,7 +17,7 @@ from brokers.models import CREDENTIAL_FIELDS, BrokerAccount, PaperAccount
 from brokers.selectors import broker_accounts_for_user
 from brokers.services.accounts import broker_account_create, broker_account_set_credentials
 from rebalancer_site.form_fields import PlainDecimalField, PlainTextField
-from rebalancer_site.two_factor.forms import RealMoneyForm
+from rebalancer_site.two_factor.forms import PasswordConfirmation, RealMoneyForm
 
 CREDENTIAL_LABELS = {
     "api_key": "API key (Alpaca)",
@@ -222,7 +222,7 @@ class BrokerAccountEditForm(_AccountForm):
         return account
 
 
-class LiveOptInForm(RealMoneyForm):
+class LiveOptInForm(PasswordConfirmation, RealMoneyForm):
     """The opt-in to real money: the password again, and two-factor authentication (a code unless this
     session entered one). Pass ``required=account.is_live``: a paper account is refused by the service."""
 
@@ -232,11 +232,5 @@ class LiveOptInForm(RealMoneyForm):
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
         help_text="Opting in lets this account's runs send orders for real money.",
     )
+    # The password is checked before the code is spent (the service checks it again).
     field_order = ["password", "code"]
-
-    def clean_password(self) -> str:
-        # Checked here too, before the code is spent (the service checks it again).
-        password = self.cleaned_data["password"]
-        if not self.user.check_password(password):
-            raise ValidationError("the password is not correct")
-        return password

@@ -258,6 +258,21 @@ def _not_taken(error: BrokerError) -> Callable[[Order], _Change | None]:
     return decide
 
 
+def _send_failed(error: BrokerError) -> Callable[[Order], _Change | None]:
+    """A decision for a send that raised: rejected (the broker refused it), unknown (it may have
+    taken effect: never assumed failed, looked up next) or back to planned (the broker did not take it)."""
+    if error.permanent:
+        return _move_to(
+            OrderState.REJECTED,
+            kind=OrderEvent.Kind.ERROR,
+            message=str(error),
+            also={"reject_reason": str(error)[:2000]},
+        )
+    if error.unknown:
+        return _move_to(OrderState.UNKNOWN, kind=OrderEvent.Kind.ERROR, message=str(error))
+    return _not_taken(error)
+
+
 def _marked(request: OrderRequest) -> Callable[[Order], _Change | None]:
     """A decision: a planned order is being sent (one more attempt), on disk before the call."""
 
@@ -307,19 +322,9 @@ def order_submit(
     try:
         reported = broker.submit_order(request)
     except BrokerError as error:
-        if error.permanent:
-            rejected = _move_to(
-                OrderState.REJECTED,
-                kind=OrderEvent.Kind.ERROR,
-                message=str(error),
-                also={"reject_reason": str(error)[:2000]},
-            )
-            return _decided(order, rejected, fence=fence)
-        if not error.unknown:
-            return _decided(order, _not_taken(error), fence=fence)
-        # Unknown, or a failure whose effect cannot be ruled out: never assume it failed.
-        _decided(order, _move_to(OrderState.UNKNOWN, kind=OrderEvent.Kind.ERROR, message=str(error)), fence=fence)
-        order, _ = order_resolve(broker, order, fence=fence)
+        order = _decided(order, _send_failed(error), fence=fence)
+        if order.state == OrderState.UNKNOWN:
+            order, _ = order_resolve(broker, order, fence=fence)
         return order
     order = order_apply(order, reported, fence=fence)
     logger.info("order sent", extra={"symbol": order.symbol, "side": order.side, "state": order.state})
@@ -408,17 +413,8 @@ def _answered_in_place(order: Order, answer: BrokerOrder | BrokerError) -> Order
     """Apply one answer of `orders_place` to the new, not yet stored ``order``; its event."""
     if isinstance(answer, BrokerOrder):
         change = _answer(answer, OrderEvent.Kind.RESPONSE)(order)
-    elif answer.permanent:
-        change = _move_to(
-            OrderState.REJECTED,
-            kind=OrderEvent.Kind.ERROR,
-            message=str(answer),
-            also={"reject_reason": str(answer)[:2000]},
-        )(order)
-    elif answer.unknown:
-        change = _move_to(OrderState.UNKNOWN, kind=OrderEvent.Kind.ERROR, message=str(answer))(order)
     else:
-        change = _not_taken(answer)(order)
+        change = _send_failed(answer)(order)
     for name, value in change.values.items():
         setattr(order, name, value)
     return change.events[0]

@@ -183,13 +183,44 @@ def alpaca_portfolio(server, *, username: str = "alice"):
     for symbol, quantity in holdings.items():
         server.set_price(symbol, str(close(symbol)))
         server.set_position(symbol, str(quantity), avg_entry_price=str(close(symbol)))
+    return _held_at(account, holdings)
+
+
+def use_fake_ib(settings, gateway, **options) -> None:
+    """Point the IB adapter at the fake ``gateway`` (IB's server time: the open of MARKET_OPEN_NOW's
+    session; short timeouts; ``options`` override them) and make execution wait briefly."""
+    gateway.current_time = MARKET_OPEN_NOW
+    settings.BROKER_OPTIONS = {
+        **settings.BROKER_OPTIONS,
+        # The fake lists an order as soon as it holds it (hiding is counted in lookups, not seconds).
+        "ib": {"timeout_s": 0.5, "settlement_delay_s": 0.0, "ib_factory": gateway.ib_factory, **options},
+    }
+    settings.EXECUTION_WAIT_SECONDS = 2.0
+    settings.EXECUTION_POLL_SECONDS = 0.02
+
+
+def ib_portfolio(gateway, *, client_id: int, holdings: dict[str, int] | None = None):
+    """Whole shares (default 60 SPY and 5 BND) against 60/40 targets, held at the fake IB exactly
+    as in the portfolio (no cash), traded under API client id ``client_id``."""
+    owner = make_user()
+    account = broker_account_create(owner=owner, kind="ib", label="IB paper", credentials={"client_id": str(client_id)})
+    holdings = {symbol: Decimal(quantity) for symbol, quantity in (holdings or {"SPY": 60, "BND": 5}).items()}
+    gateway.cash = Decimal(0)
+    for symbol, quantity in holdings.items():
+        gateway.prices[symbol] = close(symbol)
+        gateway.set_position(symbol, quantity, close(symbol))
+    return _held_at(account, holdings, fractional_shares=False)
+
+
+def _held_at(account, holdings: dict[str, Decimal], **policy):
+    """The auto portfolio of ``account``'s owner holding ``holdings`` (no cash), 60/40 targets."""
     return make_portfolio(
-        owner,
-        symbols=["SPY", "BND"],
+        account.owner,
+        symbols=sorted(holdings),
         holdings=holdings,
         cash_usd=Decimal(0),
         manual_targets={"SPY": "0.6", "BND": "0.4"},
         mode="auto",
         broker_account=account,
-        **EXACT,
+        **{**EXACT, **policy},
     )

@@ -12,15 +12,13 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from brokers.services.accounts import broker_account_create
 from portfolios.models import RebalanceRun
 from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run
 from tests.fakes import pausing
 from tests.fakes.alpaca_server import FakeAlpacaServer
 from tests.fakes.ib import FakeIBGateway, OnPlace
 
-from .execution_factories import EXACT, MARKET_OPEN_NOW, alpaca_portfolio, planned_run, shares_worth, use_fake_alpaca
-from .factories import close, make_portfolio, make_user
+from .execution_factories import alpaca_portfolio, ib_portfolio, planned_run, use_fake_alpaca, use_fake_ib
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = RebalanceRun.Status
@@ -58,6 +56,27 @@ class Executor(threading.Thread):
             self.error = error
         finally:
             connection.close()
+
+
+def second_executors_while_the_first_runs(run: RebalanceRun, arrived: threading.Event) -> int:
+    """Run a first executor in a thread and, each time the broker hears from it (``arrived``), try a
+    second one here: how many were refused. Fails if a second one got in or the first one failed."""
+    first = Executor(run)
+    first.start()
+    refused = 0
+    while first.is_alive():
+        if not arrived.wait(0.2):
+            continue
+        arrived.clear()
+        try:
+            result = execute_run(run=run, submit=True)
+        except ExecutionBusy:
+            refused += 1
+            continue
+        assert not first.is_alive() and result.run.status == Status.EXECUTED, "a second executor got in"
+    first.join()
+    assert first.error is None, first.error
+    return refused
 
 
 def lease_runs_out(run: RebalanceRun, clock) -> None:
@@ -119,21 +138,7 @@ def test_a_slow_alpaca_broker_never_lets_a_second_executor_in(prices, running_cl
         arrived = threading.Event()
         server.on_request = lambda request: arrived.set()
         server.delay_s = 1.0  # every answer
-        first = Executor(run)
-        first.start()
-        refused = 0
-        while first.is_alive():
-            if not arrived.wait(0.2):
-                continue
-            arrived.clear()
-            try:
-                result = execute_run(run=run, submit=True)
-            except ExecutionBusy:
-                refused += 1
-                continue
-            assert not first.is_alive() and result.run.status == Status.EXECUTED, "a second executor got in"
-        first.join()
-        assert first.error is None
+        refused = second_executors_while_the_first_runs(run, arrived)
         run.refresh_from_db()
         took = (run.updated_at - run.created_at).total_seconds()
         assert run.status == Status.EXECUTED and took > 2 * settings.EXECUTION_LEASE_SECONDS
@@ -153,45 +158,16 @@ def test_a_lease_shorter_than_a_broker_call_is_refused_before_anything_is_sent(p
 
 @pytest.fixture
 def gateway(settings):
-    fake = FakeIBGateway(cash="0", prices={s: str(close(s)) for s in ("SPY", "BND")}, commission="0")
-    fake.current_time = MARKET_OPEN_NOW  # IB's server time drives the adapter's clock
-    settings.BROKER_OPTIONS = {
-        **settings.BROKER_OPTIONS,
-        "ib": {"timeout_s": 2.0, "settlement_delay_s": 0.05, "ib_factory": fake.ib_factory},
-    }
-    settings.EXECUTION_WAIT_SECONDS = 2.0
-    settings.EXECUTION_POLL_SECONDS = 0.01
+    fake = FakeIBGateway(cash="0", commission="0")
+    use_fake_ib(settings, fake, timeout_s=2.0, settlement_delay_s=0.05)
     return fake
-
-
-def ib_portfolio(gateway):
-    """80% SPY / 20% BND in whole shares against 60/40 targets, held at the fake IB exactly."""
-    owner = make_user()
-    account = broker_account_create(
-        owner=owner, kind="ib", label="IB paper", credentials={"host": "127.0.0.1", "port": "7497", "client_id": "7"}
-    )
-    holdings = {s: shares_worth(Decimal(usd), s).to_integral_value() for s, usd in (("SPY", 8000), ("BND", 2000))}
-    for symbol, quantity in holdings.items():
-        gateway.set_position(symbol, quantity, close(symbol))
-    gateway.cash = Decimal(0)
-    return make_portfolio(
-        owner,
-        symbols=["SPY", "BND"],
-        holdings=holdings,
-        cash_usd=Decimal(0),
-        manual_targets={"SPY": "0.6", "BND": "0.4"},
-        mode="auto",
-        broker_account=account,
-        fractional_shares=False,
-        **EXACT,
-    )
 
 
 def test_an_ib_executor_paused_past_its_lease_stores_nothing_after_another_finished_the_run(
     prices, clock, gateway, pause
 ):
     gateway.script(OnPlace.SUBMIT)  # the sell rests at first
-    run = planned_run(ib_portfolio(gateway))
+    run = planned_run(ib_portfolio(gateway, client_id=7))
     pause.symbol = "SPY"
     first = pause.thread = Executor(run)
     first.start()
@@ -222,25 +198,11 @@ def test_a_slow_ib_gateway_never_lets_a_second_executor_in(prices, running_clock
     }
     settings.EXECUTION_LEASE_SECONDS = 8  # the whole execution takes longer
     settings.EXECUTION_POLL_SECONDS = 0.05
-    run = planned_run(ib_portfolio(gateway))
+    run = planned_run(ib_portfolio(gateway, client_id=7))
     arrived = threading.Event()
     gateway.on_call = lambda method: arrived.set()
     gateway.delay_s = 1.0
-    first = Executor(run)
-    first.start()
-    refused = 0
-    while first.is_alive():
-        if not arrived.wait(0.2):
-            continue
-        arrived.clear()
-        try:
-            result = execute_run(run=run, submit=True)
-        except ExecutionBusy:
-            refused += 1
-            continue
-        assert not first.is_alive() and result.run.status == Status.EXECUTED, "a second executor got in"
-    first.join()
-    assert first.error is None
+    refused = second_executors_while_the_first_runs(run, arrived)
     run.refresh_from_db()
     took = (run.updated_at - run.created_at).total_seconds()
     assert run.status == Status.EXECUTED and took > settings.EXECUTION_LEASE_SECONDS

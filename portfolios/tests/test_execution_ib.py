@@ -12,14 +12,13 @@ import pytest
 from brokers.adapters.ib import IBBroker
 from brokers.base import OrderRequest, OrderState, Side
 from brokers.models import Order
-from brokers.services.accounts import broker_account_create, broker_for
+from brokers.services.accounts import broker_for
 from brokers.services.orders import order_request
 from portfolios.models import RebalanceRun
 from portfolios.services.execution import execute_run, flow
 from tests.fakes.ib import FakeIBGateway, OnPlace
 
-from .execution_factories import EXACT, MARKET_OPEN_NOW, planned_run
-from .factories import close, make_portfolio, make_user
+from .execution_factories import ib_portfolio, planned_run, use_fake_ib
 
 pytestmark = pytest.mark.django_db
 CLIENT_ID = 11
@@ -28,35 +27,13 @@ CLIENT_ID = 11
 @pytest.fixture
 def gateway(settings):
     gateway = FakeIBGateway(cash="0", commission="0")
-    gateway.current_time = MARKET_OPEN_NOW  # IB's server time drives the adapter's clock
-    settings.BROKER_OPTIONS = {
-        **settings.BROKER_OPTIONS,
-        # The fake lists an order as soon as it holds it (hiding is counted in lookups, not seconds).
-        "ib": {"timeout_s": 0.5, "settlement_delay_s": 0.0, "ib_factory": gateway.ib_factory},
-    }
-    settings.EXECUTION_WAIT_SECONDS = 2.0
-    settings.EXECUTION_POLL_SECONDS = 0.02
+    use_fake_ib(settings, gateway)
     return gateway
 
 
 @pytest.fixture
 def portfolio(prices, clock, gateway):
-    owner = make_user()
-    account = broker_account_create(owner=owner, kind="ib", label="IB paper", credentials={"client_id": str(CLIENT_ID)})
-    holdings = {"SPY": Decimal(60), "BND": Decimal(5)}
-    for symbol, quantity in holdings.items():
-        gateway.prices[symbol] = close(symbol)
-        gateway.set_position(symbol, quantity, close(symbol))
-    return make_portfolio(
-        owner,
-        symbols=["SPY", "BND"],
-        holdings=holdings,
-        cash_usd=Decimal(0),
-        manual_targets={"SPY": "0.6", "BND": "0.4"},
-        mode="auto",
-        broker_account=account,
-        **{**EXACT, "fractional_shares": False},
-    )
+    return ib_portfolio(gateway, client_id=CLIENT_ID)
 
 
 def executed_once(run: RebalanceRun, gateway: FakeIBGateway, *, other_orders: int = 0) -> None:

@@ -50,17 +50,21 @@ class CodeForm(forms.Form):
         return cleaned
 
 
-class PasswordAndCodeForm(CodeForm):
-    """Turning two-factor authentication off, or new recovery codes: the password and a code."""
-
-    password = password_field()
-    field_order = ["password", "code"]
+class PasswordConfirmation:
+    """A form's ``password`` must be its ``user``'s (checked in field order, before a code is spent)."""
 
     def clean_password(self) -> str:
         password = self.cleaned_data["password"]
         if not self.user.check_password(password):
             raise ValidationError("the password is not correct")
         return password
+
+
+class PasswordAndCodeForm(PasswordConfirmation, CodeForm):
+    """Turning two-factor authentication off, or new recovery codes: the password and a code."""
+
+    password = password_field()
+    field_order = ["password", "code"]
 
 
 class EnableForm(forms.Form):
