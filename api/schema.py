@@ -21,7 +21,9 @@ from rebalancer_site.env import SYMBOL_RE
 TEXT_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$"
 #: A ticker symbol as a client may send it (upper-cased by the server) and as the server answers it.
 SYMBOL_REQUEST_PATTERN = r"^\^?[A-Za-z0-9][A-Za-z0-9.=-]{0,19}$"
-SYMBOL_PATTERN = SYMBOL_RE.pattern.replace(r"\-", "-")
+#: The server's pattern with its hyphen last and unescaped, which every regex dialect a schema client
+#: may use reads as a hyphen.
+SYMBOL_PATTERN = SYMBOL_RE.pattern.replace(r".\-=", ".=-")
 #: The longest number text the server reads (`rebalancer_site.inputs`).
 LONGEST_NUMBER = 100
 #: The longest query parameter value any operation reads (a list of 50 symbols fits).

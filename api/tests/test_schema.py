@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from django.contrib.staticfiles import finders
 from django.test import Client
 
 from api import urls as api_urls
+from rebalancer_site.env import SYMBOL_RE
 
 from .test_isolation import METHODS
 
@@ -61,3 +63,10 @@ def test_unknown_api_paths_are_json_404():
     response = Client().get("/api/v1/nothing-here/")
     assert response.status_code == 404 and response.json()["detail"]
     assert Client().get("/api/v1/portfolios/abc/").status_code == 404
+
+
+@pytest.mark.parametrize("symbol", ["SPY", "BRK-B", "BRK.B", "^GSPC", "EURUSD=X", "A/B", "A:B", "A<B", "-A", "spy"])
+def test_the_published_symbol_pattern_accepts_exactly_the_symbols_the_server_stores(symbol):
+    """`BRK-B` is stored and answered: the schema must not call that response invalid."""
+    pattern = schema()["components"]["schemas"]["Holding"]["properties"]["symbol"]["pattern"]
+    assert bool(re.fullmatch(pattern, symbol)) == bool(SYMBOL_RE.fullmatch(symbol))

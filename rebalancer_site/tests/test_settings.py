@@ -281,3 +281,30 @@ def test_text_logs_to_file_at_configured_level(tmp_path):
     assert "ERROR rebalancer.test: shown" in content
     assert "hidden" not in content
     assert not content.lstrip().startswith("{")
+
+
+HSTS_SETTINGS = (
+    "from django.conf import settings as s; "
+    "print(s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD, sep='|')"
+)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "0|False|False"),
+        (
+            {
+                "SECURE_HSTS_SECONDS": "31536000",
+                "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+                "SECURE_HSTS_PRELOAD": "true",
+            },
+            "31536000|True|True",
+        ),
+    ],
+)
+def test_the_hsts_options_are_read_from_the_environment(env, expected):
+    """docs/deployment.md documents them: they must reach Django's security middleware."""
+    result = run_manage("shell", "-c", HSTS_SETTINGS, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == expected
