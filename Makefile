@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_prices.py
 	$(PY) bench/optimizer.py
 	$(PY) bench/planner.py
+	$(PY) bench/planner_drift.py
 	$(PY) bench/api.py
 	$(PY) bench/web.py
 

@@ -23,9 +23,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Instrument)
 class InstrumentAdmin(admin.ModelAdmin):
-    list_display = ["symbol", "name", "asset_class", "sector", "region", "esg_score", "fractionable"]
+    """Instruments are shared by every user: here staff say whether fractions of one trade when no
+    broker account does (an empty "fractionable" is "not known", planned in whole shares)."""
+
+    list_display = ["symbol", "name", "asset_class", "sector", "region", "esg_score", "fractional_shares"]
     list_filter = ["asset_class", "region", "fractionable", "sector"]
     search_fields = ["symbol", "name", "sector"]
+
+    @admin.display(description="fractional shares", ordering="fractionable")
+    def fractional_shares(self, obj: Instrument) -> str:
+        return {True: "yes", False: "no: whole shares only", None: "not known"}[obj.fractionable]
 
 
 @admin.register(PriceBar)

@@ -46,7 +46,15 @@ class Instrument(models.Model):
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
         help_text="Optional ESG score from 0 (worst) to 100 (best).",
     )
-    fractionable = models.BooleanField(default=True, help_text="Whether brokers accept fractional shares.")
+    # None is "not known": plans trade it in whole shares (which every broker accepts) and say why.
+    # A portfolio's broker account answers for itself (see portfolios.models.BrokerAsset).
+    fractionable = models.BooleanField(
+        null=True,
+        blank=True,
+        default=None,
+        help_text="Whether brokers accept fractional shares of it; empty when not known (plans then trade it "
+        "in whole shares and say so). A portfolio's broker account, once synced, answers for its own plans.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -24,7 +24,8 @@ class InstrumentInfo:
 
     `sector` is a short category: the fund's category for ETFs ("US Large Cap",
     "US Aggregate Bond"), empty when unknown. `fractionable` says whether
-    brokers accept fractional-share orders for it (an index is not tradable at all).
+    brokers accept fractional-share orders for it (an index is not tradable at all); None when
+    the project does not know.
     """
 
     symbol: str
@@ -32,7 +33,7 @@ class InstrumentInfo:
     asset_class: str
     sector: str
     region: str
-    fractionable: bool
+    fractionable: bool | None
 
     def __post_init__(self) -> None:
         if self.asset_class not in ASSET_CLASSES:
@@ -97,10 +98,11 @@ def unknown_instrument(symbol: str) -> InstrumentInfo:
     """The default for a symbol outside the table.
 
     Asset class "other" so no allocation rule counts it as stock or bond by
-    guess; region "US" because the project trades US-listed symbols; not
-    fractionable, so order planning rounds to whole shares, which every broker accepts.
+    guess; region "US" because the project trades US-listed symbols; fractionability
+    not known (the broker, or an administrator, says): plans trade it in whole shares,
+    which every broker accepts, and say why.
     """
-    return InstrumentInfo(symbol, symbol, "other", "", "US", fractionable=False)
+    return InstrumentInfo(symbol, symbol, "other", "", "US", fractionable=None)
 
 
 def lookup(symbol: str) -> InstrumentInfo:

@@ -49,24 +49,30 @@ class NothingFetched(Exception):
 # --- instruments ----------------------------------------------------------------
 
 
+def instrument_new(symbol: str) -> Instrument:
+    """An unsaved Instrument for ``symbol`` with the reference table's facts.
+
+    A symbol outside the table gets its conservative defaults (`unknown_instrument`), its
+    fractionability "not known" (None): plans show that they trade it in whole shares for want of
+    an answer.
+    """
+    info = lookup(symbol)
+    return Instrument(
+        symbol=symbol,
+        name=info.name,
+        asset_class=info.asset_class,
+        sector=info.sector,
+        region=info.region,
+        fractionable=info.fractionable,
+    )
+
+
 def instruments_ensure(*, symbols: Sequence[str]) -> dict[str, Instrument]:
     """The Instrument of each symbol, created from the reference table when missing."""
     existing = {i.symbol: i for i in Instrument.objects.filter(symbol__in=list(symbols))}
     missing = [s for s in symbols if s not in existing]
     if missing:
-        new = []
-        for symbol in missing:
-            info = lookup(symbol)
-            new.append(
-                Instrument(
-                    symbol=symbol,
-                    name=info.name,
-                    asset_class=info.asset_class,
-                    sector=info.sector,
-                    region=info.region,
-                    fractionable=info.fractionable,
-                )
-            )
+        new = [instrument_new(symbol) for symbol in missing]
         for instrument in new:
             instrument.full_clean(validate_unique=False, validate_constraints=False)
         Instrument.objects.bulk_create(new, ignore_conflicts=True)

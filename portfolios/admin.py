@@ -6,7 +6,16 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from brokers.models import Order
-from portfolios.models import AuditEntry, Holding, HoldingsSync, PipelineDay, PlannedTrade, Portfolio, RebalanceRun
+from portfolios.models import (
+    AuditEntry,
+    BrokerAsset,
+    Holding,
+    HoldingsSync,
+    PipelineDay,
+    PlannedTrade,
+    Portfolio,
+    RebalanceRun,
+)
 from portfolios.models.policy_fields import (
     BAND_FIELDS,
     CONSTRAINT_FIELDS,
@@ -126,6 +135,16 @@ class HoldingsSyncAdmin(RecordAdmin):
     list_display = ["portfolio", "broker_account", "run", "created_at", "cash_before_usd", "cash_after_usd"]
     search_fields = ["portfolio__name", "portfolio__owner__username"]
     list_select_related = ["portfolio", "broker_account", "run"]
+
+
+@admin.register(BrokerAsset)
+class BrokerAssetAdmin(RecordAdmin):
+    """What each broker account answered at its last sync: whether its plans trade fractions."""
+
+    list_display = ["broker_account", "instrument", "tradable", "fractionable", "checked_at"]
+    list_filter = ["fractionable", "tradable", "broker_account__kind"]
+    search_fields = ["instrument__symbol", "broker_account__label", "broker_account__owner__username"]
+    list_select_related = ["broker_account", "instrument"]
 
 
 @admin.register(RebalanceRun)

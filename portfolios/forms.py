@@ -201,7 +201,11 @@ HELP = {
     "esg_floor": "Score from 0 to 100; empty for none.",
     "l2_gamma": "L2 regularisation (spreads weight over more assets); 0 for none.",
     "band_abs": "Fraction of value, above 0 and at most 1 (0.05 = 5 percentage points).",
+    "band_mode": "absolute: the absolute band; relative: the relative band; five_twenty_five: the narrower of "
+    "the two; hybrid: the wider of the two.",
     "band_rel": "Fraction of the target, above 0 and at most 1 (0.25 = 25% of it).",
+    "unheld_outside_band": "A symbol with a positive target and no shares held counts as outside its band: the "
+    "band trigger fires and the threshold strategy buys it.",
     "drift_threshold": "Fraction above 0 and at most 1; empty for no drift trigger.",
     "cash_trigger_weight": "Fraction of value; empty for none.",
     "cash_trigger_usd": "USD; empty for none.",
@@ -210,6 +214,8 @@ HELP = {
     "commission_per_trade_usd": "USD per order.",
     "spread_bps": "Basis points of the notional (0 to 1000).",
     "impact_bps": "Basis points of the notional (0 to 1000).",
+    "cash_flow_to": "cash_flow strategy: target fills an underweight holding to its target (and sells an "
+    "overweight one down to it for a withdrawal); band_edge only to the nearest edge of its band.",
     "min_trade_usd": "No order below this notional (USD).",
     "cash_buffer_weight": "Cash target as a fraction of value (0.0025 = 25 bps).",
     "max_turnover": "One-way turnover cap per rebalance as a fraction; empty for none.",
@@ -241,6 +247,8 @@ LABELS = {
     "cash_trigger_usd": "Cash trigger (USD)",
     "rebalancing_strategy": "Planning strategy",
     "threshold_to": "Threshold strategy trades to",
+    "cash_flow_to": "Cash-flow strategy trades to",
+    "unheld_outside_band": "Unheld target outside its band",
     "commission_per_trade_usd": "Commission per trade (USD)",
     "spread_bps": "Spread (bps)",
     "impact_bps": "Market impact (bps)",

@@ -23,6 +23,7 @@ from django.utils import timezone
 from brokers.selectors import broker_accounts_for_user, orders_for_user
 from brokers.services.controls import trading_halt_reason
 from marketdata import calendar
+from marketdata.models import Instrument
 from marketdata.selectors import latest_closes, price_frame
 from marketdata.stores import get_price_store
 from optimization.core.errors import OptimizationError
@@ -32,6 +33,7 @@ from optimization.models import TargetAllocation
 from optimization.services import manual_targets_parse, plan_inputs_build, price_decimal, rebalance_policy_for
 from portfolios.models import Holding, HoldingsSync, Portfolio, RebalanceRun
 from portfolios.selectors import portfolios_for_user, runs_for_user
+from portfolios.services.fractionability import share_rules_for, whole_shares_rows
 
 #: Days of stored runs behind each dashboard sparkline.
 HISTORY_DAYS = 183
@@ -356,6 +358,7 @@ class PortfolioDetail:
     cash_weight: float | None
     cash_target: float | None
     stale: list[str]
+    whole_shares: list[dict[str, str]] = field(default_factory=list)  # `whole_shares_rows` of the rows' symbols
 
     @property
     def cash_weight_pct(self) -> float | None:
@@ -372,7 +375,7 @@ def portfolio_detail(*, portfolio: Portfolio) -> PortfolioDetail:
     Weights, targets, bands and urgencies come from the latest run's needs when that run was
     planned on the holdings the portfolio still has; otherwise they are computed now from the
     holdings, the latest closes and the latest targets (the run's, the manual targets, or the
-    last stored optimizer targets).
+    last stored optimizer targets). The symbols plans trade in whole shares are listed with why.
     """
     holdings = {h.instrument.symbol: h for h in portfolio.holdings.select_related("instrument")}
     universe = set(portfolio.instruments.values_list("symbol", flat=True))
@@ -423,6 +426,9 @@ def portfolio_detail(*, portfolio: Portfolio) -> PortfolioDetail:
             if row.value_usd is not None:
                 row.weight = float(row.value_usd) / total
         cash_weight = float(portfolio.cash_usd) / total
+    instruments = {symbol: holding.instrument for symbol, holding in holdings.items()}
+    if unheld := [symbol for symbol in rows if symbol not in instruments]:
+        instruments.update({i.symbol: i for i in Instrument.objects.filter(symbol__in=unheld)})
     return PortfolioDetail(
         portfolio=portfolio,
         rows=list(rows.values()),
@@ -436,6 +442,7 @@ def portfolio_detail(*, portfolio: Portfolio) -> PortfolioDetail:
         cash_weight=cash_weight,
         cash_target=cash_target,
         stale=prices.stale(set(holdings) | universe),
+        whole_shares=whole_shares_rows(share_rules_for(portfolio=portfolio, instruments=instruments)),
     )
 
 

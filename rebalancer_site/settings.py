@@ -381,7 +381,7 @@ def _check_optimizer_defaults() -> None:
 
 # The seed's drift threshold: the absolute band width (0.05 = 5 percentage points).
 REBALANCE_THRESHOLD = env.float("REBALANCE_THRESHOLD", 0.05, min_value=0.0001, max_value=1.0)
-BAND_MODE = env.str("BAND_MODE", "five_twenty_five", choices=("absolute", "relative", "five_twenty_five"))
+BAND_MODE = env.str("BAND_MODE", "five_twenty_five", choices=("absolute", "relative", "five_twenty_five", "hybrid"))
 BAND_RELATIVE = env.float("BAND_RELATIVE", 0.25, min_value=0.0001, max_value=1.0)
 # Portfolio drift, sum |w - t| / 2, that triggers a rebalance; empty = off.
 DRIFT_THRESHOLD = env.float("DRIFT_THRESHOLD", None, min_value=0.0001, max_value=1.0)

@@ -143,3 +143,40 @@ def test_list_is_paginated_filtered_and_ordered(alice):
     assert client.get(LIST + "?active=false").json()["count"] == 3
     assert client.get(LIST + "?name=p1").json()["count"] == 1
     assert client.get(LIST + "?page=99").status_code == 404
+
+
+def test_the_hybrid_band_unheld_targets_and_cash_flow_edge_round_trip(alice):
+    client = token_client(alice)
+    options = {"band_mode": "hybrid", "unheld_outside_band": True, "cash_flow_to": "band_edge"}
+    created = client.post(
+        LIST, {"name": "Peers", "symbols": ["SPY", "BND"], "max_weight": "1", **options}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    assert {name: created.json()[name] for name in options} == options
+    portfolio = Portfolio.objects.get(pk=created.json()["id"])
+    assert (portfolio.band_mode, portfolio.unheld_outside_band, portfolio.cash_flow_to) == ("hybrid", True, "band_edge")
+
+    back = {"band_mode": "five_twenty_five", "unheld_outside_band": False, "cash_flow_to": "target"}
+    patched = client.patch(detail(portfolio), back, format="json")
+    assert patched.status_code == 200, patched.content
+    assert {name: client.get(detail(portfolio)).json()[name] for name in back} == back
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"band_mode": "widest"},
+        {"unheld_outside_band": "sometimes"},
+        {"unheld_outside_band": None},
+        {"cash_flow_to": "edge"},
+        {"cash_flow_to": None},
+    ],
+)
+def test_bad_peer_options_are_400_naming_the_field(alice, change):
+    portfolio = make_portfolio(alice, max_weight="0.6")
+    client = token_client(alice)
+    before = client.get(detail(portfolio)).json()
+    response = client.patch(detail(portfolio), change, format="json")
+    assert response.status_code == 400, response.content
+    assert list(response.json()) == list(change)
+    assert client.get(detail(portfolio)).json() == before

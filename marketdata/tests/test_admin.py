@@ -37,6 +37,19 @@ def test_instrument_list_filter_and_search(staff_client, bar):
     assert b"SPY" in found.content
 
 
+def test_staff_see_and_set_whether_an_instrument_trades_in_fractions(staff_client):
+    abcd = Instrument.objects.create(symbol="ABCD", asset_class="other")
+    listing = staff_client.get(reverse("admin:marketdata_instrument_changelist")).content.decode()
+    assert "not known" in listing
+    change = reverse("admin:marketdata_instrument_change", args=[abcd.pk])
+    form = {"symbol": "ABCD", "name": "", "asset_class": "other", "sector": "", "region": "", "esg_score": ""}
+    assert staff_client.post(change, {**form, "fractionable": "false"}).status_code == 302
+    abcd.refresh_from_db()
+    assert abcd.fractionable is False
+    listing = staff_client.get(reverse("admin:marketdata_instrument_changelist")).content.decode()
+    assert "no: whole shares only" in listing
+
+
 def test_price_bars_are_listed_filterable_and_read_only(staff_client, bar):
     listing = staff_client.get(reverse("admin:marketdata_pricebar_changelist"), {"q": "SPY", "synthetic__exact": "1"})
     assert listing.status_code == 200

@@ -303,6 +303,6 @@ def test_reference_index_and_unknown_symbols():
     gspc = lookup("^GSPC")
     assert (gspc.name, gspc.asset_class, gspc.fractionable) == ("S&P 500 index", "equity", False)
     assert lookup(" spy ") is KNOWN_INSTRUMENTS["SPY"]
-    assert lookup("xyz") == InstrumentInfo("XYZ", "XYZ", "other", "", "US", fractionable=False)
+    assert lookup("xyz") == InstrumentInfo("XYZ", "XYZ", "other", "", "US", fractionable=None)  # not known
     with pytest.raises(ValueError, match="asset_class"):
         InstrumentInfo("X", "X", "stocks", "", "US", fractionable=True)

@@ -40,6 +40,7 @@ def rebalance_policy_for(portfolio, *, strategy: str | None = None) -> Rebalance
             band_mode=portfolio.band_mode,
             band_abs=_float(portfolio.band_abs),
             band_rel=_float(portfolio.band_rel),
+            unheld_outside_band=portfolio.unheld_outside_band,
         ),
         triggers=TriggerPolicy(
             band_trigger=portfolio.band_trigger,
@@ -57,6 +58,7 @@ def rebalance_policy_for(portfolio, *, strategy: str | None = None) -> Rebalance
         trading=TradingPolicy(
             strategy=strategy or portfolio.rebalancing_strategy,
             threshold_to=portfolio.threshold_to,
+            cash_flow_to=portfolio.cash_flow_to,
             min_trade_usd=_float(portfolio.min_trade_usd),
             fractional_shares=portfolio.fractional_shares,
             cash_buffer_weight=_float(portfolio.cash_buffer_weight),

@@ -1,6 +1,7 @@
 """Portfolios, their holdings and their stored rebalancing runs."""
 
 from .audit import AuditEntry, PipelineDay
+from .broker_assets import BrokerAsset
 from .holdings import Holding, HoldingsSync
 from .portfolio import (
     Portfolio,
@@ -40,6 +41,7 @@ from .runs import FrozenError, PlannedTrade, RebalanceRun
 
 __all__ = [
     "AuditEntry",
+    "BrokerAsset",
     "FrozenError",
     "Holding",
     "HoldingsSync",

@@ -38,6 +38,7 @@ BAND_FIELDS = (
     "band_mode",
     "band_abs",
     "band_rel",
+    "unheld_outside_band",
     "band_trigger",
     "drift_threshold",
     "calendar",
@@ -48,6 +49,7 @@ BAND_FIELDS = (
 PLANNING_FIELDS = (
     "rebalancing_strategy",
     "threshold_to",
+    "cash_flow_to",
     "commission_per_trade_usd",
     "spread_bps",
     "impact_bps",

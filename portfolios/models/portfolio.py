@@ -17,7 +17,7 @@ from django.db import models
 
 from optimization.core.estimators import COV_METHODS, RETURN_METHODS
 from optimization.core.names import PLANNING_STRATEGY_NAMES, STRATEGY_NAMES
-from optimization.core.rebalancing.policy import BAND_MODES, CALENDARS, THRESHOLD_TARGETS
+from optimization.core.rebalancing.policy import BAND_MODES, CALENDARS, CASH_FLOW_TARGETS, THRESHOLD_TARGETS
 
 
 def _setting(name: str):
@@ -150,6 +150,8 @@ def default_order_type() -> str:
     return _setting("ORDER_TYPE")
 
 
+# Labelled (unlike `threshold_to`'s same values) so that the API schema names the two choice sets apart.
+CASH_FLOW_TO_LABELS = {"target": "to the target", "band_edge": "to the nearest band edge"}
 FRACTION = [MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(1))]
 # Bands, drift and turnover limits: above 0 and at most 100%.
 POSITIVE_FRACTION = [MinValueValidator(Decimal("0.0001")), MaxValueValidator(Decimal(1))]
@@ -249,7 +251,12 @@ class Portfolio(models.Model):
     )
 
     # Tolerance bands and triggers.
-    band_mode = models.CharField(max_length=20, choices=[(m, m) for m in BAND_MODES], default=default_band_mode)
+    band_mode = models.CharField(
+        max_length=20,
+        choices=[(m, m) for m in BAND_MODES],
+        default=default_band_mode,
+        help_text="absolute, relative, five_twenty_five (the narrower of the two) or hybrid (the wider of the two).",
+    )
     band_abs = models.DecimalField(
         max_digits=5,
         decimal_places=4,
@@ -263,6 +270,11 @@ class Portfolio(models.Model):
         default=default_band_rel,
         validators=POSITIVE_FRACTION,
         help_text="Relative band as a fraction of the target (0.25 = 25% of it).",
+    )
+    unheld_outside_band = models.BooleanField(
+        default=False,
+        help_text="A symbol with a positive target and no shares held counts as outside its band, "
+        "so the band trigger fires and `threshold` buys it.",
     )
     band_trigger = models.BooleanField(default=True, help_text="Rebalance when any holding leaves its band.")
     drift_threshold = models.DecimalField(
@@ -312,6 +324,13 @@ class Portfolio(models.Model):
         choices=[(t, t) for t in THRESHOLD_TARGETS],
         default="target",
         help_text="Where `threshold` moves a holding outside its band.",
+    )
+    cash_flow_to = models.CharField(
+        max_length=10,
+        choices=[(t, CASH_FLOW_TO_LABELS[t]) for t in CASH_FLOW_TARGETS],
+        default="target",
+        help_text="Where `cash_flow` takes a holding with the cash it invests or raises: its target, or only "
+        "the nearest edge of its band.",
     )
     commission_per_trade_usd = models.DecimalField(
         max_digits=10, decimal_places=4, default=default_commission_per_trade_usd, validators=NON_NEGATIVE

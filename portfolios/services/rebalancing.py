@@ -42,6 +42,7 @@ from optimization.services import (
 from optimization.services.targets import targets_compute_with_window
 from portfolios.models import PlannedTrade, Portfolio, RebalanceRun
 from portfolios.selectors import last_rebalance_date
+from portfolios.services.fractionability import ShareRule, not_known_note, share_rules_for, whole_shares_rows
 from portfolios.services.report_data import run_risk_build
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,12 @@ class MissingPrices(RebalanceError):
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Holdings (symbol -> shares), cost bases, cash and prices on ``price_date``, as Decimals."""
+    """Holdings (symbol -> shares), cost bases, cash and prices on ``price_date``, as Decimals.
+
+    ``fractionable``: whether fractions of each symbol trade (the broker account's answer, else
+    the instrument's setting; False when neither says). ``whole_shares``: the symbols the plan
+    trades in whole shares, each with why (`whole_shares_rows`).
+    """
 
     quantities: dict[str, Decimal]
     cost_basis_usd: dict[str, Decimal | None]
@@ -68,6 +74,7 @@ class Snapshot:
     prices: dict[str, Decimal]
     price_date: date
     fractionable: dict[str, bool]
+    whole_shares: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {
@@ -84,6 +91,7 @@ class Snapshot:
             },
             "prices": {symbol: str(price) for symbol, price in self.prices.items()},
             "fractionable": self.fractionable,
+            "whole_shares": self.whole_shares,
         }
 
 
@@ -138,8 +146,9 @@ def rebalance_run_plan(
         instruments = {symbol: holding.instrument for symbol, holding in holdings.items()}
         if missing := [symbol for symbol in symbols if symbol not in instruments]:
             instruments.update({i.symbol: i for i in Instrument.objects.filter(symbol__in=missing)})
+        share_rules = share_rules_for(portfolio=portfolio, instruments=instruments)
         snapshot = _snapshot(
-            portfolio, holdings, symbols, as_of, instruments, window=computed.prices if computed else None
+            portfolio, holdings, symbols, as_of, share_rules, window=computed.prices if computed else None
         )
     cov = None
     if policy.trading.strategy == "risk_aware":
@@ -174,6 +183,9 @@ def rebalance_run_plan(
             settings=computed.settings if computed else None,
             with_correlation=result is None,
         )
+    notes = list(plan.notes)
+    if unknown := not_known_note(share_rules):
+        notes.append(unknown)
     run = RebalanceRun(
         portfolio=portfolio,
         trading_date=as_of,
@@ -199,7 +211,7 @@ def rebalance_run_plan(
         cash_after_usd=usd_decimal(plan.cash_after_usd),
         deposit_needed_usd=usd_decimal(plan.deposit_needed_usd),
         weights_after={symbol: round(weight, 10) for symbol, weight in plan.weights_after.items()},
-        notes=list(plan.notes),
+        notes=notes,
         risk=risk,
         timings=timer.seconds,
     )
@@ -312,18 +324,21 @@ def _superseding(run: RebalanceRun) -> bool:
 
 
 def _store_failure(portfolio: Portfolio, as_of: date, strategy: str, message: str) -> None:
-    with transaction.atomic():
-        RebalanceRun.objects.active().filter(
-            portfolio=portfolio, trading_date=as_of, status=RebalanceRun.Status.FAILED
-        ).delete()
-        RebalanceRun.objects.create(
-            portfolio=portfolio,
-            trading_date=as_of,
-            status=RebalanceRun.Status.FAILED,
-            error=message,
-            trigger="planning failed",
-            requested_strategy=strategy,
-        )
+    try:
+        with transaction.atomic():
+            RebalanceRun.objects.active().filter(
+                portfolio=portfolio, trading_date=as_of, status=RebalanceRun.Status.FAILED
+            ).delete()
+            RebalanceRun.objects.create(
+                portfolio=portfolio,
+                trading_date=as_of,
+                status=RebalanceRun.Status.FAILED,
+                error=message,
+                trigger="planning failed",
+                requested_strategy=strategy,
+            )
+    except IntegrityError:
+        pass  # a concurrent request stored this date's run a moment ago (its failure or a plan): that one stands
     logger.warning("rebalance planning failed", extra={"portfolio_id": portfolio.pk, "error": message})
 
 
@@ -350,12 +365,13 @@ def _snapshot(
     holdings: dict,
     symbols: list[str],
     as_of: date,
-    instruments: dict[str, Instrument],
+    share_rules: dict[str, ShareRule],
     *,
     window: pd.DataFrame | None = None,
 ) -> Snapshot:
-    """Holdings, cash and each symbol's close on ``as_of``: from ``window`` (the price window the
-    targets were computed from, same store) when it ends on ``as_of`` and has every symbol, else read."""
+    """Holdings, cash, each symbol's close on ``as_of`` and whether fractions of it trade. Closes
+    come from ``window`` (the price window the targets were computed from, same store) when it
+    ends on ``as_of`` and has every symbol, else they are read."""
     if window is not None and len(window) and window.index[-1].date() == as_of and set(symbols) <= set(window):
         closes = window.iloc[-1:]
     else:
@@ -372,14 +388,14 @@ def _snapshot(
             f"no price on {as_of} for {', '.join(missing)}: the plan needs every holding's close on its trading "
             "date (run fetch_prices, or plan an earlier date with --date)"
         )
-    fractionable = {symbol: instrument.fractionable for symbol, instrument in instruments.items()}
     return Snapshot(
         quantities={symbol: h.quantity for symbol, h in holdings.items()},
         cost_basis_usd={symbol: h.cost_basis_usd for symbol, h in holdings.items()},
         cash_usd=portfolio.cash_usd,
         prices=prices,
         price_date=as_of,
-        fractionable=fractionable,
+        fractionable={symbol: bool(rule.fractionable) for symbol, rule in share_rules.items()},
+        whole_shares=whole_shares_rows(share_rules),
     )
 
 

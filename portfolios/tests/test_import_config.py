@@ -66,9 +66,20 @@ def test_the_documented_example_with_holdings_and_rebalancing(tmp_path) -> None:
     )
 
 
+def test_the_hybrid_band_unheld_targets_and_cash_flow_edge_are_imported(tmp_path) -> None:
+    make_user("alice")
+    options = {"band_mode": "hybrid", "unheld_outside_band": True, "cash_flow_to": "band_edge"}
+    import_config(write(tmp_path, {**SEED_CONFIG, "rebalancing": options}), "--user", "alice")
+    portfolio = Portfolio.objects.get()
+    assert (portfolio.band_mode, portfolio.unheld_outside_band, portfolio.cash_flow_to) == ("hybrid", True, "band_edge")
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [
+        ({**SEED_CONFIG, "rebalancing": {"band_mode": "widest"}}, "band_mode: Value 'widest' is not a valid choice"),
+        ({**SEED_CONFIG, "rebalancing": {"cash_flow_to": "edge"}}, "cash_flow_to: Value 'edge' is not a valid choice"),
+        ({**SEED_CONFIG, "rebalancing": {"unheld_outside_band": "maybe"}}, "unheld_outside_band:"),
         ({"optimization": {"user_agee": 35}}, "optimization.user_agee: unknown setting"),
         ({"extras": {}}, "extras: unknown section"),
         ({"optimization": {"user_age": 12}}, "age: Ensure this value is greater than or equal to 18"),

@@ -97,3 +97,9 @@ def test_rebalancing_defaults_come_from_the_environment(settings) -> None:
     assert (portfolio.band_mode, portfolio.rebalancing_strategy, portfolio.mode) == ("absolute", "full", "auto")
     assert (portfolio.cash_buffer_weight, portfolio.min_trade_usd) == (Decimal("0.01"), Decimal("25.0"))
     assert portfolio.drift_threshold is None and portfolio.calendar == ""
+    assert (portfolio.unheld_outside_band, portfolio.cash_flow_to) == (False, "target")
+
+
+def test_a_hybrid_band_is_a_default_the_environment_may_set(settings) -> None:
+    settings.BAND_MODE = "hybrid"
+    assert Portfolio.objects.create(owner=make_user(), name="Defaults").band_mode == "hybrid"

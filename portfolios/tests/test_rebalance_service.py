@@ -6,6 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from marketdata.models import Instrument
 from optimization.models import TargetAllocation
@@ -179,3 +180,60 @@ def test_the_last_rebalance_is_the_last_run_with_trades(prices) -> None:
     RebalanceRun.objects.create(portfolio=portfolio, trading_date=date(2025, 6, 25), status=RebalanceRun.Status.FAILED)
     assert last_rebalance_date(portfolio=portfolio, before=AS_OF) == date(2025, 6, 26)
     assert last_rebalance_date(portfolio=portfolio, before=date(2025, 6, 26)) is None
+
+
+def portfolio_worth(holdings_usd: dict[str, int], targets: dict[str, str], cash_usd: int = 0, **policy):
+    """A portfolio (of a new user) holding ``holdings_usd`` at AS_OF closes and cash, against
+    manual ``targets``."""
+    nine = Decimal("0.000000001")
+    holdings = {symbol: (Decimal(usd) / close(symbol)).quantize(nine) for symbol, usd in holdings_usd.items()}
+    settings = {**EXACT, "manual_targets": targets, **policy}
+    owner = make_user(f"owner{get_user_model().objects.count()}")
+    symbols = sorted(set(holdings) | set(targets))
+    return make_portfolio(owner, symbols=symbols, holdings=holdings, cash_usd=Decimal(cash_usd), **settings)
+
+
+@pytest.mark.parametrize(
+    ("band_mode", "bnd_band", "fired"), [("five_twenty_five", 0.025, ["band"]), ("hybrid", 0.05, [])]
+)
+def test_a_hybrid_band_is_the_wider_of_the_two_so_a_small_target_drifts_further(prices, band_mode, bnd_band, fired):
+    # BND's 10% target: 5/25 gives it 2.5 pp (the narrower), hybrid 5 pp (the wider); it is 3.5 pp under.
+    portfolio = portfolio_worth(
+        {"SPY": 9350, "BND": 650}, {"SPY": "0.9", "BND": "0.1"}, band_mode=band_mode, rebalancing_strategy="full"
+    )
+    planned = rebalance_run_plan(portfolio=portfolio, as_of=AS_OF)
+    bands = {need["symbol"]: need["band"] for need in planned.run.needs}
+    assert bands["BND"] == pytest.approx(bnd_band) and planned.run.triggers_fired == fired
+    assert [(t.side, t.instrument.symbol) for t in planned.trades] == (
+        [("sell", "SPY"), ("buy", "BND")] if fired else []
+    )
+    assert planned.run.policy["bands"]["band_mode"] == band_mode
+
+
+def test_an_unheld_target_counts_as_outside_its_band_only_when_asked(prices):
+    # QQQ's 3% target is unheld: 3 pp under, inside its 5 pp band, unless unheld targets count as outside.
+    targets = {"SPY": "0.97", "QQQ": "0.03"}
+    inside = rebalance_run_plan(portfolio=portfolio_worth({"SPY": 9700}, targets, cash_usd=300), as_of=AS_OF)
+    assert inside.run.status == RebalanceRun.Status.NO_ACTION and inside.trades == []
+
+    portfolio = portfolio_worth({"SPY": 9700}, targets, cash_usd=300, unheld_outside_band=True)
+    planned = rebalance_run_plan(portfolio=portfolio, as_of=AS_OF)
+    assert planned.run.triggers_fired == ["band"] and planned.run.policy["bands"]["unheld_outside_band"] is True
+    assert [(t.side, t.instrument.symbol) for t in planned.trades] == [("buy", "QQQ")]
+    assert planned.trades[0].notional_usd == pytest.approx(Decimal(300), abs=Decimal("0.01"))
+
+
+@pytest.mark.parametrize(("cash_flow_to", "bnd_buy_usd"), [("target", 2000), ("band_edge", 1500)])
+def test_cash_flow_fills_an_underweight_holding_to_its_target_or_its_band_edge(prices, cash_flow_to, bnd_buy_usd):
+    # $2,000 deposited into $6,000 SPY / $2,000 BND against 60/40 (5 pp bands): BND is 20% of the
+    # $10,000; its target is $4,000, the lower edge of its band (35%) $3,500.
+    portfolio = portfolio_worth(
+        {"SPY": 6000, "BND": 2000},
+        {"SPY": "0.6", "BND": "0.4"},
+        rebalancing_strategy="cash_flow",
+        cash_flow_to=cash_flow_to,
+    )
+    planned = rebalance_run_plan(portfolio=portfolio, as_of=AS_OF, manual=True, cash_flow_usd=Decimal(2000))
+    assert planned.run.policy["trading"]["cash_flow_to"] == cash_flow_to
+    assert [(t.side, t.instrument.symbol) for t in planned.trades] == [("buy", "BND")]
+    assert planned.trades[0].notional_usd == pytest.approx(Decimal(bnd_buy_usd), abs=Decimal("0.01"))

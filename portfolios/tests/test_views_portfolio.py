@@ -168,6 +168,8 @@ def test_every_policy_field_of_the_model_is_on_the_form():
         ({"weight_overrides": '{"SPY": ["a", 0.5]}'}, "weight_overrides", "is not a number"),
         ({"max_turnover": "1.01"}, "max_turnover", "must be at most 1"),
         ({"risk_free_rate": "0.5"}, "risk_free_rate", "must be at most 0.25"),
+        ({"band_mode": "widest"}, "band_mode", "widest is not one of the available choices"),
+        ({"cash_flow_to": "edge"}, "cash_flow_to", "edge is not one of the available choices"),
     ],
 )
 def test_bad_settings_are_rejected_next_to_their_field_and_nothing_is_saved(client, owner, changes, field, text):
@@ -298,6 +300,30 @@ def test_a_valid_edit_saves_every_section(client, owner):
     assert portfolio.group_limits == ["bonds >= 20%", "technology <= 30%"]
     assert portfolio.do_not_trade == ["BND"] and portfolio.fallbacks == ["equal_weight"] and portfolio.mode == "auto"
     assert set(portfolio.instruments.values_list("symbol", flat=True)) == {"SPY", "BND", "QQQ"}
+
+
+def test_the_hybrid_band_unheld_targets_and_cash_flow_edge_are_saved_and_shown_again(client, owner):
+    portfolio = make_portfolio(owner, name="Core")
+    edit = reverse("portfolio_edit", args=[portfolio.pk])
+    data = form_data(portfolio, band_mode="hybrid", unheld_outside_band="on", cash_flow_to="band_edge")
+
+    assert client.post(edit, data).status_code == 302
+
+    portfolio.refresh_from_db()
+    assert (portfolio.band_mode, portfolio.unheld_outside_band, portfolio.cash_flow_to) == ("hybrid", True, "band_edge")
+    form = client.get(edit).context["form"]
+    assert (form["band_mode"].value(), form["unheld_outside_band"].value(), form["cash_flow_to"].value()) == (
+        "hybrid",
+        True,
+        "band_edge",
+    )
+    # Posting the page as shown changes nothing; unticking the box turns the option off.
+    assert client.post(edit, form_data(portfolio)).status_code == 302
+    portfolio.refresh_from_db()
+    assert (portfolio.band_mode, portfolio.unheld_outside_band, portfolio.cash_flow_to) == ("hybrid", True, "band_edge")
+    assert client.post(edit, form_data(portfolio, unheld_outside_band=False)).status_code == 302
+    portfolio.refresh_from_db()
+    assert portfolio.unheld_outside_band is False
 
 
 def test_broker_account_choices_are_the_users_own(client, owner):

@@ -27,12 +27,15 @@ class Proposal:
     """Desired holding values after trading (USD, one per symbol, >= 0), before rounding.
 
     ``reasons`` overrides the default one-line reason for a symbol's trade; ``notes`` are
-    sentences for the plan (a fallback taken, a constraint that bound).
+    sentences for the plan (a fallback taken, a constraint that bound). ``idle_cash_reason``:
+    why the strategy leaves cash above the buffer uninvested; finalize turns it into a note with
+    the amount left after rounding ("about $200 stays in cash above the buffer: <reason>").
     """
 
     target_values_usd: np.ndarray
     reasons: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    idle_cash_reason: str | None = None
 
 
 class PlanningStrategy(ABC):
@@ -46,6 +49,13 @@ class PlanningStrategy(ABC):
 
     @abstractmethod
     def propose(self, context: PlanContext) -> Proposal: ...
+
+    def final_notes(
+        self, context: PlanContext, values_after_usd: np.ndarray, value_after_usd: float
+    ) -> tuple[str, ...]:
+        """Sentences about the final orders (holding values after trading, USD, shape (N,), and the
+        portfolio's value after costs), once finalize has rounded, funded and guarded them."""
+        return ()
 
 
 #: Built-in planning strategies by name; any other name is imported as a dotted path.

@@ -105,8 +105,9 @@ class PlanContext:
     ``targets`` here are the effective targets, ``inputs.targets x (1 - cash buffer)``;
     ``cash_target`` is the buffer. ``deviations`` are current minus target weights (> 0 is
     overweight), ``bands`` the band width per holding, ``outside`` where a deviation exceeds its
-    band. ``tradable`` is False for do-not-trade symbols. ``drift`` is the portfolio drift,
-    sum |w - t| / 2 over holdings and cash (Betterment's measure).
+    band (and, with ``unheld_outside_band``, where a positive target has no shares held).
+    ``tradable`` is False for do-not-trade symbols. ``drift`` is the portfolio drift, sum |w - t| / 2
+    over holdings and cash (Betterment's measure).
 
     Every plan reads all of these, so they are computed eagerly in one pass: at 50 holdings a
     lazy property per array cost more than the arithmetic.
@@ -146,6 +147,9 @@ class PlanContext:
             tradable = np.array([s not in blocked for s in inputs.symbols], dtype=bool)
         else:
             tradable = np.ones(len(inputs.symbols), dtype=bool)
+        outside = np.abs(deviations) > bands + BAND_TOLERANCE
+        if policy.bands.unheld_outside_band:
+            outside |= (inputs.quantities == 0) & (targets > 0)
         cash_deviation = abs(cash / total - policy.trading.cash_buffer_weight)
         derived = {
             "values_usd": values,
@@ -156,7 +160,7 @@ class PlanContext:
             "target_values_usd": targets * total,
             "deviations": deviations,
             "bands": bands,
-            "outside": np.abs(deviations) > bands + BAND_TOLERANCE,
+            "outside": outside,
             "tradable": tradable,
             # drift_of, inlined: the deviations are already at hand.
             "drift": (sum_of(np.abs(deviations)) + cash_deviation) / 2,

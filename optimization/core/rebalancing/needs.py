@@ -38,9 +38,13 @@ def deviation_phrase(symbol: str, deviation: float) -> str:
 
 def need_sentence(symbol: str, deviation: float, band: float, outside: bool) -> str:
     """The default reason for a holding: "VTI 7.2 pp under target (band 5.0 pp)", or, inside
-    its band, "VTI 1.2 pp under target (inside its 5.0 pp band)"."""
+    its band, "VTI 1.2 pp under target (inside its 5.0 pp band)". A holding outside although
+    its deviation is within the band is an unheld target (``unheld_outside_band``): "QQQ not
+    held, 3.0 pp under target (band 5.0 pp)"."""
     if outside:
-        return f"{deviation_phrase(symbol, deviation)} (band {format_pp(band)})"
+        if abs(deviation) > band:
+            return f"{deviation_phrase(symbol, deviation)} (band {format_pp(band)})"
+        return f"{symbol} not held,{deviation_phrase(symbol, deviation)[len(symbol) :]} (band {format_pp(band)})"
     return f"{deviation_phrase(symbol, deviation)} (inside its {format_pp(band)} band)"
 
 

@@ -30,12 +30,14 @@ from .program_data import (
     ScaledContext,
     check_answer,
     fund_buys,
+    limits_in_force,
     min_trade_weights,
     risk_factor,
     rounding_chords,
     solution_notes,
     solve_with_fallback,
     values_after,
+    whole_in_program,
     whole_share_bands,
 )
 
@@ -59,9 +61,6 @@ class _TradeProgram(PlanningStrategy):
         upper = 2 * (float(scaled.w0.max()) + float(buy_cap.max()) + 1)
         return np.zeros(len(scaled.w0)), np.full(len(scaled.w0), upper), buy_cap, scaled.sell_cap
 
-    def _notes(self, context: PlanContext, after: np.ndarray) -> tuple[str, ...]:
-        return ()
-
     def propose(self, context: PlanContext) -> Proposal:
         size = len(context.symbols)
         if size == 0:
@@ -69,7 +68,7 @@ class _TradeProgram(PlanningStrategy):
         scaled = ScaledContext.of(context)
         costs = context.policy.costs
         prices = context.inputs.prices
-        whole = context.whole_shares & scaled.tradable
+        whole = whole_in_program(context, scaled.tradable)
         share_value = np.where(whole, prices / scaled.total_usd, 0.0)
         min_trade = min_trade_weights(context, whole)
         fee = costs.commission_per_trade_usd / scaled.total_usd
@@ -109,7 +108,7 @@ class _TradeProgram(PlanningStrategy):
             values["share_cap"] = np.where(whole, np.ceil(most / prices) + 1, 0.0)
             values["chord_at_zero"], values["chord_slope"] = rounding_chords(scaled, share_value, whole)
         solution, notes = solve_with_fallback(
-            size,
+            context,
             values,
             relaxed={"buy_cap": buy_cap, "sell_cap": scaled.sell_cap},
             least={"count_weight": 0.0, "drift_weight": 0.0, "cost_weight": 0.0, "linear": np.zeros(size)},
@@ -120,7 +119,7 @@ class _TradeProgram(PlanningStrategy):
         check_answer(
             context, scaled, after, self.name, cost_usd=float(costs.cost_usd(after - context.values_usd).sum())
         )
-        return Proposal(after, notes=notes + self._notes(context, after))
+        return Proposal(after, notes=notes)
 
 
 class MinimizeTrades(_TradeProgram):
@@ -156,11 +155,12 @@ class MinimizeTrades(_TradeProgram):
             "linear": scaled.tie,
         }
 
-    def _notes(self, context: PlanContext, after: np.ndarray) -> tuple[str, ...]:
-        value_after = context.total_usd - float(context.policy.costs.cost_usd(after - context.values_usd).sum())
-        if value_after <= 0:
+    def final_notes(
+        self, context: PlanContext, values_after_usd: np.ndarray, value_after_usd: float
+    ) -> tuple[str, ...]:
+        if value_after_usd <= 0:
             return ()
-        deviations = after / value_after - context.targets
+        deviations = values_after_usd / value_after_usd - context.targets
         outside = np.abs(deviations) > context.bands + BAND_TOLERANCE
         if not outside.any():
             return ()
@@ -170,8 +170,8 @@ class MinimizeTrades(_TradeProgram):
             (outside & no_fit, "No whole number of shares fits inside the band; the nearest count is used."),
             (
                 outside & ~no_fit,
-                "No plan within the do-not-trade list, the turnover cap and the cash available brings every "
-                "holding inside; this one leaves the least excess.",
+                f"No plan within {limits_in_force(context)} brings every holding inside; "
+                "this one leaves the least excess.",
             ),
         ):
             if group.any():
@@ -273,7 +273,7 @@ class RiskAware(PlanningStrategy):
             values["buy_cap"] = np.where(small, 0.0, values["buy_cap"])
             values["sell_cap"] = np.where(small, 0.0, values["sell_cap"])
             values["reserve"] = max(reserve, values["reserve"])
-        notes = solution_notes(solution, scaled)
+        notes = solution_notes(solution, scaled, context)
         after = fund_buys(context, after)
         check_answer(
             context, scaled, after, self.name, cost_usd=float(policy.costs.cost_usd(after - context.values_usd).sum())

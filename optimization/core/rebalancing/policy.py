@@ -15,9 +15,10 @@ import numpy as np
 from ..errors import ConfigurationError
 from ..names import PLANNING_STRATEGY_NAMES
 
-BAND_MODES = ("absolute", "relative", "five_twenty_five")
+BAND_MODES = ("absolute", "relative", "five_twenty_five", "hybrid")
 CALENDARS = ("daily", "weekly", "monthly", "quarterly", "annually")
 THRESHOLD_TARGETS = ("target", "band_edge")
+CASH_FLOW_TARGETS = ("target", "band_edge")
 # A band is never narrower than one basis point of value, so a target of 0 (sell everything)
 # still gives a finite urgency and a position of a few cents does not count as a breach.
 MIN_BAND = 0.0001
@@ -50,17 +51,26 @@ class BandPolicy:
     ``absolute``: a fixed width in weight (0.05 = 5 pp). ``relative``: a fraction of the target
     (0.25 = 25% of it). ``five_twenty_five``: the narrower of the two, so a holding is outside as
     soon as either limit is crossed (Swedroe's 5/25 rule: 60% target -> 5 pp, 10% -> 2.5 pp).
+    ``hybrid``: the wider of the two, so a holding is outside only once both are crossed
+    (Wealthfolio's default: 60% target -> 15 pp, 10% -> 5 pp).
+
+    ``unheld_outside_band``: a symbol with a positive target and no shares held counts as outside
+    its band whatever its deviation (as Lumibot's drift rebalancer buys a new asset at once), so
+    the band trigger fires and `threshold` buys it.
     """
 
     band_mode: str = "five_twenty_five"
     band_abs: float = 0.05
     band_rel: float = 0.25
+    unheld_outside_band: bool = False
 
     def __post_init__(self) -> None:
         if self.band_mode not in BAND_MODES:
             raise ConfigurationError(f"band_mode: {self.band_mode!r} is not one of {', '.join(BAND_MODES)}")
         _check_fraction("band_abs", self.band_abs, allow_zero=False)
         _check_fraction("band_rel", self.band_rel, allow_zero=False)
+        if not isinstance(self.unheld_outside_band, bool):
+            raise ConfigurationError(f"unheld_outside_band: expected true or false, got {self.unheld_outside_band!r}")
 
     def bands(self, targets: np.ndarray) -> np.ndarray:
         """Band width per holding (weights, shape of ``targets``), never below ``MIN_BAND``."""
@@ -69,6 +79,8 @@ class BandPolicy:
             width = np.full_like(targets, self.band_abs)
         elif self.band_mode == "relative":
             width = self.band_rel * targets
+        elif self.band_mode == "hybrid":
+            width = np.maximum(self.band_abs, self.band_rel * targets)
         else:
             width = np.minimum(self.band_abs, self.band_rel * targets)
         return np.maximum(width, MIN_BAND)
@@ -138,13 +150,17 @@ class TradingPolicy:
     ``cash_buffer_weight``: share of value kept in cash; targets scale to ``1 - buffer``.
     ``max_turnover``: one-way turnover cap, sum |trade notional| / (2 x value). ``do_not_trade``:
     symbols never traded. ``threshold_to``: where `threshold` moves a holding outside its band
-    (the target or the nearest band edge). ``drift_cost_bps``: what `minimize_costs` charges per
+    (the target or the nearest band edge). ``cash_flow_to``: where `cash_flow` takes a holding
+    with the cash it invests (an underweight holding up to its target, or only up to the lower
+    edge of its band) and, for a withdrawal, where it sells an overweight one down to (its
+    target, or the upper edge of its band). ``drift_cost_bps``: what `minimize_costs` charges per
     percentage point of drift left, in bps of value. ``tracking_error_aversion``: the weight of
     ex-ante tracking error variance against costs in `risk_aware`.
     """
 
     strategy: str = "threshold"
     threshold_to: str = "target"
+    cash_flow_to: str = "target"
     min_trade_usd: float = 10.0
     fractional_shares: bool = True
     cash_buffer_weight: float = 0.0025
@@ -162,6 +178,10 @@ class TradingPolicy:
         if self.threshold_to not in THRESHOLD_TARGETS:
             raise ConfigurationError(
                 f"threshold_to: {self.threshold_to!r} is not one of {', '.join(THRESHOLD_TARGETS)}"
+            )
+        if self.cash_flow_to not in CASH_FLOW_TARGETS:
+            raise ConfigurationError(
+                f"cash_flow_to: {self.cash_flow_to!r} is not one of {', '.join(CASH_FLOW_TARGETS)}"
             )
         _check_non_negative("min_trade_usd", self.min_trade_usd)
         _check_fraction("cash_buffer_weight", self.cash_buffer_weight, allow_zero=True)

@@ -17,6 +17,7 @@ from ..errors import SolverFailed
 from . import programs
 from .inputs import PlanContext
 from .needs import format_pp
+from .shares import sellable
 
 # Tie-break per unit of value traded: far below any drift or cost that matters (see MinimizeTrades).
 TIE_WEIGHT = 1e-7
@@ -32,6 +33,10 @@ MIN_ORDER_USD = 0.01
 # clear the minimum by this much (relative, and USD) so that rounding never drops them.
 MIN_TRADE_ROOM = 1e-6
 MIN_TRADE_ROOM_USD = 1e-4
+# A share worth less than this part of the portfolio (0.01%) moves a weight by less than the
+# narrowest band a target above 0.4% gets: the programs treat such holdings as continuous. Counting
+# hundreds of thousands of shares as integers ran HiGHS into its time limit (5 s a solve).
+MATERIAL_SHARE_WEIGHT = 1e-4
 # A violation proved least may grow by this much (weights) in the second pass.
 VIOLATION_SLACK = 1e-9
 # finalize's own tolerance when it compares spending with the cash available (USD).
@@ -43,9 +48,10 @@ RIDGE = 1e-12
 class ScaledContext:
     """The context in fractions of total value: what every program needs besides its objective.
 
-    ``buy_cap``: the most any buy could be (the funds, within the turnover cap), 0 where the
-    symbol may not trade. ``cash_floor``: cash after trading never ends below min(buffer, cash
-    now): buys are funded, and a portfolio already short of its buffer never gets shorter.
+    ``sell_cap``: what may be sold (`sellable_shares`), ``buy_cap``: the most any buy could be
+    (the funds, within the turnover cap), both 0 where the symbol may not trade. ``cash_floor``:
+    cash after trading never ends below min(buffer, cash now): buys are funded, and a portfolio
+    already short of its buffer never gets shorter.
     ``tie``: 1e-7 per unit traded, x 1 for the most urgent holding up to x 2 for the last in
     (urgency descending, symbol) order. ``violation_bound``: above any violation a plan can have.
     """
@@ -69,7 +75,7 @@ class ScaledContext:
         trading = context.policy.trading
         w0 = context.values_usd / total
         tradable = context.tradable
-        sell_cap = np.where(tradable, w0, 0.0)
+        sell_cap = np.where(tradable, sellable_shares(context) * context.inputs.prices / total, 0.0)
         cash = context.available_cash_usd / total
         funds = max(cash, 0.0) + float(sell_cap.sum())
         if trading.max_turnover is None:
@@ -97,12 +103,28 @@ class ScaledContext:
         )
 
 
+def sellable_shares(context: PlanContext) -> np.ndarray:
+    """Shares a plan may sell per symbol (shape (N,)): all of them, except that a whole-share
+    holding whose target is above zero keeps its last share (`shares.sellable`)."""
+    return sellable(context.inputs.quantities, context.whole_shares & (context.targets > 0))
+
+
+def whole_in_program(context: PlanContext, tradable: np.ndarray) -> np.ndarray:
+    """Where the programs count whole shares (bool, shape (N,)): whole-share holdings whose share
+    is worth at least `MATERIAL_SHARE_WEIGHT` of the portfolio. The rest are continuous there and
+    finalize rounds them."""
+    material = context.inputs.prices >= MATERIAL_SHARE_WEIGHT * context.total_usd
+    return context.whole_shares & tradable & material
+
+
 def min_trade_weights(context: PlanContext, whole: np.ndarray) -> np.ndarray:
-    """The least trade per holding (fractions of total value): exact for whole shares, with room
-    for finalize's rounding for fractional ones."""
+    """The least trade per holding (fractions of total value): exact where the program counts
+    whole shares (``whole``), with room for finalize's rounding elsewhere (a share's worth for a
+    whole-share holding the program treats as continuous)."""
     least_usd = max(context.policy.trading.min_trade_usd, MIN_ORDER_USD)
-    fractional = least_usd * (1 + MIN_TRADE_ROOM) + MIN_TRADE_ROOM_USD
-    return np.where(whole, least_usd, fractional) / context.total_usd
+    rounding = np.where(context.whole_shares, context.inputs.prices, 0.0)
+    continuous = least_usd * (1 + MIN_TRADE_ROOM) + MIN_TRADE_ROOM_USD + rounding
+    return np.where(whole, least_usd, continuous) / context.total_usd
 
 
 def risk_factor(cov: np.ndarray) -> np.ndarray:
@@ -144,7 +166,7 @@ def whole_share_bands(
         return lower, upper, widened
     total = context.total_usd
     prices, values = context.inputs.prices, context.values_usd
-    lowest = -np.floor(context.inputs.quantities + 1e-9)  # whole shares that can be sold
+    lowest = -np.floor(sellable_shares(context) + 1e-9)  # whole shares that can be sold
     first = np.maximum(np.ceil((lower * total - values) / prices - 1e-9), lowest)
     last = np.floor((upper * total - values) / prices + 1e-9)
     widened = whole & (first > last)
@@ -159,7 +181,7 @@ def whole_share_bands(
 
 
 def solve_with_fallback(
-    size: int,
+    context: PlanContext,
     values: Mapping[str, object],
     *,
     relaxed: Mapping[str, object],
@@ -169,7 +191,9 @@ def solve_with_fallback(
 ) -> tuple[programs.Solution, tuple[str, ...]]:
     """Solve the trades MILP within the policy. When that is infeasible, with ``relaxed`` values:
     the least violation first (``least`` replaces the objective), then the usual objective with
-    the violation capped at that least. Returns the solution and notes for the plan."""
+    the violation capped at that least (or the least-violation answer itself when the solver finds
+    none under that cap). Returns the solution and notes for the plan."""
+    size = len(context.symbols)
     solution = programs.solve("trades", size, values, whole=whole)
     if solution is None:
         capped = {**values, **relaxed, "violation_cap": scaled.violation_bound}
@@ -178,24 +202,44 @@ def solve_with_fallback(
             raise SolverFailed("the rebalancing trades problem has no answer even with its limits relaxed")
         violation = 2 * float(first.values["shortfall"][0]) + float(first.values["excess"].sum())
         capped["violation_cap"] = violation * (1 + 1e-6) + VIOLATION_SLACK
-        solution = programs.solve("trades", size, capped, whole=whole)
-        if solution is None:
-            raise SolverFailed("the rebalancing trades problem became infeasible at its least violation")
-    return solution, solution_notes(solution, scaled)
+        # At the solver's tolerances the cap can cut off the very answer that set it (share counts
+        # in the hundreds of thousands): that answer, the least violation, is then the plan.
+        solution = programs.solve("trades", size, capped, whole=whole) or first
+    return solution, solution_notes(solution, scaled, context)
 
 
-def solution_notes(solution: programs.Solution, scaled: ScaledContext) -> tuple[str, ...]:
-    """Sentences for the plan: cash left below the buffer, a solver stopped at its time limit."""
+def solution_notes(solution: programs.Solution, scaled: ScaledContext, context: PlanContext) -> tuple[str, ...]:
+    """Sentences for the plan: cash left below the buffer, a solver stopped at its time limit.
+
+    A withdrawal not covered yet is not noted here: finalize sells what it still needs and says so.
+    """
     notes = []
     shortfall = float(solution.values["shortfall"][0])
-    if shortfall > 1e-7:
-        notes.append(
-            f"Cash stays {format_pp(shortfall)} of value below its {format_pp(scaled.buffer)} buffer: the "
-            "do-not-trade list and the turnover cap leave nothing more to sell."
-        )
+    if shortfall > 1e-7 and scaled.cash >= 0:
+        limits = limits_in_force(context, cash_available=False)
+        why = f"{limits} leave nothing more to sell" if limits else "there is nothing more to sell"
+        notes.append(f"Cash stays {format_pp(shortfall)} of value below its {format_pp(scaled.buffer)} buffer: {why}.")
     if solution.status == programs.TIME_LIMIT:
         notes.append("The solver stopped at its time limit: the plan keeps every rule but may not be the best one.")
     return tuple(notes)
+
+
+def limits_in_force(context: PlanContext, *, cash_available: bool = True) -> str:
+    """The limits in force that can keep a plan from what it wants, named for a note: whole shares
+    (only where some tradable holding trades in them), the do-not-trade list and the turnover cap
+    (only when set), and the cash available (unless ``cash_available`` is False). "" for none."""
+    limits = []
+    if (context.whole_shares & context.tradable).any():
+        limits.append("whole shares")
+    if not context.tradable.all():
+        limits.append("the do-not-trade list")
+    if context.policy.trading.max_turnover is not None:
+        limits.append("the turnover cap")
+    if cash_available:
+        limits.append("the cash available")
+    if len(limits) <= 1:
+        return "".join(limits)
+    return f"{', '.join(limits[:-1])} and {limits[-1]}"
 
 
 def values_after(context: PlanContext, solution: programs.Solution, whole: np.ndarray | None = None) -> np.ndarray:
@@ -225,7 +269,7 @@ def fund_buys(context: PlanContext, after: np.ndarray) -> np.ndarray:
     The programs meet the buffer to the solver's tolerance (and `RiskAware` only estimates
     commissions); finalize checks it to 1e-7 USD and would scale every buy. The largest
     fractional buy gives up the difference (a buy pushed below the minimum is dropped); with only
-    whole-share buys, the largest loses a share at a time.
+    whole-share buys, the largest gives up as many shares as the difference needs.
     """
     values, prices = context.values_usd, context.inputs.prices
     costs = context.policy.costs
@@ -246,8 +290,11 @@ def fund_buys(context: PlanContext, after: np.ndarray) -> np.ndarray:
             left = trade[i] - (need + FUNDING_SLACK_USD) / (1 + costs.variable_rate)
             after[i] = values[i] + left if left >= least else values[i]
         else:
+            # The largest buy gives up the shares that cover the need at once (all of them, if the
+            # rest would fall below the minimum), so each pass meets the need or ends a buy.
             i = int(np.argmax(np.where(buys, trade, -np.inf)))
-            left = (np.round(trade[i] / prices[i]) - 1) * prices[i]
+            fewer = np.ceil((need + FUNDING_SLACK_USD) / (prices[i] * (1 + costs.variable_rate)) - 1e-9)
+            left = max(np.round(trade[i] / prices[i]) - max(fewer, 1.0), 0.0) * prices[i]
             after[i] = values[i] + left if left >= least else values[i]
     return after
 

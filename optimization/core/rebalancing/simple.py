@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arrays import sum_of
 from .base import PlanningStrategy, Proposal
 from .inputs import PlanContext
 from .needs import deviation_phrase, format_usd
@@ -28,7 +27,7 @@ class FullRebalance(PlanningStrategy):
 class ThresholdRebalance(PlanningStrategy):
     """Only holdings outside their band move: to the target, or to the nearest band edge when
     ``threshold_to`` is "band_edge". The rest are untouched; sell proceeds beyond the funded
-    buys stay in cash."""
+    buys stay in cash (finalize notes how much, after rounding)."""
 
     name = "threshold"
 
@@ -40,20 +39,21 @@ class ThresholdRebalance(PlanningStrategy):
             goal = context.targets + np.sign(context.deviations) * context.bands
             goal = np.maximum(goal, 0.0)
         targets = np.where(move, goal * context.total_usd, context.values_usd)
-        idle_usd = context.total_usd * (1 - context.cash_target) - sum_of(targets)
-        notes = ()
-        if idle_usd > max(context.policy.trading.min_trade_usd, 0.001 * context.total_usd):
-            notes = (
-                f"about {format_usd(idle_usd)} stays in cash above the buffer: threshold trades only holdings "
-                "outside their bands (full or cash_flow would invest it)",
-            )
-        return Proposal(target_values_usd=targets, notes=notes)
+        return Proposal(
+            target_values_usd=targets,
+            idle_cash_reason="threshold trades only holdings outside their bands (full or cash_flow would invest it)",
+        )
 
 
 class CashFlowRebalance(PlanningStrategy):
     """Rebalance with cash only: invest the cash above the buffer into the most underweight
     holdings (water-filling); for a withdrawal, sell the most overweight first (reverse
     water-filling) until cash is back at the buffer. Never sells otherwise.
+
+    ``cash_flow_to`` "target" fills holdings up to their targets (and drains them down to their
+    targets). "band_edge" lifts underweight holdings only to the lower edge of their band, the
+    rest of the cash staying in cash; a withdrawal first sells overweight holdings down to the
+    upper edge of their band, and only what that cannot raise is drained toward the targets.
     """
 
     name = "cash_flow"
@@ -63,11 +63,20 @@ class CashFlowRebalance(PlanningStrategy):
         values = context.values_usd
         movable = context.tradable
         investable = context.available_cash_usd - context.cash_target * context.total_usd
+        to_edge = context.policy.trading.cash_flow_to == "band_edge"
+        idle_reason = None
         if investable > 0:
-            after = fill(values, context.targets, movable, investable)
+            if to_edge:
+                after = _fill_to_edges(context, investable)
+                idle_reason = "cash_flow_to band_edge fills holdings only to the lower edge of their bands"
+            else:
+                after = fill(values, context.targets, movable, investable)
             verb = "invest cash"
         elif context.inputs.cash_flow_usd < 0 and investable < 0:
-            after = drain(values, context.targets, movable, -investable)
+            if to_edge:
+                after = _drain_to_edges(context, -investable)
+            else:
+                after = drain(values, context.targets, movable, -investable)
             verb = f"raise cash for the {format_usd(context.inputs.cash_flow_usd)} withdrawal"
         else:
             return Proposal(target_values_usd=values.copy())
@@ -76,4 +85,27 @@ class CashFlowRebalance(PlanningStrategy):
             context.symbols[i]: f"{verb}: {deviation_phrase(context.symbols[i], float(context.deviations[i]))}"
             for i in changed
         }
-        return Proposal(target_values_usd=after, reasons=reasons)
+        return Proposal(target_values_usd=after, reasons=reasons, idle_cash_reason=idle_reason)
+
+
+def _fill_to_edges(context: PlanContext, amount_usd: float) -> np.ndarray:
+    """Values after investing at most ``amount_usd`` so that underweight holdings reach the lower
+    edge of their band, the most underweight (relative to that edge) first (USD, shape (N,))."""
+    values = context.values_usd
+    edges = np.maximum(context.targets - context.bands, 0.0)
+    needed = float(np.maximum(edges * context.total_usd - values, 0.0)[context.tradable].sum())
+    return fill(values, edges, context.tradable, min(amount_usd, needed))
+
+
+def _drain_to_edges(context: PlanContext, amount_usd: float) -> np.ndarray:
+    """Values after selling ``amount_usd``: first down to the upper edge of each band (the most
+    overweight relative to that edge first), then, for what that cannot raise, toward the
+    targets as `drain` does (USD, shape (N,))."""
+    values = context.values_usd
+    movable = context.tradable
+    edges = context.targets + context.bands
+    above = float(np.maximum(values - edges * context.total_usd, 0.0)[movable].sum())
+    after = drain(values, edges, movable, min(amount_usd, above))
+    if amount_usd > above:
+        after = drain(after, context.targets, movable, amount_usd - above)
+    return after

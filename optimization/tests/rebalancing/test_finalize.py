@@ -52,7 +52,7 @@ def test_trades_below_the_minimum_are_dropped_with_a_note():
 
 
 def test_a_minimum_of_zero_keeps_tiny_trades():
-    orders = run({"A": (10, 100, 0.5), "B": (10, 100, 0.5)}, [999.99, 1000.01])
+    orders = run({"A": (10.0001, 100, 0.5), "B": (9.9999, 100, 0.5)}, [1000.0, 1000.0])
     assert table(orders) == [("sell", "A", pytest.approx(0.0001)), ("buy", "B", pytest.approx(0.0001))]
 
 
@@ -118,17 +118,36 @@ def test_a_sell_whose_commission_eats_its_proceeds_is_left_out():
 
 
 def test_a_negative_or_zero_target_value_sells_the_whole_position():
-    orders = run({"A": (10.123456789012, 100, 0.5), "B": (10, 100, 0.5)}, [-500.0, 2_012.3456789012])
+    orders = run({"A": (10.123456789012, 100, 0.0), "B": (10, 100, 1.0)}, [-500.0, 2_012.3456789012])
     assert table(orders)[0] == ("sell", "A", 10.123456789012)
     assert orders.quantities_after[0] == 0.0
 
 
-def test_whole_share_sells_round_up_but_never_past_the_position():
-    holdings = {"A": (10.5, 100, 0.5), "B": (10, 100, 0.5)}
+def test_whole_share_sells_round_to_the_count_nearest_the_target_never_past_the_position():
     policy = make_policy(fractional_shares=False)
-    assert table(run(holdings, [1.0, 2_049.0], policy=policy))[0] == ("sell", "A", 10.5)
-    # 2.4 shares continuous -> 3, the rounding raises more than the plan, never less.
-    assert table(run(holdings, [810.0, 2_040.0], policy=policy))[0] == ("sell", "A", 3.0)
+    # A target of 0: 10.49 continuous shares of 10.5 round up to the whole position, remainder included.
+    assert table(run({"A": (10.5, 100, 0.0), "B": (10, 100, 1.0)}, [1.0, 2_049.0], policy=policy))[0] == (
+        "sell",
+        "A",
+        10.5,
+    )
+    # A 38% target of $2,000 is $760: 2.4 shares continuous round down to 2 ($40 off) rather than up to 3 ($60).
+    holdings = {"A": (10, 100, 0.38), "B": (10, 100, 0.62)}
+    assert table(run(holdings, [760.0, 1_240.0], policy=policy)) == [("sell", "A", 2.0), ("buy", "B", 2.0)]
+    # At 37% ($740) the 2.6 shares round up to 3 ($40 off) and B buys the 2 shares nearest its $1,260.
+    holdings = {"A": (10, 100, 0.37), "B": (10, 100, 0.63)}
+    assert table(run(holdings, [740.0, 1_260.0], policy=policy)) == [("sell", "A", 3.0), ("buy", "B", 3.0)]
+
+
+def test_rounding_never_sells_the_last_share_of_a_positive_target():
+    policy = make_policy(fractional_shares=False)
+    # 10.5 shares of A against a 2% target ($41 of $2,050): 10.09 shares continuous, and the most a
+    # rounded sell takes is 10, keeping the half share.
+    holdings = {"A": (10.5, 100, 0.02), "B": (10, 100, 0.98)}
+    assert table(run(holdings, [41.0, 2_009.0], policy=policy)) == [("sell", "A", 10.0), ("buy", "B", 10.0)]
+    # One share of a 10% target worth $1,000 in a $2,000 portfolio stays: selling it would leave A at 0.
+    holdings = {"A": (1, 1_000, 0.1), "B": (10, 100, 0.9)}
+    assert table(run(holdings, [200.0, 1_800.0], policy=policy)) == []
 
 
 # -- quantities -------------------------------------------------------------------------------------------------------
@@ -143,9 +162,10 @@ def test_fractional_quantities_have_nine_decimals():
 def test_whole_shares_for_non_fractionable_instruments():
     holdings = {"A": (0, 30, 0.5), "B": (0, 40, 0.5)}
     orders = run(holdings, [500.0, 500.0], cash_usd=1_000, fractionable=[False, True])
-    # 16.67 -> 17 and 12.5 would spend 1,010: A floors to 16; the 20 left does not buy another.
-    assert table(orders) == [("buy", "A", 16.0), ("buy", "B", 12.5)]
-    assert orders.cash_after_usd == pytest.approx(20.0)
+    # 16.67 shares of A round to 17 ($510, $10 from target against $20 for 16); the fractional B
+    # gives up the $10 that overspends: 12.25 shares.
+    assert table(orders) == [("buy", "A", 17.0), ("buy", "B", 12.25)]
+    assert orders.cash_after_usd == pytest.approx(0.0, abs=1e-6)
 
 
 def test_whole_shares_round_to_nearest_then_floor_when_that_overspends():
@@ -213,11 +233,14 @@ def test_a_withdrawal_the_strategy_does_not_cover_gets_sells_added():
     assert result.trigger.fired == ("cash", "manual")
 
 
-def test_withdrawal_sells_in_whole_shares_round_up():
+def test_withdrawal_sells_in_whole_shares_raise_it_without_idle_cash():
     policy = make_policy(strategy="threshold", fractional_shares=False)
     result = plan(make_inputs(BALANCED, cash_flow_usd=-500), policy)
-    assert trade_table(result) == [("sell", "A", 3.0), ("sell", "B", 2.0), ("sell", "C", 1.0)]
-    assert result.cash_after_usd == pytest.approx(100.0)
+    # 5% of each: 2.5, 1.5 and 1 shares round up to 3, 2 and 1; A's third share only adds $100 of
+    # idle cash (A is then as far under target as it was over), so it is not sold.
+    assert trade_table(result) == [("sell", "A", 2.0), ("sell", "B", 2.0), ("sell", "C", 1.0)]
+    assert result.cash_after_usd == pytest.approx(0.0, abs=1e-9)
+    assert result.drift_after < result.drift_before
 
 
 def test_withdrawal_sells_pay_their_costs():
@@ -245,13 +268,13 @@ def test_a_withdrawal_beyond_the_portfolio_value_is_an_error():
 
 def test_costs_per_trade():
     costs = CostModel(commission_per_trade_usd=1.0, spread_bps=10, impact_bps=5)
-    orders = run({"A": (10, 100, 0.5), "B": (10, 100, 0.5)}, [0.0, 2_000.0], policy=make_policy(costs=costs))
+    orders = run({"A": (10, 100, 0.0), "B": (10, 100, 1.0)}, [0.0, 2_000.0], policy=make_policy(costs=costs))
     sell = orders.trades[0]
     assert sell.cost_usd == pytest.approx(1 + 1_000 * 0.0015)
 
 
 def test_sells_first_then_buys_each_by_symbol():
-    holdings = {"Z": (10, 10, 0.1), "A": (30, 10, 0.4), "M": (30, 10, 0.1), "B": (30, 10, 0.4)}
+    holdings = {"Z": (10, 10, 0.3), "A": (30, 10, 0.0), "M": (30, 10, 0.1), "B": (30, 10, 0.6)}
     orders = run(holdings, [300.0, 0.0, 100.0, 400.0], reasons={"A": "because"})
     assert [(t.side, t.symbol) for t in orders.trades] == [("sell", "A"), ("sell", "M"), ("buy", "B"), ("buy", "Z")]
     assert orders.trades[0].reason == "because"

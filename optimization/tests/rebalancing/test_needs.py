@@ -31,6 +31,27 @@ def test_absolute_and_relative_bands(bands, expected):
     assert context.bands.tolist() == pytest.approx(expected)
 
 
+def test_hybrid_bands_are_the_wider_limit():
+    context = make_context(make_inputs(FOUR), make_policy(bands=BandPolicy(band_mode="hybrid")))
+    # 60% -> max(5 pp, 15 pp) = 15 pp; 20% -> max(5, 5) = 5 pp; 10% -> max(5, 2.5) = 5 pp.
+    assert context.bands.tolist() == pytest.approx([0.15, 0.05, 0.05, 0.05])
+    assert context.outside.tolist() == [False, False, False, False]
+
+
+def test_an_unheld_target_counts_as_outside_only_when_asked():
+    # QQQ's 3% target is unheld: 3 pp under, inside a 5 pp absolute band unless asked.
+    holdings = {"SPY": (97, 100, 0.97), "QQQ": (0, 100, 0.03)}
+    rows = needs(make_context(make_inputs(holdings, cash_usd=300), make_policy(bands=BandPolicy("absolute"))))
+    assert (rows[1].outside, rows[1].action) == (False, "hold")
+    asked = make_policy(bands=BandPolicy("absolute", unheld_outside_band=True))
+    spy, qqq = needs(make_context(make_inputs(holdings, cash_usd=300), asked))
+    assert (qqq.outside, qqq.action, qqq.urgency) == (True, "buy", pytest.approx(0.6))
+    # A held holding and a target of 0 are unaffected.
+    assert (spy.outside, spy.action) == (False, "hold")
+    zero = needs(make_context(make_inputs({"SPY": (100, 100, 1.0), "QQQ": (0, 100, 0.0)}), asked))[1]
+    assert zero.outside is False
+
+
 def test_needs_rows():
     rows = needs(make_context(make_inputs(FOUR)))
     assert [r.symbol for r in rows] == ["A", "B", "C", "D"]
@@ -60,6 +81,8 @@ def test_sentences():
     assert need_sentence("BND", 0.031, 0.025, True) == "BND 3.1 pp over target (band 2.5 pp)"
     assert need_sentence("VTI", -0.012, 0.05, False) == "VTI 1.2 pp under target (inside its 5.0 pp band)"
     assert need_sentence("X", 0.0, 0.0001, False) == "X on target (inside its 0.01 pp band)"
+    # Outside although within its band: an unheld target with unheld_outside_band.
+    assert need_sentence("QQQ", -0.03, 0.05, True) == "QQQ not held, 3.0 pp under target (band 5.0 pp)"
     assert format_usd(-1234.5) == "$1,234" and format_usd(9.5) == "$9.50"
 
 

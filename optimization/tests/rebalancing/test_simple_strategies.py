@@ -175,6 +175,44 @@ def test_cash_flow_large_withdrawal_drains_to_target():
     assert result.drift_after == pytest.approx(0.0, abs=1e-12)
 
 
+def test_cash_flow_to_band_edge_lifts_underweight_holdings_only_to_their_band():
+    # $10,000 after a $1,000 deposit, 5 pp bands: B 10 pp under (lower edge $2,500, $500 away);
+    # A and C on target. Only $500 is invested; the rest stays in cash, and a note says so.
+    policy = make_policy(strategy="cash_flow", cash_flow_to="band_edge", bands=BandPolicy("absolute", 0.05))
+    result = plan(make_inputs(CASH_FLOW, cash_flow_usd=1_000), policy)
+    assert trade_table(result) == [("buy", "B", 5.0)]
+    assert result.cash_after_usd == pytest.approx(500.0)
+    assert result.notes == (
+        "about $500 stays in cash above the buffer: cash_flow_to band_edge fills holdings only to the lower edge "
+        "of their bands",
+    )
+
+
+def test_cash_flow_to_band_edge_sells_to_the_upper_edge_first_then_toward_the_targets():
+    holdings = {"A": (60, 100, 0.5), "B": (25, 100, 0.3), "C": (15, 100, 0.2)}
+    policy = make_policy(strategy="cash_flow", cash_flow_to="band_edge", bands=BandPolicy("absolute", 0.05))
+    # $1,000 out of $10,000 leaves $9,000: A's upper edge is 55% ($4,950), $1,050 below it, so
+    # the $1,000 comes from A alone, as to target.
+    assert trade_table(plan(make_inputs(holdings, cash_flow_usd=-1_000), policy)) == [("sell", "A", 10.0)]
+    # $3,000 out leaves $7,000: A is $2,150 over its upper edge ($3,850), B $50 over its
+    # ($2,450); the other $800 is then drained toward the targets.
+    result = plan(make_inputs(holdings, cash_flow_usd=-3_000), policy)
+    sold = {t.symbol: t.quantity for t in result.trades}
+    assert sold["A"] > 21.5 and sum(sold.values()) == pytest.approx(30.0)
+    assert result.cash_after_usd == pytest.approx(0.0, abs=1e-9)
+
+
+def test_threshold_buys_an_unheld_target_when_unheld_counts_as_outside():
+    # QQQ's 3% target is unheld: 3 pp under, inside a 5 pp band unless asked.
+    holdings = {"SPY": (97, 100, 0.97), "QQQ": (0, 100, 0.03)}
+    inputs = make_inputs(holdings, cash_usd=300)
+    assert plan(inputs, make_policy(strategy="threshold", bands=BandPolicy("absolute", 0.05))).trades == ()
+    policy = make_policy(strategy="threshold", bands=BandPolicy("absolute", 0.05, unheld_outside_band=True))
+    result = plan(inputs, policy, manual=False)
+    assert result.trigger.reasons == ("QQQ not held, 3.0 pp under target (band 5.0 pp)",)
+    assert trade_table(result) == [("buy", "QQQ", 3.0)]
+
+
 def test_cash_flow_deposit_needed_is_reported():
     holdings = {"A": (60, 100, 0.5), "B": (25, 100, 0.3), "C": (15, 100, 0.2)}
     result = plan(make_inputs(holdings, cash_flow_usd=500), make_policy(strategy="cash_flow"))
