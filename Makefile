@@ -31,8 +31,10 @@ demo-data: $(STAMP)
 
 serve: $(STAMP)
 	@echo "Serving on http://$(HOST):$(PORT)/ with a q-cluster (Ctrl-C stops both)"
-	@echo "Logins: demo (administrator) and demo-retiree; passwords were printed when they were created"
-	@echo "(reset one with: $(PY) manage.py changepassword demo)"
+	@if [ -s "$${STORAGE_PATH:-data}/demo-logins.txt" ]; then echo "Demo logins (user / password):"; \
+	  sed 's/^/  /' "$${STORAGE_PATH:-data}/demo-logins.txt"; \
+	  else echo "Demo logins: demo (administrator) and demo-retiree"; fi
+	@echo "(set a password with: $(PY) manage.py changepassword demo; another machine: make demo HOST=0.0.0.0 and ALLOWED_HOSTS=<this host's name>)"
 	@$(DEMO_ENV) $(PY) manage.py qcluster > qcluster.log 2>&1 & QPID=$$!; \
 	  trap 'kill $$QPID 2>/dev/null' EXIT INT TERM; \
 	  $(DEMO_ENV) $(PY) manage.py runserver $(HOST):$(PORT)

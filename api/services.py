@@ -14,7 +14,13 @@ from django.utils import timezone
 
 from api.models import TOKEN_PREFIX_LENGTH, ApiToken, IdempotencyKey
 from portfolios.models import Portfolio
-from portfolios.services.rebalancing import PlannedRun, RebalanceError, rebalance_run_create
+from portfolios.services.rebalancing import (
+    InputsChanged,
+    PlannedRun,
+    RebalanceError,
+    RunExecuting,
+    rebalance_run_create,
+)
 
 # `last_used_at` is written at most this often per token: a busy client does not write on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -71,6 +77,8 @@ def rebalance_request(
     fingerprint: str,
     as_of: date | None = None,
     cash_flow_usd: Decimal = Decimal(0),
+    strategy: str | None = None,
+    inputs_fingerprint: str | None = None,
 ) -> RebalanceAnswer:
     """Plan the portfolio's run as a manual request ("rebalance now"), at most once per idempotency key.
 
@@ -79,8 +87,19 @@ def rebalance_request(
     first request's run. A planning failure frees the key (the failed run is kept, as the pages
     keep it) and raises `RebalanceError`.
     """
+
+    def plan() -> PlannedRun:
+        return rebalance_run_create(
+            portfolio=portfolio,
+            as_of=as_of,
+            manual=True,
+            cash_flow_usd=cash_flow_usd,
+            strategy=strategy,
+            expected_fingerprint=inputs_fingerprint,
+        )
+
     if not idempotency_key:
-        return RebalanceAnswer(_plan(portfolio, as_of, cash_flow_usd), replayed=False)
+        return RebalanceAnswer(plan(), replayed=False)
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -99,8 +118,8 @@ def rebalance_request(
                 replayed=True,
             )
         try:
-            planned = _plan(portfolio, as_of, cash_flow_usd)
-        except RebalanceError as error:
+            planned = plan()
+        except (RebalanceError, RunExecuting, InputsChanged) as error:
             record.delete()
             failure = error
         else:
@@ -110,7 +129,3 @@ def rebalance_request(
     if failure is not None:
         raise failure
     return RebalanceAnswer(planned, replayed=False)
-
-
-def _plan(portfolio: Portfolio, as_of: date | None, cash_flow_usd: Decimal) -> PlannedRun:
-    return rebalance_run_create(portfolio=portfolio, as_of=as_of, manual=True, cash_flow_usd=cash_flow_usd)

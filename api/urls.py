@@ -16,6 +16,7 @@ v1 = [
     path("portfolios/<int:pk>/cash/", portfolios.CashView.as_view(), name="portfolio-cash"),
     path("portfolios/<int:pk>/targets/", portfolios.TargetsView.as_view(), name="portfolio-targets"),
     path("portfolios/<int:pk>/rebalance/", portfolios.RebalanceView.as_view(), name="portfolio-rebalance"),
+    path("portfolios/<int:pk>/preview/", portfolios.PreviewView.as_view(), name="portfolio-preview"),
     path("portfolios/<int:pk>/sync-from-broker/", portfolios.SyncFromBrokerView.as_view(), name="portfolio-sync"),
     path("runs/", runs.RunListView.as_view(), name="run-list"),
     path("runs/<int:pk>/", runs.RunDetailView.as_view(), name="run-detail"),

@@ -25,7 +25,7 @@ from portfolios.models.policy_fields import (
     PLANNING_FIELDS,
 )
 from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run
-from portfolios.services.rebalancing import RebalanceError, rebalance_run_create
+from portfolios.services.rebalancing import RebalanceError, RunExecuting, rebalance_run_create
 from portfolios.services.sync import SyncError, sync_from_broker
 from rebalancer_site.admin_records import RecordAdmin
 from rebalancer_site.two_factor.services import real_money_refusal
@@ -74,10 +74,12 @@ class PortfolioAdmin(admin.ModelAdmin):
         for portfolio in queryset:
             try:
                 planned = rebalance_run_create(portfolio=portfolio, manual=True)
-            except RebalanceError as error:
+            except (RebalanceError, RunExecuting) as error:
                 self.message_user(request, f"{portfolio.name}: {error}", messages.ERROR)
                 continue
             what = "already planned" if planned.existing else "planned"
+            if planned.superseded is not None:
+                what = f"planned again, superseding run {planned.superseded.pk}"
             self.message_user(request, f"{portfolio.name}: run {planned.run.pk} {what} ({planned.run.trigger})")
 
     @admin.action(description="Resync holdings and cash from the broker")

@@ -6,7 +6,7 @@ Reports of stored runs (``run_report``, ``run_trades_csv``) are in `portfolios.r
 from django.urls import path
 
 from brokers import views as broker_views
-from portfolios.views import dashboard, holdings, portfolio, runs
+from portfolios.views import dashboard, holdings, portfolio, preview, runs
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -19,6 +19,9 @@ urlpatterns = [
     path("portfolios/<int:pk>/holdings/upload/", holdings.holdings_upload, name="portfolio_holdings_upload"),
     path("portfolios/<int:pk>/sync/", holdings.portfolio_sync, name="portfolio_sync"),
     path("portfolios/<int:pk>/rebalance/", runs.portfolio_rebalance, name="portfolio_rebalance"),
+    # Preview a plan (nothing stored), then save exactly the previewed plan.
+    path("portfolios/<int:pk>/preview/", preview.portfolio_preview, name="portfolio_preview"),
+    path("portfolios/<int:pk>/preview/save/", preview.portfolio_preview_save, name="portfolio_preview_save"),
     # Approving a proposed run (its report is /runs/<id>/, in portfolios.report_urls).
     path("runs/<int:pk>/approve/", runs.run_approve, name="run_approve"),
     # Broker accounts.

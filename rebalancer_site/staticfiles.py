@@ -29,10 +29,10 @@ class PlotlyFinder(BaseFinder):
         return []
 
     def find(self, path: str, find_all: bool = False, **kwargs):
-        match = str(_PACKAGE_DATA / "plotly.min.js") if path == PLOTLY_JS else None
-        if find_all:
-            return [match] if match else []
-        return match
+        if path != PLOTLY_JS:
+            return []  # as Django's finders answer: a None here became a match of None (a 500)
+        match = str(_PACKAGE_DATA / "plotly.min.js")
+        return [match] if find_all else match
 
     def list(self, ignore_patterns):
         yield "plotly.min.js", self.storage

@@ -19,6 +19,7 @@ from api.serializers.base import (
 from api.serializers.holdings import weight_field
 from brokers.models import Order
 from brokers.states import OrderState
+from optimization.core.names import PLANNING_STRATEGY_NAMES
 from portfolios.models import PlannedTrade, RebalanceRun
 
 EARLIEST_AS_OF = date(1990, 1, 2)
@@ -39,6 +40,7 @@ SUMMARY = [
     "cash_flow_usd",
     "deposit_needed_usd",
     "execution_step",
+    "approved_at",
     "execute_after",
     "created_at",
     "updated_at",
@@ -178,6 +180,45 @@ class ExecutionSerializer(serializers.Serializer):
     sync_error = serializers.CharField(required=False)
 
 
+class PreviewSerializer(serializers.ModelSerializer):
+    """A plan computed now and not stored: what the rebalance endpoint would store for the same body."""
+
+    serializer_field_mapping = strict_field_mapping(serializers.ModelSerializer.serializer_field_mapping)
+    triggers_fired = serializers.ListField(child=serializers.CharField(), help_text="Every trigger that fired.")
+    needs = NeedSerializer(many=True)
+    trades = PlannedTradeSerializer(many=True, source="preview_trades")
+    targets = SymbolDictField(child=weight_field(), help_text="The target weights the plan used.")
+    weights_after = SymbolDictField(child=weight_field(), help_text="The weights once the trades are done.")
+    notes = serializers.ListField(child=serializers.CharField())
+
+    class Meta:
+        model = RebalanceRun
+        fields = [
+            "trading_date",
+            "status",
+            "trigger",
+            "triggers_fired",
+            "strategy",
+            "targets_source",
+            "targets",
+            "needs",
+            "trades",
+            "drift_before",
+            "drift_after",
+            "turnover",
+            "total_cost_usd",
+            "value_before_usd",
+            "value_after_usd",
+            "cash_before_usd",
+            "cash_flow_usd",
+            "cash_after_usd",
+            "deposit_needed_usd",
+            "weights_after",
+            "notes",
+            "inputs_fingerprint",
+        ]
+
+
 class RunSerializer(RunSummarySerializer):
     triggers_fired = serializers.ListField(child=serializers.CharField(), help_text="Every trigger that fired.")
     needs = NeedSerializer(many=True)
@@ -203,10 +244,13 @@ class RunSerializer(RunSummarySerializer):
             "weights_after",
             "notes",
             "execution",
+            "inputs_fingerprint",
         ]
 
 
-class RebalanceInputSerializer(StrictSerializer):
+class PlanRequestSerializer(StrictSerializer):
+    """What a plan or a preview is asked for; every field optional."""
+
     as_of = DateField(
         required=False, help_text="Trading date whose closes the plan uses; default the last completed session."
     )
@@ -216,6 +260,11 @@ class RebalanceInputSerializer(StrictSerializer):
         required=False,
         help_text="A deposit (positive) or withdrawal (negative) to plan for, in USD.",
     )
+    strategy = serializers.ChoiceField(
+        choices=PLANNING_STRATEGY_NAMES,
+        required=False,
+        help_text="The planning strategy for this plan; default the portfolio's rebalancing_strategy.",
+    )
 
     def validate_as_of(self, value):
         today = timezone.localdate()
@@ -224,6 +273,16 @@ class RebalanceInputSerializer(StrictSerializer):
         if value < EARLIEST_AS_OF:
             raise serializers.ValidationError(f"must not be before {EARLIEST_AS_OF}")
         return value
+
+
+class RebalanceInputSerializer(PlanRequestSerializer):
+    inputs_fingerprint = serializers.RegexField(
+        r"^[0-9a-f]{64}$",
+        required=False,
+        max_length=64,
+        help_text="A preview's inputs_fingerprint: the plan is stored only if nothing it is made from changed since "
+        "that preview (409 otherwise), so the stored plan is the one previewed.",
+    )
 
 
 class ApproveInputSerializer(StrictSerializer):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from django.test import Client
 from django.urls import reverse
 
@@ -71,3 +74,13 @@ def test_sync_from_broker(owner):
     assert response.status_code == 200, response.content
     assert {c["symbol"] for c in response.json()["changes"]} == {"SPY", "BND"}
     assert owner.portfolio.holdings.count() == 2
+
+
+def test_approve_while_the_market_is_closed_stores_the_approval_and_when_it_executes(owner, clock):
+    clock.now = datetime(2025, 7, 1, 8, 0, tzinfo=ZoneInfo("America/New_York"))  # the open is at 9:30
+    response = owner.client.post(reverse("api:run-approve", kwargs={"pk": owner.run.pk}), {}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "planned" and body["orders"] == []
+    assert body["approved_at"] is not None and body["execute_after"] == "2025-07-01T09:35:00-04:00"
+    assert not RebalanceRun.objects.get(pk=owner.run.pk).orders.exists()

@@ -171,6 +171,10 @@ def test_schema_details_clients_rely_on():
     assert bad_requests == {"{'$ref': '#/components/schemas/ValidationErrors'}"}
 
 
+#: POST operations that write nothing, so no lock can make them busy.
+WRITE_NOTHING = {("post", "/api/v1/portfolios/{id}/preview/")}
+
+
 def test_writing_operations_document_busy_answers():
     paths = published_schema()["paths"]
     for pattern in api_urls.v1:
@@ -180,5 +184,5 @@ def test_writing_operations_document_busy_answers():
             if operation is None:
                 continue
             assert "Retry-After" in operation["responses"]["503"]["headers"], (method, path)
-            if method != "get":
+            if method != "get" and (method, path) not in WRITE_NOTHING:
                 assert "409" in operation["responses"], (method, path)

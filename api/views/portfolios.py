@@ -24,7 +24,13 @@ from api.serializers.holdings import (
     TargetsSerializer,
 )
 from api.serializers.portfolios import PortfolioSerializer
-from api.serializers.runs import RebalanceInputSerializer, RunSerializer, SyncSerializer
+from api.serializers.runs import (
+    PlanRequestSerializer,
+    PreviewSerializer,
+    RebalanceInputSerializer,
+    RunSerializer,
+    SyncSerializer,
+)
 from api.services import IdempotencyConflict, rebalance_request
 from api.views.base import ApiView
 from marketdata.models import Instrument
@@ -37,7 +43,7 @@ from portfolios.selectors import (
     portfolios_for_user,
 )
 from portfolios.services.holdings import cash_set, holdings_replace, holdings_upsert, manual_targets_set
-from portfolios.services.rebalancing import RebalanceError
+from portfolios.services.rebalancing import InputsChanged, RebalanceError, RunExecuting, rebalance_run_plan
 from portfolios.services.sync import SyncError, sync_from_broker
 
 PORTFOLIO_TAG = ["portfolios"]
@@ -336,9 +342,13 @@ class RebalanceView(PortfolioObjectMixin, ApiView):
 
     @extend_schema(
         summary="Plan a rebalance now",
-        description="Plans the portfolio's run now, every trigger overridden, and answers it (201). One run per "
-        "portfolio and trading day: when one is stored already, that run is answered (200) and nothing is planned. "
-        "A run in propose mode waits for your approval; in auto mode it executes when the market is open.",
+        description="Plans the portfolio's run now, every trigger overridden, and answers it (201). One active run "
+        "per portfolio and trading day: when one is stored already and nothing it was made from has changed "
+        "(holdings, cash, targets, settings, broker account, this body), that run is answered (200). When something "
+        "changed, a run that has sent no order is superseded by a new plan (201; the old run is kept, linked to it); "
+        "a run being executed answers 409 naming it, and a run that traded is answered as it is (200). With a "
+        "preview's inputs_fingerprint the plan is stored only if it is still the previewed one (409 otherwise). A "
+        "run in propose mode waits for your approval; in auto mode it executes when the market is open.",
         parameters=[IDEMPOTENCY_KEY],
         responses=responses(
             {201: RunSerializer, 200: RunSerializer},
@@ -364,7 +374,7 @@ class RebalanceView(PortfolioObjectMixin, ApiView):
                 fingerprint=request_fingerprint(portfolio, request.data),
                 **data,
             )
-        except IdempotencyConflict as error:
+        except (IdempotencyConflict, RunExecuting, InputsChanged) as error:
             raise Conflict(str(error)) from None
         except RebalanceError as error:
             raise Unprocessable(f"planning failed, nothing to trade: {error}") from None
@@ -374,6 +384,31 @@ class RebalanceView(PortfolioObjectMixin, ApiView):
             RunSerializer(planned.run, context=self.get_serializer_context()).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
+
+
+@extend_schema(tags=PORTFOLIO_TAG)
+class PreviewView(PortfolioObjectMixin, ApiView):
+    serializer_class = PlanRequestSerializer
+    atomic = False  # nothing is written
+
+    @extend_schema(
+        summary="Preview the plan the portfolio would get now",
+        description="Plans the portfolio as it is now, with the same optional body as the rebalance endpoint (a "
+        "trading date, a deposit or withdrawal, a strategy), every trigger overridden, and answers the plan "
+        "without storing anything. Send its inputs_fingerprint with the rebalance request to store exactly this "
+        "plan. Planning that fails is 422.",
+        responses=responses({200: PreviewSerializer}, bad_request=True, not_found=True, unprocessable=True),
+    )
+    def post(self, request, pk: int):
+        portfolio = self.portfolio()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            planned = rebalance_run_plan(portfolio=portfolio, manual=True, **serializer.validated_data)
+        except (RebalanceError, ValueError) as error:
+            raise Unprocessable(f"planning failed, nothing to trade: {error}") from None
+        planned.run.preview_trades = planned.trades
+        return Response(PreviewSerializer(planned.run, context=self.get_serializer_context()).data)
 
 
 @extend_schema(tags=PORTFOLIO_TAG)

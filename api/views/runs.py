@@ -11,10 +11,18 @@ from api.errors import Conflict
 from api.schema import responses
 from api.serializers.runs import ApproveInputSerializer, RunSerializer, RunSummarySerializer
 from api.views.base import ApiView
+from brokers.base import BrokerError
 from portfolios.forms import ApproveForm
 from portfolios.models import RebalanceRun
 from portfolios.selectors import portfolios_for_user, run_get_for_user, runs_for_user
-from portfolios.services.execution import ExecutionBusy, ExecutionRefused, approval_blocked, execute_run
+from portfolios.services.execution import (
+    ExecutionBusy,
+    ExecutionRefused,
+    approval_blocked,
+    approval_outcome,
+    approval_queue,
+    execute_run,
+)
 from rebalancer_site.two_factor.services import real_money_refusal, session_is_verified
 
 RUN_TAG = ["runs"]
@@ -88,7 +96,9 @@ class RunApproveView(ApiView):
     @extend_schema(
         summary="Approve a proposed run",
         description="Executes the run under the execution gates (pre-trade checks, kill switch, live-trading opt-in) "
-        "and answers it, executed or with its orders still working. An account trading real money needs your "
+        "and answers it, executed or with its orders still working. While the market is closed the approval is "
+        "stored and the run answered with approved_at and execute_after: its orders are sent then, "
+        "EXECUTE_AFTER_OPEN_MINUTES after the next open. An account trading real money needs your "
         "password and a session verified by a two-factor code, which a token cannot carry (403: approve it on the "
         "web page). 409: nothing to approve, or a gate stopped the execution.",
         responses=responses({200: RunSerializer}, bad_request=True, not_found=True, writes=True),
@@ -107,6 +117,15 @@ class RunApproveView(ApiView):
         form = ApproveForm(serializer.validated_data, user=request.user, live=account.is_live, verified=verified)
         if not form.is_valid():
             raise ValidationError(form.errors)
+        try:
+            outcome = approval_outcome(run, execute_run(run=run, submit=False, approved=True))
+        except (ExecutionRefused, BrokerError) as error:
+            raise Conflict(f"not executed: {error}") from None
+        if outcome.due is not None:
+            if not approval_queue(run, outcome.due):
+                raise Conflict(f"not approved: run {run.pk} changed meanwhile")
+            run.refresh_from_db()
+            return Response(RunSerializer(run, context=self.get_serializer_context()).data)
         try:
             result = execute_run(run=run, submit=True, approved=True)
         except (ExecutionRefused, ExecutionBusy) as error:

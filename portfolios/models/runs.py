@@ -52,6 +52,7 @@ class RebalanceRun(models.Model):
             "execute_after",
             "superseded_at",
             "superseded_by",
+            "approved_at",
         }
     )
 
@@ -72,6 +73,13 @@ class RebalanceRun(models.Model):
     targets = models.JSONField(default=dict, help_text="Target weights used {symbol: weight}.")
     targets_source = models.CharField(max_length=20, blank=True, help_text="optimizer or manual.")
     policy = models.JSONField(default=dict, help_text="The rebalancing policy used.")
+    inputs_fingerprint = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="SHA-256 of what the plan was made from (holdings, cash, settings, broker account, the request): "
+        "asking again with the same inputs answers this run; changed inputs plan afresh until it trades.",
+    )
     needs = models.JSONField(default=list, blank=True, help_text="Per holding: weight, target, band, urgency.")
 
     drift_before = models.DecimalField(**FRACTION, null=True, blank=True)
@@ -110,6 +118,10 @@ class RebalanceRun(models.Model):
         help_text="When the execution of this plan is due (the next open after a plan made while the market "
         "was closed, or a retry); queued then, while the run is planned or executing.",
     )
+
+    # The owner's approval, stored when the market was closed: the execution due at the next open
+    # (`execute_after`) carries it out as if the owner pressed the button then.
+    approved_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     # A run that stopped is planned again from what the portfolio then holds: the new run supersedes
     # it (`superseded_at` set first, so that the one-active-run constraint lets the new one in).

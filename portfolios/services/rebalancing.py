@@ -1,10 +1,15 @@
 """Plan a portfolio's rebalance: snapshot -> prices -> targets -> plan -> stored run.
 
-`rebalance_run_plan` computes a plan without writing it (the CLI's --dry-run);
+`rebalance_run_plan` computes a plan without writing it (the CLI's --dry-run, the preview);
 `rebalance_run_create` writes it as a frozen `RebalanceRun` with its `PlannedTrade` rows in one
-transaction. One active run per portfolio and trading date: asking again returns the stored run,
-except a failed one, which is planned afresh, and a stopped one (a pre-trade check, the kill
-switch), which a new plan from the current holdings supersedes (kept, linked to its successor).
+transaction. One active run per portfolio and trading date. Asking again:
+
+- with the same inputs (`plan_inputs.plan_fingerprint`) answers the stored run;
+- after the inputs changed, plans afresh while the stored run has sent nothing: the new run
+  supersedes it (kept, linked to its successor); a run being executed is never changed
+  (`RunExecuting`), and an executed one is answered as it is;
+- a failed planning is replaced, and a stopped run (a pre-trade check, the kill switch) is
+  superseded by a new plan from the current holdings.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from decimal import Decimal
 
 import pandas as pd
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from brokers.models import Order
 from brokers.states import IN_FLIGHT
 from marketdata import calendar
 from marketdata.models import Instrument
@@ -43,16 +50,40 @@ from optimization.services.targets import targets_compute_with_window
 from portfolios.models import PlannedTrade, Portfolio, RebalanceRun
 from portfolios.selectors import last_rebalance_date
 from portfolios.services.fractionability import ShareRule, not_known_note, share_rules_for, whole_shares_rows
+from portfolios.services.plan_inputs import plan_fingerprint
 from portfolios.services.report_data import run_risk_build
 
 logger = logging.getLogger(__name__)
 UNREAD = object()  # `rebalance_run_create`'s "the caller did not read the stored run"
 #: Stored runs that asking again plans afresh: a failed planning (replaced) and a stopped run (superseded).
 REPLANNED_STATUSES = (RebalanceRun.Status.FAILED, RebalanceRun.Status.EXECUTION_FAILED)
+#: Stored runs that a planning with changed inputs supersedes, as long as their execution has not begun.
+REVISABLE_STATUSES = (RebalanceRun.Status.PLANNED, RebalanceRun.Status.NO_ACTION)
 
 
 class RebalanceError(Exception):
     """The portfolio cannot be planned today; the message says why and what to do."""
+
+
+class RunExecuting(Exception):
+    """The date's run is being executed: its plan no longer changes."""
+
+    def __init__(self, run: RebalanceRun):
+        self.run = run
+        super().__init__(
+            f"run {run.pk} of {run.trading_date} is being executed: a plan that has started trading does not "
+            "change; plan again on the next trading date"
+        )
+
+
+class InputsChanged(Exception):
+    """A plan was to be stored from a preview, but what it is made from changed since."""
+
+    def __init__(self):
+        super().__init__(
+            "the portfolio changed since the preview (holdings, cash, targets or settings): nothing was stored; "
+            "preview again"
+        )
 
 
 class MissingPrices(RebalanceError):
@@ -104,6 +135,7 @@ class PlannedRun:
     plan: Plan | None = None
     stored: bool = False
     existing: bool = False  # True when an earlier stored run was returned instead of a new plan
+    superseded: RebalanceRun | None = None  # the stored run this new plan superseded
 
 
 @dataclass
@@ -137,7 +169,11 @@ def rebalance_run_plan(
     timer = _Timer()
     policy = rebalance_policy_for(portfolio, strategy=strategy)
     with timer.step("snapshot"):
-        holdings = {h.instrument.symbol: h for h in portfolio.holdings.select_related("instrument")}
+        held = list(portfolio.holdings.select_related("instrument"))
+        holdings = {h.instrument.symbol: h for h in held}
+        fingerprint = plan_fingerprint(
+            portfolio, as_of=as_of, strategy=strategy, cash_flow_usd=cash_flow_usd, holdings=held
+        )
     with timer.step("targets"):
         targets, result, source, computed = _targets(portfolio, as_of)
     symbols = sorted(set(targets) | set(holdings))
@@ -199,6 +235,7 @@ def rebalance_run_plan(
         targets={symbol: str(weight) for symbol, weight in sorted(targets.items())},
         targets_source=source,
         policy=_policy_json(policy),
+        inputs_fingerprint=fingerprint,
         needs=[_need_json(need) for need in plan.needs],
         drift_before=ratio_decimal(plan.drift_before),
         drift_after=ratio_decimal(plan.drift_after),
@@ -242,24 +279,36 @@ def rebalance_run_create(
     manual: bool = False,
     cash_flow_usd: Decimal = Decimal(0),
     stored_run: RebalanceRun | object | None = UNREAD,
+    expected_fingerprint: str | None = None,
 ) -> PlannedRun:
-    """Plan and store the portfolio's run for ``as_of``, or return the run already stored for it.
+    """Plan and store the portfolio's run for ``as_of``, or return the run already stored for it
+    when its inputs are the same (see the module docstring).
 
     A failure (missing price, infeasible targets, bad setting) is stored as a failed run with
     its message, then raised as `RebalanceError`; a later call plans that date afresh.
+    `RunExecuting` when the inputs changed but the stored run is being executed.
+    ``expected_fingerprint``: a preview's; `InputsChanged` (nothing stored) when the inputs differ.
     ``stored_run``: the portfolio's run for the date as the caller has just read it (None: there
     is none), so it is not looked up again (one stored anyway meanwhile wins at the insert, as below).
     """
     as_of = _trading_date(as_of)
+    if expected_fingerprint is not None and expected_fingerprint != plan_fingerprint(
+        portfolio, as_of=as_of, strategy=strategy, cash_flow_usd=cash_flow_usd
+    ):
+        raise InputsChanged()
     existing = (
         RebalanceRun.objects.active().filter(portfolio=portfolio, trading_date=as_of).first()
         if stored_run is UNREAD
         else stored_run
     )
     if existing is not None and existing.status not in REPLANNED_STATUSES:
-        return PlannedRun(
-            run=existing, trades=list(existing.trades.select_related("instrument")), stored=True, existing=True
+        unchanged = existing.status == RebalanceRun.Status.EXECUTED or existing.inputs_fingerprint == plan_fingerprint(
+            portfolio, as_of=as_of, strategy=strategy, cash_flow_usd=cash_flow_usd
         )
+        if unchanged:
+            return _stored(existing)
+        if not _revisable(existing):
+            raise RunExecuting(existing)
     if existing is not None and existing.status == RebalanceRun.Status.EXECUTION_FAILED:
         _check_settled(existing)
     try:
@@ -267,7 +316,7 @@ def rebalance_run_create(
             portfolio=portfolio, as_of=as_of, strategy=strategy, manual=manual, cash_flow_usd=cash_flow_usd
         )
     except (RebalanceError, OptimizationError, ValueError) as error:
-        if existing is None or existing.status == RebalanceRun.Status.FAILED:  # a stopped run stays as it is
+        if existing is None or existing.status == RebalanceRun.Status.FAILED:  # a stored plan stays as it is
             _store_failure(portfolio, as_of, strategy or portfolio.rebalancing_strategy, str(error))
         if isinstance(error, RebalanceError):
             raise
@@ -279,9 +328,9 @@ def rebalance_run_create(
                 RebalanceRun.objects.active().filter(
                     portfolio=portfolio, trading_date=as_of, status=RebalanceRun.Status.FAILED
                 ).delete()
-            superseded = existing is not None and existing.status == RebalanceRun.Status.EXECUTION_FAILED
+            superseded = existing is not None and existing.status != RebalanceRun.Status.FAILED
             if superseded and not _superseding(existing):
-                raise IntegrityError("the stopped run changed meanwhile")
+                raise IntegrityError("the stored run changed meanwhile")
             planned.run.timings["store"] = 0.0
             planned.run.save()
             PlannedTrade.objects.bulk_create(planned.trades)
@@ -290,10 +339,14 @@ def rebalance_run_create(
             if superseded:
                 RebalanceRun.objects.filter(pk=existing.pk).update(superseded_by=planned.run)
     except IntegrityError:
-        # Another process stored this portfolio's run for the date a moment ago: that one stands.
+        # Another process stored this portfolio's run for the date a moment ago, or began executing
+        # the run this plan was to supersede: that one stands.
         run = RebalanceRun.objects.active().get(portfolio=portfolio, trading_date=as_of)
-        return PlannedRun(run=run, trades=list(run.trades.select_related("instrument")), stored=True, existing=True)
+        if existing is not None and run.pk == existing.pk and existing.status in REVISABLE_STATUSES:
+            raise RunExecuting(run) from None
+        return _stored(run)
     planned.stored = True
+    planned.superseded = existing if existing is not None and existing.status != RebalanceRun.Status.FAILED else None
     logger.info(
         "rebalance run stored",
         extra={"portfolio_id": portfolio.pk, "run_id": planned.run.pk, "trades": len(planned.trades)},
@@ -313,14 +366,29 @@ def _check_settled(run: RebalanceRun) -> None:
         )
 
 
+def _stored(run: RebalanceRun) -> PlannedRun:
+    return PlannedRun(run=run, trades=list(run.trades.select_related("instrument")), stored=True, existing=True)
+
+
+def _revisable(run: RebalanceRun) -> bool:
+    """Whether ``run`` (as read) may be superseded by a plan from changed inputs: a plan whose
+    execution has not begun (the stored row decides, in `_superseding`)."""
+    free = run.lease_owner == "" or (run.lease_until is not None and run.lease_until < timezone.now())
+    return run.status in REVISABLE_STATUSES and run.execution_step == "" and free
+
+
 def _superseding(run: RebalanceRun) -> bool:
-    """Mark the stopped ``run`` superseded (before its successor is inserted, so the one-active-run
-    constraint lets it in), unless it changed or an executor holds it meanwhile."""
-    return bool(
-        RebalanceRun.objects.active()
-        .filter(pk=run.pk, status=RebalanceRun.Status.EXECUTION_FAILED, lease_owner="")
-        .update(superseded_at=timezone.now())
+    """Mark ``run`` superseded (before its successor is inserted, so the one-active-run constraint
+    lets it in), unless the stored row changed meanwhile: a stopped run an executor took up, or a
+    plan whose execution began (a lease held, a step stored, an order written)."""
+    now = timezone.now()
+    stopped = Q(status=RebalanceRun.Status.EXECUTION_FAILED, lease_owner="")
+    not_begun = (
+        Q(status__in=REVISABLE_STATUSES, execution_step="")
+        & (Q(lease_owner="") | Q(lease_until__lt=now))
+        & ~Exists(Order.objects.filter(run=OuterRef("pk")))
     )
+    return bool(RebalanceRun.objects.active().filter(stopped | not_begun, pk=run.pk).update(superseded_at=now))
 
 
 def _store_failure(portfolio: Portfolio, as_of: date, strategy: str, message: str) -> None:

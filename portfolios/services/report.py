@@ -408,6 +408,13 @@ class RunReport:
     def total_cost_text(self) -> str:
         return usd_text(self.run.total_cost_usd)
 
+    @property
+    def cash_flow_text(self) -> str:
+        flow = self.run.cash_flow_usd or Decimal(0)
+        if flow == 0:
+            return "none"
+        return f"{'deposit' if flow > 0 else 'withdrawal'} of {usd_text(abs(flow))}"
+
 
 # -- reading ---------------------------------------------------------------------------------------
 
@@ -418,6 +425,8 @@ def run_trades(*, run: RebalanceRun) -> list[PlannedTrade]:
 
 
 def _orders(run: RebalanceRun) -> list[Order]:
+    if run.pk is None:  # a preview: nothing was sent
+        return []
     return list(
         run.orders.order_by("id").prefetch_related(Prefetch("events", queryset=OrderEvent.objects.order_by("id")))
     )
@@ -452,14 +461,15 @@ def _provenance(instruments: dict[str, Instrument], price_date: date | None) -> 
     return PriceProvenance(price_date, sources, synthetic, symbols_priced=len(rows))
 
 
-def run_report_build(*, run: RebalanceRun) -> RunReport:
-    """Everything the report shows, from the stored run (see the module docstring)."""
+def run_report_build(*, run: RebalanceRun, trades: list[PlannedTrade] | None = None) -> RunReport:
+    """Everything the report shows, from the stored run (see the module docstring); for a preview,
+    the unsaved run with its unsaved ``trades``."""
     snapshot = run.snapshot or {}
     needs = {need["symbol"]: need for need in run.needs or []}
     holdings_json = snapshot.get("holdings", {})
     symbols = sorted(set(needs) | set(holdings_json) | set(run.targets or {}))
     result = _result(run)
-    trades = run_trades(run=run)
+    trades = run_trades(run=run) if trades is None else trades
     orders = _orders(run)
     instruments = {i.symbol: i for i in Instrument.objects.filter(symbol__in=symbols)}
     price_date = date.fromisoformat(snapshot["price_date"]) if snapshot.get("price_date") else None

@@ -22,11 +22,17 @@ def run() -> str:
     return out.getvalue()
 
 
-def test_demo_setup_creates_two_investors_and_plans_idempotently(settings) -> None:
+def test_demo_setup_creates_two_investors_and_plans_idempotently(settings, tmp_path) -> None:
     settings.TICKERS = ["SPY", "QQQ", "BND"]
+    settings.STORAGE_PATH = tmp_path
     first = run()
     assert "Demo login created: administrator 'demo'" in first
     assert "Demo login created: user 'demo-retiree'" in first
+    # Kept for the banner `make serve` prints last, readable by the owner only.
+    logins = (tmp_path / "demo-logins.txt").read_text().splitlines()
+    assert [line.split(" / ")[0] for line in logins] == ["demo", "demo-retiree"]
+    assert logins[0].endswith("(administrator)") and f"password '{logins[0].split(' / ')[1].split(' ')[0]}'" in first
+    assert (tmp_path / "demo-logins.txt").stat().st_mode & 0o777 == 0o600
     young = Portfolio.objects.get(owner__username="demo", name="Demo portfolio")
     retiree = Portfolio.objects.get(owner__username="demo-retiree", name="Retirement portfolio")
     assert (young.age, retiree.age) == (30, 63)

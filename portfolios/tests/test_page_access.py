@@ -22,6 +22,8 @@ pytestmark = pytest.mark.django_db
 APPS = ("portfolios.views", "brokers.views", "api.pages")
 # Which of the owner's objects a page's URL argument names (None: the page takes no argument).
 OBJECT_OF = {
+    "portfolio_preview": "portfolio",
+    "portfolio_preview_save": "portfolio",
     "dashboard": None,
     "portfolio_create": None,
     "portfolio_detail": "portfolio",

@@ -82,8 +82,7 @@ def test_threshold_plan_is_stored_with_snapshot_targets_and_trades(prices) -> No
 def test_the_run_is_frozen_and_one_per_portfolio_and_day(prices) -> None:
     portfolio = sixty_forty()
     first = rebalance_run_create(portfolio=portfolio, as_of=AS_OF)
-    portfolio.holdings.all().delete()  # whatever changes, the stored plan for the day stands
-    again = rebalance_run_create(portfolio=portfolio, as_of=AS_OF, strategy="full")
+    again = rebalance_run_create(portfolio=portfolio, as_of=AS_OF)  # the same inputs: the stored plan
     assert again.existing and again.run.pk == first.run.pk
     assert RebalanceRun.objects.count() == 1 and PlannedTrade.objects.count() == 2
 

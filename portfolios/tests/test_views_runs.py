@@ -14,6 +14,8 @@ from brokers.models import BrokerAccount, Order, PaperAccount, PaperOrder, Paper
 from brokers.services.controls import kill_switch_set
 from portfolios.models import RebalanceRun
 from portfolios.services.execution import execute_run
+from portfolios.services.execution_queue import executions_dispatch
+from portfolios.services.pipeline import execute_planned_run
 from portfolios.services.rebalancing import rebalance_run_create
 from rebalancer_site.tests.factories import totp_code, two_factor_device, verify_session, wrong_totp_code
 
@@ -106,14 +108,37 @@ def test_post_executes_and_the_paper_broker_fills_the_orders(client, run):
     assert PaperOrder.objects.count() == 2
 
 
-def test_a_failed_check_stops_before_any_order(client, run, clock):
+def test_an_approval_while_the_market_is_closed_is_queued_for_the_open(client, run, clock):
+    # Tuesday 1 July 2025, 8:00 in New York: the market opens at 9:30; EXECUTE_AFTER_OPEN_MINUTES is 5.
     clock.now = BEFORE_THE_OPEN
     page = client.get(reverse("run_approve", args=[run.pk])).content.decode()
     assert "would stop at market_open" in page
+    assert "orders are sent at Tuesday 1 July 9:35 ET, after the next open" in page
+    assert "Approve: send 2 orders at Tuesday 1 July 9:35 ET" in page
     response = client.post(reverse("run_approve", args=[run.pk]), follow=True)
-    assert "Execution stopped: market_open: the market is closed" in response.content.decode()
+    assert f"Approved. The market is closed: run {run.pk} is queued and executes at Tuesday 1 July 9:35 ET" in (
+        response.content.decode()
+    )
     run.refresh_from_db()
-    assert run.status == Status.EXECUTION_FAILED and not Order.objects.exists()
+    assert run.status == Status.PLANNED and run.approved_at is not None and not Order.objects.exists()
+    assert run.execute_after == datetime(2025, 7, 1, 9, 35, tzinfo=NEW_YORK)
+
+    # At 9:35 the execute-due schedule queues it; the stored approval lets the proposed plan through.
+    clock.now = datetime(2025, 7, 1, 9, 35, tzinfo=NEW_YORK)
+    assert executions_dispatch(now=clock.now, enqueue=lambda ids: [execute_planned_run(i) for i in ids]) == [run.pk]
+    run.refresh_from_db()
+    assert run.status == Status.EXECUTED and PaperOrder.objects.count() == 2
+
+
+def test_an_approval_its_dry_run_says_would_fail_is_refused_with_the_reason(client, run, clock, settings):
+    settings.MAX_ORDER_NOTIONAL_USD = 100
+    page = client.get(reverse("run_approve", args=[run.pk])).content.decode()
+    assert "Cannot approve now: the pre-trade check max_order_notional fails" in page
+    assert 'disabled aria-describedby="approve-refused"' in page
+    response = client.post(reverse("run_approve", args=[run.pk]))
+    assert response.status_code == 400
+    run.refresh_from_db()
+    assert run.status == Status.PLANNED and run.approved_at is None and not Order.objects.exists()
 
 
 @pytest.fixture
@@ -218,4 +243,25 @@ def test_a_stopped_run_planned_again_shows_which_run_superseded_it(client, price
     history = client.get(f"/portfolios/{portfolio.pk}/").content.decode()
     assert f'superseded by <a href="/runs/{again.pk}/">run {again.pk}</a>' in history
     report = client.get(f"/runs/{stopped.pk}/").content.decode()
-    assert f"run {again.pk}</a>: planned again from the holdings after it stopped" in report
+    assert f"run {again.pk}</a>: planned again from what the portfolio then held" in report
+
+
+def test_the_report_shows_the_smallest_deposit_that_puts_every_holding_inside_its_band(client, prices, clock):
+    # 80/20 against 60/40 +/- 5 pp: SPY is back inside at 8,000 / 0.65 = 12,307.69 of value.
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, band_mode="absolute")
+    run = planned_run(portfolio)
+    client.force_login(portfolio.owner)
+    report = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "Deposit to stay inside the bands" in report
+    assert f"${run.deposit_needed_usd:,.2f}" in report and "(estimate:" in report
+    assert abs(run.deposit_needed_usd - (run.value_before_usd * 8 / 10 / 65 * 100 - run.value_before_usd)) < 5
+
+
+def test_a_report_says_when_no_deposit_can_keep_every_holding_inside_its_band(client, prices, clock):
+    portfolio = paper_portfolio(holdings_usd={"SPY": 9000, "BND": 1000}, do_not_trade=["BND"])
+    run = planned_run(portfolio)
+    client.force_login(portfolio.owner)
+    assert run.deposit_needed_usd is None
+    assert (
+        "no deposit can: a do-not-trade holding stays below its band" in client.get(f"/runs/{run.pk}/").content.decode()
+    )

@@ -12,8 +12,17 @@ from brokers.base import BrokerError
 from portfolios.forms import ApproveForm
 from portfolios.models import RebalanceRun
 from portfolios.selectors import portfolio_get_for_user, run_get_for_user
-from portfolios.services.execution import ExecutionBusy, ExecutionRefused, approval_blocked, execute_run
-from portfolios.services.rebalancing import RebalanceError, rebalance_run_create
+from portfolios.services.execution import (
+    ApprovalOutcome,
+    ExecutionBusy,
+    ExecutionRefused,
+    approval_blocked,
+    approval_outcome,
+    approval_queue,
+    execute_run,
+    new_york_time_text,
+)
+from portfolios.services.rebalancing import RebalanceError, RunExecuting, rebalance_run_create
 from rebalancer_site.two_factor.services import session_is_verified
 
 Status = RebalanceRun.Status
@@ -28,18 +37,32 @@ def portfolio_rebalance(request: HttpRequest, pk: int) -> HttpResponse:
     except RebalanceError as error:
         messages.error(request, f"Planning failed, nothing to trade: {error}")
         return redirect("portfolio_detail", pk=portfolio.pk)
+    except RunExecuting as error:
+        messages.error(request, f"Not planned again: {error}.")
+        return redirect("run_report", error.run.pk)
     run = planned.run
     if planned.existing:
+        messages.info(request, stored_run_message(run))
+        return redirect("run_report", run.pk)
+    if planned.superseded is not None:
         messages.info(
-            request,
-            f"A run is already stored for {run.trading_date} ({run.get_status_display().lower()}): one run per "
-            "trading day, and a stored plan never changes. Here it is.",
+            request, f"Planned again from what the portfolio holds now: run {planned.superseded.pk} is superseded."
         )
-    elif run.status == Status.PLANNED:
+    if run.status == Status.PLANNED:
         messages.success(request, f"Planned {len(planned.trades)} trade(s). Nothing is sent until you approve.")
     else:
         messages.info(request, f"No trade needed: {run.trigger}")
     return redirect("run_report", run.pk)
+
+
+def stored_run_message(run: RebalanceRun) -> str:
+    """Why asking again answered the stored ``run`` instead of a new plan."""
+    if run.status == Status.EXECUTED:
+        return (
+            f"Run {run.pk} already traded for {run.trading_date}: a plan that has traded never changes; the next "
+            "plan is for the next trading date."
+        )
+    return f"Nothing this plan is made from has changed since run {run.pk} was planned: here it is."
 
 
 @require_http_methods(["GET", "POST"])
@@ -57,9 +80,27 @@ def run_approve(request: HttpRequest, pk: int) -> HttpResponse:
         live=live,
         verified=session_is_verified(request.user),
     )
-    if request.method == "POST" and not blocked and form.is_valid():
+    dry_run, broker_error, outcome = None, "", ApprovalOutcome()
+    if not blocked:
+        try:
+            dry_run = execute_run(run=run, submit=False, approved=True)
+        except (ExecutionRefused, BrokerError) as error:
+            broker_error = str(error)
+        else:
+            outcome = approval_outcome(run, dry_run)
+    if request.method == "POST" and not blocked and not outcome.refused and form.is_valid():
         if form.check.device is not None:
             otp_login(request, form.check.device)
+        if outcome.due is not None:
+            if approval_queue(run, outcome.due):
+                messages.success(
+                    request,
+                    f"Approved. The market is closed: run {run.pk} is queued and executes at "
+                    f"{new_york_time_text(outcome.due)}, after the next open.",
+                )
+            else:
+                messages.error(request, f"Not approved: run {run.pk} changed meanwhile; look at it again.")
+            return redirect("run_report", run.pk)
         try:
             result = execute_run(run=run, submit=True, approved=True)
         except (ExecutionRefused, ExecutionBusy) as error:
@@ -67,12 +108,6 @@ def run_approve(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("run_report", run.pk)
         _report_outcome(request, result)
         return redirect("run_report", run.pk)
-    dry_run, broker_error = None, ""
-    if not blocked:
-        try:
-            dry_run = execute_run(run=run, submit=False, approved=True)
-        except (ExecutionRefused, BrokerError) as error:
-            broker_error = str(error)
     return render(
         request,
         "portfolios/run_approve.html",
@@ -85,6 +120,8 @@ def run_approve(request: HttpRequest, pk: int) -> HttpResponse:
             "dry_run": dry_run,
             "broker_error": broker_error,
             "checks_passed": bool(dry_run and all(c["ok"] for c in dry_run.checks)),
+            "refused": outcome.refused,
+            "due_text": new_york_time_text(outcome.due) if outcome.due else "",
             "form": form,
         },
         status=400 if request.method == "POST" else 200,

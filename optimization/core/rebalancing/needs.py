@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arrays import any_true
+from .arrays import any_true, sum_of
 from .inputs import PlanContext
 from .results import Need
 
@@ -84,18 +84,37 @@ def needs(context: PlanContext) -> tuple[Need, ...]:
 
 
 def deposit_needed_usd(context: PlanContext) -> float | None:
-    """The deposit (USD, >= 0) after which every holding can reach its effective target by buying only.
+    """The smallest deposit (USD, >= 0) after which buying alone puts every holding inside its
+    band, the cash buffer kept; None when no deposit can. An estimate: continuous, before costs.
 
-    The total value at which holding i sits exactly on target is value_i / target_i; the
-    deposit lifts the total to the largest of these. None when a holding with a target of 0 has
-    value: no deposit brings it to 0 without selling.
+    With a total value T after the deposit, a holding above its band is diluted back inside once
+    T >= value / (target + band), and one below needs buying up to (target - band) x T. So T
+    works when it is at least every value / (target + band) and g(T) = (1 - buffer) x T -
+    sum max(value, (target - band) x T) >= 0. g is piecewise linear with breakpoints at
+    value / (target - band) and never falls (the lower edges sum to at most 1 - buffer): the
+    smallest T is found segment by segment. A do-not-trade holding cannot be bought, so T must
+    also stay at most its value / (target - band).
     """
     values = context.values_usd
-    targets = context.targets
-    if any_true((targets <= 0) & (values > 0)):
+    lower = np.maximum(context.targets - context.bands, 0.0)
+    upper = context.targets + context.bands
+    least = max(context.total_usd, float(np.max(values / upper, initial=0.0)))
+    fixed = ~context.tradable & (lower > 0)
+    most = float(np.min(values[fixed] / lower[fixed], initial=np.inf))
+    breaks = np.divide(values, lower, out=np.full_like(values, np.inf), where=lower > 0)
+    order = np.argsort(breaks)
+    # Segment k: the k lowest breakpoints passed, so those holdings count (target - band) x T.
+    slope = (1 - context.cash_target) - np.concatenate(([0.0], np.cumsum(lower[order])))
+    held = sum_of(values) - np.concatenate(([0.0], np.cumsum(np.where(np.isfinite(breaks), values, 0.0)[order])))
+    starts = np.concatenate(([0.0], breaks[order]))
+    ends = np.concatenate((breaks[order], [np.inf]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        roots = np.where(slope > 0, held / slope, np.where(held <= 0, 0.0, np.inf))
+    candidates = np.maximum(np.maximum(starts, least), roots)
+    valid = np.isfinite(candidates) & (candidates <= ends * (1 + 1e-12))
+    if not any_true(valid):
         return None
-    held = targets > 0
-    if not any_true(held):
-        return 0.0
-    needed_total = float(np.max(values[held] / targets[held]))
-    return max(0.0, needed_total - context.total_usd)
+    total = float(np.min(candidates[valid]))
+    if total > most * (1 + 1e-12):
+        return None
+    return max(0.0, total - context.total_usd)

@@ -67,8 +67,9 @@ class Plan:
     """A rebalancing plan for one portfolio.
 
     Drift is sum |w - t| / 2 with cash included; turnover is one-way, sum |notional| / (2 x
-    value before). ``deposit_needed_usd`` is the deposit that reaches every target without
-    selling (None when impossible: a holding with a target of 0). ``trades`` are sells first,
+    value before). ``deposit_needed_usd`` is the smallest deposit after which buying alone
+    puts every holding inside its band (None when no deposit can: a do-not-trade holding below its
+    band). ``trades`` are sells first,
     then buys, each group by symbol. Weights after are fractions of ``value_after_usd``.
     """
 

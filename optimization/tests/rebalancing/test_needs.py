@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from optimization.core.rebalancing import BandPolicy, deposit_needed_usd, needs
@@ -86,24 +87,79 @@ def test_sentences():
     assert format_usd(-1234.5) == "$1,234" and format_usd(9.5) == "$9.50"
 
 
-def test_deposit_needed_lifts_the_total_to_the_largest_value_over_target():
-    # A is the most overweight: 6,000 / 0.5 = 12,000 of total value puts it on target.
-    context = make_context(make_inputs({"A": (60, 100, 0.5), "B": (25, 100, 0.3), "C": (15, 100, 0.2)}))
-    assert deposit_needed_usd(context) == pytest.approx(2_000)
+ABSOLUTE = BandPolicy("absolute", 0.05)
 
 
-def test_deposit_needed_counts_the_buffer():
+def inside_after(context, deposit: float) -> bool:
+    """Independent check: deposit, then buy every holding below its band up to its lower edge;
+    whether every holding is then inside its band with the buffer kept (continuous, no costs)."""
+    total = context.total_usd + deposit
+    lower, upper = context.targets - context.bands, context.targets + context.bands
+    values = np.maximum(context.values_usd, np.where(context.tradable, lower * total, 0.0))
+    weights = values / total
+    cash = total - values.sum()
+    inside = (weights >= lower - 1e-9) & (weights <= upper + 1e-9)
+    return bool(inside.all() and cash >= context.cash_target * total - 1e-6)
+
+
+def test_the_deposit_dilutes_a_holding_above_its_band_back_inside():
+    # A is 60% against 50% +/- 5 pp: inside once the total reaches 6,000 / 0.55 = 10,909.09.
+    context = make_context(
+        make_inputs({"A": (60, 100, 0.5), "B": (25, 100, 0.3), "C": (15, 100, 0.2)}), make_policy(bands=ABSOLUTE)
+    )
+    assert deposit_needed_usd(context) == pytest.approx(909.0909, abs=1e-4)
+    assert inside_after(context, 909.10) and not inside_after(context, 900)
+
+
+def test_the_deposit_pays_for_buying_a_holding_up_to_its_band():
+    # Thirds, A unheld: A needs (1/3 - 5 pp) of the total, bought with the deposit alone:
+    # D = (1/3 - 0.05) x (10,000 + D), so D = 2,833.33 / 0.71667 = 3,953.49.
+    holdings = {"A": (0, 100, 1 / 3), "B": (50, 100, 1 / 3), "C": (50, 100, 1 / 3)}
+    context = make_context(make_inputs(holdings), make_policy(bands=ABSOLUTE))
+    assert deposit_needed_usd(context) == pytest.approx(10_000 * (1 / 3 - 0.05) / (1 - (1 / 3 - 0.05)))
+    assert inside_after(context, 3_953.50) and not inside_after(context, 3_950)
+
+
+def test_the_deposit_counts_the_buffer():
+    # With a 4% buffer A's band is 48% +/- 5 pp: 6,000 / 0.53 = 11,320.75.
     holdings = {"A": (60, 100, 0.5), "B": (25, 100, 0.3), "C": (15, 100, 0.2)}
-    context = make_context(make_inputs(holdings), make_policy(cash_buffer_weight=0.04))
-    # Effective target of A is 48%: 6,000 / 0.48 = 12,500.
-    assert deposit_needed_usd(context) == pytest.approx(2_500)
+    context = make_context(make_inputs(holdings), make_policy(bands=ABSOLUTE, cash_buffer_weight=0.04))
+    assert deposit_needed_usd(context) == pytest.approx(6_000 / 0.53 - 10_000)
 
 
-def test_no_deposit_needed_when_cash_already_covers_it():
+def test_no_deposit_needed_when_every_holding_is_inside_or_cash_can_buy_it_inside():
     context = make_context(make_inputs({"A": (40, 100, 0.5), "B": (40, 100, 0.5)}, cash_usd=200))
+    assert deposit_needed_usd(context) == 0.0
+    context = make_context(make_inputs({"A": (55, 100, 0.5), "B": (0, 100, 0.5)}, cash_usd=4_500))
     assert deposit_needed_usd(context) == 0.0
 
 
-def test_deposit_cannot_fix_a_holding_with_a_zero_target():
-    context = make_context(make_inputs({"A": (60, 100, 1.0), "B": (1, 100, 0.0)}))
+def test_a_holding_with_a_zero_target_is_diluted_inside_its_band():
+    # B's 0% target has a 5 pp band: B is inside once its $500 is 5% of the total.
+    context = make_context(make_inputs({"A": (60, 100, 1.0), "B": (5, 100, 0.0)}), make_policy(bands=ABSOLUTE))
+    assert deposit_needed_usd(context) == pytest.approx(10_000 - 6_500)
+
+
+def test_no_deposit_can_when_a_do_not_trade_holding_would_fall_below_its_band():
+    # A cannot be bought: at 10% against 50% +/- 5 pp only a smaller portfolio would lift it.
+    holdings = {"A": (10, 100, 0.5), "B": (90, 100, 0.5)}
+    context = make_context(make_inputs(holdings), make_policy(bands=ABSOLUTE, do_not_trade=frozenset({"A"})))
     assert deposit_needed_usd(context) is None
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_the_deposit_is_the_smallest_that_works_on_random_portfolios(seed):
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(2, 12))
+    targets = rng.dirichlet(np.ones(size))
+    holdings = {
+        f"S{i}": (float(rng.integers(0, 200)), float(rng.uniform(5, 500)), float(targets[i])) for i in range(size)
+    }
+    bands = BandPolicy(str(rng.choice(["absolute", "relative", "five_twenty_five", "hybrid"])), 0.05, 0.25)
+    policy = make_policy(bands=bands, cash_buffer_weight=float(rng.choice([0.0, 0.02])))
+    context = make_context(make_inputs(holdings, cash_usd=float(rng.uniform(0, 2_000))), policy)
+    deposit = deposit_needed_usd(context)
+    assert deposit is not None and deposit >= 0
+    assert inside_after(context, deposit * (1 + 1e-9) + 1e-6)
+    if deposit > 1:
+        assert not inside_after(context, deposit * 0.999)

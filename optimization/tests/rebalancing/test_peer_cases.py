@@ -182,9 +182,10 @@ def test_betterment_portfolio_drift():
 def test_betterment_a_deposit_buys_the_underweight_asset_classes():
     """Betterment, "Cash Flow Rebalancing", Inflows: "We use the inflow to buy the asset classes
     you are currently underweight in, reducing your drift"; a sufficient inflow removes the need
-    to sell. The $2,000 that reaches every target (`deposit_needed_usd`) buys 10 shares each of
-    the two underweight classes: drift 0."""
-    assert deposit_needed_usd(make_context(make_inputs(BETTERMENT))) == pytest.approx(2_000)
+    to sell. The $2,000 that reaches every target (the overweight classes' $3,000 are 25% of
+    $12,000) buys 10 shares each of the two underweight classes: drift 0. Every class is already
+    inside its 5/25 band (5 pp over, at the edge of its 5 pp band): no deposit is needed to stay inside."""
+    assert deposit_needed_usd(make_context(make_inputs(BETTERMENT))) == 0.0
     inputs = make_inputs(BETTERMENT, cash_flow_usd=2_000, fractionable=[False] * 4)
     result = plan(inputs, make_policy(strategy="cash_flow"))
     assert trade_table(result) == [("buy", "Intl Bonds", 10.0), ("buy", "Intl Stocks", 10.0)]

@@ -216,8 +216,8 @@ def test_threshold_buys_an_unheld_target_when_unheld_counts_as_outside():
 def test_cash_flow_deposit_needed_is_reported():
     holdings = {"A": (60, 100, 0.5), "B": (25, 100, 0.3), "C": (15, 100, 0.2)}
     result = plan(make_inputs(holdings, cash_flow_usd=500), make_policy(strategy="cash_flow"))
-    # A sits on target at a total of 12,000: 1,500 more than the 10,500 with this deposit.
-    assert result.deposit_needed_usd == pytest.approx(1_500)
+    # A is back inside its 5 pp band at a total of 6,000 / 0.55 = 10,909.09: 409.09 more than 10,500.
+    assert result.deposit_needed_usd == pytest.approx(6_000 / 0.55 - 10_500)
     # The 500 lifts C (7,500 of total per unit of target) to B's 8,333, then both to the level 9,000.
     assert trade_table(result) == [("buy", "B", 2.0), ("buy", "C", 3.0)]
 

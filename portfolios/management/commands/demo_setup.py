@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -121,7 +122,8 @@ class Command(BaseCommand):
         create = users.objects.create_superuser if demo.superuser else users.objects.create_user
         user = create(demo.username, email="", password=password)
         role = "administrator" if demo.superuser else "user"
-        self.stdout.write(f"\nDemo login created: {role} '{demo.username}', password '{password}' (shown once)")
+        self.stdout.write(f"\nDemo login created: {role} '{demo.username}', password '{password}'")
+        _remember_login(f"{demo.username} / {password} ({role})")
         return user
 
     def _ensure_portfolio(self, user, demo: DemoPortfolio, symbols: list[str]) -> Portfolio:
@@ -190,3 +192,17 @@ class Command(BaseCommand):
             f"  expected return {result.expected_return:.2%}, volatility {result.volatility:.2%}, "
             f"Sharpe {result.sharpe:.2f} (synthetic prices: illustration only)"
         )
+
+
+def demo_logins_path() -> Path:
+    """The demo logins with their passwords, for `make serve`'s banner: in the demo's own storage
+    folder (git-ignored), readable by its owner only."""
+    return Path(settings.STORAGE_PATH) / "demo-logins.txt"
+
+
+def _remember_login(line: str) -> None:
+    path = demo_logins_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as logins:
+        logins.write(line + "\n")
+    path.chmod(0o600)

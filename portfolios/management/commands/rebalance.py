@@ -13,7 +13,13 @@ from decimal import Decimal, InvalidOperation
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from portfolios.models import Portfolio
-from portfolios.services.rebalancing import PlannedRun, RebalanceError, rebalance_run_create, rebalance_run_plan
+from portfolios.services.rebalancing import (
+    PlannedRun,
+    RebalanceError,
+    RunExecuting,
+    rebalance_run_create,
+    rebalance_run_plan,
+)
 from portfolios.services.run_export import run_as_dict
 
 EXIT_BAD_INPUT = 2
@@ -56,7 +62,7 @@ class Command(BaseCommand):
                 manual=options["force"],
                 cash_flow_usd=options["cash_flow"],
             )
-        except (RebalanceError, ValueError) as error:
+        except (RebalanceError, RunExecuting, ValueError) as error:
             raise CommandError(" ".join(str(error).split()), returncode=EXIT_BAD_INPUT) from None
         if options["json"]:
             self.stdout.write(json.dumps(run_as_dict(planned.run, planned.trades, stored=planned.stored)))
@@ -104,6 +110,9 @@ class Command(BaseCommand):
             f"estimated cost ${run.total_cost_usd:,.2f}"
         )
         if run.deposit_needed_usd is not None:
-            out(f"Deposit that would reach every target without selling: ${run.deposit_needed_usd:,.2f}")
+            out(f"Smallest deposit that puts every holding inside its band without selling (estimate): "
+                f"${run.deposit_needed_usd:,.2f}")  # fmt: skip
+        elif run.status != run.Status.FAILED:
+            out("No deposit puts every holding inside its band without selling (a do-not-trade holding stays outside)")
         for note in run.notes:
             out(f"Note: {note}")

@@ -73,7 +73,7 @@ def check_gates(run: RebalanceRun, *, approved: bool) -> list[Check]:
     checks = []
     halt = trading_halt_reason(user_id=portfolio.owner_id)
     checks.append(_fail("kill_switch", halt) if halt else _passed("kill_switch", "off"))
-    if portfolio.mode != portfolio.Mode.AUTO and not approved:
+    if portfolio.mode != portfolio.Mode.AUTO and not approved and run.approved_at is None:
         _fail("mode", "the portfolio proposes plans: its owner approves this one before it is executed")
     checks.append(_passed("mode", "auto" if portfolio.mode == portfolio.Mode.AUTO else "approved by the owner"))
     blockers = live_trading_blockers(account)

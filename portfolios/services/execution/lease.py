@@ -93,17 +93,27 @@ def lease_claim(run: RebalanceRun, owner: str) -> None:
     """Claim (or renew) the lease of ``run`` for ``owner``; `ExecutionBusy` when someone else holds it."""
     now = timezone.now()
     until = now + timedelta(seconds=settings.EXECUTION_LEASE_SECONDS)
+    # Never a superseded run: a planning with changed inputs and this claim race on the row.
     claimed = (
-        RebalanceRun.objects.filter(pk=run.pk)
+        RebalanceRun.objects.active()
+        .filter(pk=run.pk)
         .filter(Q(lease_owner="") | Q(lease_owner=owner) | Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .update(lease_owner=owner, lease_until=until)
     )
     if not claimed:
-        holder, held_until = RebalanceRun.objects.filter(pk=run.pk).values_list("lease_owner", "lease_until").first()
+        holder, held_until, superseded_at, successor = (
+            RebalanceRun.objects.filter(pk=run.pk)
+            .values_list("lease_owner", "lease_until", "superseded_at", "superseded_by")
+            .first()
+        )
+        if superseded_at is not None:
+            raise ExecutionBusy(f"run {run.pk} was superseded by run {successor}; it is never executed")
         if _dead_on_this_host(holder):
             # Compare-and-set on the dead owner: of two claimants, one wins.
-            claimed = RebalanceRun.objects.filter(pk=run.pk, lease_owner=holder).update(
-                lease_owner=owner, lease_until=until
+            claimed = (
+                RebalanceRun.objects.active()
+                .filter(pk=run.pk, lease_owner=holder)
+                .update(lease_owner=owner, lease_until=until)
             )
     if not claimed:
         raise ExecutionBusy(
