@@ -45,6 +45,7 @@ STATE_DEPENDENT = {
     "portfolios_holdings_partial_update": ["400"],
     "portfolios_targets_update": ["400"],
     "portfolios_rebalance_create": ["400", "422"],
+    "portfolios_preview_create": ["400", "422"],
     "portfolios_sync_from_broker_create": ["400"],
     "runs_list": ["400"],
     "runs_approve_create": ["400"],
