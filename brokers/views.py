@@ -54,6 +54,7 @@ def _detail_page(request: HttpRequest, account: BrokerAccount, live_form: LiveOp
             "missing": missing_credentials(account),
             "blockers": live_trading_blockers(account),
             "allow_live_trading": settings.ALLOW_LIVE_TRADING,
+            "server_max_order_usd": settings.MAX_ORDER_NOTIONAL_USD,
             "paper": paper,
             "portfolios": list(account.portfolios.order_by("name")),
             "orders": list(orders_for_user(user=request.user).filter(account=account).order_by("-id")[:RECENT_ORDERS]),

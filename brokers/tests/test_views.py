@@ -108,6 +108,14 @@ def test_a_paper_account_shows_its_simulated_cash_and_positions(client, owner):
     assert "paper: no real money" in page
 
 
+def test_the_largest_order_names_the_servers_amount_when_the_account_sets_none(client, owner, settings):
+    settings.MAX_ORDER_NOTIONAL_USD = 25_000
+    account = broker_account_create(owner=owner, kind="paper", label="Sandbox")
+    page = client.get(reverse("broker_account_detail", args=[account.pk])).content.decode()
+    assert '$25,000.00 <span class="muted">(the server\'s limit)</span>' in page
+    assert "MAX_ORDER_NOTIONAL_USD" not in page
+
+
 def test_credentials_are_never_shown(client, owner, alpaca):
     for name in ("broker_account_detail", "broker_account_edit"):
         page = client.get(reverse(name, args=[alpaca.pk])).content.decode()

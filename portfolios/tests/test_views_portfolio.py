@@ -451,3 +451,10 @@ def test_a_plugin_an_administrator_set_is_kept_on_save(client, owner):
     assert response.status_code == 302
     portfolio.refresh_from_db()
     assert portfolio.name == "Core 2" and portfolio.strategy == "plugins.allocations.house_view"
+
+
+def test_holdings_show_quantities_to_four_decimals(client, owner):
+    portfolio = make_portfolio(owner, holdings={"SPY": Decimal("12.345678912"), "BND": Decimal(1200)})
+    page = client.get(reverse("portfolio_detail", args=[portfolio.pk])).content.decode()
+    assert ">12.3457<" in page and "12.345678912" not in page
+    assert ">1,200<" in page

@@ -131,7 +131,7 @@ def run_approve(request: HttpRequest, pk: int) -> HttpResponse:
 def _report_outcome(request: HttpRequest, result) -> None:
     run = result.run
     if run.status == Status.EXECUTED:
-        messages.success(request, f"Executed: {len(result.orders)} order(s) sent. {result.message}")
+        messages.success(request, f"Executed: {len(result.orders)} order(s) sent; their fills are below.")
     elif run.status == Status.EXECUTION_FAILED:
         messages.error(request, f"Execution stopped: {run.error or result.message}")
     elif result.waiting:
