@@ -404,6 +404,8 @@ def portfolio_detail(*, portfolio: Portfolio) -> PortfolioDetail:
         )
         for s in sorted(set(holdings) | set(targets))
     }
+    for symbol, weight in targets.items():  # the stored targets, whatever else can be known
+        rows[symbol].target = float(weight)
     source, note, cash_weight, cash_target = "", "no targets yet: plan a run or set manual targets", None, None
     if latest is not None and latest.needs and _run_matches(latest, quantities, portfolio.cash_usd):
         for need in latest.needs:
@@ -420,12 +422,18 @@ def portfolio_detail(*, portfolio: Portfolio) -> PortfolioDetail:
             for need in needs:
                 _fill(rows[need["symbol"]], need)
             source, note = "computed", f"computed now from the holdings and the latest closes; targets {target_note}"
-    if source == "" and valuation.value_usd:
-        total = float(valuation.value_usd)
+    priced_usd = valuation.holdings_usd + portfolio.cash_usd
+    if source == "" and priced_usd:
+        total = float(priced_usd)
         for row in rows.values():
             if row.value_usd is not None:
                 row.weight = float(row.value_usd) / total
         cash_weight = float(portfolio.cash_usd) / total
+        if valuation.missing:
+            note = (
+                f"weights are of the priced holdings and cash: no close for {', '.join(valuation.missing)}, whose "
+                "value is unknown" + (f"; targets {target_note}" if targets else "")
+            )
     instruments = {symbol: holding.instrument for symbol, holding in holdings.items()}
     if unheld := [symbol for symbol in rows if symbol not in instruments]:
         instruments.update({i.symbol: i for i in Instrument.objects.filter(symbol__in=unheld)})

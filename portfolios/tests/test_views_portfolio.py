@@ -458,3 +458,23 @@ def test_holdings_show_quantities_to_four_decimals(client, owner):
     page = client.get(reverse("portfolio_detail", args=[portfolio.pk])).content.decode()
     assert ">12.3457<" in page and "12.345678912" not in page
     assert ">1,200<" in page
+
+
+def test_a_holding_without_a_close_is_flagged_and_the_rest_is_still_shown(client, owner, clock):
+    """One symbol without a price must not blank every weight or hide the stored targets."""
+    Instrument.objects.create(symbol="NOPX", name="No prices", asset_class="equity")
+    portfolio = make_portfolio(
+        owner,
+        holdings={"SPY": Decimal(10), "NOPX": Decimal(5)},
+        cash_usd=Decimal(1000),
+        manual_targets={"SPY": "0.7", "NOPX": "0.3"},
+    )
+    response = client.get(reverse("portfolio_detail", args=[portfolio.pk]))
+    page = response.content.decode()
+    rows = {row.symbol: row for row in response.context["detail"].rows}
+    assert rows["NOPX"].price_usd is None and rows["NOPX"].weight is None
+    assert rows["SPY"].weight is not None and 0 < rows["SPY"].weight < 1
+    assert (rows["SPY"].target, rows["NOPX"].target) == (0.7, 0.3)
+    assert "70.00%" in page and "30.00%" in page
+    note = "Weights are of the priced holdings and cash: no close for NOPX, whose value is unknown; targets manual."
+    assert note in page
