@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(PY) bench/optimizer.py
 	$(PY) bench/planner.py
 	$(PY) bench/planner_drift.py
+	$(PY) bench/preview.py
 	$(PY) bench/api.py
 	$(PY) bench/web.py
 
