@@ -62,6 +62,7 @@ def holdings_rows_check(rows: Iterable[Mapping]) -> tuple[Rows, dict[str, Instru
     """
     errors: list[str] = []
     parsed: Rows = {}
+    first_row: dict[str, int] = {}  # a duplicate is named even when its first row was refused
     for number, row in enumerate(rows, start=1):
         raw = row.get("symbol")
         if raw is None or (isinstance(raw, str) and not raw.strip()):
@@ -73,9 +74,10 @@ def holdings_rows_check(rows: Iterable[Mapping]) -> tuple[Rows, dict[str, Instru
             errors.append(f"row {number} (not a symbol): symbol {error}")
             continue
         label = f"row {number} ({symbol})"
-        if symbol in parsed:
-            errors.append(f"{label}: duplicate holding for {symbol}")
+        if symbol in first_row:
+            errors.append(f"{label}: duplicate holding for {symbol} (first in row {first_row[symbol]})")
             continue
+        first_row[symbol] = number
         try:
             quantity = _amount(row.get("quantity"), column=QUANTITY)
             cost_basis = _amount(row.get("cost_basis_usd"), column=COST_BASIS, required=False)

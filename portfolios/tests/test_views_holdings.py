@@ -184,6 +184,43 @@ def test_a_bad_file_names_the_line_and_keeps_the_holdings(client, portfolio, tex
     assert held(portfolio) == {"SPY": Decimal(10), "BND": Decimal(20)} and portfolio.cash_usd == Decimal(100)
 
 
+def test_a_semicolon_separated_file_with_thousands_separators_is_read(client, portfolio):
+    text = "symbol;quantity;cost_basis_usd\nSPY;1,200;18,250.5\nBND;3.5;\n"
+    assert upload(client, portfolio, text).status_code == 302
+    assert held(portfolio) == {"SPY": Decimal(1200), "BND": Decimal("3.5")}
+    assert portfolio.holdings.get(instrument__symbol="SPY").cost_basis_usd == Decimal("18250.5")
+    quoted = 'symbol,quantity,cost_basis_usd\nSPY,"2,000",\n'
+    assert upload(client, portfolio, quoted).status_code == 302 and held(portfolio) == {"SPY": Decimal(2000)}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("symbol;quantity\nSPY;1,5\n", "line 2 (SPY): quantity must be a plain decimal number"),  # a decimal comma
+        ("symbol;quantity\nSPY;12,34\n", "line 2 (SPY): quantity must be a plain decimal number"),
+    ],
+)
+def test_a_decimal_comma_is_refused_not_guessed(client, portfolio, text, message):
+    response = upload(client, portfolio, text)
+    assert response.status_code == 400 and message in " ".join(response.context["form"].errors["file"])
+    assert_unchanged(portfolio)
+
+
+def test_every_error_is_named_in_line_order_duplicates_included(client, portfolio):
+    """The first SPY line is refused, and the second SPY is still named a duplicate of it."""
+    text = "symbol,quantity\nZZZZ,1\nSPY,abc\nBND,-1\nSPY,2\n"
+    errors = upload(client, portfolio, text).context["form"].errors["file"]
+    assert [error.split(" ", 2)[:2] for error in errors] == [
+        ["unknown", "symbol"],
+        ["line", "3"],
+        ["line", "4"],
+        ["line", "5"],
+    ]
+    assert "unknown symbol ZZZZ on line 2 (ZZZZ)" in errors[0]
+    assert errors[3] == "line 5 (SPY): duplicate holding for SPY (first on line 3)"
+    assert_unchanged(portfolio)
+
+
 def test_a_file_that_is_not_utf8_is_refused(client, portfolio):
     file = SimpleUploadedFile("holdings.csv", "symbol,quantity\nSPY,5\u00e9\n".encode("latin-1"))
     response = client.post(reverse("portfolio_holdings_upload", args=[portfolio.pk]), {"file": file})
