@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from abc import ABC, abstractmethod
 
 from django.core.cache import cache
 from rest_framework import throttling
@@ -21,7 +22,7 @@ from rest_framework.settings import api_settings
 PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class SlidingWindowThrottle(throttling.BaseThrottle):
+class SlidingWindowThrottle(throttling.BaseThrottle, ABC):
     """At most ``rate`` requests in any window of the rate's length, per scope and client.
 
     The requests counted in the previous fixed window are weighted by how much of it still lies
@@ -41,9 +42,9 @@ class SlidingWindowThrottle(throttling.BaseThrottle):
         count, period = rate.split("/")
         return int(count), PERIOD_SECONDS[period[0]]
 
+    @abstractmethod
     def get_ident_key(self, request, view) -> str | None:
         """Who is counted, or None when this throttle does not apply to the request."""
-        raise NotImplementedError
 
     def allow_request(self, request, view) -> bool:
         rate = self.get_rate()

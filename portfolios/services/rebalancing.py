@@ -292,20 +292,21 @@ def rebalance_run_create(
     is none), so it is not looked up again (one stored anyway meanwhile wins at the insert, as below).
     """
     as_of = _trading_date(as_of)
-    if expected_fingerprint is not None and expected_fingerprint != plan_fingerprint(
-        portfolio, as_of=as_of, strategy=strategy, cash_flow_usd=cash_flow_usd
-    ):
-        raise InputsChanged()
     existing = (
         RebalanceRun.objects.active().filter(portfolio=portfolio, trading_date=as_of).first()
         if stored_run is UNREAD
         else stored_run
     )
+    compared = existing is not None and existing.status not in (*REPLANNED_STATUSES, RebalanceRun.Status.EXECUTED)
+    fingerprint = (
+        plan_fingerprint(portfolio, as_of=as_of, strategy=strategy, cash_flow_usd=cash_flow_usd)
+        if expected_fingerprint is not None or compared
+        else None
+    )
+    if expected_fingerprint is not None and expected_fingerprint != fingerprint:
+        raise InputsChanged()
     if existing is not None and existing.status not in REPLANNED_STATUSES:
-        unchanged = existing.status == RebalanceRun.Status.EXECUTED or existing.inputs_fingerprint == plan_fingerprint(
-            portfolio, as_of=as_of, strategy=strategy, cash_flow_usd=cash_flow_usd
-        )
-        if unchanged:
+        if existing.status == RebalanceRun.Status.EXECUTED or existing.inputs_fingerprint == fingerprint:
             return _stored(existing)
         if not _revisable(existing):
             raise RunExecuting(existing)
