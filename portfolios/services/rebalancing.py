@@ -66,13 +66,14 @@ class RebalanceError(Exception):
 
 
 class RunExecuting(Exception):
-    """The date's run is being executed: its plan no longer changes."""
+    """The date's run is being executed, or has traded: its plan no longer changes."""
 
     def __init__(self, run: RebalanceRun):
         self.run = run
+        state = "has traded" if run.status == RebalanceRun.Status.EXECUTED else "is being executed"
         super().__init__(
-            f"run {run.pk} of {run.trading_date} is being executed: a plan that has started trading does not "
-            "change; plan again on the next trading date"
+            f"run {run.pk} of {run.trading_date} {state}: a plan that has started trading does not change; plan "
+            "again on the next trading date"
         )
 
 
@@ -306,7 +307,11 @@ def rebalance_run_create(
     if expected_fingerprint is not None and expected_fingerprint != fingerprint:
         raise InputsChanged()
     if existing is not None and existing.status not in REPLANNED_STATUSES:
-        if existing.status == RebalanceRun.Status.EXECUTED or existing.inputs_fingerprint == fingerprint:
+        if existing.inputs_fingerprint == fingerprint:
+            return _stored(existing)
+        if existing.status == RebalanceRun.Status.EXECUTED:
+            if expected_fingerprint is not None:  # a previewed plan that can no longer be the date's
+                raise RunExecuting(existing)
             return _stored(existing)
         if not _revisable(existing):
             raise RunExecuting(existing)

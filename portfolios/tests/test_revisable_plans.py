@@ -152,3 +152,13 @@ def test_an_expired_lease_of_a_run_whose_execution_never_began_does_not_block_a_
     holdings_upsert(portfolio=portfolio, rows=[{"symbol": "BND", "quantity": Decimal(100)}])
     assert plan(portfolio).run.pk != run.pk
     lease_release(run, owner)
+
+
+def test_a_preview_saved_after_the_days_run_traded_is_refused_naming_that_run(portfolio):
+    """The preview cannot become the date's plan: the run that traded stays, and the save says so."""
+    run = plan(portfolio).run
+    execute_run(run=run, submit=True, approved=True)
+    preview = rebalance_run_plan(portfolio=portfolio, as_of=AS_OF, manual=True, cash_flow_usd=Decimal(1000))
+    with pytest.raises(RunExecuting, match=f"run {run.pk} of 2025-06-30 has traded"):
+        plan(portfolio, cash_flow_usd=Decimal(1000), expected_fingerprint=preview.run.inputs_fingerprint)
+    assert RebalanceRun.objects.count() == 1
