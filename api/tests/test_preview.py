@@ -127,3 +127,14 @@ def test_another_users_portfolio_cannot_be_previewed(portfolio, prices):
     other = paper_portfolio(holdings_usd={"SPY": 1000}, username="bob")
     response = post(token_client(portfolio.owner), other, "preview", {})
     assert response.status_code == 404
+
+
+def test_a_preview_of_a_portfolio_the_optimizer_cannot_plan_is_422_naming_why(prices, clock):
+    """Found by the API fuzzing: no instruments and no manual targets answered a 500."""
+    from portfolios.tests.factories import make_portfolio, make_user
+
+    user = make_user("carol")
+    portfolio = make_portfolio(user, symbols=[])
+    response = post(token_client(user), portfolio, "preview", {"cash_flow_usd": ".90", "strategy": "cash_flow"})
+    assert response.status_code == 422
+    assert "has no instruments; add the assets it may hold" in response.json()["detail"]

@@ -405,7 +405,7 @@ class PreviewView(PortfolioObjectMixin, ApiView):
         serializer.is_valid(raise_exception=True)
         try:
             planned = rebalance_run_plan(portfolio=portfolio, manual=True, **serializer.validated_data)
-        except (RebalanceError, ValueError) as error:
+        except RebalanceError as error:
             raise Unprocessable(f"planning failed, nothing to trade: {error}") from None
         planned.run.preview_trades = planned.trades
         return Response(PreviewSerializer(planned.run, context=self.get_serializer_context()).data)

@@ -165,8 +165,15 @@ def rebalance_run_plan(
     manual: bool = False,
     cash_flow_usd: Decimal = Decimal(0),
 ) -> PlannedRun:
-    """Plan without storing: unsaved run and trade rows (targets are computed and stored as usual)."""
-    as_of = _trading_date(as_of)
+    """Plan without storing: unsaved run and trade rows (targets are computed and stored as usual).
+    Every reason the portfolio cannot be planned is a `RebalanceError` naming it."""
+    try:
+        return _plan(portfolio, _trading_date(as_of), strategy, manual, cash_flow_usd)
+    except (OptimizationError, ValueError) as error:  # no instruments, infeasible targets, a bad setting
+        raise RebalanceError(str(error)) from error
+
+
+def _plan(portfolio: Portfolio, as_of: date, strategy: str | None, manual: bool, cash_flow_usd: Decimal) -> PlannedRun:
     timer = _Timer()
     policy = rebalance_policy_for(portfolio, strategy=strategy)
     with timer.step("snapshot"):
@@ -321,12 +328,10 @@ def rebalance_run_create(
         planned = rebalance_run_plan(
             portfolio=portfolio, as_of=as_of, strategy=strategy, manual=manual, cash_flow_usd=cash_flow_usd
         )
-    except (RebalanceError, OptimizationError, ValueError) as error:
+    except RebalanceError as error:
         if existing is None or existing.status == RebalanceRun.Status.FAILED:  # a stored plan stays as it is
             _store_failure(portfolio, as_of, strategy or portfolio.rebalancing_strategy, str(error))
-        if isinstance(error, RebalanceError):
-            raise
-        raise RebalanceError(str(error)) from error
+        raise
     started = time.perf_counter()
     try:
         with transaction.atomic():

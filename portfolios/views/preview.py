@@ -19,7 +19,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from optimization.core.errors import OptimizationError
 from optimization.core.names import PLANNING_STRATEGY_NAMES
 from portfolios.models import Portfolio, RebalanceRun
 from portfolios.selectors import portfolio_get_for_user
@@ -110,7 +109,7 @@ def portfolio_preview(request: HttpRequest, pk: int) -> HttpResponse:
         cash_flow, strategy = form.plan_request()
         try:
             planned = rebalance_run_plan(portfolio=portfolio, strategy=strategy, manual=True, cash_flow_usd=cash_flow)
-        except (RebalanceError, OptimizationError, ValueError) as error:
+        except RebalanceError as error:
             context["error"] = str(error)
         else:
             context.update(
