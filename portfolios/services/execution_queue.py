@@ -64,7 +64,8 @@ def executions_dispatch(
     again_at = now + timedelta(minutes=settings.EXECUTION_REDISPATCH_MINUTES)
     with transaction.atomic():
         due = list(
-            RebalanceRun.objects.select_for_update(skip_locked=True)
+            RebalanceRun.objects.active()
+            .select_for_update(skip_locked=True)
             .filter(status__in=DUE_STATUSES, execute_after__isnull=False, execute_after__lte=now)
             .order_by("execute_after", "pk")
             .values_list("pk", flat=True)

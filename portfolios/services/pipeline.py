@@ -8,8 +8,10 @@ only). `portfolio_day` does, for one portfolio and date, under a lock:
     sync from the broker -> targets -> plan (the stored run) -> execute (auto mode, triggers fired)
     -> report ready
 
-Each step stores its result, so calling it again resumes where it stopped: an existing run is
-never re-planned, an execution in progress is resumed. A portfolio whose prices are missing or
+Each step stores its result, so calling it again resumes where it stopped: a stored plan is
+answered again when its inputs (holdings and cash as synced, targets, settings) are the same, and
+superseded by a new plan when they changed and its execution has not begun; an execution in
+progress is resumed. A portfolio whose prices are missing or
 stale on the date fails closed (a failed run naming the symbols, nothing traded). When the market
 is closed at planning time (the usual case after the close) the execution of an `auto` plan is
 made due at the next open (`RebalanceRun.execute_after`), when the execute-due schedule queues it
@@ -38,7 +40,13 @@ from portfolios import events
 from portfolios.models import PipelineDay, Portfolio, RebalanceRun
 from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run
 from portfolios.services.locks import portfolio_day_lock
-from portfolios.services.rebalancing import RebalanceError, rebalance_run_create
+from portfolios.services.rebalancing import (
+    PlannedRun,
+    RebalanceError,
+    RunExecuting,
+    plan_revisable,
+    rebalance_run_create,
+)
 from portfolios.services.sync import SyncError, sync_from_broker, unreadable
 from rebalancer_site import metrics
 from rebalancer_site.logcontext import log_context
@@ -214,11 +222,15 @@ class _DayAdapter:
 
 def _portfolio_day(portfolio: Portfolio, trading_date: date, *, execute: bool, adapter: _DayAdapter) -> str:
     run = RebalanceRun.objects.active().filter(portfolio=portfolio, trading_date=trading_date).first()
-    if run is None or run.status == Status.FAILED:
-        run = _plan(portfolio, trading_date, stored=run, adapter=adapter)
-        if run is None:
+    # A stored plan whose execution has not begun is checked against today's inputs (synced first)
+    # and superseded when they changed; one whose execution began stands.
+    if run is None or run.status == Status.FAILED or plan_revisable(run):
+        planned = _plan(portfolio, trading_date, stored=run, adapter=adapter)
+        if planned is None:
             return FAILED
-        _drift_alert(portfolio, run)
+        run = planned.run
+        if not planned.existing:
+            _drift_alert(portfolio, run)
     with log_context(run_id=run.pk):
         if run.status == Status.NO_ACTION:
             return _finish(portfolio, run, NO_ACTION)
@@ -233,8 +245,9 @@ def _portfolio_day(portfolio: Portfolio, trading_date: date, *, execute: bool, a
 
 def _plan(
     portfolio: Portfolio, trading_date: date, *, stored: RebalanceRun | None, adapter: _DayAdapter
-) -> RebalanceRun | None:
-    """Sync, then plan and store the day's run; None when it failed (the failure is stored and sent)."""
+) -> PlannedRun | None:
+    """Sync, then plan and store the day's run (or answer ``stored`` when its inputs are the same);
+    None when it failed (the failure is stored and sent)."""
     events.emit(events.rebalancing_started, portfolio=portfolio, trading_date=trading_date)
     started = time.perf_counter()
     try:
@@ -246,6 +259,9 @@ def _plan(
             sync_from_broker(portfolio=portfolio, broker=broker)
             metrics.observe_step("sync", time.perf_counter() - started)
         planned = rebalance_run_create(portfolio=portfolio, as_of=trading_date, stored_run=stored)
+    except RunExecuting as error:  # an execution took the stored plan up meanwhile: it stands
+        error.run.refresh_from_db()
+        return PlannedRun(run=error.run, trades=[], stored=True, existing=True)
     except (RebalanceError, SyncError) as error:
         run = RebalanceRun.objects.active().filter(portfolio=portfolio, trading_date=trading_date).first()
         if run is None:  # the sync failed before planning: record it as the day's failed run
@@ -256,9 +272,10 @@ def _plan(
         )
         logger.warning("portfolio day failed", extra={"trading_date": str(trading_date), "error": str(error)})
         return None
-    for step, seconds in planned.run.timings.items():
-        metrics.observe_step(step, seconds)
-    return planned.run
+    if not planned.existing:
+        for step, seconds in planned.run.timings.items():
+            metrics.observe_step(step, seconds)
+    return planned
 
 
 def _store_failed(portfolio: Portfolio, trading_date: date, message: str) -> RebalanceRun | None:

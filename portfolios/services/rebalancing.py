@@ -320,7 +320,7 @@ def rebalance_run_create(
             if expected_fingerprint is not None:  # a previewed plan that can no longer be the date's
                 raise RunExecuting(existing)
             return _stored(existing)
-        if not _revisable(existing):
+        if not plan_revisable(existing):
             raise RunExecuting(existing)
     if existing is not None and existing.status == RebalanceRun.Status.EXECUTION_FAILED:
         _check_settled(existing)
@@ -381,7 +381,7 @@ def _stored(run: RebalanceRun) -> PlannedRun:
     return PlannedRun(run=run, trades=list(run.trades.select_related("instrument")), stored=True, existing=True)
 
 
-def _revisable(run: RebalanceRun) -> bool:
+def plan_revisable(run: RebalanceRun) -> bool:
     """Whether ``run`` (as read) may be superseded by a plan from changed inputs: a plan whose
     execution has not begun (the stored row decides, in `_superseding`)."""
     free = run.lease_owner == "" or (run.lease_until is not None and run.lease_until < timezone.now())

@@ -20,13 +20,15 @@ from django_q.models import Schedule
 from brokers.adapters.paper import PaperBroker
 from brokers.base import BrokerError
 from brokers.models import BrokerAccount, PaperAccount, PaperOrder
+from brokers.services.paper import paper_account_reset
 from marketdata.models import PriceBar
 from portfolios import events, tasks
 from portfolios.models import AuditEntry, PipelineDay, RebalanceRun
 from portfolios.schedules import schedules_setup
 from portfolios.services import execution_queue, pipeline
+from portfolios.services.execution.lease import lease_claim, new_owner
 
-from .execution_factories import NEW_YORK, paper_portfolio
+from .execution_factories import NEW_YORK, close, paper_portfolio, shares_worth
 from .factories import AS_OF
 
 pytestmark = pytest.mark.django_db
@@ -474,3 +476,82 @@ def test_holding_one_portfolios_lock_does_not_block_another():
                 held = other.execute("SELECT pg_try_advisory_lock(%s)", [lock_key(1, AS_OF)]).fetchone()[0]
                 free = other.execute("SELECT pg_try_advisory_lock(%s)", [lock_key(2, AS_OF)]).fetchone()[0]
                 assert (held, free) == (False, True)
+
+
+def _broker_now_holds(portfolio, holdings_usd: dict[str, int]) -> None:
+    """The owner traded at the broker outside the project: the day's sync will read this."""
+    paper_account_reset(
+        account=portfolio.broker_account,
+        cash_usd=Decimal(0),
+        positions={s: (shares_worth(Decimal(usd), s), close(s)) for s, usd in holdings_usd.items()},
+    )
+
+
+def test_the_daily_run_replans_a_stored_plan_whose_inputs_changed(prices, clock, settings):
+    clock.now = AFTER_CLOSE
+    settings.DRIFT_ALERT_THRESHOLD = 0.15
+    portfolio = paper_portfolio(holdings_usd={"SPY": 9500, "BND": 500}, mode="propose")
+    portfolio.owner.email = "alice@example.com"
+    portfolio.owner.save()
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.PLANNED
+    first = RebalanceRun.objects.get(portfolio=portfolio)
+    _broker_now_holds(portfolio, {"SPY": 2000, "BND": 8000})
+
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.PLANNED
+
+    first.refresh_from_db()
+    second = RebalanceRun.objects.active().get(portfolio=portfolio, trading_date=AS_OF)
+    assert second.pk != first.pk and first.superseded_by_id == second.pk
+    # The new plan is made from what the broker holds now: it buys SPY and sells BND.
+    assert {t.instrument.symbol: t.side for t in second.trades.select_related("instrument")} == {
+        "SPY": "buy",
+        "BND": "sell",
+    }
+    assert events_of(portfolio).count("drift_alert") == 2  # one per plan: each one drifted
+
+
+def test_the_daily_run_answers_the_stored_plan_again_when_nothing_changed(prices, clock, settings):
+    clock.now = AFTER_CLOSE
+    settings.DRIFT_ALERT_THRESHOLD = 0.15
+    portfolio = paper_portfolio(holdings_usd={"SPY": 9500, "BND": 500}, mode="propose")
+    portfolio.owner.email = "alice@example.com"
+    portfolio.owner.save()
+    pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF)
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.PLANNED
+    assert RebalanceRun.objects.filter(portfolio=portfolio).count() == 1
+    assert events_of(portfolio).count("drift_alert") == 1 and len(mail.outbox) == 1
+
+
+def test_an_auto_plan_due_at_the_open_is_replaced_by_the_plan_of_changed_targets(prices, clock):
+    clock.now = AFTER_CLOSE
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.SCHEDULED
+    first = RebalanceRun.objects.get(portfolio=portfolio)
+    portfolio.manual_targets = {"SPY": "0.3", "BND": "0.7"}
+    portfolio.save()
+
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.SCHEDULED
+
+    second = RebalanceRun.objects.active().get(portfolio=portfolio, trading_date=AS_OF)
+    assert second.pk != first.pk and second.execute_after == NEXT_OPEN
+    clock.now = NEXT_OPEN
+    queued = []
+    assert execution_queue.executions_dispatch(enqueue=queued.append) == [second.pk]
+    assert tasks.execute_runs_task([second.pk]) == {pipeline.EXECUTED: 1}
+    # Only the new plan traded: SPY sold down to 30%, BND bought.
+    assert sorted(PaperOrder.objects.values_list("symbol", "side")) == [("BND", "buy"), ("SPY", "sell")]
+    assert not first.orders.exists()
+
+
+def test_the_daily_run_never_replans_a_run_whose_execution_began(prices, clock):
+    clock.now = AFTER_CLOSE
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
+    pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF)
+    run = RebalanceRun.objects.get(portfolio=portfolio)
+    lease_claim(run, new_owner())  # an executor holds it
+    portfolio.manual_targets = {"SPY": "0.3", "BND": "0.7"}
+    portfolio.save()
+
+    pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF)
+
+    assert list(RebalanceRun.objects.values_list("pk", "superseded_at")) == [(run.pk, None)]
