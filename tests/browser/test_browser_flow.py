@@ -14,12 +14,20 @@ import os
 import re
 import shutil
 from base64 import b32decode
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 from django_otp.oath import totp
 
+from brokers.models import PaperOrder
+from brokers.services.accounts import broker_account_create
+from brokers.services.paper import paper_account_reset
 from marketdata.services import prices_fetch
+from portfolios.models import RebalanceRun
+from portfolios.tests.execution_factories import NEW_YORK
 from portfolios.tests.factories import make_portfolio, make_user
 
 # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still
@@ -150,6 +158,65 @@ def test_a_user_rebalances_a_new_portfolio_and_approves_the_plan_on_the_paper_br
     expect(card).to_contain_text("Executed")
     expect(card).to_contain_text("4 trades")
     screenshot(page, "dashboard")
+
+
+def test_a_user_edits_holdings_previews_saves_the_plan_and_approves_it_on_a_weekend(running_clock, page):
+    """The everyday loop: the holdings change, the preview shows the plan they get, saving stores
+    exactly that plan, and approving it on a Saturday queues it for Monday's open."""
+    expect = sync_api.expect
+    running_clock.now = datetime(2025, 7, 5, 11, 0, tzinfo=NEW_YORK)  # Saturday; Friday 4 July is a holiday
+    prices_fetch(symbols=SYMBOLS, provider_names=["sample"])  # up to Thursday's close
+    carol = get_user_model().objects.get(username="carol")
+    account = broker_account_create(owner=carol, kind="paper", label="Weekday paper")
+    paper_account_reset(account=account, cash_usd=Decimal(100_000), positions={})
+    portfolio = make_portfolio(
+        carol,
+        name="Weekend portfolio",
+        symbols=SYMBOLS,
+        manual_targets={"SPY": "0.4", "VTI": "0.2", "VXUS": "0.1", "BND": "0.3"},
+        broker_account=account,
+        mode="propose",
+    )
+    log_in(page)
+
+    # The owner moved $100,000 into the account: the holdings editor says so.
+    page.goto(f"/portfolios/{portfolio.pk}/holdings/")
+    page.fill("input[name=cash_usd]", "100000")
+    page.get_by_role("button", name="Save holdings").click()
+    expect(page.get_by_role("heading", name="Weekend portfolio")).to_be_visible()
+
+    # The preview: the plan these holdings get, nothing stored.
+    page.locator("#preview-plan summary").click()
+    page.locator("#preview-plan").get_by_role("button", name=re.compile("preview", re.I)).click()
+    expect(page.get_by_role("heading", name=re.compile("Plan preview"))).to_be_visible()
+    for symbol in SYMBOLS:
+        expect(page.locator("main table", has_text="Reason").first.get_by_text(symbol, exact=True)).to_be_visible()
+    assert not RebalanceRun.objects.filter(portfolio=portfolio).exists()
+
+    # Save as plan: the run stored is the one previewed; its report opens.
+    page.get_by_role("button", name="Save as plan").click()
+    expect(page.get_by_role("heading", name=re.compile("Rebalancing report"))).to_be_visible()
+    run = RebalanceRun.objects.get(portfolio=portfolio)
+    assert run.trading_date == date(2025, 7, 3) and run.trades.count() == 4
+
+    # Approve on Saturday: the page says when the orders go, and approving queues them for then.
+    page.get_by_role("link", name=re.compile("review and approve", re.I)).click()
+    expect(page.locator("#approve-queued")).to_contain_text("Monday 7 July 9:35 ET")
+    page.get_by_role("button", name="Approve: send 4 orders at Monday 7 July 9:35 ET").click()
+    expect(page.get_by_text(re.compile(r"queued and executes at Monday 7 July 9:35 ET"))).to_be_visible()
+    run.refresh_from_db()
+    assert run.approved_at is not None
+    assert run.execute_after == datetime(2025, 7, 7, 9, 35, tzinfo=NEW_YORK)
+    assert not PaperOrder.objects.exists()  # nothing sent before the open
+    screenshot(page, "approved-on-a-weekend")
+
+
+def log_in(page) -> None:
+    page.goto("/accounts/login/")
+    page.fill("input[name=username]", "carol")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    sync_api.expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 
 def test_another_users_portfolio_is_a_404_in_the_browser_too(page):
