@@ -4,6 +4,7 @@ the kill switch (actions that also cancel open orders) and paper accounts."""
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
@@ -33,6 +34,10 @@ class BrokerAccountForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["max_order_notional_usd"].help_text = (
+            "Largest single order for this account (USD); empty = the server's limit, "
+            f"${settings.MAX_ORDER_NOTIONAL_USD:,.2f}."
+        )
         status = self.instance.credential_status() if self.instance.pk else {}
         for name in _CREDENTIAL_NAMES:
             self.fields[name] = forms.CharField(

@@ -1,8 +1,10 @@
 """Forms of the broker account pages.
 
-Credentials are write-only: password inputs that never render a value, where an empty input
-keeps what is stored. Entering a credential or changing the live flag asks for the owner's
-password again.
+Credentials are write-only: a page never renders a stored one, and an empty input keeps what is
+stored. What the owner typed is rendered back after a refused POST, so one wrong field does not
+clear the others. Entering a credential or changing the live flag asks for the owner's password
+again. The create form serves every kind: each field says the kinds it belongs to (``data-kinds``,
+read by static/js/broker_account_form.js) and the fields of kinds not chosen are ignored.
 """
 
 from __future__ import annotations
@@ -12,30 +14,53 @@ from decimal import Decimal
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from brokers.models import CREDENTIAL_FIELDS, BrokerAccount, PaperAccount
 from brokers.selectors import broker_accounts_for_user
 from brokers.services.accounts import broker_account_create, broker_account_set_credentials
+from brokers.services.connection import ConnectionTest, broker_connection_test
 from rebalancer_site.form_fields import PlainDecimalField, PlainTextField
 from rebalancer_site.two_factor.forms import PasswordConfirmation, RealMoneyForm
 
 CREDENTIAL_LABELS = {
-    "api_key": "API key (Alpaca)",
+    "api_key": "API key ID (Alpaca)",
     "secret_key": "Secret key (Alpaca)",
-    "host": "Host (IB Gateway / TWS)",
-    "port": "Port (IB)",
-    "client_id": "Client id (IB)",
+    "host": "Host (Interactive Brokers: IB Gateway / TWS)",
+    "port": "Port (Interactive Brokers)",
+    "client_id": "Client id (Interactive Brokers)",
 }
 ALL_CREDENTIALS = tuple(CREDENTIAL_LABELS)
+#: Credentials that are secrets: typed into password inputs. IB's host, port and client id are not.
+SECRET_CREDENTIALS = ("api_key", "secret_key")
+#: The account kinds each field of the create form belongs to; fields not named serve every kind.
+FIELD_KINDS: dict[str, tuple[str, ...]] = {
+    "is_live": tuple(kind for kind in BrokerAccount.Kind.values if kind != BrokerAccount.Kind.PAPER),
+    "paper_cash_usd": (BrokerAccount.Kind.PAPER,),
+    "paper_session_mode": (BrokerAccount.Kind.PAPER,),
+    **{name: (kind,) for kind, names in CREDENTIAL_FIELDS.items() for name in names},
+}
 
 
 def _credential_field(name: str) -> forms.CharField:
-    return PlainTextField(
-        label=CREDENTIAL_LABELS[name],
-        required=False,
-        strip=True,
-        max_length=200,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+    # render_value: a refused POST shows what was just typed again. Stored credentials never reach
+    # the form (it has no initial value for them), so nothing stored is rendered.
+    if name in SECRET_CREDENTIALS:
+        widget = forms.PasswordInput(render_value=True, attrs={"autocomplete": "off"})
+    else:
+        widget = forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"})
+        if name in ("port", "client_id"):
+            widget.attrs["inputmode"] = "numeric"
+    return PlainTextField(label=CREDENTIAL_LABELS[name], required=False, strip=True, max_length=200, widget=widget)
+
+
+def _paper_session_mode_field() -> forms.ChoiceField:
+    return forms.ChoiceField(
+        label="Trading hours (paper)",
+        choices=PaperAccount.SessionMode.choices,
+        initial=PaperAccount.SessionMode.EXCHANGE,
+        required=False,  # not sent: NYSE hours for a new account, unchanged for an existing one
+        help_text="NYSE hours, or always open: a simulation that fills orders at any hour.",
     )
 
 
@@ -60,31 +85,30 @@ class _AccountForm(forms.Form):
         """The account kind whose credentials the form takes: the chosen one (an edit knows its own)."""
         return self.cleaned_data.get("kind", "")
 
-    def _account_pk(self) -> int | None:
+    def _account(self) -> BrokerAccount | None:
+        """The account being edited; None on the create form."""
         return None
 
     def clean_label(self) -> str:
         label = self.cleaned_data["label"].strip()
-        taken = broker_accounts_for_user(user=self.user).filter(label__iexact=label).exclude(pk=self._account_pk())
+        taken = broker_accounts_for_user(user=self.user).filter(label__iexact=label)
+        account = self._account()
+        if account is not None:
+            taken = taken.exclude(pk=account.pk)
         if taken.exists():
             raise ValidationError(f"you already have a broker account named {label!r}")
         return label
 
     def credentials(self) -> dict[str, str]:
-        """The credentials typed in (empty inputs keep what is stored)."""
-        return {name: self.cleaned_data[name] for name in ALL_CREDENTIALS if self.cleaned_data.get(name)}
+        """The credentials of the account's kind typed in (empty inputs keep what is stored)."""
+        names = CREDENTIAL_FIELDS.get(self._kind(), ())
+        return {name: self.cleaned_data[name] for name in names if self.cleaned_data.get(name)}
 
     def _needs_password(self) -> bool:
         return bool(self.credentials())
 
     def clean(self):
         cleaned = super().clean()
-        kind = self._kind()
-        if kind:
-            for name in self.credentials():
-                if name not in CREDENTIAL_FIELDS.get(kind, ()):
-                    accepted = ", ".join(CREDENTIAL_FIELDS.get(kind, ())) or "none"
-                    self.add_error(name, f"not a credential of a {kind} account (it takes: {accepted})")
         if self._needs_password():
             password = cleaned.get("password") or ""
             if not password:
@@ -92,6 +116,24 @@ class _AccountForm(forms.Form):
             elif not self.user.check_password(password):
                 self.add_error("password", "the password is not correct")
         return cleaned
+
+    def connection_test(self) -> ConnectionTest | None:
+        """Test the typed credentials (over the stored ones), saving nothing; None, with the
+        errors added to the form, when the kind or a credential is not valid. Only those fields
+        are checked: a test needs no label and no password."""
+        self.full_clean()
+        for name in list(self.errors):
+            if name not in ("kind", *ALL_CREDENTIALS):
+                del self.errors[name]
+        if self.errors:
+            return None
+        try:
+            return broker_connection_test(
+                owner=self.user, kind=self._kind(), credentials=self.credentials(), account=self._account()
+            )
+        except ValidationError as error:
+            self.apply_service_error(error)
+            return None
 
     def apply_service_error(self, error: ValidationError) -> None:
         """Put a service's `ValidationError` next to the field it names."""
@@ -109,7 +151,7 @@ class BrokerAccountCreateForm(_AccountForm):
     label = PlainTextField(max_length=100)
     is_live = forms.BooleanField(
         required=False,
-        label="Live (real money)",
+        label="Live (real money; Alpaca and Interactive Brokers)",
         help_text="Real money also needs ALLOW_LIVE_TRADING on the server and your opt-in with your password.",
     )
     paper_cash_usd = PlainDecimalField(
@@ -121,11 +163,7 @@ class BrokerAccountCreateForm(_AccountForm):
         initial=Decimal(100_000),
         help_text="Simulated USD the paper account starts with.",
     )
-    paper_session_mode = forms.ChoiceField(
-        label="Trading hours (paper)",
-        choices=PaperAccount.SessionMode.choices,
-        initial=PaperAccount.SessionMode.EXCHANGE,
-    )
+    paper_session_mode = _paper_session_mode_field()
     api_key = _credential_field("api_key")
     secret_key = _credential_field("secret_key")
     host = _credential_field("host")
@@ -133,10 +171,28 @@ class BrokerAccountCreateForm(_AccountForm):
     client_id = _credential_field("client_id")
     password = _password_field("Needed when you enter credentials or mark the account live.")
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, kinds in FIELD_KINDS.items():
+            self.fields[name].widget.attrs["data-kinds"] = " ".join(kinds)
+
     def _needs_password(self) -> bool:
         return super()._needs_password() or bool(self.cleaned_data.get("is_live"))
 
+    def _ignore_other_kinds(self) -> None:
+        """Drop what the fields of kinds not chosen hold, errors included: a person may have typed
+        into them before choosing the kind. The live flag stays: real money on a paper account is
+        refused, never silently dropped."""
+        kind = self.cleaned_data.get("kind")
+        if not kind:
+            return
+        for name, kinds in FIELD_KINDS.items():
+            if kind not in kinds and name != "is_live":
+                self.errors.pop(name, None)
+                self.cleaned_data.pop(name, None)
+
     def clean(self):
+        self._ignore_other_kinds()
         cleaned = super().clean()
         if cleaned.get("kind") == BrokerAccount.Kind.PAPER and cleaned.get("is_live"):
             self.add_error("is_live", "a paper account cannot trade real money")
@@ -153,7 +209,7 @@ class BrokerAccountCreateForm(_AccountForm):
                 is_live=data["is_live"],
                 credentials=self.credentials(),
                 paper_cash_usd=data.get("paper_cash_usd") or Decimal(0),
-                paper_session_mode=data["paper_session_mode"],
+                paper_session_mode=data.get("paper_session_mode") or PaperAccount.SessionMode.EXCHANGE,
             )
         except ValidationError as error:
             self.apply_service_error(error)
@@ -161,7 +217,8 @@ class BrokerAccountCreateForm(_AccountForm):
 
 
 class BrokerAccountEditForm(_AccountForm):
-    """Label, live flag and credentials of the account's kind (the kind itself does not change)."""
+    """Label, live flag, credentials of the account's kind and a paper account's trading hours
+    (the kind itself does not change)."""
 
     label = PlainTextField(max_length=100)
     is_live = forms.BooleanField(
@@ -173,13 +230,21 @@ class BrokerAccountEditForm(_AccountForm):
 
     def __init__(self, *args, account: BrokerAccount, **kwargs):
         self.account = account
-        kwargs.setdefault("initial", {"label": account.label, "is_live": account.is_live})
+        paper = PaperAccount.objects.filter(account=account).first()
+        initial = {"label": account.label, "is_live": account.is_live}
+        if paper is not None:
+            initial["paper_session_mode"] = paper.session_mode
+        kwargs.setdefault("initial", initial)
         super().__init__(*args, **kwargs)
         for name in CREDENTIAL_FIELDS.get(account.kind, ()):
             self.fields[name] = _credential_field(name)
             state = account.credential_status().get(name, "not set")
             self.fields[name].help_text = f"Currently {state}. Leave empty to keep it."
-        self.order_fields(["label", "is_live", *CREDENTIAL_FIELDS.get(account.kind, ()), "password"])
+        if paper is not None:
+            self.fields["paper_session_mode"] = _paper_session_mode_field()
+        self.order_fields(
+            ["label", "is_live", "paper_session_mode", *CREDENTIAL_FIELDS.get(account.kind, ()), "password"]
+        )
         if account.kind == BrokerAccount.Kind.PAPER:
             self.fields["is_live"].disabled = True
             self.fields["is_live"].help_text = "A paper account never trades real money."
@@ -187,8 +252,8 @@ class BrokerAccountEditForm(_AccountForm):
     def _kind(self) -> str:
         return self.account.kind
 
-    def _account_pk(self) -> int | None:
-        return self.account.pk
+    def _account(self) -> BrokerAccount | None:
+        return self.account
 
     def live_changed(self) -> bool:
         return bool(self.cleaned_data.get("is_live")) != self.account.is_live
@@ -211,6 +276,12 @@ class BrokerAccountEditForm(_AccountForm):
             fields += ["is_live", "live_opt_in_at"]
         if fields:
             account.save(update_fields=[*fields, "updated_at"])
+        session_mode = self.cleaned_data.get("paper_session_mode")
+        if session_mode:
+            # One UPDATE of one column: the paper broker's own writes to the row (cash) are left alone.
+            PaperAccount.objects.filter(account=account).exclude(session_mode=session_mode).update(
+                session_mode=session_mode, updated_at=timezone.now()
+            )
         credentials = self.credentials()
         if credentials:
             try:

@@ -1,5 +1,6 @@
 """Broker account pages: list, detail (with the paper account's cash and positions), create, edit,
-and the live-trading opt-in and opt-out. Every account is fetched for its owner (404 otherwise)."""
+the connection test, and the live-trading opt-in and opt-out. Every account is fetched for its owner
+(404 otherwise)."""
 
 from __future__ import annotations
 
@@ -89,6 +90,34 @@ def broker_account_edit(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("broker_account_detail", pk=account.pk)
     status = 400 if form.is_bound and form.errors else 200
     return render(request, "brokers/account_form.html", {"form": form, "account": account}, status=status)
+
+
+@require_POST
+def broker_account_connection_test(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    """Read the broker's account with the credentials typed in the account form (over the stored
+    ones; ``pk`` None: a new account), saving nothing, and show the form again with the outcome.
+    From the detail page (``from=detail``, no fields: the stored credentials) the outcome is a
+    message on that page."""
+    account = broker_account_get_for_user(user=request.user, account_id=pk) if pk is not None else None
+    if account is None:
+        form = BrokerAccountCreateForm(request.POST, user=request.user)
+    else:
+        form = BrokerAccountEditForm(request.POST, user=request.user, account=account)
+    result = form.connection_test()
+    if account is not None and request.POST.get("from") == "detail":
+        if result is None:
+            refused = "; ".join(
+                f"{form.fields[name].label}: {' '.join(errors)}" if name in form.fields else " ".join(errors)
+                for name, errors in form.errors.items()
+            )
+            messages.error(request, f"Connection not tested: {refused}")
+        elif result.connected:
+            messages.success(request, result.message)
+        else:
+            messages.error(request, result.message)
+        return redirect("broker_account_detail", pk=account.pk)
+    context = {"form": form, "account": account, "connection_test": result, "testing": True}
+    return render(request, "brokers/account_form.html", context, status=400 if form.errors else 200)
 
 
 @require_POST

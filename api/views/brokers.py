@@ -21,7 +21,7 @@ from api.serializers.brokers import (
 )
 from api.views.base import ApiView
 from brokers.forms import BrokerAccountCreateForm, BrokerAccountEditForm
-from brokers.models import BrokerAccount
+from brokers.models import CREDENTIAL_FIELDS, BrokerAccount
 from brokers.selectors import broker_account_get_for_user, broker_accounts_for_user
 
 BROKER_TAG = ["broker accounts"]
@@ -40,6 +40,13 @@ def _form_data(validated: dict) -> dict:
         elif value is not None:
             data[name] = str(value)
     return data
+
+
+def _credentials_of_kind(validated: dict, kind: str) -> None:
+    """Refuse credentials of another kind: the web form ignores its hidden fields, a client's body means them."""
+    foreign = sorted(set(validated.get("credentials") or {}) - set(CREDENTIAL_FIELDS.get(kind, ())))
+    if foreign:
+        raise ValidationError({"credentials": {name: [f"not a credential of {kind} accounts"] for name in foreign}})
 
 
 def _form_errors(form) -> ValidationError:
@@ -85,6 +92,7 @@ class BrokerAccountListView(ApiView):
     def post(self, request):
         serializer = BrokerAccountCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        _credentials_of_kind(serializer.validated_data, serializer.validated_data["kind"])
         form = BrokerAccountCreateForm(_form_data(serializer.validated_data), user=request.user)
         account = form.save() if form.is_valid() else None
         if account is None:
@@ -135,6 +143,7 @@ class BrokerAccountDetailView(ApiView):
         if account.kind == BrokerAccount.Kind.PAPER and serializer.validated_data.get("is_live"):
             # The web form shows the flag disabled for a paper account; the API says so, as on creation.
             raise ValidationError({"is_live": ["a paper account cannot trade real money"]})
+        _credentials_of_kind(serializer.validated_data, account.kind)
         data = {"label": account.label, "is_live": account.is_live, **serializer.validated_data}
         form = BrokerAccountEditForm(_form_data(data), user=self.request.user, account=account)
         saved = form.save() if form.is_valid() else None

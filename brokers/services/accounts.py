@@ -50,7 +50,8 @@ def _clean_credential(kind: str, name: str, value: object) -> str:
     return str(number)
 
 
-def _validated(kind: str, credentials: Mapping[str, object]) -> dict[str, str]:
+def credentials_validated(kind: str, credentials: Mapping[str, object]) -> dict[str, str]:
+    """The credentials of a ``kind`` of account, stripped and checked; `ValidationError` naming each bad one."""
     allowed = CREDENTIAL_FIELDS[kind]
     errors: dict[str, str] = {}
     cleaned: dict[str, str] = {}
@@ -87,7 +88,7 @@ def broker_account_create(
         raise ValidationError({"is_live": "a paper account cannot trade real money"})
     account = BrokerAccount(owner=owner, kind=kind, label=label, is_live=is_live)
     account.full_clean()
-    cleaned = _validated(kind, credentials or {})
+    cleaned = credentials_validated(kind, credentials or {})
     account.credentials_encrypted = encrypt_credentials(cleaned) if cleaned else ""
     account.credentials_set = sorted(cleaned)
     account.save()
@@ -105,7 +106,7 @@ def broker_account_set_credentials(*, account: BrokerAccount, credentials: Mappi
     Changing credentials of a live account withdraws its live opt-in: the owner confirms again.
     """
     account = BrokerAccount.objects.select_for_update().get(pk=account.pk)
-    cleaned = _validated(account.kind, credentials)
+    cleaned = credentials_validated(account.kind, credentials)
     if not cleaned:
         return account
     stored = decrypt_credentials(account.credentials_encrypted)

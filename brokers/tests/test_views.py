@@ -4,6 +4,7 @@ positions, and another user's account as a 404."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -19,13 +20,6 @@ from rebalancer_site.tests.factories import totp_code, two_factor_device, verify
 pytestmark = pytest.mark.django_db
 PASSWORD = "pw-not-used-123"  # portfolios.tests.factories.make_user's
 API_KEY, SECRET = "PKTESTKEY12345678", "s3cr3t-Value-Never-Shown-0123456789"
-
-
-@pytest.fixture
-def owner(client):
-    user = make_user("alice")
-    client.force_login(user)
-    return user
 
 
 @pytest.fixture
@@ -147,8 +141,6 @@ def test_credentials_on_create_need_the_password(client, owner):
     assert response.status_code == 400
     assert "enter your password" in " ".join(response.context["form"].errors["password"])
     assert not BrokerAccount.objects.exists()
-    # The form never sends a secret back.
-    assert SECRET not in response.content.decode() and API_KEY not in response.content.decode()
 
     response = client.post(reverse("broker_account_create"), {**data, "password": PASSWORD})
     assert response.status_code == 302
@@ -160,7 +152,6 @@ def test_credentials_on_create_need_the_password(client, owner):
     ("data", "field", "text"),
     [
         ({"kind": "paper", "label": "P", "is_live": "on", "password": PASSWORD}, "is_live", "cannot trade real money"),
-        ({"kind": "paper", "label": "P", "api_key": API_KEY, "password": PASSWORD}, "api_key", "not a credential"),
         ({"kind": "alpaca", "label": "A", "api_key": "short", "password": PASSWORD}, "api_key", "expected 8 to 200"),
         ({"kind": "ib", "label": "I", "port": "99999", "password": PASSWORD}, "port", "port from 1 to 65535"),
         ({"kind": "alpaca", "label": "A", "is_live": "on"}, "password", "enter your password"),
@@ -193,7 +184,7 @@ def test_input_no_column_can_hold_is_named_next_to_its_field(client, owner, data
     response = client.post(reverse("broker_account_create"), {"paper_session_mode": "exchange", **data})
     assert response.status_code == 400
     assert text in " ".join(response.context["form"].errors[field])
-    assert f'id="id_{field}-error"' in response.content.decode()
+    assert f'id="id_{field}_error"' in response.content.decode()
     assert not BrokerAccount.objects.exists()
 
 
@@ -361,3 +352,161 @@ def test_credentials_set_by_the_service_show_as_set(client, owner):
     page = client.get(reverse("broker_account_detail", args=[account.pk])).content.decode()
     assert "10.0.0.5" not in page
     assert page.count('class="badge good">set<') == 1 and page.count('class="badge warn">not set<') == 2
+
+
+# -- the create form's fields by kind --------------------------------------------------------------------
+
+
+def test_each_field_of_the_create_form_names_its_kind_and_every_input_has_a_label(client, owner):
+    page = client.get(reverse("broker_account_create")).content.decode()
+
+    kinds = {
+        "is_live": "alpaca ib",
+        "paper_cash_usd": "paper",
+        "paper_session_mode": "paper",
+        "api_key": "alpaca",
+        "secret_key": "alpaca",
+        "host": "ib",
+        "port": "ib",
+        "client_id": "ib",
+    }
+    for name, kind in kinds.items():
+        tag = re.search(rf'<(?:input|select)[^>]*name="{name}"[^>]*>', page).group(0)
+        assert f'data-kinds="{kind}"' in tag, tag
+    for name in ("kind", "label", "password"):
+        assert "data-kinds" not in re.search(rf'<(?:input|select)[^>]*name="{name}"[^>]*>', page).group(0)
+    # Without JavaScript every field is shown, its label naming its kind.
+    for label in ("Starting cash (paper)", "Trading hours (paper)", "API key ID (Alpaca)", "Secret key (Alpaca)"):
+        assert f"{label}</label>" in page
+    assert "Port (Interactive Brokers)</label>" in page and "Live (real money; Alpaca and Interactive Brokers)" in page
+    form = page.split('<form method="post" action="/brokers/new/"', 1)[1].split("</form>")[0]
+    assert " hidden" not in form and "display: none" not in form
+    ids = re.findall(r'<(?:input|select)[^>]*\bid="([^"]+)"', page)
+    assert ids and all(f'<label for="{input_id}">' in page for input_id in ids)
+    assert 'src="/static/js/broker_account_form.js"' in page
+    assert ">Test connection</button>" in page
+
+
+def test_fields_of_a_kind_not_chosen_are_ignored(client, owner):
+    typed_elsewhere = {
+        "paper_cash_usd": "not a number",
+        "paper_session_mode": "weekends",
+        "host": "bad host!",
+        "port": "x",
+    }
+    response = client.post(
+        reverse("broker_account_create"),
+        {"kind": "alpaca", "label": "Alpaca", "api_key": API_KEY, "secret_key": SECRET, "password": PASSWORD}
+        | typed_elsewhere,
+    )
+    assert response.status_code == 302
+    account = BrokerAccount.objects.get(label="Alpaca")
+    assert stored(account) == {"api_key": API_KEY, "secret_key": SECRET}
+    assert not PaperAccount.objects.filter(account=account).exists()
+
+    # A paper account takes no credentials: typed ones are dropped, so no password is asked for.
+    response = client.post(
+        reverse("broker_account_create"),
+        {"kind": "paper", "label": "Sandbox", "paper_cash_usd": "500", "api_key": API_KEY, "host": "10.0.0.5"},
+    )
+    assert response.status_code == 302
+    sandbox = BrokerAccount.objects.get(label="Sandbox")
+    assert sandbox.credentials_encrypted == "" and sandbox.credentials_set == []
+    assert sandbox.paper.cash_usd == Decimal(500) and sandbox.paper.session_mode == "exchange"
+
+
+# -- typed credentials survive a refused POST --------------------------------------------------------------
+
+
+def input_value(page: str, name: str) -> str | None:
+    tag = re.search(rf'<input[^>]*name="{name}"[^>]*>', page).group(0)
+    found = re.search(r'value="([^"]*)"', tag)
+    return found.group(1) if found else None
+
+
+def test_a_refused_create_keeps_the_typed_credentials_but_not_the_password(client, owner):
+    data = {"kind": "alpaca", "label": "Alpaca", "api_key": API_KEY, "secret_key": SECRET, "password": "wrong"}
+    page = client.post(reverse("broker_account_create"), data).content.decode()
+    assert input_value(page, "api_key") == API_KEY and input_value(page, "secret_key") == SECRET
+    assert input_value(page, "password") is None
+    assert 'type="password" name="secret_key"' in page
+
+    ib = {"kind": "ib", "label": "IB", "host": "10.0.0.5", "port": "99999", "client_id": "12", "password": PASSWORD}
+    response = client.post(reverse("broker_account_create"), ib)
+    assert response.status_code == 400 and "port from 1 to 65535" in str(response.context["form"].errors["port"])
+    page = response.content.decode()
+    assert (input_value(page, "host"), input_value(page, "port"), input_value(page, "client_id")) == (
+        "10.0.0.5",
+        "99999",
+        "12",
+    )
+    assert not BrokerAccount.objects.exists()
+
+
+def test_a_refused_edit_renders_what_was_typed_and_never_what_is_stored(client, owner, alpaca):
+    new_secret = "typed-Secret-abcdef-123456"
+    response = client.post(
+        reverse("broker_account_edit", args=[alpaca.pk]),
+        {"label": "Alpaca", "secret_key": new_secret, "password": "wrong"},
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert input_value(page, "secret_key") == new_secret
+    assert input_value(page, "api_key") is None
+    assert API_KEY not in page and SECRET not in page
+    assert stored(alpaca) == {"api_key": API_KEY, "secret_key": SECRET}
+
+
+# -- a paper account's settings after creation -------------------------------------------------------------
+
+
+def test_a_paper_accounts_trading_hours_are_changed_on_the_edit_page(client, owner):
+    account = broker_account_create(owner=owner, kind="paper", label="Sandbox", paper_cash_usd=Decimal(900))
+    page = client.get(reverse("broker_account_edit", args=[account.pk])).content.decode()
+    assert '<label for="id_paper_session_mode">Trading hours (paper)</label>' in page
+    assert '<option value="exchange" selected>' in page
+
+    response = client.post(
+        reverse("broker_account_edit", args=[account.pk]), {"label": "Sandbox", "paper_session_mode": "always_open"}
+    )
+
+    assert response.status_code == 302
+    paper = PaperAccount.objects.get(account=account)
+    assert paper.session_mode == "always_open" and paper.cash_usd == Decimal(900)
+    detail = client.get(reverse("broker_account_detail", args=[account.pk])).content.decode()
+    assert "Always open (simulation)" in detail
+
+
+def test_bad_trading_hours_are_named_and_nothing_is_saved(client, owner):
+    account = broker_account_create(owner=owner, kind="paper", label="Sandbox")
+    response = client.post(
+        reverse("broker_account_edit", args=[account.pk]), {"label": "Renamed", "paper_session_mode": "weekends"}
+    )
+    assert response.status_code == 400
+    assert "weekends is not one of the available choices" in str(response.context["form"].errors["paper_session_mode"])
+    account.refresh_from_db()
+    assert account.label == "Sandbox" and account.paper.session_mode == "exchange"
+
+
+def test_an_alpaca_account_has_no_trading_hours_to_edit(client, owner, alpaca):
+    page = client.get(reverse("broker_account_edit", args=[alpaca.pk])).content.decode()
+    assert "paper_session_mode" not in page
+    response = client.post(
+        reverse("broker_account_edit", args=[alpaca.pk]), {"label": "Alpaca", "paper_session_mode": "always_open"}
+    )
+    assert response.status_code == 302 and not PaperAccount.objects.exists()
+
+
+# -- the server's order limit in dollars ------------------------------------------------------------------
+
+
+def test_the_admin_names_the_servers_order_limit_in_dollars(client, owner, alpaca, settings, django_user_model):
+    settings.MAX_ORDER_NOTIONAL_USD = 25_000
+    client.force_login(django_user_model.objects.create_superuser("admin", "admin@example.com", "a-long-password-1"))
+    for url in (
+        reverse("admin:brokers_brokeraccount_change", args=[alpaca.pk]),
+        reverse("admin:brokers_brokeraccount_add"),
+    ):
+        page = client.get(url).content.decode()
+        assert "limit, $25,000.00." in page
+        assert "MAX_ORDER_NOTIONAL_USD" not in page
