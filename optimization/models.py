@@ -21,6 +21,12 @@ class OptimizationResult(models.Model):
     strategy = models.CharField(max_length=200, help_text="The strategy that produced the weights.")
     fallbacks = models.JSONField(default=list, blank=True, help_text="[{strategy, reason, error}] per failed step.")
     notes = models.JSONField(default=list, blank=True)
+    warnings = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="[{subject, setting, weight, asked, message}]: each weight bound that moved an asset or group "
+        "away from what the glide path and optimizer chose (weights as fractions).",
+    )
     equity_share = models.DecimalField(max_digits=6, decimal_places=5, null=True, blank=True)
     expected_return = models.DecimalField(max_digits=14, decimal_places=10)
     volatility = models.DecimalField(max_digits=14, decimal_places=10)

@@ -328,7 +328,9 @@ USER_AGE = env.int("USER_AGE", 35, min_value=18, max_value=110)
 RISK_FREE_RATE = env.float("RISK_FREE_RATE", 0.02, min_value=-0.05, max_value=0.25)
 LOOKBACK_DAYS = env.int("LOOKBACK_DAYS", 252, min_value=30, max_value=10_000)
 MIN_WEIGHT = env.float("MIN_WEIGHT", 0.0, min_value=0.0, max_value=1.0)
-MAX_WEIGHT = env.float("MAX_WEIGHT", 0.4, min_value=0.001, max_value=1.0)
+# No per-asset cap by default: a cap is a choice (a 2-fund portfolio cannot put 40% in each, and
+# a 3-fund one would be held at 40/40/20 whatever the glide path asks).
+MAX_WEIGHT = env.float("MAX_WEIGHT", 1.0, min_value=0.001, max_value=1.0)
 if MIN_WEIGHT > MAX_WEIGHT:
     raise ConfigError(
         f"MIN_WEIGHT={os.environ.get('MIN_WEIGHT', MIN_WEIGHT)!r} is invalid: expected at most "
@@ -601,6 +603,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Deep links put a link inside each operation's toggle button, which keyboards and screen readers cannot reach.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": False},
 }
 
 # --- Operations: /health, /ready, /metrics (rebalancer_site.health, rebalancer_site.metrics) ---

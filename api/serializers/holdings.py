@@ -99,6 +99,10 @@ class ComputedTargetsSerializer(serializers.Serializer):
     equity_share = metric_field(help_text="The glide path's equity share; null without an age.")
     metrics = MetricsSerializer()
     fallbacks = FallbackSerializer(many=True, help_text="Strategies that failed before the one used, in order.")
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="How the weight bounds moved the targets away from what the glide path and optimizer chose.",
+    )
 
 
 class TargetsSerializer(serializers.Serializer):

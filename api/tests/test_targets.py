@@ -79,3 +79,12 @@ def test_bad_weights_are_400_and_nothing_changes(portfolio, weights, message):
     assert message in str(response.json()["weights"])
     portfolio.refresh_from_db()
     assert portfolio.manual_targets == {"SPY": 0.5, "BND": 0.5}
+
+
+def test_get_says_how_the_weight_bounds_moved_the_computed_targets(db):
+    load_sample_prices()
+    capped = make_portfolio(make_user("bob"), max_weight="0.3", min_weight="0")
+    allocation = targets_compute(portfolio=capped, as_of=AS_OF)
+    computed = token_client(capped.owner).get(url(capped)).json()["computed"]
+    assert computed["warnings"] == [w["message"] for w in allocation.result.warnings]
+    assert any("capped at 30% by the maximum weight" in text for text in computed["warnings"]), computed

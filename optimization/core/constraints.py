@@ -146,6 +146,20 @@ def parse_group_limit(text: str) -> GroupLimit:
 
 
 @dataclass(frozen=True)
+class SettingNames:
+    """What error messages call each `Constraints` setting: the environment's variables by
+    default; a portfolio's settings are named by their labels on its settings page."""
+
+    min_weight: str = "MIN_WEIGHT"
+    max_weight: str = "MAX_WEIGHT"
+    weight_overrides: str = "weight_overrides"
+    groups: str = "GROUP_LIMITS"
+
+
+ENVIRONMENT_NAMES = SettingNames()
+
+
+@dataclass(frozen=True)
 class Constraints:
     """Everything that limits the weights, independent of the strategy."""
 
@@ -204,7 +218,8 @@ class Constraints:
             notes.append(f"excluded for an ESG score below {self.esg_floor:g}: {', '.join(dropped_esg)}")
         if not kept:
             raise InfeasibleConstraints(
-                "every asset is excluded (by the exclusion list or the ESG floor); allow at least one asset"
+                "every asset is excluded (by the exclusion list or the ESG floor); allow at least one asset",
+                "excluded",
             )
         return tuple(kept), notes
 
@@ -229,6 +244,9 @@ class CompiledConstraints:
     min_labels: tuple[str, ...] = ()
     max_labels: tuple[str, ...] = ()
     l2_gamma: float = 0.0
+    # (N,) bools: True where a per-asset override, not the uniform minimum / maximum, set the bound.
+    lower_overridden: np.ndarray | None = None
+    upper_overridden: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -274,6 +292,8 @@ class CompiledConstraints:
             min_labels=self.min_labels if keep_groups else (),
             max_labels=self.max_labels if keep_groups else (),
             l2_gamma=self.l2_gamma,
+            lower_overridden=None if self.lower_overridden is None else self.lower_overridden[index],
+            upper_overridden=None if self.upper_overridden is None else self.upper_overridden[index],
         )
 
 
@@ -284,15 +304,17 @@ def compile_constraints(
     size = len(symbols)
     lower = np.full(size, float(constraints.min_weight))
     upper = np.full(size, float(constraints.max_weight))
+    lower_overridden = np.zeros(size, dtype=bool)
+    upper_overridden = np.zeros(size, dtype=bool)
     index = {symbol.upper(): i for i, symbol in enumerate(symbols)}
     for symbol, (low, high) in constraints.weight_overrides.items():
         i = index.get(symbol.upper())
         if i is None:
             continue
         if low is not None:
-            lower[i] = low
+            lower[i], lower_overridden[i] = low, True
         if high is not None:
-            upper[i] = high
+            upper[i], upper_overridden[i] = high, True
     rows_min, bounds_min, labels_min, rows_max, bounds_max, labels_max = [], [], [], [], [], []
     for group in constraints.groups:
         row = np.zeros(size)
@@ -320,6 +342,8 @@ def compile_constraints(
         min_labels=tuple(labels_min),
         max_labels=tuple(labels_max),
         l2_gamma=float(constraints.l2_gamma),
+        lower_overridden=lower_overridden,
+        upper_overridden=upper_overridden,
     )
 
 
@@ -334,52 +358,117 @@ def _describe_sum(values: np.ndarray, symbols: Sequence[str]) -> str:
     return " + ".join(part for part in parts if part)
 
 
-def check_feasibility(compiled: CompiledConstraints) -> None:
-    """Raise `InfeasibleConstraints` with a sentence saying what to change; cheap checks first."""
+def percent(value: float) -> str:
+    """0.4 -> '40%', 0.33335 -> '33.34%' (at most two decimals, no trailing zeros)."""
+    return f"{float(value) * 100:.2f}".rstrip("0").rstrip(".") + "%"
+
+
+def _overridden(mask: np.ndarray | None, size: int) -> np.ndarray:
+    return np.zeros(size, dtype=bool) if mask is None else mask
+
+
+# A per-asset bound the user types has this many decimals (the portfolio's fields and the CLI's
+# percentages): a suggested value is rounded to it, up for a maximum, down for a minimum.
+BOUND_PLACES = 4
+
+
+def _round_bound(value: float, up: bool) -> float:
+    scaled = value * 10**BOUND_PLACES
+    return (math.ceil(scaled - 1e-9) if up else math.floor(scaled + 1e-9)) / 10**BOUND_PLACES
+
+
+def _check_bound_sums(compiled: CompiledConstraints, names: SettingNames) -> None:
+    """Minimums adding up above 1, maximums below 1: say which setting and the value that would do."""
     lo, hi, symbols = compiled.lower, compiled.upper, compiled.symbols
+    size = compiled.size
+    for side, bounds, mask, total in (
+        ("min", lo, _overridden(compiled.lower_overridden, size), lo.sum()),
+        ("max", hi, _overridden(compiled.upper_overridden, size), hi.sum()),
+    ):
+        if (side == "min" and total <= 1 + TOLERANCE) or (side == "max" and total >= 1 - TOLERANCE):
+            continue
+        word, at, verb = ("minimum", "at least", "lower") if side == "min" else ("maximum", "at most", "raise")
+        shared = bounds[~mask]
+        overrides_total = float(bounds[mask].sum())
+        override_part = " + ".join(f"{symbols[i]} {percent(bounds[i])}" for i in np.flatnonzero(mask))
+        if len(shared):
+            # The uniform bound is to blame when changing it alone can fix the sum.
+            needed = (1.0 - overrides_total) / len(shared)
+            if (side == "min" and needed >= 0) or (side == "max" and needed <= 1 + TOLERANCE):
+                setting = "min_weight" if side == "min" else "max_weight"
+                suggestion = _round_bound(min(max(needed, 0.0), 1.0), up=side == "max")
+                overrides = f" and the overrides' {override_part}" if override_part else ""
+                assets = f"{len(shared)} asset{'s' if len(shared) > 1 else ''}"
+                each = " each" if len(shared) > 1 else ""
+                advice = "remove assets" if side == "min" else "add assets"
+                raise InfeasibleConstraints(
+                    f"{getattr(names, setting)}: {assets} {at} {percent(shared[0])}{each}{overrides} add up to "
+                    f"{percent(total)}; {verb} it to {'at most' if side == 'min' else 'at least'} "
+                    f"{percent(suggestion)} or {advice}",
+                    setting,
+                )
+        # Only the overrides are left to blame: their own minimums add up beyond 1, or every asset
+        # has an overridden maximum.
+        raise InfeasibleConstraints(
+            f"{names.weight_overrides}: the overrides' {word}s add up to {percent(overrides_total)} "
+            f"({override_part}); {verb} them" + (" or add assets" if side == "max" else ""),
+            "weight_overrides",
+        )
+
+
+def check_feasibility(compiled: CompiledConstraints, names: SettingNames | None = None) -> None:
+    """Raise `InfeasibleConstraints` with a sentence saying what to change; cheap checks first.
+
+    ``names`` are what the sentences call the settings: the environment's variables by default,
+    a portfolio's field labels for a portfolio's settings.
+    """
+    names = names or ENVIRONMENT_NAMES
+    lo, hi, symbols = compiled.lower, compiled.upper, compiled.symbols
+    lower_overridden = _overridden(compiled.lower_overridden, compiled.size)
+    upper_overridden = _overridden(compiled.upper_overridden, compiled.size)
     for i, symbol in enumerate(symbols):
         if lo[i] > hi[i] + TOLERANCE:
+            floor = "its override" if lower_overridden[i] else names.min_weight
+            cap = "its override" if upper_overridden[i] else names.max_weight
             raise InfeasibleConstraints(
-                f"{symbol}: its minimum weight {lo[i]:g} is above its maximum {hi[i]:g}; fix the per-asset override"
+                f"{names.weight_overrides}: {symbol}'s minimum {percent(lo[i])} ({floor}) is above its maximum "
+                f"{percent(hi[i])} ({cap}); change its override",
+                "weight_overrides",
             )
-    if lo.sum() > 1 + TOLERANCE:
-        raise InfeasibleConstraints(
-            f"the minimum weights add up to {lo.sum():.2f} ({_describe_sum(lo, symbols)}); "
-            "lower MIN_WEIGHT or remove assets"
-        )
-    if hi.sum() < 1 - TOLERANCE:
-        raise InfeasibleConstraints(
-            f"the maximum weights add up to {hi.sum():.2f} ({_describe_sum(hi, symbols)}); "
-            "raise MAX_WEIGHT or add assets"
-        )
+    _check_bound_sums(compiled, names)
     for row, bound, label in zip(compiled.a_min, compiled.b_min, compiled.min_labels, strict=True):
         reachable = _max_linear(row, lo, hi)
         if reachable < bound - TOLERANCE:
             if label.startswith("portfolio ESG"):
                 raise InfeasibleConstraints(
                     f"the ESG floor {bound:g} cannot be met: the highest portfolio ESG score the weight bounds "
-                    f"allow is {reachable:.2f}; lower the floor or add higher-rated assets"
+                    f"allow is {reachable:.2f}; lower the floor or add higher-rated assets",
+                    "esg_floor",
                 )
             members = np.flatnonzero(row)
             if len(members) == 0:
                 # The label is "group <name> >= <floor>"; names may contain spaces ("Health Care").
                 group_name = label.removeprefix("group ").rpartition(" >= ")[0]
                 raise InfeasibleConstraints(
-                    f"{label} cannot be met: no asset in the universe belongs to {group_name!r}; "
-                    "add such assets or remove the limit"
+                    f"{names.groups}: {label} cannot be met: no asset in the universe belongs to {group_name!r}; "
+                    "add such assets or remove the limit",
+                    "groups",
                 )
             raise InfeasibleConstraints(
-                f"{label} cannot be met: its {len(members)} assets can hold at most {reachable:.2f} "
-                f"({_describe_sum(hi[members], [symbols[i] for i in members])}); raise their maximum weights, "
-                "add assets to the group or lower the floor"
+                f"{names.groups}: {label} cannot be met: its {len(members)} assets can hold at most "
+                f"{reachable:.2f} ({_describe_sum(hi[members], [symbols[i] for i in members])}); raise their "
+                "maximum weights, add assets to the group or lower the floor",
+                "groups",
             )
     for row, bound, label in zip(compiled.a_max, compiled.b_max, compiled.max_labels, strict=True):
         members = np.flatnonzero(row)
         needed = float(lo[members].sum()) if len(members) else 0.0
         if needed > bound + TOLERANCE:
             raise InfeasibleConstraints(
-                f"{label} cannot be met: its {len(members)} assets must hold at least {needed:.2f} "
-                f"({_describe_sum(lo[members], [symbols[i] for i in members])}); lower MIN_WEIGHT or raise the cap"
+                f"{names.groups}: {label} cannot be met: its {len(members)} assets must hold at least {needed:.2f} "
+                f"({_describe_sum(lo[members], [symbols[i] for i in members])}); lower {names.min_weight} or raise "
+                "the cap",
+                "groups",
             )
     _check_jointly_feasible(compiled)
 
@@ -408,5 +497,6 @@ def _check_jointly_feasible(compiled: CompiledConstraints) -> None:
         raise InfeasibleConstraints(
             "the weight bounds and limits cannot all hold together ("
             + "; ".join(limits)
-            + f"; every asset between {compiled.lower.min():g} and {compiled.upper.max():g}); relax one of them"
+            + f"; every asset between {compiled.lower.min():g} and {compiled.upper.max():g}); relax one of them",
+            "groups" if any(label.startswith("group ") for label in limits) else "esg_floor",
         )

@@ -19,15 +19,17 @@ import numpy as np
 import pandas as pd
 
 from . import problems
+from .bound_warnings import BoundWarning, bound_warnings, bounds_are_free, without_bounds
 from .constraints import (
     DEFENSIVE_ASSET_CLASSES,
     AssetInfo,
     CompiledConstraints,
     Constraints,
+    SettingNames,
     check_feasibility,
     compile_constraints,
 )
-from .errors import ConfigurationError, OptimizationError
+from .errors import ConfigurationError, InfeasibleConstraints, OptimizationError
 from .estimators import Estimates, EstimatorSettings, estimate, lookback_window
 from .glidepath import DEFAULT_RETIREMENT_AGE, blend_shares, load_glide_path
 from .metrics import PortfolioMetrics, portfolio_metrics
@@ -145,6 +147,8 @@ class OptimizationResult:
     estimates: Estimates | None = field(default=None, repr=False)
     constraints: CompiledConstraints | None = field(default=None, repr=False)
     sleeves: tuple[Sleeve, ...] = ()
+    # Each weight bound that moved the targets away from what the glide path and strategy chose.
+    warnings: tuple[BoundWarning, ...] = ()
 
     def weights_dict(self) -> dict[str, float]:
         return {symbol: float(weight) for symbol, weight in zip(self.symbols, self.weights, strict=True)}
@@ -168,6 +172,7 @@ class OptimizationResult:
             "risk_free_rate": self.risk_free_rate,
             "equity_share": self.equity_share,
             "notes": list(self.notes),
+            "warnings": [warning.to_dict() for warning in self.warnings],
             "metrics": self.metrics.to_dict(self.universe),
             "as_of": str(self.as_of.date() if hasattr(self.as_of, "date") else self.as_of) if self.as_of else None,
             "input_hash": self.input_hash,
@@ -235,6 +240,36 @@ def _sleeve(compiled: CompiledConstraints, symbols: tuple[str, ...], exposure: d
     return dataclasses.replace(sub, upper=upper if upper.sum() >= 1 else np.ones(len(symbols)))
 
 
+def _nearest_keeping_sides(blended: np.ndarray, compiled: CompiledConstraints, growth: np.ndarray) -> np.ndarray:
+    """The allowed weights nearest ``blended`` whose growth side (``growth``: (N,) bools) holds the
+    glide path's share, or as close to it as the per-asset bounds allow.
+
+    Plain nearest weights would move the excess of a capped fund to whichever assets already hold
+    the most, across sides: 40% caps on two equity funds would put the overflow in bonds beyond the
+    20% the caps force there. When the group limits rule the pinned share out, plain nearest weights.
+    """
+    if growth.all() or not growth.any():
+        return nearest_feasible(blended, compiled)
+    lo, hi = compiled.lower, compiled.upper
+    highest = min(hi[growth].sum(), 1.0 - lo[~growth].sum())
+    lowest = max(lo[growth].sum(), 1.0 - hi[~growth].sum())
+    share = min(max(float(blended[growth].sum()), lowest), highest)
+    row = growth.astype(float).reshape(1, -1)
+    pinned = dataclasses.replace(
+        compiled,
+        a_min=np.vstack([compiled.a_min, row]),
+        b_min=np.append(compiled.b_min, share),
+        a_max=np.vstack([compiled.a_max, row]),
+        b_max=np.append(compiled.b_max, share),
+        min_labels=(*compiled.min_labels, "growth side"),
+        max_labels=(*compiled.max_labels, "growth side"),
+    )
+    try:
+        return nearest_feasible(blended, pinned)
+    except InfeasibleConstraints:
+        return nearest_feasible(blended, compiled)
+
+
 def _glide_blend(
     estimates: Estimates,
     compiled: CompiledConstraints,
@@ -290,7 +325,8 @@ def _glide_blend(
     if not broken:
         blended = problems.polish(blended, compiled, "glide-path blend")  # solver-tolerance crumbs only
     else:
-        projected = nearest_feasible(blended, compiled)
+        growth_mask = np.array([symbol in growth for symbol in symbols])
+        projected = _nearest_keeping_sides(blended, compiled, growth_mask)
         notes.append(
             f"the straight blend broke {len(broken)} constraint(s) ({broken[0]}); moved to the nearest allowed "
             f"weights (total change {np.abs(projected - blended).sum() / 2:.2%})"
@@ -307,8 +343,13 @@ def prepare(
     assets: Mapping[str, AssetInfo] | None,
     settings: OptimizerSettings,
     estimates_cache: dict[tuple, Estimates] | None = None,
+    names: SettingNames | None = None,
 ) -> tuple[tuple[str, ...], list[str], Estimates, CompiledConstraints]:
-    """Universe, estimates and checked constraints; ``estimates_cache`` shares estimates between settings."""
+    """Universe, estimates and checked constraints; ``estimates_cache`` shares estimates between settings.
+
+    ``names`` are what an infeasibility message calls the settings (the environment's variables
+    by default).
+    """
     assets = assets or {}
     symbols = tuple(str(column) for column in prices.columns)
     universe, notes = settings.constraints.universe(symbols, assets)
@@ -317,8 +358,38 @@ def prepare(
     if key not in cache:
         cache[key] = estimate(prices[list(universe)], settings.estimators)
     compiled = compile_constraints(universe, assets, settings.constraints)
-    check_feasibility(compiled)
+    check_feasibility(compiled, names)
     return universe, notes, cache[key], compiled
+
+
+def _solve(
+    estimates: Estimates, compiled: CompiledConstraints, assets: Mapping[str, AssetInfo], settings: OptimizerSettings
+) -> tuple[np.ndarray, str, list[FallbackStep], float | None, list[str], tuple[Sleeve, ...]]:
+    """(weights, strategy used, fallbacks, equity share, notes, sleeves) under ``compiled``."""
+    if settings.glide.age is None:
+        chain = (settings.strategy, *settings.fallbacks)
+        weights, used, failures = run_chain(chain, estimates, compiled, settings.params)
+        return weights, used, failures, None, [], ()
+    return _glide_blend(estimates, compiled, assets, settings)
+
+
+def _asked_weights(
+    estimates: Estimates,
+    assets: Mapping[str, AssetInfo],
+    settings: OptimizerSettings,
+    cache: dict[tuple, np.ndarray | str],
+) -> np.ndarray | str:
+    """The weights the glide path and strategy choose without per-asset bounds and group limits,
+    or why they could not be computed; shared by settings that differ only in those bounds."""
+    free = dataclasses.replace(settings, constraints=without_bounds(settings.constraints))
+    key = (estimates.symbols, free.fingerprint())
+    if key not in cache:
+        compiled = compile_constraints(estimates.symbols, assets, free.constraints)
+        try:
+            cache[key] = _solve(estimates, compiled, assets, free)[0]
+        except OptimizationError as error:
+            cache[key] = str(error)
+    return cache[key]
 
 
 def optimize(
@@ -327,21 +398,27 @@ def optimize(
     settings: OptimizerSettings | None = None,
     *,
     estimates_cache: dict[tuple, Estimates] | None = None,
+    names: SettingNames | None = None,
+    asked_cache: dict[tuple, np.ndarray | str] | None = None,
 ) -> OptimizationResult:
-    """Target weights for the columns of ``prices`` (rows = days, ascending)."""
+    """Target weights for the columns of ``prices`` (rows = days, ascending).
+
+    When per-asset bounds or group limits could bind, the weights are also solved without them
+    and each bound that moved an asset is reported in the result's ``warnings``.
+    """
     settings = settings or OptimizerSettings()
     assets = assets or {}
-    universe, notes, estimates, compiled = prepare(prices, assets, settings, estimates_cache)
+    universe, notes, estimates, compiled = prepare(prices, assets, settings, estimates_cache, names)
     notes = list(notes)
-    if settings.glide.age is None:
-        chain = (settings.strategy, *settings.fallbacks)
-        weights, used, failures = run_chain(chain, estimates, compiled, settings.params)
-        equity_share, sleeves = None, ()
-    else:
-        weights, used, failures, equity_share, glide_notes, sleeves = _glide_blend(
-            estimates, compiled, assets, settings
-        )
-        notes += glide_notes
+    weights, used, failures, equity_share, solve_notes, sleeves = _solve(estimates, compiled, assets, settings)
+    notes += solve_notes
+    warnings: tuple[BoundWarning, ...] = ()
+    if not bounds_are_free(compiled):
+        asked = _asked_weights(estimates, assets, settings, {} if asked_cache is None else asked_cache)
+        if isinstance(asked, str):
+            notes.append(f"the weights without the bounds could not be computed ({asked}): no bound warnings")
+        else:
+            warnings = bound_warnings(weights, asked, compiled, settings.constraints, assets)
     metrics = portfolio_metrics(
         weights, estimates.mu, estimates.cov, estimates.returns, risk_free_rate=settings.params.risk_free_rate
     )
@@ -365,6 +442,7 @@ def optimize(
         estimates=estimates,
         constraints=compiled,
         sleeves=sleeves,
+        warnings=warnings,
     )
 
 
@@ -397,21 +475,26 @@ def optimize_many(
     prices: pd.DataFrame,
     assets: Mapping[str, AssetInfo] | None,
     settings_list: Sequence[OptimizerSettings],
+    names: SettingNames | None = None,
 ) -> list[OptimizationResult | OptimizationError]:
     """One result (or the error) per settings, computing each distinct settings once.
 
-    Estimates are shared by every settings with the same universe and estimator settings, and
-    problems of the same shape reuse one compiled cvxpy problem.
+    Estimates are shared by every settings with the same universe and estimator settings, the
+    weights without bounds by settings that differ only in their bounds, and problems of the same
+    shape reuse one compiled cvxpy problem.
     """
     assets = assets or {}
     by_fingerprint: dict[str, OptimizationResult | OptimizationError] = {}
     estimates_cache: dict[tuple, Estimates] = {}
+    asked_cache: dict[tuple, np.ndarray | str] = {}
     answers = []
     for settings in settings_list:
         key = settings.fingerprint()
         if key not in by_fingerprint:
             try:
-                by_fingerprint[key] = optimize(prices, assets, settings, estimates_cache=estimates_cache)
+                by_fingerprint[key] = optimize(
+                    prices, assets, settings, estimates_cache=estimates_cache, names=names, asked_cache=asked_cache
+                )
             except OptimizationError as error:
                 by_fingerprint[key] = error
         answers.append(by_fingerprint[key])

@@ -15,11 +15,16 @@ class ConfigurationError(OptimizationError, ValueError):
 
 
 class InfeasibleConstraints(OptimizationError):
-    """No weight vector satisfies the constraints; ``explanation`` says which ones and what to change."""
+    """No weight vector satisfies the constraints; ``explanation`` says which ones and what to change.
 
-    def __init__(self, explanation: str):
+    ``setting`` is the `Constraints` field to change ("max_weight", "groups", ...), or "" when no
+    single one is to blame, so a form can show the message at that field.
+    """
+
+    def __init__(self, explanation: str, setting: str = ""):
         super().__init__(explanation)
         self.explanation = explanation
+        self.setting = setting
 
 
 class NoAssetBeatsRiskFree(OptimizationError):

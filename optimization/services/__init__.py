@@ -11,6 +11,7 @@ from .planning import (
     usd_decimal,
 )
 from .targets import (
+    PORTFOLIO_SETTING_NAMES,
     asset_info,
     build_settings,
     optimizer_settings_for,
@@ -25,6 +26,7 @@ from .targets import (
 )
 
 __all__ = [
+    "PORTFOLIO_SETTING_NAMES",
     "asset_info",
     "build_settings",
     "manual_targets_parse",

@@ -27,7 +27,7 @@ from marketdata.models import Instrument
 from marketdata.recent import Memo, RecentReads
 from marketdata.reference import lookup
 from marketdata.selectors import price_frame
-from optimization.core.constraints import AssetInfo, Constraints, GroupLimit, parse_group_limit
+from optimization.core.constraints import AssetInfo, Constraints, GroupLimit, SettingNames, parse_group_limit
 from optimization.core.engine import (
     GlidePathSettings,
     OptimizerSettings,
@@ -48,6 +48,14 @@ from optimization.core.strategies import StrategyParams
 from ..models import WEIGHT_PLACES, OptimizationResult, TargetAllocation, TargetWeight
 
 WEIGHT_QUANTUM = Decimal(1).scaleb(-WEIGHT_PLACES)
+# What the core's messages call a portfolio's settings: their labels on its settings page
+# (`portfolios.forms.LABELS`; a test keeps the two equal).
+PORTFOLIO_SETTING_NAMES = SettingNames(
+    min_weight="Minimum weight",
+    max_weight="Maximum weight",
+    weight_overrides="Weight overrides",
+    groups="Group limits",
+)
 
 
 def _float(value) -> float | None:
@@ -474,6 +482,7 @@ def result_store(result: CoreResult, settings: OptimizerSettings) -> tuple[Optim
                 strategy=result.strategy,
                 fallbacks=[step.to_dict() for step in result.fallbacks],
                 notes=list(result.notes),
+                warnings=[warning.to_dict() for warning in result.warnings],
                 equity_share=_decimal_or_none(result.equity_share, 5),
                 expected_return=_decimal_or_none(result.metrics.expected_return, 10),
                 volatility=_decimal_or_none(result.metrics.volatility, 10),
@@ -540,7 +549,7 @@ def portfolio_optimize(*, portfolio, as_of: date | None = None, **overrides) -> 
 
 
 def _optimize_and_store(portfolio, prices, assets, settings) -> tuple[CoreResult, TargetAllocation]:
-    result = optimize(prices, assets, settings)
+    result = optimize(prices, assets, settings, names=PORTFOLIO_SETTING_NAMES)
     row, created = result_store(result, settings)
     return result, _allocate(portfolio, row, reused=not created)
 
@@ -568,7 +577,7 @@ def targets_compute_many(
                 answers[position] = error
             continue
         assets = asset_info(symbols)
-        results = optimize_many(prices, assets, [settings for _, _, settings in members])
+        results = optimize_many(prices, assets, [settings for _, _, settings in members], PORTFOLIO_SETTING_NAMES)
         for (position, portfolio, settings), result in zip(members, results, strict=True):
             if isinstance(result, OptimizationError):
                 answers[position] = result

@@ -77,8 +77,11 @@ def test_fallback_is_reported(csv_prices: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--min-weight", "0.4", "--max-weight", "1"], "the minimum weights add up to 1.20 (3 assets x 0.4)"),
-        (["--max-weight", "0.3"], "the maximum weights add up to 0.90 (3 assets x 0.3)"),
+        (
+            ["--min-weight", "0.4", "--max-weight", "1"],
+            "MIN_WEIGHT: 3 assets at least 40% each add up to 120%; lower it to at most 33.33%",
+        ),
+        (["--max-weight", "0.3"], "MAX_WEIGHT: 3 assets at most 30% each add up to 90%; raise it to at least 33.34%"),
         (["--strategy", "efficient_risk"], "target_volatility: the efficient_risk strategy needs a target volatility"),
         (["--strategy", "bogus"], "strategy: 'bogus' is not one of"),
         (["--lookback-days", "1"], "--lookback-days: must be at least 2"),
@@ -114,7 +117,10 @@ def test_exit_code_and_single_line_in_a_real_process(csv_prices: Path) -> None:
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.strip().count("\n") == 0
-    assert "the minimum weights add up to 1.50 (3 assets x 0.5); lower MIN_WEIGHT or remove assets" in done.stderr
+    assert (
+        "MIN_WEIGHT: 3 assets at least 50% each add up to 150%; lower it to at most 33.33% or remove assets"
+        in done.stderr
+    )
 
 
 @pytest.mark.realdata

@@ -177,42 +177,43 @@ SECTORS = {
 
 def test_explains_minimums_adding_up_to_more_than_one():
     assert _explanation(_symbols(20), {}, Constraints(min_weight=0.06)) == (
-        "the minimum weights add up to 1.20 (20 assets x 0.06); lower MIN_WEIGHT or remove assets"
+        "MIN_WEIGHT: 20 assets at least 6% each add up to 120%; lower it to at most 5% or remove assets"
     )
 
 
 def test_explains_minimums_with_overrides():
     explanation = _explanation(_symbols(10), {}, Constraints(min_weight=0.09, weight_overrides={"S03": (0.2, None)}))
     assert explanation == (
-        "the minimum weights add up to 1.01 (9 assets x 0.09 + S03 0.2); lower MIN_WEIGHT or remove assets"
+        "MIN_WEIGHT: 9 assets at least 9% each and the overrides' S03 20% add up to 101%; lower it to at most "
+        "8.88% or remove assets"
     )
 
 
 def test_explains_maximums_adding_up_to_less_than_one():
     assert _explanation(_symbols(5), {}, Constraints(max_weight=0.1)) == (
-        "the maximum weights add up to 0.50 (5 assets x 0.1); raise MAX_WEIGHT or add assets"
+        "MAX_WEIGHT: 5 assets at most 10% each add up to 50%; raise it to at least 20% or add assets"
     )
 
 
 def test_explains_an_override_minimum_above_its_maximum():
     assert _explanation(_symbols(5), {}, Constraints(min_weight=0.1, weight_overrides={"S01": (None, 0.05)})) == (
-        "S01: its minimum weight 0.1 is above its maximum 0.05; fix the per-asset override"
+        "weight_overrides: S01's minimum 10% (MIN_WEIGHT) is above its maximum 5% (its override); change its override"
     )
 
 
 def test_explains_a_group_floor_its_members_cannot_reach():
     constraints = Constraints(max_weight=0.2, groups=(parse_group_limit("Information Technology >= 70%"),))
     assert _explanation(_symbols(10), SECTORS, constraints) == (
-        "group Information Technology >= 0.7 cannot be met: its 3 assets can hold at most 0.60 (3 assets x 0.2); "
-        "raise their maximum weights, add assets to the group or lower the floor"
+        "GROUP_LIMITS: group Information Technology >= 0.7 cannot be met: its 3 assets can hold at most 0.60 "
+        "(3 assets x 0.2); raise their maximum weights, add assets to the group or lower the floor"
     )
 
 
 def test_explains_a_group_cap_below_its_members_minimums():
     constraints = Constraints(min_weight=0.05, groups=(parse_group_limit("Information Technology <= 10%"),))
     assert _explanation(_symbols(10), SECTORS, constraints) == (
-        "group Information Technology <= 0.1 cannot be met: its 3 assets must hold at least 0.15 (3 assets x 0.05); "
-        "lower MIN_WEIGHT or raise the cap"
+        "GROUP_LIMITS: group Information Technology <= 0.1 cannot be met: its 3 assets must hold at least 0.15 "
+        "(3 assets x 0.05); lower MIN_WEIGHT or raise the cap"
     )
 
 
@@ -228,7 +229,7 @@ def test_explains_an_esg_floor_above_the_best_achievable_score():
 @pytest.mark.parametrize("name", ["Health Care", "utilities"])
 def test_explains_a_floor_group_with_no_members(name):
     assert _explanation(_symbols(10), SECTORS, Constraints(groups=(parse_group_limit(f"{name} >= 10%"),))) == (
-        f"group {name} >= 0.1 cannot be met: no asset in the universe belongs to {name!r}; "
+        f"GROUP_LIMITS: group {name} >= 0.1 cannot be met: no asset in the universe belongs to {name!r}; "
         "add such assets or remove the limit"
     )
 
@@ -258,7 +259,7 @@ def test_feasible_constraints_raise_nothing():
 
 def test_optimize_raises_the_explanation_before_solving():
     prices = make_prices(20, 60, seed=1)
-    with pytest.raises(InfeasibleConstraints, match=r"^the minimum weights add up to 1.20 \(20 assets x 0.06\)"):
+    with pytest.raises(InfeasibleConstraints, match=r"^MIN_WEIGHT: 20 assets at least 6% each add up to 120%"):
         optimize(prices, None, OptimizerSettings(constraints=Constraints(min_weight=0.06)))
 
 

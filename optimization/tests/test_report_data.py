@@ -91,6 +91,7 @@ def test_without_an_age_there_are_no_sleeves_and_the_public_answer_is_unchanged(
         "risk_free_rate",
         "equity_share",
         "notes",
+        "warnings",
         "metrics",
         "as_of",
         "input_hash",

@@ -159,6 +159,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Glide path equity share: {result.equity_share:.1%}")
         for note in result.notes:
             self.stdout.write(f"  note: {note}")
+        for warning in result.warnings:
+            self.stdout.write(f"  warning: {warning.message}")
         as_of = result.as_of.date() if hasattr(result.as_of, "date") else result.as_of
         self.stdout.write(f"Prices up to {as_of}, {result.metrics.observations} daily returns\n")
         self.stdout.write(f"  {'symbol':<10}{'weight':>10}")
