@@ -17,12 +17,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.forms import BaseFormSet, BoundField, formset_factory
 
+from brokers.models import BrokerAccount
 from brokers.selectors import broker_accounts_for_user
 from marketdata.models import Instrument
 from optimization.core.constraints import check_feasibility, compile_constraints
 from optimization.core.errors import InfeasibleConstraints
 from optimization.core.names import PLANNING_STRATEGY_NAMES, STRATEGY_NAMES
-from optimization.services import asset_info, optimizer_settings_for
+from optimization.services import PORTFOLIO_SETTING_NAMES, asset_info, optimizer_settings_for
 from portfolios.models import Portfolio
 from portfolios.models.policy_fields import (
     BAND_FIELDS,
@@ -33,6 +34,7 @@ from portfolios.models.policy_fields import (
     PLANNING_FIELDS,
 )
 from portfolios.services.holdings import cash_parse
+from portfolios.services.paper_seed import paper_seed_refusal
 from portfolios.services.portfolio_lock import portfolio_locked
 from rebalancer_site.form_fields import PlainTextField, plain_formfield
 from rebalancer_site.inputs import InputError, decimal_parse, integer_parse, json_parse, symbol_clean
@@ -314,9 +316,21 @@ class PortfolioForm(forms.ModelForm):
         self.fields["broker_account"].queryset = broker_accounts_for_user(user=user).order_by("label")
         if instance.pk:
             self.initial["symbols"] = sorted(instance.instruments.values_list("symbol", flat=True))
+            # Offered while one of the accounts to choose from is a paper account nothing has used yet.
+            paper = self.fields["broker_account"].queryset.filter(kind=BrokerAccount.Kind.PAPER)
+            if any(not paper_seed_refusal(account=account, portfolio=instance) for account in paper):
+                self.fields["seed_paper_account"] = forms.BooleanField(
+                    required=False,
+                    label="Seed this paper account with the portfolio's holdings and cash",
+                    help_text="Only for a paper account with no positions and no orders yet: it then holds what "
+                    "this portfolio holds (each at its latest stored close as cost) and the same cash.",
+                )
 
     def sections(self) -> list[Section]:
-        return [Section(legend, [self[name] for name in names]) for legend, names in SECTIONS]
+        sections = [Section(legend, [self[name] for name in names]) for legend, names in SECTIONS]
+        if "seed_paper_account" in self.fields:
+            next(s for s in sections if s.legend == "Execution").visible_fields.append(self["seed_paper_account"])
+        return sections
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
@@ -360,6 +374,18 @@ class PortfolioForm(forms.ModelForm):
         value = self.cleaned_data.get("weight_overrides")
         return {} if value in (None, "") else value
 
+    def clean_seed_paper_account(self) -> bool:
+        seed = self.cleaned_data["seed_paper_account"]
+        if not seed or "broker_account" not in self.cleaned_data:
+            return seed
+        account = self.cleaned_data["broker_account"]
+        if account is None:
+            raise ValidationError("choose the paper account to seed under Broker account")
+        refusal = paper_seed_refusal(account=account, portfolio=self.instance)
+        if refusal:
+            raise ValidationError(refusal)
+        return seed
+
     def clean_broker_account(self):
         account = self.cleaned_data.get("broker_account")
         if account is not None:
@@ -384,8 +410,8 @@ class PortfolioForm(forms.ModelForm):
         # The optimizer's first step, before any price is read: can the universe's weights satisfy
         # the bounds and limits at all? Otherwise every daily run would fail on these settings.
         problem = constraints_problem(self.instance, sorted(i.symbol for i in symbols))
-        if problem:
-            self.add_error(_field_of_constraint(problem), problem)
+        if problem is not None:
+            self.add_error(FIELD_OF_CONSTRAINT.get(problem.setting), problem.explanation)
 
     def save(self, commit: bool = True) -> Portfolio:
         """Create the portfolio, or write the form's own fields under the portfolio's lock: a
@@ -402,30 +428,28 @@ class PortfolioForm(forms.ModelForm):
         return self.instance
 
 
-def constraints_problem(portfolio: Portfolio, symbols: list[str]) -> str:
-    """Why no weights of ``symbols`` can meet the portfolio's bounds and limits, or "" when some can."""
+def constraints_problem(portfolio: Portfolio, symbols: list[str]) -> InfeasibleConstraints | None:
+    """Why no weights of ``symbols`` can meet the portfolio's bounds and limits (the settings named
+    by their labels), or None when some can."""
     settings = optimizer_settings_for(portfolio)
     assets = asset_info(symbols)
     try:
         universe, _ = settings.constraints.universe(symbols, assets)
-        check_feasibility(compile_constraints(universe, assets, settings.constraints))
+        check_feasibility(compile_constraints(universe, assets, settings.constraints), PORTFOLIO_SETTING_NAMES)
     except InfeasibleConstraints as error:
-        return str(error)
-    return ""
+        return error
+    return None
 
 
-def _field_of_constraint(message: str) -> str | None:
-    starts = {
-        "the minimum weights": "min_weight",
-        "the maximum weights": "max_weight",
-        "group ": "group_limits",
-        "the ESG floor": "esg_floor",
-        "every asset is excluded": "excluded_symbols",
-    }
-    for start, name in starts.items():
-        if message.startswith(start):
-            return name
-    return "weight_overrides" if ": its minimum weight" in message else None
+# The form field of each setting an infeasibility names (`InfeasibleConstraints.setting`).
+FIELD_OF_CONSTRAINT = {
+    "min_weight": "min_weight",
+    "max_weight": "max_weight",
+    "weight_overrides": "weight_overrides",
+    "groups": "group_limits",
+    "esg_floor": "esg_floor",
+    "excluded": "excluded_symbols",
+}
 
 
 class HoldingRowForm(forms.Form):
@@ -457,7 +481,12 @@ class BaseHoldingFormSet(BaseFormSet):
     """The rows the page sent, all of them: a row count that is not a plain number or disagrees with
     the rows sent (a tampered ``TOTAL_FORMS=-1`` would otherwise read as "no rows") is refused."""
 
-    default_error_messages = {**BaseFormSet.default_error_messages, "missing_management_form": CHANGED_FORM}
+    default_error_messages = {
+        **BaseFormSet.default_error_messages,
+        "missing_management_form": CHANGED_FORM,
+        "too_many_forms": "the form sent more rows than the editor takes (at most %(num)d holdings at once): "
+        "reload the page and enter the holdings again, or upload them as a CSV file",
+    }
 
     def clean(self) -> None:
         counts = {}
@@ -472,8 +501,12 @@ class BaseHoldingFormSet(BaseFormSet):
             raise ValidationError(CHANGED_FORM)
 
 
+#: Rows the editor takes at once: each sends up to four fields, and Django refuses a request of more
+#: than DATA_UPLOAD_MAX_NUMBER_FIELDS (1,000). Larger sets come as a CSV file.
+MAX_HOLDING_ROWS = 200
+
 HoldingFormSet = formset_factory(
-    HoldingRowForm, formset=BaseHoldingFormSet, extra=3, can_delete=True, max_num=500, validate_max=True
+    HoldingRowForm, formset=BaseHoldingFormSet, extra=3, can_delete=True, max_num=MAX_HOLDING_ROWS, validate_max=True
 )
 
 
@@ -514,6 +547,14 @@ class HoldingsUploadForm(forms.Form):
     def clean_cash_usd(self):
         value = self.cleaned_data["cash_usd"].strip()
         return _cash(value) if value else None
+
+
+class SyncConfirmForm(forms.Form):
+    """The sync a person reviewed, by the fingerprints of the two answers it compared (the broker's
+    positions and cash, the portfolio's holdings and cash): confirming applies only that sync."""
+
+    broker_fingerprint = forms.RegexField(regex=r"^[0-9a-f]{64}\Z", widget=forms.HiddenInput)
+    holdings_fingerprint = forms.RegexField(regex=r"^[0-9a-f]{64}\Z", widget=forms.HiddenInput)
 
 
 class ApproveForm(RealMoneyForm):

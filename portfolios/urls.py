@@ -30,4 +30,15 @@ urlpatterns = [
     path("brokers/<int:pk>/", broker_views.broker_account_detail, name="broker_account_detail"),
     path("brokers/<int:pk>/edit/", broker_views.broker_account_edit, name="broker_account_edit"),
     path("brokers/<int:pk>/live/", broker_views.broker_account_live, name="broker_account_live"),
+    # The connection test (saves nothing): a new account's typed credentials, or an account's.
+    path(
+        "brokers/new/test-connection/",
+        broker_views.broker_account_connection_test,
+        name="broker_account_new_connection_test",
+    ),
+    path(
+        "brokers/<int:pk>/test-connection/",
+        broker_views.broker_account_connection_test,
+        name="broker_account_connection_test",
+    ),
 ]

@@ -301,3 +301,27 @@ class SyncSerializer(serializers.Serializer):
     cash_before_usd = DecimalField(max_digits=20, decimal_places=4)
     cash_after_usd = DecimalField(max_digits=20, decimal_places=4)
     created_at = serializers.DateTimeField()
+
+
+class SyncDifferenceSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    held_qty = DecimalField(max_digits=None, decimal_places=9, help_text="Shares the portfolio holds now.")
+    broker_qty = DecimalField(max_digits=None, decimal_places=9, help_text="Shares the broker account holds.")
+    change = serializers.ChoiceField(
+        choices=["added", "removed", "changed", "unchanged"], help_text="What a sync does to this holding."
+    )
+
+
+class SyncReviewSerializer(serializers.Serializer):
+    broker_account_label = serializers.CharField(source="account_label")
+    differences = SyncDifferenceSerializer(many=True)
+    cash_before_usd = DecimalField(max_digits=20, decimal_places=4)
+    cash_after_usd = DecimalField(max_digits=20, decimal_places=4)
+    changes_anything = serializers.BooleanField()
+    broker_fingerprint = serializers.CharField(help_text="Send it back to apply exactly this sync.")
+    holdings_fingerprint = serializers.CharField(help_text="Send it back to apply exactly this sync.")
+
+
+class SyncConfirmSerializer(StrictSerializer):
+    broker_fingerprint = serializers.RegexField(r"^[0-9a-f]{64}$", max_length=64, help_text="From the review.")
+    holdings_fingerprint = serializers.RegexField(r"^[0-9a-f]{64}$", max_length=64, help_text="From the review.")

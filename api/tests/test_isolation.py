@@ -44,6 +44,7 @@ MATRIX = {
     ("portfolio-targets", "put"): ("portfolio", {"weights": {"SPY": "0.5", "BND": "0.5"}}, 200, 404),
     ("portfolio-rebalance", "post"): ("portfolio", {}, 200, 404),  # today's run is stored: answered again
     ("portfolio-preview", "post"): ("portfolio", {}, 200, 404),
+    ("portfolio-sync", "get"): ("portfolio", None, 200, 404),
     ("portfolio-sync", "post"): ("portfolio", None, 200, 404),
     ("run-list", "get"): (None, None, 200, 200),
     ("run-detail", "get"): ("run", None, 200, 404),

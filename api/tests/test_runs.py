@@ -84,3 +84,45 @@ def test_approve_while_the_market_is_closed_stores_the_approval_and_when_it_exec
     assert body["status"] == "planned" and body["orders"] == []
     assert body["approved_at"] is not None and body["execute_after"] == "2025-07-01T09:35:00-04:00"
     assert not RebalanceRun.objects.get(pk=owner.run.pk).orders.exists()
+
+
+def test_a_sync_is_reviewed_then_applied_exactly_as_reviewed(owner):
+    owner.portfolio.holdings.all().delete()
+    url = reverse("api:portfolio-sync", kwargs={"pk": owner.portfolio.pk})
+    review = owner.client.get(url)
+    assert review.status_code == 200, review.content
+    body = review.json()
+    assert {d["symbol"]: d["change"] for d in body["differences"]} == {"SPY": "added", "BND": "added"}
+    assert body["changes_anything"] is True and owner.portfolio.holdings.count() == 0  # nothing written
+    fingerprints = {k: body[k] for k in ("broker_fingerprint", "holdings_fingerprint")}
+
+    applied = owner.client.post(url, fingerprints, format="json")
+
+    assert applied.status_code == 200, applied.content
+    assert {c["symbol"] for c in applied.json()["changes"]} == {"SPY", "BND"}
+    assert owner.portfolio.holdings.count() == 2
+    # The same review again: the holdings it was made from are gone, so nothing is applied.
+    stale = owner.client.post(url, fingerprints, format="json")
+    assert stale.status_code == 409 and "changed since you reviewed" in stale.json()["detail"]
+    assert stale.json()["review"]["changes_anything"] is False
+
+
+def test_a_sync_review_whose_holdings_changed_meanwhile_is_refused_with_the_new_review(owner):
+    url = reverse("api:portfolio-sync", kwargs={"pk": owner.portfolio.pk})
+    body = owner.client.get(url).json()
+    owner.portfolio.holdings.all().delete()  # edited by hand after the review
+    response = owner.client.post(
+        url, {k: body[k] for k in ("broker_fingerprint", "holdings_fingerprint")}, format="json"
+    )
+    assert response.status_code == 409, response.content
+    assert {d["symbol"]: d["change"] for d in response.json()["review"]["differences"]} == {
+        "SPY": "added",
+        "BND": "added",
+    }
+    assert owner.portfolio.holdings.count() == 0
+
+
+def test_a_sync_confirmation_names_a_bad_fingerprint(owner):
+    url = reverse("api:portfolio-sync", kwargs={"pk": owner.portfolio.pk})
+    response = owner.client.post(url, {"broker_fingerprint": "x", "holdings_fingerprint": "y" * 64}, format="json")
+    assert response.status_code == 400 and set(response.json()) == {"broker_fingerprint", "holdings_fingerprint"}

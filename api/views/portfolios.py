@@ -15,7 +15,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from api.errors import Conflict, Unprocessable, field_errors
-from api.schema import responses
+from api.schema import BUSY, responses
 from api.serializers.holdings import (
     CashSerializer,
     HoldingsSerializer,
@@ -29,6 +29,8 @@ from api.serializers.runs import (
     PreviewSerializer,
     RebalanceInputSerializer,
     RunSerializer,
+    SyncConfirmSerializer,
+    SyncReviewSerializer,
     SyncSerializer,
 )
 from api.services import IdempotencyConflict, rebalance_request
@@ -44,7 +46,7 @@ from portfolios.selectors import (
 )
 from portfolios.services.holdings import cash_set, holdings_replace, holdings_upsert, manual_targets_set
 from portfolios.services.rebalancing import InputsChanged, RebalanceError, RunExecuting, rebalance_run_plan
-from portfolios.services.sync import SyncError, sync_from_broker
+from portfolios.services.sync import SyncChanged, SyncError, sync_confirm, sync_from_broker, sync_review
 
 PORTFOLIO_TAG = ["portfolios"]
 
@@ -270,6 +272,7 @@ def _targets_data(portfolio: Portfolio) -> dict:
             "equity_share": result.equity_share,
             "metrics": _metrics(result.metrics, symbols=sorted(result.weights())),
             "fallbacks": result.fallbacks,
+            "warnings": [warning["message"] for warning in result.warnings],
         }
     manual = portfolio.manual_targets or None
     return TargetsSerializer(
@@ -416,18 +419,45 @@ class SyncFromBrokerView(PortfolioObjectMixin, ApiView):
     atomic = False  # the sync owns its transaction and reads the broker outside it
 
     @extend_schema(
+        summary="Review a sync from the broker",
+        description="Reads the broker account and answers what a sync would change (per symbol: shares held now, "
+        "at the broker, and the change; cash before and after) with the fingerprints that apply exactly that. "
+        "Nothing is written.",
+        responses=responses({200: SyncReviewSerializer, **BUSY}, bad_request=True, not_found=True),
+    )
+    def get(self, request, pk: int):
+        try:
+            review = sync_review(portfolio=self.portfolio())
+        except SyncError as error:
+            raise Conflict(f"cannot review the sync: {error}") from None
+        return Response(SyncReviewSerializer(review).data)
+
+    @extend_schema(
         summary="Copy the holdings from the broker",
         description="The portfolio's holdings and cash become its broker account's positions and cash; answers "
-        "what changed. A portfolio without a broker account is 400, a broker that cannot be read 409.",
-        request=None,
-        responses=responses({200: SyncSerializer}, bad_request=True, not_found=True, writes=True),
+        "what changed. With a review's two fingerprints, only the sync reviewed is applied: 409 with the new "
+        "review when the broker's positions or the portfolio's holdings changed since; 204 when it changes "
+        "nothing. A portfolio without a broker account is 400, a broker that cannot be read 409.",
+        request=SyncConfirmSerializer,
+        responses=responses({200: SyncSerializer, 204: None}, bad_request=True, not_found=True, writes=True),
     )
     def post(self, request, pk: int):
         portfolio = self.portfolio()
-        if request.data:
-            raise ValidationError({"non_field_errors": ["this request takes no body"]})
+        if not request.data:
+            try:
+                sync = sync_from_broker(portfolio=portfolio)
+            except SyncError as error:
+                raise Conflict(f"sync failed, nothing changed: {error}") from None
+            return Response(SyncSerializer(sync).data)
+        serializer = SyncConfirmSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
         try:
-            sync = sync_from_broker(portfolio=portfolio)
+            sync = sync_confirm(portfolio=portfolio, **serializer.validated_data)
+        except SyncChanged as changed:
+            body = {"detail": f"nothing changed: {changed}", "review": SyncReviewSerializer(changed.review).data}
+            return Response(body, status=status.HTTP_409_CONFLICT)
         except SyncError as error:
             raise Conflict(f"sync failed, nothing changed: {error}") from None
+        if sync is None:  # the reviewed sync changes nothing: nothing is written
+            return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(SyncSerializer(sync).data)

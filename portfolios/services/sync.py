@@ -1,8 +1,15 @@
-"""Sync a portfolio from its broker: holdings and cash become the broker's positions and cash."""
+"""Sync a portfolio from its broker: holdings and cash become the broker's positions and cash.
+
+The system's syncs (the daily run, an execution's reconciliation, the admin, the API) replace at
+once; a person's sync from the portfolio page is reviewed first (`sync_review`) and applies only
+what was reviewed (`sync_confirm`).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
@@ -17,6 +24,7 @@ from portfolios.models import BrokerAsset, Holding, HoldingsSync, Portfolio, Reb
 from portfolios.models.holdings import QUANTITY_PLACES
 from portfolios.services.fractionability import broker_assets_record
 from portfolios.services.portfolio_lock import PortfolioBusy, portfolio_locked
+from portfolios.services.universe import universe_follow_holdings, universe_join_held
 from rebalancer_site.db import rows_update
 
 logger = logging.getLogger(__name__)
@@ -24,13 +32,57 @@ logger = logging.getLogger(__name__)
 BROKER_ASSET_ANSWERS_KEPT = timedelta(days=7)
 
 
+CASH_QUANTUM = Decimal("0.0001")
+
+
 class SyncError(Exception):
     """The broker could not be read, or another request held the portfolio too long; nothing was changed."""
 
 
+class SyncChanged(SyncError):
+    """The broker's answer or the portfolio's holdings changed after they were reviewed; nothing was
+    changed. ``review`` shows the differences as they are now."""
+
+    def __init__(self, message: str, *, review: SyncReview):
+        super().__init__(message)
+        self.review = review
+
+
+@dataclass(frozen=True)
+class SyncDifference:
+    """One symbol held here or at the broker: shares held now and at the broker, and what a sync
+    does to it ("added", "removed", "changed" or "unchanged")."""
+
+    symbol: str
+    held_qty: Decimal
+    broker_qty: Decimal
+    change: str
+
+
+@dataclass(frozen=True)
+class SyncReview:
+    """What a sync would change, and fingerprints of the two answers it compares: the broker's
+    positions and cash, and the portfolio's holdings and cash as they were read."""
+
+    account_label: str
+    differences: tuple[SyncDifference, ...]
+    cash_before_usd: Decimal
+    cash_after_usd: Decimal
+    broker_fingerprint: str
+    holdings_fingerprint: str
+
+    @property
+    def changes_anything(self) -> bool:
+        return self.cash_before_usd != self.cash_after_usd or any(d.change != "unchanged" for d in self.differences)
+
+
 def unreadable(account, error: BrokerError) -> SyncError:
-    """The `SyncError` for a broker account that could not be opened or read."""
-    return SyncError(f"cannot read positions from {account.label}: {error}")
+    """The `SyncError` for a broker account that could not be opened or read: a sentence its owner
+    understands; the adapter's own message (an SDK's exception text) goes to the log only."""
+    from brokers.error_text import broker_error_text
+
+    logger.warning("broker account could not be read", extra={"broker_account_id": account.pk, "error": str(error)})
+    return SyncError(f"cannot read positions from {account.label}: {broker_error_text(error, account=account)}")
 
 
 def sync_from_broker(
@@ -47,9 +99,45 @@ def sync_from_broker(
     ``read`` is its (positions, account) answer just read (an execution's reconciliation compares
     it first, inside its fence, where no further broker call belongs).
     """
+    account = _account_of(portfolio)
+    after, cash_after, answers = _broker_read(portfolio, account, broker=broker, read=read)
+    return _store(portfolio, account, run, after, cash_after, answers)
+
+
+def sync_review(*, portfolio: Portfolio) -> SyncReview:
+    """What a sync from the broker would change now: the broker is read, nothing is written."""
+    account = _account_of(portfolio)
+    after, cash_after, _ = _broker_read(portfolio, account, with_assets=False)
+    return _review(account, *_holdings_now(portfolio.pk), after, cash_after)
+
+
+def sync_confirm(*, portfolio: Portfolio, broker_fingerprint: str, holdings_fingerprint: str) -> HoldingsSync | None:
+    """Apply the sync a person reviewed: the broker is read again, and its answer and the holdings
+    (under the portfolio's lock) must still be the ones whose fingerprints the review showed.
+
+    Returns None, writing nothing, when the sync would change nothing. Raises `SyncChanged` with the
+    new differences when either answer changed since the review.
+    """
+    account = _account_of(portfolio)
+    after, cash_after, answers = _broker_read(portfolio, account)
+    if _fingerprint(account.pk, after, cash_after) != broker_fingerprint:
+        review = _review(account, *_holdings_now(portfolio.pk), after, cash_after)
+        raise SyncChanged(f"the positions or cash at {account.label} changed since you reviewed them", review=review)
+    return _store(portfolio, account, None, after, cash_after, answers, reviewed=holdings_fingerprint)
+
+
+def _account_of(portfolio: Portfolio):
     account = portfolio.broker_account
     if account is None:
         raise ValidationError({"broker_account": "this portfolio has no broker account to sync from"})
+    return account
+
+
+def _broker_read(
+    portfolio: Portfolio, account, *, broker=None, read: tuple | None = None, with_assets: bool = True
+) -> tuple[dict[str, Decimal], Decimal, dict[str, Asset | BrokerError]]:
+    """The broker's positions ({SYMBOL: shares}, at the holdings' precision), cash (USD) and, when
+    it is asked here, its answers about the portfolio's assets."""
     answers: dict = {}
     try:
         if read is not None:
@@ -57,24 +145,71 @@ def sync_from_broker(
         elif broker is None:
             with broker_for(account) as opened:
                 positions, info = opened.positions_and_account()
-                answers = _assets(opened, portfolio, positions)
+                if with_assets:
+                    answers = _assets(opened, portfolio, positions)
         else:
             positions, info = broker.positions_and_account()
-            answers = _assets(broker, portfolio, positions)
+            if with_assets:
+                answers = _assets(broker, portfolio, positions)
     except BrokerError as error:
         raise unreadable(account, error) from error
     quantum = Decimal(1).scaleb(-QUANTITY_PLACES)
     after = {p.symbol.upper(): p.quantity.quantize(quantum) for p in positions if p.quantity > 0}
+    return after, info.cash_usd.quantize(CASH_QUANTUM), answers
+
+
+def _store(portfolio, account, run, after, cash_after, answers, *, reviewed: str | None = None) -> HoldingsSync | None:
     try:
-        sync = _positions_store(portfolio, account, run, after, info, answers)
+        sync = _positions_store(portfolio, account, run, after, cash_after, answers, reviewed=reviewed)
     except PortfolioBusy as error:
         raise SyncError(f"{error}: try again in {error.retry_after_s} seconds") from error
+    if sync is None:
+        return None
     portfolio.cash_usd = sync.cash_after_usd
     logger.info(
         "portfolio synced from broker",
         extra={"portfolio_id": portfolio.pk, "broker_account_id": account.pk, "changes": len(sync.changes)},
     )
     return sync
+
+
+def _holdings_now(portfolio_id: int) -> tuple[dict[str, Decimal], Decimal]:
+    """The portfolio's holdings ({SYMBOL: shares}) and cash (USD) as stored now."""
+    held = Holding.objects.filter(portfolio_id=portfolio_id).values_list("instrument__symbol", "quantity")
+    return dict(held), Portfolio.objects.values_list("cash_usd", flat=True).get(pk=portfolio_id)
+
+
+def _fingerprint(key, quantities: dict[str, Decimal], cash_usd: Decimal) -> str:
+    """A digest of one side of a sync (``key`` names whose side), the same for the same shares and cash."""
+    quantum = Decimal(1).scaleb(-QUANTITY_PLACES)
+    text = ";".join(f"{symbol}={quantity.quantize(quantum):f}" for symbol, quantity in sorted(quantities.items()))
+    return hashlib.sha256(f"{key}|{text}|cash={cash_usd.quantize(CASH_QUANTUM):f}".encode()).hexdigest()
+
+
+def _review(
+    account, before: dict[str, Decimal], cash_before: Decimal, after: dict[str, Decimal], cash_after: Decimal
+) -> SyncReview:
+    """The differences between the holdings and cash ``before`` and the broker's ``after``."""
+    differences = []
+    for symbol in sorted(set(before) | set(after)):
+        held, broker = before.get(symbol, Decimal(0)), after.get(symbol, Decimal(0))
+        if held == broker:
+            change = "unchanged"
+        elif symbol not in before:
+            change = "added"
+        elif symbol not in after:
+            change = "removed"
+        else:
+            change = "changed"
+        differences.append(SyncDifference(symbol=symbol, held_qty=held, broker_qty=broker, change=change))
+    return SyncReview(
+        account_label=account.label,
+        differences=tuple(differences),
+        cash_before_usd=cash_before,
+        cash_after_usd=cash_after,
+        broker_fingerprint=_fingerprint(account.pk, after, cash_after),
+        holdings_fingerprint=_fingerprint("holdings", before, cash_before),
+    )
 
 
 def _assets(broker, portfolio: Portfolio, positions) -> dict[str, Asset | BrokerError]:
@@ -104,11 +239,22 @@ def _assets(broker, portfolio: Portfolio, positions) -> dict[str, Asset | Broker
 
 
 def _positions_store(
-    portfolio: Portfolio, account, run, after: dict[str, Decimal], info, answers: dict[str, Asset | BrokerError]
-) -> HoldingsSync:
-    """Make ``after`` ({SYMBOL: quantity}) and ``info.cash_usd`` the holdings and cash, against the
+    portfolio: Portfolio,
+    account,
+    run,
+    after: dict[str, Decimal],
+    cash_after: Decimal,
+    answers: dict[str, Asset | BrokerError],
+    *,
+    reviewed: str | None = None,
+) -> HoldingsSync | None:
+    """Make ``after`` ({SYMBOL: quantity}) and ``cash_after`` the holdings and cash, against the
     rows as stored when the portfolio's lock is taken, record what changed, and store the broker's
-    ``answers`` about its assets."""
+    ``answers`` about its assets.
+
+    ``reviewed``: the holdings fingerprint a person confirmed; the holdings must still match it
+    (else `SyncChanged`), and a sync that changes nothing then writes nothing (None).
+    """
     with portfolio_locked(portfolio.pk) as locked:
         ids = {}  # holding id by symbol
         before = {}
@@ -116,6 +262,12 @@ def _positions_store(
             "pk", "instrument__symbol", "quantity"
         ):
             ids[symbol], before[symbol] = pk, quantity
+        if reviewed is not None:
+            review = _review(account, before, locked.cash_usd, after, cash_after)
+            if review.holdings_fingerprint != reviewed:
+                raise SyncChanged("this portfolio's holdings or cash changed since you reviewed them", review=review)
+            if not review.changes_anything:
+                return None
         # Only what changed is written: most days a synced portfolio already holds what its broker does.
         gone = [pk for symbol, pk in ids.items() if symbol not in after]
         if gone:
@@ -136,7 +288,9 @@ def _positions_store(
             Holding.objects.bulk_create(
                 [Holding(portfolio=locked, instrument=known[s], quantity=after[s]) for s in new]
             )
-            locked.instruments.add(*known.values())
+            universe_join_held(portfolio=locked, instruments=known.values())
+        if gone:
+            universe_follow_holdings(portfolio=locked)
         if answers:
             broker_assets_record(
                 account=account,
@@ -145,7 +299,6 @@ def _positions_store(
                 at=now,
             )
         cash_before = locked.cash_usd
-        cash_after = info.cash_usd.quantize(Decimal("0.0001"))
         if cash_after != cash_before:
             locked.cash_usd = cash_after
             locked.save(update_fields=["cash_usd", "updated_at"])

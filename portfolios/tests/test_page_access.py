@@ -41,6 +41,8 @@ OBJECT_OF = {
     "broker_account_detail": "account",
     "broker_account_edit": "account",
     "broker_account_live": "account",
+    "broker_account_connection_test": "account",
+    "broker_account_new_connection_test": None,
     "api_tokens": None,
     "api_token_revoke": "token",
 }

@@ -54,6 +54,11 @@ def rows_data(rows: list[tuple[str, str, str]], *, cash: str = "100", delete: tu
     return data
 
 
+def reviewed(response) -> dict[str, str]:
+    """The confirmation a sync review page sends: the fingerprints of what it showed."""
+    return dict(response.context["confirm"].initial)
+
+
 def row_errors(response, index: int, field: str) -> str:
     return " ".join(response.context["formset"].forms[index].errors.get(field, []))
 
@@ -125,7 +130,7 @@ def test_a_bad_row_is_named_next_to_its_field_and_nothing_is_saved(client, portf
     response = client.post(reverse("portfolio_holdings", args=[portfolio.pk]), rows_data(rows, cash=cash))
     assert response.status_code == 400
     assert text in row_errors(response, row, field)
-    assert f'id="id_holdings-{row}-{field}-error"' in response.content.decode()
+    assert f'id="id_holdings-{row}-{field}_error"' in response.content.decode()
     portfolio.refresh_from_db()
     assert held(portfolio) == {"SPY": Decimal(10), "BND": Decimal(20)} and portfolio.cash_usd == Decimal(100)
 
@@ -134,7 +139,7 @@ def test_negative_cash_is_rejected_next_to_the_cash_field(client, portfolio):
     response = client.post(reverse("portfolio_holdings", args=[portfolio.pk]), rows_data([("SPY", "1", "")], cash="-1"))
     assert response.status_code == 400
     assert "cash_usd must not be negative" in " ".join(response.context["cash_form"].errors["cash_usd"])
-    assert 'id="id_cash_usd-error"' in response.content.decode()
+    assert 'id="id_cash_usd_error"' in response.content.decode()
     portfolio.refresh_from_db()
     assert held(portfolio) == {"SPY": Decimal(10), "BND": Decimal(20)} and portfolio.cash_usd == Decimal(100)
 
@@ -179,7 +184,7 @@ def test_a_bad_file_names_the_line_and_keeps_the_holdings(client, portfolio, tex
     response = upload(client, portfolio, text)
     assert response.status_code == 400
     assert message in " ".join(response.context["form"].errors["file"])
-    assert 'id="id_file-error"' in response.content.decode()
+    assert 'id="id_file_error"' in response.content.decode()
     portfolio.refresh_from_db()
     assert held(portfolio) == {"SPY": Decimal(10), "BND": Decimal(20)} and portfolio.cash_usd == Decimal(100)
 
@@ -239,10 +244,10 @@ def test_sync_from_the_broker_shows_what_changed(client, owner, clock):
         positions={"SPY": (Decimal(12), Decimal(500)), "QQQ": (Decimal(1), Decimal(400))},
     )
     portfolio = make_portfolio(owner, holdings={"SPY": 10, "BND": 20}, cash_usd=Decimal(100), broker_account=account)
-    assert client.get(reverse("portfolio_sync", args=[portfolio.pk])).status_code == 405
-    assert not HoldingsSync.objects.exists()
+    review = client.get(reverse("portfolio_sync", args=[portfolio.pk]))
+    assert review.status_code == 200 and not HoldingsSync.objects.exists()
 
-    response = client.post(reverse("portfolio_sync", args=[portfolio.pk]), follow=True)
+    response = client.post(reverse("portfolio_sync", args=[portfolio.pk]), reviewed(review), follow=True)
 
     page = response.content.decode()
     assert "Synced from Sandbox: BND 20 → 0; QQQ 0 → 1; SPY 10 → 12; cash $100.00 → $500.00" in page
@@ -251,7 +256,7 @@ def test_sync_from_the_broker_shows_what_changed(client, owner, clock):
 
 
 def test_sync_without_a_broker_account_changes_nothing(client, portfolio):
-    response = client.post(reverse("portfolio_sync", args=[portfolio.pk]), follow=True)
+    response = client.get(reverse("portfolio_sync", args=[portfolio.pk]), follow=True)
     assert "Sync failed, nothing changed: this portfolio has no broker account" in response.content.decode()
     assert held(portfolio) == {"SPY": Decimal(10), "BND": Decimal(20)}
 
@@ -319,7 +324,7 @@ def test_a_bad_value_in_a_row_is_named_next_to_its_field_and_nothing_is_saved(cl
     response = client.post(reverse("portfolio_holdings", args=[portfolio.pk]), data)
     assert response.status_code == 400
     assert text in row_errors(response, 1, field)
-    assert f'id="id_holdings-1-{field}-error"' in response.content.decode()
+    assert f'id="id_holdings-1-{field}_error"' in response.content.decode()
     assert_unchanged(portfolio)
 
 
@@ -402,7 +407,7 @@ def test_a_bad_value_in_a_file_names_its_line_and_keeps_the_holdings(client, por
     response = upload(client, portfolio, text)
     assert response.status_code == 400
     assert message in " ".join(response.context["form"].errors["file"])
-    assert 'id="id_file-error"' in response.content.decode()
+    assert 'id="id_file_error"' in response.content.decode()
     assert_unchanged(portfolio)
 
 
@@ -443,8 +448,9 @@ def test_a_busy_portfolio_answers_the_sync_with_a_message(client, owner, held_el
     account = broker_account_create(owner=owner, kind="paper", label="Sandbox")
     paper_account_reset(account=account, cash_usd=Decimal(500), positions={"SPY": (Decimal(12), Decimal(500))})
     portfolio = make_portfolio(owner, holdings={"SPY": 10, "BND": 20}, cash_usd=Decimal(100), broker_account=account)
+    review = client.get(reverse("portfolio_sync", args=[portfolio.pk]))
     held_elsewhere(portfolio)
-    response = client.post(reverse("portfolio_sync", args=[portfolio.pk]), follow=True)
+    response = client.post(reverse("portfolio_sync", args=[portfolio.pk]), reviewed(review), follow=True)
     assert response.status_code == 200
     assert "Sync failed, nothing changed" in response.content.decode()
     assert_unchanged(portfolio)

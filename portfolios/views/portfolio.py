@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import ProtectedError
 from django.http import HttpRequest, HttpResponse
@@ -15,6 +16,7 @@ from portfolios.forms import PortfolioForm
 from portfolios.selectors import portfolio_get_for_user
 from portfolios.selectors_dashboard import portfolio_detail, price_history
 from portfolios.services.execution import approval_blocked
+from portfolios.services.paper_seed import paper_account_seed
 from portfolios.services.portfolio_lock import BUSY_MESSAGE, PortfolioBusy
 
 
@@ -73,12 +75,26 @@ def portfolio_edit(request: HttpRequest, pk: int) -> HttpResponse:
     portfolio = portfolio_get_for_user(user=request.user, portfolio_id=pk)
     form = PortfolioForm(request.POST if request.method == "POST" else None, instance=portfolio, user=request.user)
     if request.method == "POST" and form.is_valid():
+        seed = form.cleaned_data.get("seed_paper_account", False)
         try:
-            form.save()
+            # The settings (the paper account chosen) and the seed are saved together or not at all.
+            with transaction.atomic():
+                form.save()
+                if seed:
+                    paper = paper_account_seed(portfolio=portfolio)
         except PortfolioBusy:
             form.add_error(None, BUSY_MESSAGE)
             return _form_page(request, form, portfolio=portfolio, status=409)
+        except ValidationError as error:
+            form.add_error("seed_paper_account", error.messages)
+            return _form_page(request, form, portfolio=portfolio)
         messages.success(request, "Settings saved. They apply from the next plan; stored runs keep theirs.")
+        if seed:
+            messages.success(
+                request,
+                f"{portfolio.broker_account.label} now holds this portfolio's {paper.positions.count()} holding(s) "
+                f"and ${paper.cash_usd:,.2f} of cash.",
+            )
         return redirect("portfolio_detail", pk=portfolio.pk)
     return _form_page(request, form, portfolio=portfolio)
 
