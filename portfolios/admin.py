@@ -14,6 +14,7 @@ from portfolios.models import (
     PipelineDay,
     PlannedTrade,
     Portfolio,
+    PortfolioInstrument,
     RebalanceRun,
 )
 from portfolios.models.policy_fields import (
@@ -39,6 +40,17 @@ class HoldingInline(admin.TabularInline):
     readonly_fields = ["updated_at"]
 
 
+class UniverseInline(admin.TabularInline):
+    """The portfolio's universe; an instrument added here is the owner's choice."""
+
+    model = PortfolioInstrument
+    verbose_name = "universe instrument"
+    extra = 0
+    autocomplete_fields = ["instrument"]
+    fields = ["instrument", "joined_with_holding"]
+    readonly_fields = ["joined_with_holding"]
+
+
 @admin.register(Portfolio)
 class PortfolioAdmin(admin.ModelAdmin):
     list_display = [
@@ -55,12 +67,11 @@ class PortfolioAdmin(admin.ModelAdmin):
     list_filter = ["mode", "strategy", "rebalancing_strategy", "band_mode", "use_glide_path"]
     search_fields = ["name", "owner__username"]
     autocomplete_fields = ["owner", "broker_account"]
-    filter_horizontal = ["instruments"]
     list_select_related = ["owner"]
-    inlines = [HoldingInline]
+    inlines = [UniverseInline, HoldingInline]
     actions = ["run_now", "resync"]
     fieldsets = [
-        (None, {"fields": ["owner", "name", "base_currency", "instruments", "cash_usd", "manual_targets"]}),
+        (None, {"fields": ["owner", "name", "base_currency", "cash_usd", "manual_targets"]}),
         ("Profile and glide path", {"fields": GLIDE_PATH_FIELDS}),
         ("Optimization", {"fields": ESTIMATOR_FIELDS}),
         ("Constraints", {"fields": CONSTRAINT_FIELDS}),
@@ -92,6 +103,15 @@ class PortfolioAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{portfolio.name}: {message}", messages.ERROR)
                 continue
             self.message_user(request, f"{portfolio.name}: {len(sync.changes)} change(s) from the broker")
+
+
+@admin.register(PortfolioInstrument)
+class PortfolioInstrumentAdmin(admin.ModelAdmin):
+    list_display = ["portfolio", "instrument", "joined_with_holding"]
+    list_filter = ["joined_with_holding"]
+    search_fields = ["portfolio__name", "instrument__symbol"]
+    autocomplete_fields = ["portfolio", "instrument"]
+    list_select_related = ["portfolio", "instrument"]
 
 
 class PlannedTradeInline(admin.TabularInline):

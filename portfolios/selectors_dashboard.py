@@ -2,19 +2,23 @@
 
 The dashboard reads everything it shows in a fixed number of queries, whatever the number of
 portfolios: the portfolios (with the id of their latest run), their holdings, their universes,
-the latest runs (with their trade counts), the run values of the last `HISTORY_DAYS` days, the
-orders whose outcome is unknown, the kill switch, the daily-run schedule, and the latest stored
-closes of the union of their symbols (a price frame and a read of the bars, for the synthetic
-marker). Values are holdings at the latest stored close on or before the last completed NYSE
-session, plus cash.
+the latest runs (with their trade counts), the optimizer's latest targets of those without run or
+manual targets, the run values of the last `HISTORY_DAYS` days, the orders whose outcome is
+unknown, the kill switch, the daily-run schedule, and the latest stored closes of the union of
+their symbols (a price frame and a read of the bars, for the synthetic marker). Values are
+holdings at the latest stored close on or before the last completed NYSE session, plus cash.
+Drift is that of the holdings now against the latest targets (`drifts_now`), never a stored
+run's figure: a sync, an execution or an edit of the holdings changes it at once.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db.models import Count, F, OuterRef, Subquery
@@ -29,7 +33,7 @@ from marketdata.stores import get_price_store
 from optimization.core.errors import OptimizationError
 from optimization.core.rebalancing.inputs import PlanContext
 from optimization.core.rebalancing.needs import needs as core_needs
-from optimization.models import TargetAllocation
+from optimization.models import OptimizationResult, TargetAllocation, TargetWeight
 from optimization.services import manual_targets_parse, plan_inputs_build, price_decimal, rebalance_policy_for
 from portfolios.models import Holding, HoldingsSync, Portfolio, RebalanceRun
 from portfolios.selectors import portfolios_for_user, runs_for_user
@@ -95,25 +99,37 @@ class Valuation:
         return None if self.missing else self.holdings_usd + self.cash_usd
 
 
+@dataclass(frozen=True)
+class DriftNow:
+    """A portfolio's drift as it holds now: holdings at the latest closes plus cash, against its
+    latest targets (`targets_latest`) and its cash buffer. ``drift`` (sum |w - t| / 2, the plans'
+    measure) is None when it cannot be known, and ``unknown`` says why; ``needs`` are per holding,
+    as a run stores them."""
+
+    drift: Decimal | None
+    needs: list[dict]
+    cash_weight: float | None
+    cash_target: float | None
+    targets_note: str
+    unknown: str = ""
+
+
 @dataclass
 class PortfolioCard:
     portfolio: Portfolio
     valuation: Valuation
     last_run: RebalanceRun | None
-    worst: dict | None  # the need with the highest urgency in the last run
+    worst: dict | None  # the holding furthest from its target now
     drift_alert: bool
     next_run: datetime | None
     stale: list[str]
     history: list[tuple[date, Decimal]] = field(default_factory=list)
+    drift_now: DriftNow | None = None
 
     @property
     def drift_pct(self) -> Decimal | None:
-        drift = run_drift(self.last_run)
+        drift = self.drift_now.drift if self.drift_now else None
         return None if drift is None else drift * 100
-
-    @property
-    def executed(self) -> bool:
-        return self.last_run is not None and self.last_run.status == RebalanceRun.Status.EXECUTED
 
 
 @dataclass
@@ -162,14 +178,6 @@ def daily_run_next() -> datetime | None:
     )
 
 
-def run_drift(run: RebalanceRun | None) -> Decimal | None:
-    """The portfolio's drift as its latest run left it: after the trades of an executed run, else
-    the drift the run found (nothing was traded)."""
-    if run is None:
-        return None
-    return run.drift_after if run.status == RebalanceRun.Status.EXECUTED else run.drift_before
-
-
 def worst_need(needs: list[dict]) -> dict | None:
     """The holding furthest outside (or nearest to) its band: the need with the highest urgency,
     with its deviation and band in percentage points."""
@@ -186,13 +194,28 @@ def worst_need(needs: list[dict]) -> dict | None:
     }
 
 
+def _latest_run_id() -> Subquery:
+    """The id of a portfolio's latest run, as an annotation of a portfolio queryset."""
+    latest = RebalanceRun.objects.filter(portfolio=OuterRef("pk")).order_by("-trading_date", "-created_at")
+    return Subquery(latest.values("pk")[:1])
+
+
+def _quantities(portfolio_ids: Sequence[int]) -> dict[int, dict[str, Decimal]]:
+    """Shares held by each portfolio: {portfolio id: {symbol: quantity}}, in one query."""
+    quantities: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    for portfolio_id, symbol, quantity in Holding.objects.filter(portfolio_id__in=portfolio_ids).values_list(
+        "portfolio_id", "instrument__symbol", "quantity"
+    ):
+        quantities[portfolio_id][symbol] = quantity
+    return quantities
+
+
 def dashboard_for_user(*, user) -> Dashboard:
     """Everything the dashboard shows, in a number of queries that does not depend on the portfolio count."""
-    latest_run = RebalanceRun.objects.filter(portfolio=OuterRef("pk")).order_by("-trading_date", "-created_at")
     portfolios = list(
         portfolios_for_user(user=user)
         .select_related("broker_account")
-        .annotate(latest_run_id=Subquery(latest_run.values("pk")[:1]))
+        .annotate(latest_run_id=_latest_run_id())
         .order_by("name", "pk")
     )
     session = last_session()
@@ -212,11 +235,7 @@ def dashboard_for_user(*, user) -> Dashboard:
             drift_alert_threshold=threshold,
         )
     ids = [p.pk for p in portfolios]
-    quantities: dict[int, dict[str, Decimal]] = defaultdict(dict)
-    for portfolio_id, symbol, quantity in Holding.objects.filter(portfolio_id__in=ids).values_list(
-        "portfolio_id", "instrument__symbol", "quantity"
-    ):
-        quantities[portfolio_id][symbol] = quantity
+    quantities = _quantities(ids)
     universe: dict[int, set[str]] = defaultdict(set)
     for portfolio_id, symbol in Portfolio.instruments.through.objects.filter(portfolio_id__in=ids).values_list(
         "portfolio_id", "instrument__symbol"
@@ -225,9 +244,10 @@ def dashboard_for_user(*, user) -> Dashboard:
     runs = {
         run.pk: run
         for run in RebalanceRun.objects.filter(pk__in=[p.latest_run_id for p in portfolios if p.latest_run_id])
-        .only(*RUN_SUMMARY_FIELDS, "needs")
+        .only(*RUN_SUMMARY_FIELDS, "targets", "targets_source", "optimization_result_id")
         .annotate(trades_count=Count("trades"))
     }
+    targets = targets_latest(portfolios=portfolios, runs={p.pk: runs.get(p.latest_run_id) for p in portfolios})
     history: dict[int, list[tuple[date, Decimal]]] = defaultdict(list)
     for portfolio_id, day, value in (
         runs_for_user(user=user)
@@ -241,8 +261,14 @@ def dashboard_for_user(*, user) -> Dashboard:
         orders_for_user(user=user).filter(state="unknown").values_list("run__portfolio_id", "side", "symbol")
     ):
         unknown_orders[portfolio_id].append(f"{side} {symbol}")
-    symbols = set().union(*quantities.values(), *universe.values())
+    symbols = set().union(*quantities.values(), *universe.values(), *(latest.weights for latest in targets.values()))
     prices = prices_latest(symbols=symbols, session=session)
+    drifts = drifts_now(
+        portfolios=portfolios,
+        quantities=quantities,
+        targets=targets,
+        closes={symbol: close for symbol, (_, close) in prices.closes.items()},
+    )
     next_run = daily_run_next()
 
     cards = []
@@ -250,8 +276,8 @@ def dashboard_for_user(*, user) -> Dashboard:
         held = quantities.get(portfolio.pk, {})
         valuation = valuation_of(held, portfolio.cash_usd, prices)
         run = runs.get(portfolio.latest_run_id)
-        drift = run_drift(run)
-        drift_alert = drift is not None and drift >= threshold
+        now = drifts[portfolio.pk]
+        drift_alert = now.drift is not None and now.drift >= threshold
         stale = prices.stale(set(held) | universe.get(portfolio.pk, set()))
         points = list(history.get(portfolio.pk, []))
         if valuation.value_usd is not None and (not points or points[-1][0] < session):
@@ -261,14 +287,15 @@ def dashboard_for_user(*, user) -> Dashboard:
                 portfolio=portfolio,
                 valuation=valuation,
                 last_run=run,
-                worst=worst_need(run.needs) if run else None,
+                worst=worst_need(now.needs),
                 drift_alert=drift_alert,
                 next_run=next_run if portfolio.active else None,
                 stale=stale,
                 history=points,
+                drift_now=now,
             )
         )
-        alerts += _card_alerts(portfolio, run, drift_alert, threshold, stale, unknown_orders.get(portfolio.pk, []))
+        alerts += _card_alerts(portfolio, run, now, threshold, stale, unknown_orders.get(portfolio.pk, []))
     return Dashboard(
         cards=cards,
         alerts=alerts,
@@ -283,7 +310,7 @@ def dashboard_for_user(*, user) -> Dashboard:
 def _card_alerts(
     portfolio: Portfolio,
     run: RebalanceRun | None,
-    drift_alert: bool,
+    now: DriftNow,
     threshold: Decimal,
     stale: list[str],
     unknown: list[str],
@@ -300,13 +327,158 @@ def _card_alerts(
                 portfolio,
             )
         )
-    if drift_alert:
+    if now.drift is not None and now.drift >= threshold:
         alerts.append(
-            Alert("warn", f"Drift {run_drift(run):.1%} is at or above the alert threshold {threshold:.1%}", portfolio)
+            Alert("warn", f"Drift {now.drift:.1%} is at or above the alert threshold {threshold:.1%}", portfolio)
         )
     if stale:
         alerts.append(Alert("warn", f"No close for the last completed session for {', '.join(stale)}", portfolio))
     return alerts
+
+
+# -- drift of the holdings now -------------------------------------------------------------------
+
+
+class LatestTargets(NamedTuple):
+    """A portfolio's latest known target weights, where they come from (a phrase for the page, ""
+    when there are none), and the optimizer result they were made by (None: a run's manual targets)."""
+
+    weights: dict[str, Decimal]
+    source: str
+    result_id: int | None = None
+
+
+def targets_latest(
+    *, portfolios: Sequence[Portfolio], runs: Mapping[int, RebalanceRun | None]
+) -> dict[int, LatestTargets]:
+    """The latest target weights known for each portfolio: those of its latest run (``runs``:
+    {portfolio id: run or None}), else its manual targets, else the optimizer's last stored
+    targets. Two queries read the optimizer's targets of all the portfolios that need them, none
+    when no portfolio does."""
+    found: dict[int, LatestTargets] = {}
+    from_optimizer = []
+    for portfolio in portfolios:
+        run = runs.get(portfolio.pk)
+        try:
+            manual = manual_targets_parse(portfolio.manual_targets)
+        except ValueError:  # no longer valid: a plan refuses them too
+            manual = None
+        if run is not None and run.targets:
+            found[portfolio.pk] = LatestTargets(
+                {s: Decimal(str(w)) for s, w in run.targets.items()},
+                f"of the run of {run.trading_date}",
+                run.optimization_result_id if run.targets_source == "optimizer" else None,
+            )
+        elif manual:
+            found[portfolio.pk] = LatestTargets(manual, "manual")
+        else:
+            found[portfolio.pk] = LatestTargets({}, "")
+            from_optimizer.append(portfolio.pk)
+    if from_optimizer:
+        latest = TargetAllocation.objects.filter(portfolio=OuterRef("pk")).order_by("-as_of")
+        allocations = list(
+            Portfolio.objects.filter(pk__in=from_optimizer)
+            .annotate(
+                target_result_id=Subquery(latest.values("result_id")[:1]),
+                targets_as_of=Subquery(latest.values("as_of")[:1]),
+            )
+            .filter(target_result_id__isnull=False)
+            .values_list("pk", "target_result_id", "targets_as_of")
+        )
+        weights: dict[int, dict[str, Decimal]] = defaultdict(dict)
+        for result_id, symbol, weight in TargetWeight.objects.filter(
+            result_id__in={result_id for _, result_id, _ in allocations}
+        ).values_list("result_id", "instrument__symbol", "weight"):
+            weights[result_id][symbol] = weight
+        for portfolio_id, result_id, as_of in allocations:
+            found[portfolio_id] = LatestTargets(weights[result_id], f"of the optimizer on {as_of}", result_id)
+    return found
+
+
+def drifts_now(
+    *,
+    portfolios: Sequence[Portfolio],
+    quantities: Mapping[int, dict[str, Decimal]],
+    targets: Mapping[int, LatestTargets],
+    closes: Mapping[str, Decimal],
+) -> dict[int, DriftNow]:
+    """Each portfolio's `DriftNow` from its holdings (``quantities``: {portfolio id: {symbol:
+    shares}}), its `targets_latest` and the latest closes (USD); no query."""
+    found: dict[int, DriftNow] = {}
+    for portfolio in portfolios:
+        weights, note, _ = targets.get(portfolio.pk, LatestTargets({}, ""))
+        if not weights:
+            found[portfolio.pk] = DriftNow(
+                None, [], None, None, note, "no targets yet: plan a run or set manual targets"
+            )
+            continue
+        context, unknown = _plan_context_now(portfolio, quantities.get(portfolio.pk, {}), weights, closes)
+        if context is None:
+            found[portfolio.pk] = DriftNow(None, [], None, None, note, unknown)
+            continue
+        found[portfolio.pk] = DriftNow(
+            Decimal(str(context.drift)), _need_rows(context), context.cash_weight, context.cash_target, note
+        )
+    return found
+
+
+def portfolio_drifts_now(*, portfolios) -> dict[int, Decimal]:
+    """The drift of what each of ``portfolios`` (a queryset) holds now, where it can be known:
+    {portfolio id: drift}; a fixed number of queries whatever their count."""
+    portfolios = list(portfolios.annotate(latest_run_id=_latest_run_id()))
+    quantities = _quantities([p.pk for p in portfolios])
+    latest_runs = {
+        run.pk: run
+        for run in RebalanceRun.objects.filter(pk__in=[p.latest_run_id for p in portfolios if p.latest_run_id]).only(
+            "id", "portfolio_id", "trading_date", "targets", "targets_source", "optimization_result_id"
+        )
+    }
+    runs = {p.pk: latest_runs.get(p.latest_run_id) for p in portfolios}
+    targets = targets_latest(portfolios=portfolios, runs=runs)
+    symbols = set().union(*quantities.values(), *(latest.weights for latest in targets.values()))
+    found = latest_closes(symbols=sorted(symbols), on_or_before=last_session())
+    closes = {symbol: price_decimal(price) for symbol, (_, price) in found.items()}
+    drifts = drifts_now(portfolios=portfolios, quantities=quantities, targets=targets, closes=closes)
+    return {pk: now.drift for pk, now in drifts.items() if now.drift is not None}
+
+
+def _plan_context_now(
+    portfolio: Portfolio, quantities: dict[str, Decimal], targets: dict[str, Decimal], closes: Mapping[str, Decimal]
+) -> tuple[PlanContext | None, str]:
+    """The planner's view of the holdings now (weights, bands, drift), or None and why not."""
+    symbols = sorted(set(quantities) | set(targets))
+    missing = [s for s in symbols if s not in closes]
+    if missing:
+        return None, f"no close for {', '.join(missing)}"
+    try:
+        inputs = plan_inputs_build(
+            symbols=symbols,
+            quantities=quantities,
+            prices={s: closes[s] for s in symbols},
+            targets=targets,
+            cash_usd=portfolio.cash_usd,
+            fractionable={},
+        )
+        return PlanContext(inputs, rebalance_policy_for(portfolio)), ""
+    except (ValueError, OptimizationError) as error:
+        return None, str(error)
+
+
+def _need_rows(context: PlanContext) -> list[dict]:
+    """The planner's needs of ``context``, as a run stores them."""
+    return [
+        {
+            "symbol": n.symbol,
+            "current_weight": n.current_weight,
+            "target_weight": n.target_weight,
+            "deviation": n.deviation,
+            "band": n.band,
+            "outside": n.outside,
+            "urgency": n.urgency,
+            "action": n.action,
+        }
+        for n in core_needs(context)
+    ]
 
 
 # -- the portfolio page --------------------------------------------------------------------------
@@ -359,6 +531,7 @@ class PortfolioDetail:
     cash_target: float | None
     stale: list[str]
     whole_shares: list[dict[str, str]] = field(default_factory=list)  # `whole_shares_rows` of the rows' symbols
+    target_warnings: list[str] = field(default_factory=list)  # how the weight bounds moved the targets
 
     @property
     def cash_weight_pct(self) -> float | None:
@@ -386,7 +559,7 @@ def portfolio_detail(*, portfolio: Portfolio) -> PortfolioDetail:
         .order_by("-trading_date", "-created_at")[:RUN_HISTORY_LIMIT]
     )
     latest = RebalanceRun.objects.get(pk=runs[0].pk) if runs else None
-    targets, target_note = _targets(portfolio, latest)
+    targets, target_note, target_warnings = _targets(portfolio, latest)
     session = last_session()
     symbols = set(holdings) | universe | set(targets)
     prices = prices_latest(symbols=symbols, session=session)
@@ -451,6 +624,7 @@ def portfolio_detail(*, portfolio: Portfolio) -> PortfolioDetail:
         cash_target=cash_target,
         stale=prices.stale(set(holdings) | universe),
         whole_shares=whole_shares_rows(share_rules_for(portfolio=portfolio, instruments=instruments)),
+        target_warnings=target_warnings,
     )
 
 
@@ -477,53 +651,18 @@ def _run_matches(run: RebalanceRun, quantities: dict[str, Decimal], cash_usd: De
     return planned == held and Decimal(snapshot.get("cash_usd", "-1")) == cash_usd
 
 
-def _targets(portfolio: Portfolio, run: RebalanceRun | None) -> tuple[dict[str, Decimal], str]:
-    """The latest target weights known for the portfolio and where they come from."""
-    if run is not None and run.targets:
-        return {s: Decimal(w) for s, w in run.targets.items()}, f"of the run of {run.trading_date}"
-    try:
-        manual = manual_targets_parse(portfolio.manual_targets)
-    except ValueError:
-        manual = None
-    if manual:
-        return manual, "manual"
-    allocation = (
-        TargetAllocation.objects.filter(portfolio=portfolio).select_related("result").order_by("-as_of").first()
-    )
-    if allocation is not None:
-        return allocation.result.weights(), f"of the optimizer on {allocation.as_of}"
-    return {}, ""
+def _targets(portfolio: Portfolio, run: RebalanceRun | None) -> tuple[dict[str, Decimal], str, list[str]]:
+    """The latest target weights known for the portfolio, where they come from, and the warnings
+    stored with the optimizer result they come from."""
+    latest = targets_latest(portfolios=[portfolio], runs={portfolio.pk: run})[portfolio.pk]
+    stored = OptimizationResult.objects.filter(pk=latest.result_id).values_list("warnings", flat=True).first()
+    return latest.weights, latest.source, [warning["message"] for warning in stored or []]
 
 
 def _compute_needs(portfolio: Portfolio, quantities, targets, prices: Prices):
     """(needs as stored on a run, cash weight, cash target) for the current holdings, or None."""
-    symbols = sorted(set(quantities) | set(targets))
-    if any(s not in prices.closes for s in symbols):
+    closes = {symbol: close for symbol, (_, close) in prices.closes.items()}
+    context, _ = _plan_context_now(portfolio, quantities, targets, closes)
+    if context is None:
         return None
-    try:
-        policy = rebalance_policy_for(portfolio)
-        inputs = plan_inputs_build(
-            symbols=symbols,
-            quantities=quantities,
-            prices={s: prices.closes[s][1] for s in symbols},
-            targets=targets,
-            cash_usd=portfolio.cash_usd,
-            fractionable={},
-        )
-        context = PlanContext(inputs, policy)
-    except (ValueError, OptimizationError):
-        return None
-    rows = [
-        {
-            "symbol": n.symbol,
-            "current_weight": n.current_weight,
-            "target_weight": n.target_weight,
-            "deviation": n.deviation,
-            "band": n.band,
-            "outside": n.outside,
-            "urgency": n.urgency,
-            "action": n.action,
-        }
-        for n in core_needs(context)
-    ]
-    return rows, context.cash_weight, context.cash_target
+    return _need_rows(context), context.cash_weight, context.cash_target

@@ -15,8 +15,10 @@ agrees; registered only on the registry built for a scrape, never per process):
                                                without runs. The counters give a Prometheus-side rate
                                                too: sum(increase(..._runs_total{outcome="success"}[24h]))
                                                / sum(increase(..._runs_total[24h])).
-    portfolio_rebalancer_portfolio_drift       per active portfolio (label portfolio_id): drift_before
-                                               of its latest run that measured it.
+    portfolio_rebalancer_portfolio_drift       per active portfolio (label portfolio_id): the drift of
+                                               what it holds now, at the latest stored closes, against
+                                               its latest targets (the dashboard's figure); no sample
+                                               when it cannot be known (no targets, a close missing).
     portfolio_rebalancer_database_metrics_up   1 when the two above were read, 0 when the read failed.
 
 django-prometheus supplies ``django_http_*`` (its middlewares) and ``django_db_*``. The database
@@ -163,7 +165,7 @@ class DatabaseCollector:
         rate, drift, up = self._families()
         try:
             success_rate = _success_rate()
-            drifts = _latest_drifts()
+            drifts = _drifts_now()
         except Exception as exc:
             logger.warning("database metrics not read", extra={"error": type(exc).__name__})
             up.add_metric([], 0)
@@ -187,8 +189,8 @@ class DatabaseCollector:
             ),
             GaugeMetricFamily(
                 f"{PREFIX}_portfolio_drift",
-                "Portfolio drift, sum |weight - target| / 2, before trading, of each active portfolio's "
-                "latest run that measured it.",
+                "Portfolio drift, sum |weight - target| / 2, of what each active portfolio holds now "
+                "(holdings at the latest stored closes plus cash, against its latest targets).",
                 labels=["portfolio_id"],
             ),
             GaugeMetricFamily(
@@ -213,24 +215,12 @@ def _success_rate() -> float | None:
     return 1 - counts["failed"] / counts["total"]
 
 
-def _latest_drifts() -> list[tuple[int, float]]:
-    from django.db.models import OuterRef, Subquery
+def _drifts_now() -> list[tuple[int, float]]:
+    from portfolios.models import Portfolio
+    from portfolios.selectors_dashboard import portfolio_drifts_now
 
-    from portfolios.models import Portfolio, RebalanceRun
-
-    latest = (
-        RebalanceRun.objects.filter(portfolio=OuterRef("pk"), drift_before__isnull=False)
-        .order_by("-trading_date", "-created_at")
-        .values("drift_before")[:1]
-    )
-    rows = (
-        Portfolio.objects.filter(active=True)
-        .annotate(drift=Subquery(latest))
-        .filter(drift__isnull=False)
-        .order_by("pk")
-        .values_list("pk", "drift")
-    )
-    return [(pk, float(drift)) for pk, drift in rows]
+    drifts = portfolio_drifts_now(portfolios=Portfolio.objects.filter(active=True))
+    return [(pk, float(drift)) for pk, drift in sorted(drifts.items())]
 
 
 # --- the registry of one scrape ---------------------------------------------------------------

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from .base import ACCENT, COLORWAY, MUTED, SMALL_HEIGHT, layout, pct, sigs
+from .base import ACCENT, COLORWAY, MUTED, SMALL_HEIGHT, layout, pct, sigs, text_colour_on
 
 PIE_LABELS_MAX = 12
 
@@ -14,6 +14,8 @@ PIE_LABELS_MAX = 12
 def allocation_pie(labels: Sequence[str], values: Sequence[float], *, title: str) -> go.Figure:
     """Shares of ``values`` (any unit, e.g. USD or weights) by label; zero and negative values are left out."""
     kept = [(label, value) for label, value in zip(labels, values, strict=True) if value and value > 0]
+    # Each slice's colour is set here so that its label can take the ink or white that reads on it.
+    colours = [COLORWAY[i % len(COLORWAY)] for i in range(len(kept))]
     return go.Figure(
         dict(
             type="pie",
@@ -24,11 +26,11 @@ def allocation_pie(labels: Sequence[str], values: Sequence[float], *, title: str
             # Past a dozen slices the labels only collide: the legend and the hover say it all.
             textinfo="percent" if len(kept) <= PIE_LABELS_MAX else "none",
             textposition="inside",
+            marker={"colors": colours, "line": {"color": "#ffffff", "width": 1}},
+            insidetextfont={"color": [text_colour_on(colour) for colour in colours]},
             hovertemplate="%{label}: %{percent}<extra></extra>",
         ),
-        layout=layout(
-            title, height=SMALL_HEIGHT, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={}, colorway=COLORWAY
-        ),
+        layout=layout(title, height=SMALL_HEIGHT, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={}),
     )
 
 

@@ -36,7 +36,15 @@ def correlation_heatmap(symbols: Sequence[str], matrix: Sequence[Sequence[float]
         layout=layout(
             "Correlation of daily returns",
             height=max(340, min(900, 120 + 16 * size)),
-            yaxis={"autorange": "reversed", "scaleanchor": "x"},
-            xaxis={"tickangle": -90 if size > 12 else 0},
+            # Both axes span the whole plot area (no square-cell constraint, which shrank one axis
+            # and left the other's labels behind), and the margins grow to fit the labels.
+            xaxis={
+                "type": "category",
+                "tickangle": -90 if size > 12 else 0,
+                "automargin": True,
+                "showgrid": False,
+                "ticks": "",
+            },
+            yaxis={"type": "category", "autorange": "reversed", "automargin": True, "showgrid": False, "ticks": ""},
         ),
     )

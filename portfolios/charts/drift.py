@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import plotly.graph_objects as go
 
 from .base import BAD, GOOD, INK, layout, pct
@@ -23,13 +22,9 @@ def drift_chart(
                 name="Deviation",
                 x=list(symbols),
                 y=pct(deviations),
-                # Numbers on a two-colour scale: a list of colour strings costs 2 ms to validate.
-                marker={
-                    "color": np.array([1 if out else 0 for out in outside], dtype=np.int8),
-                    "colorscale": [[0, GOOD], [1, BAD]],
-                    "cmin": 0,
-                    "cmax": 1,
-                },
+                # Colour strings: plotly.js reads numbers on a colour scale for the bars, but its
+                # hover label takes the raw number as a colour ("Invalid color specifier").
+                marker={"color": [BAD if out else GOOD for out in outside]},
                 hovertemplate="%{x}: %{y:+.2f} pp<extra></extra>",
             ),
             dict(

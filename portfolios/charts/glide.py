@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from .base import ACCENT, BAD, layout, pct, sig
+from .base import ACCENT, BAD, layout, pct, percent_label, sig
 
 
 def glide_path_chart(curve: Sequence[Sequence[float]], *, age: float, equity_share: float) -> go.Figure:
     """``curve``: [age, equity share] pairs (share as a fraction, shown in %); the marker sits at
-    (``age``, ``equity_share``)."""
+    (``age``, ``equity_share``), labelled as the report's text shows that share (`percent_label`)."""
     return go.Figure(
         [
             dict(
@@ -29,7 +29,7 @@ def glide_path_chart(curve: Sequence[Sequence[float]], *, age: float, equity_sha
                 x=[sig(age)],
                 y=pct([equity_share]),
                 mode="markers+text",
-                text=[f"age {age:g}: {equity_share * 100:.1f}%"],
+                text=[f"age {age:g}: {percent_label(equity_share)}"],
                 textposition="top right",
                 marker={"color": BAD, "size": 12},
                 hovertemplate="age %{x}: %{y:.1f}% aggressive<extra></extra>",

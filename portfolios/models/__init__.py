@@ -5,6 +5,7 @@ from .broker_assets import BrokerAsset
 from .holdings import Holding, HoldingsSync
 from .portfolio import (
     Portfolio,
+    PortfolioInstrument,
     default_band_abs,
     default_band_mode,
     default_band_rel,
@@ -48,6 +49,7 @@ __all__ = [
     "PipelineDay",
     "PlannedTrade",
     "Portfolio",
+    "PortfolioInstrument",
     "RebalanceRun",
     "default_band_abs",
     "default_band_mode",

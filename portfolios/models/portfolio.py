@@ -179,7 +179,10 @@ class Portfolio(models.Model):
     name = models.CharField(max_length=100)
     active = models.BooleanField(default=True, help_text="Included in the daily run.")
     base_currency = models.CharField(max_length=3, choices=Currency.choices, default=Currency.USD)
-    instruments = models.ManyToManyField("marketdata.Instrument", related_name="portfolios", blank=True)
+    # The universe: what the optimizer allocates over, and the symbols whose prices the portfolio needs.
+    instruments = models.ManyToManyField(
+        "marketdata.Instrument", related_name="portfolios", blank=True, through="PortfolioInstrument"
+    )
 
     # Investor profile (glide path). Birth year wins over age when both are set.
     use_glide_path = models.BooleanField(default=True)
@@ -434,6 +437,29 @@ class Portfolio(models.Model):
             manual_targets_parse(self.manual_targets)
         except ValueError as error:
             raise ValidationError(_field_error(str(error))) from None
+
+
+class PortfolioInstrument(models.Model):
+    """One instrument of a portfolio's universe: chosen by the owner, or joined because it was held.
+
+    One that only joined with a holding leaves the universe when it is neither held nor targeted
+    any more (`universe_follow_holdings`); the owner's own choices stay until the owner removes them.
+    """
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE)
+    instrument = models.ForeignKey("marketdata.Instrument", on_delete=models.CASCADE)
+    joined_with_holding = models.BooleanField(
+        default=False,
+        help_text="In the universe only because it was held (not chosen): it leaves when neither held nor targeted.",
+    )
+
+    class Meta:
+        # The table and unique pair Django made for the relation before it had a model of its own.
+        db_table = "portfolios_portfolio_instruments"
+        unique_together = [("portfolio", "instrument")]
+
+    def __str__(self) -> str:
+        return f"{self.portfolio_id}: {self.instrument_id}"
 
 
 # Core messages that do not start with the model field's own name.

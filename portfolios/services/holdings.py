@@ -18,6 +18,7 @@ from marketdata.models import Instrument
 from optimization.services import manual_targets_parse
 from portfolios.models import Holding, Portfolio
 from portfolios.services.portfolio_lock import portfolio_locked
+from portfolios.services.universe import universe_follow_holdings, universe_join_held
 from rebalancer_site.db import rows_update
 from rebalancer_site.inputs import InputError, column_maximum, decimal_parse, symbol_clean
 
@@ -141,7 +142,9 @@ def _write(
     rows_update(changed, ["quantity", "cost_basis_usd", "updated_at"])
     Holding.objects.bulk_create(new)
     if add_to_universe and instruments:
-        locked.instruments.add(*instruments.values())
+        universe_join_held(portfolio=locked, instruments=instruments.values())
+    if remove_others:
+        universe_follow_holdings(portfolio=locked)
     if cash is not None:
         locked.cash_usd = cash
         locked.save(update_fields=["cash_usd", "updated_at"])
@@ -160,7 +163,9 @@ def holdings_replace(
     Holdings absent from ``rows`` are removed. Every row and the cash are checked before anything
     is written (`holdings_rows_check`, `cash_parse`): a `ValidationError` names every bad row and
     field, and nothing changes. Held instruments join the portfolio's universe unless
-    ``add_to_universe`` is False. Raises `PortfolioBusy` when another writer holds the portfolio.
+    ``add_to_universe`` is False; those that only joined with a holding leave it with the holding,
+    unless targeted (`universe_follow_holdings`). Raises `PortfolioBusy` when another writer holds
+    the portfolio.
     """
     parsed, instruments, cash = _checked(list(rows), cash_usd)
     with portfolio_locked(portfolio.pk) as locked:

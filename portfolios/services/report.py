@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 
 import numpy as np
 from django.db.models import Prefetch
@@ -28,7 +29,9 @@ from marketdata.models import AssetClass, Instrument, PriceBar, bar_id
 from marketdata.stores import get_price_store
 from marketdata.stores.database import DatabasePriceStore
 from optimization.models import OptimizationResult
+from portfolios.charts.base import percent_label
 from portfolios.models import PlannedTrade, RebalanceRun
+from portfolios.templatetags.numbers import price_text, quantity_text
 
 NOT_AVAILABLE = "not available for this run"
 CASH = "Cash"
@@ -78,16 +81,22 @@ DASH = "—"
 
 
 def percent_text(value: float | None, places: int = 2, unit: str = "%") -> str:
-    return DASH if value is None else f"{value:.{places}f}{unit}"
+    # "z" drops the sign of a value that rounds to zero: a loss of -0.0001% reads "0.00%", not "-0.00%".
+    return DASH if value is None else f"{value:z.{places}f}{unit}"
 
 
 def usd_text(value) -> str:
     return DASH if value is None else f"${value:,.2f}"
 
 
-def decimal_text(value: Decimal | None, prefix: str = "") -> str:
-    """A stored Decimal without trailing zeros, with thousands separators (quantities, prices)."""
-    return DASH if value is None else f"{prefix}{value.normalize():,f}"
+def shares_text(value: Decimal | None) -> str:
+    """Shares as every page shows them (`quantity_text`: at most 4 decimals)."""
+    return DASH if value is None else quantity_text(value)
+
+
+def share_price_text(value: Decimal | None) -> str:
+    """A price per share as every page shows it (`price_text`: cents, up to 4 decimals under $1)."""
+    return DASH if value is None else f"${price_text(value)}"
 
 
 # -- rows ------------------------------------------------------------------------------------------
@@ -115,11 +124,11 @@ class HoldingRow:
 
     @property
     def quantity_text(self) -> str:
-        return decimal_text(self.quantity)
+        return shares_text(self.quantity)
 
     @property
     def price_text(self) -> str:
-        return usd_text(self.price_usd)
+        return share_price_text(self.price_usd)
 
     @property
     def value_text(self) -> str:
@@ -163,11 +172,11 @@ class TradeRow:
 
     @property
     def quantity_text(self) -> str:
-        return decimal_text(self.quantity)
+        return shares_text(self.quantity)
 
     @property
     def price_text(self) -> str:
-        return decimal_text(self.estimated_price, "$")
+        return share_price_text(self.estimated_price)
 
     @property
     def notional_text(self) -> str:
@@ -210,23 +219,23 @@ class OrderRow:
 
     @property
     def amount_text(self) -> str:
-        return decimal_text(self.quantity) if self.quantity is not None else usd_text(self.notional_usd)
+        return shares_text(self.quantity) if self.quantity is not None else usd_text(self.notional_usd)
 
     @property
     def filled_text(self) -> str:
-        return decimal_text(self.filled_quantity)
+        return shares_text(self.filled_quantity)
 
     @property
     def fill_price_text(self) -> str:
-        return decimal_text(self.filled_avg_price_usd, "$")
+        return share_price_text(self.filled_avg_price_usd)
 
     @property
     def estimated_price_text(self) -> str:
-        return decimal_text(self.estimated_price_usd, "$")
+        return share_price_text(self.estimated_price_usd)
 
     @property
     def limit_price_text(self) -> str:
-        return decimal_text(self.limit_price_usd, "$") if self.limit_price_usd is not None else ""
+        return share_price_text(self.limit_price_usd) if self.limit_price_usd is not None else ""
 
     @property
     def filled_value_text(self) -> str:
@@ -289,7 +298,12 @@ class Strategy:
     optimizer_requested: str = ""
     fallbacks: list[dict] = field(default_factory=list)
     optimizer_notes: list[str] = field(default_factory=list)
-    equity_share_pct: float | None = None
+    optimizer_warnings: list[str] = field(default_factory=list)  # what the weight bounds changed in the targets
+    equity_share: float | None = None  # the glide path's aggressive share, a fraction
+
+    @property
+    def equity_share_text(self) -> str:
+        return percent_label(self.equity_share)
 
 
 @dataclass
@@ -415,6 +429,98 @@ class RunReport:
             return "none"
         return f"{'deposit' if flow > 0 else 'withdrawal'} of {usd_text(abs(flow))}"
 
+    @cached_property
+    def chart_texts(self) -> dict[str, str]:
+        """A sentence per chart saying what it shows, its text alternative (`chart_summaries`)."""
+        return chart_summaries(self)
+
+
+# -- text alternatives of the charts ----------------------------------------------------------------
+
+#: Items a chart's sentence names before it says "and N more".
+SUMMARY_ITEMS = 8
+
+
+def _listed(items: list[str]) -> str:
+    shown = ", ".join(items[:SUMMARY_ITEMS])
+    return shown + (f" and {len(items) - SUMMARY_ITEMS} more" if len(items) > SUMMARY_ITEMS else "")
+
+
+def _shares_sentence(what: str, parts: list[tuple[str, float]]) -> str:
+    """ "<what>: A 60.0%, B 40.0%." from (label, amount) pairs in any unit, largest first."""
+    total = sum(amount for _, amount in parts)
+    if total <= 0:
+        return f"{what}: nothing to show."
+    ranked = sorted(parts, key=lambda part: -part[1])
+    return f"{what}: {_listed([f'{label} {percent_text(amount / total * 100, 1)}' for label, amount in ranked])}."
+
+
+def chart_summaries(report: RunReport) -> dict[str, str]:
+    """One plain sentence per chart of ``report``, from the same figures the chart draws: what a
+    screen reader says instead of the picture, and a caption for everyone."""
+    texts = {
+        "by_holding": _shares_sentence("Value by holding, cash included", report.by_holding),
+        "by_asset_class": _shares_sentence("Current weight by asset class", report.by_asset_class),
+        "by_sector": _shares_sentence("Current weight by sector", report.by_sector),
+    }
+    needs = [row for row in report.holdings if row.deviation_pp is not None]
+    if needs:
+        texts["weights"] = (
+            f"Current against target weight of {len(needs)} holding{'s' if len(needs) != 1 else ''}: "
+            + _listed([f"{row.symbol} {row.current_text} (target {row.target_text})" for row in needs])
+            + "."
+        )
+        outside = [row for row in needs if row.outside]
+        texts["drift"] = (
+            f"Deviation from target against the band: {len(outside)} of {len(needs)} outside"
+            + (f" ({_listed([f'{row.symbol} {row.deviation_pp:+.2f} pp' for row in outside])})" if outside else "")
+            + "; the table below lists every holding."
+        )
+    construction = report.construction
+    if construction is not None and construction.frontier:
+        marked = [
+            f"{name} at {percent_text(point[0] * 100)} volatility and {percent_text(point[1] * 100)} expected return"
+            for name, point in construction.points.items()
+            if point is not None
+        ]
+        volatilities = [float(vol) for vol, _ in construction.frontier]
+        texts["frontier"] = (
+            f"Efficient frontier from {percent_text(min(volatilities) * 100)} to "
+            f"{percent_text(max(volatilities) * 100)} annual volatility; " + "; ".join(marked) + "."
+        )
+    if construction is not None and construction.glide:
+        glide = construction.glide
+        texts["glide"] = (
+            f"Glide path: the aggressive share is {percent_label(glide['equity_share'])} at age {glide['age']:g}, "
+            f"changing with age along the curve."
+        )
+    risk = report.risk
+    if risk is not None and risk.contributions_symbols:
+
+        def largest(contributions: dict[str, float]) -> str:
+            ranked = sorted(contributions.items(), key=lambda item: -(item[1] or 0))
+            return _listed([f"{symbol} {percent_text((share or 0) * 100, 1)}" for symbol, share in ranked])
+
+        texts["risk_contributions"] = (
+            f"Share of risk by holding before the trades: {largest(risk.contributions_before)}; "
+            f"after: {largest(risk.contributions_after) or 'none'}."
+        )
+    if report.correlation is not None and len(report.correlation_symbols) == 1:
+        texts["correlation"] = f"Correlation of {report.correlation_symbols[0]} with itself: 1.00."
+    elif report.correlation is not None and len(report.correlation_symbols) > 1:
+        symbols, matrix = report.correlation_symbols, report.correlation
+        pairs = [
+            (float(matrix[i][j]), symbols[i], symbols[j])
+            for i in range(len(symbols))
+            for j in range(i + 1, len(symbols))
+        ]
+        high, low = max(pairs), min(pairs)
+        texts["correlation"] = (
+            f"Correlation of the daily returns of {len(symbols)} assets: highest {high[1]} and {high[2]} "
+            f"({high[0]:.2f}), lowest {low[1]} and {low[2]} ({low[0]:.2f})."
+        )
+    return texts
+
 
 # -- reading ---------------------------------------------------------------------------------------
 
@@ -528,7 +634,8 @@ def _strategy(run: RebalanceRun, result: OptimizationResult | None) -> Strategy:
         strategy.optimizer_requested = result.requested_strategy
         strategy.fallbacks = list(result.fallbacks or [])
         strategy.optimizer_notes = list(result.notes or [])
-        strategy.equity_share_pct = _pct(result.equity_share)
+        strategy.optimizer_warnings = [warning["message"] for warning in result.warnings or []]
+        strategy.equity_share = None if result.equity_share is None else float(result.equity_share)
     return strategy
 
 
@@ -618,13 +725,17 @@ def _construction(run: RebalanceRun, result: OptimizationResult | None) -> tuple
         )
         for symbol in analysis.get("symbols", [])
     ]
+    glide = analysis.get("glide")
+    if glide and result.equity_share is not None:
+        # The marker shows the share the summary states: the result's, not the analysis's own rounding.
+        glide = {**glide, "equity_share": float(result.equity_share)}
     notes = list(analysis.get("notes", []))
     if points["Current"] is None:
         notes.append(f"Current portfolio's risk and return: {NOT_AVAILABLE}.")
     return Construction(
         frontier=analysis.get("frontier"),
         points=points,
-        glide=analysis.get("glide"),
+        glide=glide,
         sleeve_rows=sleeve_rows,
         notes=notes,
     ), ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -72,8 +73,7 @@ def test_drift_bars_are_the_deviations_in_pp_with_the_bands_as_whiskers() -> Non
     assert list(bands.y) == [0, 0, 0]
     assert list(bands.error_y.array) == pytest.approx([5.0, 2.5, 5.0])
     # Outside the band is drawn in the "bad" colour, inside in the "good" one.
-    assert list(bars.marker.color) == [1, 1, 0]
-    assert bars.marker.colorscale[0][1] == charts.base.GOOD and bars.marker.colorscale[-1][1] == charts.base.BAD
+    assert list(bars.marker.color) == [charts.base.BAD, charts.base.BAD, charts.base.GOOD]
 
 
 def test_risk_contributions_before_and_after_with_missing_symbols_at_zero() -> None:
@@ -138,3 +138,58 @@ def test_the_dashboards_sparkline_data_is_the_figure_it_stands_for(count):
     points = [(date(2026, 1, 5) + timedelta(days=i), Decimal("1000.5") + i * 7) for i in range(count)]
 
     assert sparkline_data(points) == figure_data(value_sparkline(points))
+
+
+# -- colours, contrast and layout ------------------------------------------------------------------
+
+CSS_COLOUR = re.compile(r"^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|rgba?\([0-9., ]+\)|[a-z]+)$")
+
+
+def colour_values(node, key: str = ""):
+    """Every value stored under a key naming a colour (color, colors, bgcolor, ...) in figure JSON."""
+    naming_colour = key.lower().endswith(("color", "colors"))
+    if isinstance(node, list | tuple):
+        for value in node:
+            yield from colour_values(value, key)
+    elif naming_colour:
+        yield node  # a number, or an array plotly encoded as {"dtype", "bdata"}, is not a colour
+    elif isinstance(node, dict):
+        for name, value in node.items():
+            yield from colour_values(value, name)
+
+
+def test_every_colour_of_every_chart_is_a_colour_plotly_js_can_read() -> None:
+    """plotly.js logs "Invalid color specifier" for a number where a colour goes (the drift bars had one)."""
+    figures = [*ALL, charts.drift_chart(["A", "B"], [0.1, 0.0], [0.05, 0.05], [True, False])]
+    for figure in figures:
+        values = list(colour_values(json.loads(figure.to_json())))
+        assert values, figure.layout.title.text
+        for value in values:
+            assert isinstance(value, str) and CSS_COLOUR.match(value), (figure.layout.title.text, value)
+
+
+def test_pie_labels_meet_the_contrast_minimum_on_every_slice() -> None:
+    labels = [f"S{i}" for i in range(len(charts.base.COLORWAY) + 2)]
+    (pie,) = charts.allocation_pie(labels, [1.0] * len(labels), title="t").data
+    for slice_colour, text_colour in zip(pie.marker.colors, pie.insidetextfont.color, strict=True):
+        assert charts.base.contrast_ratio(slice_colour, text_colour) >= 4.5, slice_colour
+
+
+def test_contrast_ratio_matches_the_wcag_reference_values() -> None:
+    assert charts.base.contrast_ratio("#000000", "#ffffff") == pytest.approx(21.0)
+    assert charts.base.contrast_ratio("#777777", "#ffffff") == pytest.approx(4.48, abs=0.01)
+
+
+def test_the_heatmaps_labels_stay_on_their_rows_and_columns() -> None:
+    figure = charts.correlation_heatmap(["SPY", "BND", "A_LONG_NAME"], np.eye(3))
+    for axis in (figure.layout.xaxis, figure.layout.yaxis):
+        assert axis.automargin is True and axis.type == "category"
+        # A square-cell constraint shrank one axis and left the other's labels away from the cells.
+        assert axis.scaleanchor is None
+
+
+def test_the_glide_marker_rounds_the_share_as_the_report_text_does() -> None:
+    # 0.8865 is a hair below 88.65% in binary: float formatting said 88.6%, the summary 88.7%.
+    figure = charts.glide_path_chart([[20, 0.9], [80, 0.3]], age=45, equity_share=0.8865)
+    assert figure.data[1].text[0] == "age 45: 88.7%"
+    assert charts.base.percent_label(0.8865) == "88.7%" and charts.base.percent_label(None) == "—"

@@ -1,5 +1,6 @@
-"""The dashboard: each portfolio's value, drift, last and next run, alerts; the empty state; only the
-user's own portfolios; a number of queries that does not grow with the number of portfolios."""
+"""The dashboard: each portfolio's value, drift of its holdings now, last and next run, alerts; the
+empty state; only the user's own portfolios; a number of queries that does not grow with the number
+of portfolios."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from brokers.models import Order
 from brokers.services.accounts import broker_account_create
 from brokers.services.controls import kill_switch_set
 from marketdata.models import Instrument
+from optimization.models import OptimizationResult, TargetAllocation, TargetWeight
 from portfolios.models import PlannedTrade, RebalanceRun
 from portfolios.schedules import schedules_setup
 
@@ -23,11 +25,13 @@ from .factories import AS_OF, close, make_portfolio, make_user
 
 pytestmark = pytest.mark.django_db
 Status = RebalanceRun.Status
+TARGETS = {"SPY": "0.6", "BND": "0.4"}
 
 
 def stored_run(portfolio, *, day: date = AS_OF, status: str = Status.PLANNED, drift: str = "0.04", **fields):
-    """A stored run as the planner writes it (needs, drift, values) with one planned trade."""
+    """A stored run as the planner writes it (targets, needs, drift, values) with one planned trade."""
     value = Decimal(fields.pop("value", "10000"))
+    fields.setdefault("targets", TARGETS)
     run = RebalanceRun.objects.create(
         portfolio=portfolio,
         trading_date=day,
@@ -77,7 +81,16 @@ def stored_run(portfolio, *, day: date = AS_OF, status: str = Status.PLANNED, dr
 
 
 def holding_portfolio(owner, name: str = "Core", **policy):
+    policy.setdefault("cash_buffer_weight", Decimal(0))
     return make_portfolio(owner, name=name, holdings={"SPY": 10, "BND": 20}, cash_usd=Decimal("250.50"), **policy)
+
+
+def drift_of(holdings: dict[str, int], cash_usd: Decimal, targets: dict[str, str]) -> float:
+    """sum |weight - target| / 2 over the holdings at the AS_OF closes and cash (no cash buffer)."""
+    values = {symbol: float(quantity * close(symbol)) for symbol, quantity in holdings.items()}
+    total = sum(values.values()) + float(cash_usd)
+    gaps = [abs(values.get(s, 0.0) / total - float(targets.get(s, 0))) for s in set(values) | set(targets)]
+    return (sum(gaps) + float(cash_usd) / total) / 2
 
 
 def test_anonymous_visitors_are_sent_to_the_login_page(client):
@@ -111,7 +124,11 @@ def test_the_owner_sees_value_cash_drift_last_and_next_run(client, prices, clock
     value = (10 * close("SPY") + 20 * close("BND")).quantize(Decimal("0.01")) + Decimal("250.50")
     assert f"${value:,.2f}" in page
     assert "$250.50" in page
-    assert "4.00%" in page and "SPY 4.00 pp over target (band ±5.00 pp)" in page
+    # The drift of what is held now against the latest run's targets, not the 4% the run stored.
+    drift = drift_of({"SPY": 10, "BND": 20}, Decimal("250.50"), TARGETS)
+    assert f"{drift * 100:.2f}%" in page and "4.00%" not in page
+    assert "the holdings now at the latest closes; targets of the run of 2025-06-30" in page
+    assert "furthest: " in page
     assert "Planned" in page and "2025-06-30" in page and "1 trade" in page
     assert reverse("run_report", args=[run.pk]) in page
     assert reverse("run_approve", args=[run.pk]) in page
@@ -146,7 +163,7 @@ def test_alerts_failed_runs_unknown_orders_drift_and_the_kill_switch(client, pri
     failing = holding_portfolio(owner, name="Failing")
     stored_run(failing, status=Status.FAILED, error="no price on 2025-06-30 for XYZ")
     drifting = holding_portfolio(owner, name="Drifting", broker_account=account)
-    run = stored_run(drifting, drift="0.125")
+    run = stored_run(drifting, drift="0.01", targets={"SPY": "0.2", "BND": "0.8"})
     Order.objects.create(
         account=account,
         run=run,
@@ -164,7 +181,9 @@ def test_alerts_failed_runs_unknown_orders_drift_and_the_kill_switch(client, pri
 
     assert "Planning failed on 2025-06-30: no price on 2025-06-30 for XYZ" in page
     assert "1 order(s) with an unknown outcome (sell SPY)" in page
-    assert "Drift 12.5% is at or above the alert threshold 10.0%" in page
+    drift = drift_of({"SPY": 10, "BND": 20}, Decimal("250.50"), {"SPY": "0.2", "BND": "0.8"})
+    assert drift >= 0.10
+    assert f"Drifting</a>: Drift {drift:.1%} is at or above the alert threshold 10.0%" in page
     assert "Trading is halted: kill switch on for this user: broker incident" in page
 
 
@@ -203,19 +222,38 @@ def test_the_number_of_queries_does_not_grow_with_the_portfolios(client, prices,
     with django_assert_num_queries(one):
         response = client.get(reverse("dashboard"))
 
-    # The session and its user, then 13 reads: portfolios, kill switch, holdings, universes, latest
-    # runs, run values, unknown orders, closes (2), synthetic marker (2), broker accounts, schedule.
-    assert one <= 15
+    # The session and its user, then 14 reads: portfolios, kill switch, holdings, universes, latest
+    # runs, optimizer targets, run values, unknown orders, closes (2), synthetic marker (2), broker
+    # accounts, schedule.
+    assert one <= 16
 
     page = response.content.decode()
     assert page.count('data-figure="spark-') == 50 and "Portfolio 50" in page
 
 
-def test_an_executed_run_shows_the_drift_its_trades_left(client, prices, clock, settings):
-    settings.DRIFT_ALERT_THRESHOLD = 0.10
+def test_without_targets_the_drift_is_unknown_and_says_why(client, prices, clock):
     owner = make_user()
-    stored_run(holding_portfolio(owner), status=Status.EXECUTED, drift="0.20", drift_after=Decimal("0.0125"))
+    holding_portfolio(owner)
     client.force_login(owner)
     page = client.get(reverse("dashboard")).content.decode()
-    assert "1.25%" in page and "after the trades of the run of 2025-06-30" in page
-    assert "alert threshold" not in page
+    assert "unknown: no targets yet: plan a run or set manual targets" in page
+
+
+def test_the_optimizers_latest_targets_are_used_without_a_run(client, prices, clock):
+    owner = make_user()
+    portfolio = holding_portfolio(owner)
+    result = OptimizationResult.objects.create(
+        as_of=AS_OF,
+        input_hash="h" * 64,
+        strategy="max_sharpe",
+        requested_strategy="max_sharpe",
+        expected_return=Decimal("0.05"),
+        volatility=Decimal("0.1"),
+    )
+    for symbol, weight in TARGETS.items():
+        TargetWeight.objects.create(result=result, instrument=Instrument.objects.get(symbol=symbol), weight=weight)
+    TargetAllocation.objects.create(portfolio=portfolio, as_of=AS_OF, result=result)
+    client.force_login(owner)
+    page = client.get(reverse("dashboard")).content.decode()
+    drift = drift_of({"SPY": 10, "BND": 20}, Decimal("250.50"), TARGETS)
+    assert f"{drift * 100:.2f}%" in page and "targets of the optimizer on 2025-06-30" in page

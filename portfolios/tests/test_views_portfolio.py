@@ -181,7 +181,7 @@ def test_bad_settings_are_rejected_next_to_their_field_and_nothing_is_saved(clie
     assert response.status_code == 400
     assert text in field_errors(response, field), response.context["form"].errors
     # The message is rendered next to its field.
-    assert f'id="id_{field}-error"' in response.content.decode()
+    assert f'id="id_{field}_error"' in response.content.decode()
     portfolio.refresh_from_db()
     assert model_to_dict(portfolio) == before
     # Creating with the same input saves nothing either.
@@ -247,7 +247,7 @@ def test_input_no_column_can_hold_is_refused_next_to_its_field(client, owner, fi
 
     assert response.status_code == 400
     assert text in field_errors(response, field), response.context["form"].errors
-    assert f'id="id_{field}-error"' in response.content.decode()
+    assert f'id="id_{field}_error"' in response.content.decode()
     portfolio.refresh_from_db()
     assert model_to_dict(portfolio) == before
 
@@ -422,8 +422,8 @@ def test_a_universe_of_known_instruments_is_accepted(client, owner):
 @pytest.mark.parametrize(
     ("changes", "field", "text"),
     [
-        ({"symbols": "SPY, BND", "max_weight": "0.4"}, "max_weight", "the maximum weights add up to 0.80"),
-        ({"min_weight": "0.3"}, "min_weight", "the minimum weights add up to 1.20 (4 assets x 0.3)"),
+        ({"symbols": "SPY, BND", "max_weight": "0.4"}, "max_weight", "2 assets at most 40% each add up to 80%"),
+        ({"min_weight": "0.3"}, "min_weight", "4 assets at least 30% each add up to 120%"),
         ({"excluded_symbols": "SPY, QQQ, VXUS, BND"}, "excluded_symbols", "every asset is excluded"),
     ],
 )

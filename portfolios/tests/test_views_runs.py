@@ -89,7 +89,7 @@ def test_post_executes_and_the_paper_broker_fills_the_orders(client, run):
     response = client.post(reverse("run_approve", args=[run.pk]))
 
     assert response.status_code == 302 and response["Location"] == reverse("run_report", args=[run.pk])
-    assert "Executed: 2 order(s) sent; their fills are below." in client.get(response["Location"]).content.decode()
+    assert "Executed: 2 orders sent; their fills are below." in client.get(response["Location"]).content.decode()
     run.refresh_from_db()
     assert run.status == Status.EXECUTED
     orders = list(run.orders.order_by("id"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
 
@@ -131,7 +132,8 @@ def run_approve(request: HttpRequest, pk: int) -> HttpResponse:
 def _report_outcome(request: HttpRequest, result) -> None:
     run = result.run
     if run.status == Status.EXECUTED:
-        messages.success(request, f"Executed: {len(result.orders)} order(s) sent; their fills are below.")
+        sent = len(result.orders)
+        messages.success(request, f"Executed: {sent} order{pluralize(sent)} sent; their fills are below.")
     elif run.status == Status.EXECUTION_FAILED:
         messages.error(request, f"Execution stopped: {run.error or result.message}")
     elif result.waiting:

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from portfolios.models import RebalanceRun
-from portfolios.tests.factories import make_portfolio, make_user
+from portfolios.tests.factories import close, make_portfolio, make_user
 from rebalancer_site import metrics
 from rebalancer_site.tests.test_settings import run_manage
 
@@ -62,7 +62,7 @@ def run(portfolio, trading_date: date, status: str, drift: str | None) -> Rebala
 
 
 @pytest.mark.django_db
-def test_metrics_show_the_project_metrics_with_their_values(client):
+def test_metrics_show_the_project_metrics_with_their_values(client, prices, clock):
     before = scrape(client)
     metrics.observe_step("plan", 0.25)
     metrics.observe_step("plan", 1.75)
@@ -71,7 +71,16 @@ def test_metrics_show_the_project_metrics_with_their_values(client):
     metrics.trades_executed(side="buy", broker="paper", count=2)
     metrics.trades_executed(side="SELL", broker="alpaca")
     owner = make_user()
-    core = make_portfolio(owner, name="Core", symbols=[])
+    # Core holds $3,000 of SPY and $1,000 of BND against 50/50 targets: drift 25%, whatever its runs said.
+    spy, bnd = (Decimal(usd) / close(symbol) for symbol, usd in (("SPY", 3000), ("BND", 1000)))
+    core = make_portfolio(
+        owner,
+        name="Core",
+        symbols=["SPY", "BND"],
+        holdings={"SPY": spy.quantize(Decimal("1e-9")), "BND": bnd.quantize(Decimal("1e-9"))},
+        manual_targets={"SPY": "0.5", "BND": "0.5"},
+        cash_buffer_weight=Decimal(0),
+    )
     other = make_portfolio(owner, name="Other", symbols=[])
     run(core, date(2025, 6, 27), RebalanceRun.Status.EXECUTED, "0.0400")
     run(core, date(2025, 6, 30), RebalanceRun.Status.PLANNED, "0.0731")
@@ -103,9 +112,10 @@ def test_metrics_show_the_project_metrics_with_their_values(client):
     assert value(after, "portfolio_rebalancer_trades_executed_total", side="sell", broker="alpaca") - value(
         before, "portfolio_rebalancer_trades_executed_total", side="sell", broker="alpaca"
     ) == pytest.approx(1)
-    # From the database: 3 runs in the last 24 h, 1 failed; the latest measured drift per portfolio.
+    # From the database: 3 runs in the last 24 h, 1 failed; the drift of each portfolio's holdings
+    # now (Other has no targets, so no drift).
     assert value(after, "portfolio_rebalancer_success_rate") == pytest.approx(2 / 3)
-    assert value(after, "portfolio_rebalancer_portfolio_drift", portfolio_id=str(core.pk)) == pytest.approx(0.0731)
+    assert value(after, "portfolio_rebalancer_portfolio_drift", portfolio_id=str(core.pk)) == pytest.approx(0.25)
     assert ("portfolio_rebalancer_portfolio_drift", frozenset({("portfolio_id", str(other.pk))})) not in after
     assert value(after, "portfolio_rebalancer_database_metrics_up") == 1
     # django-prometheus: requests (its middlewares) and database queries.
@@ -141,7 +151,7 @@ def test_a_failing_database_read_keeps_the_rest_of_the_scrape(client, monkeypatc
     def broken():
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr(metrics, "_latest_drifts", broken)
+    monkeypatch.setattr(metrics, "_drifts_now", broken)
     samples = scrape(client)
     assert value(samples, "portfolio_rebalancer_database_metrics_up") == 0
     assert ("portfolio_rebalancer_runs_total", frozenset({("outcome", "success")})) in samples
