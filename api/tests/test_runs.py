@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from brokers.services.controls import kill_switch_set
-from portfolios.models import RebalanceRun
+from portfolios.models import Portfolio, RebalanceRun
 
 
 def test_detail_has_needs_trades_and_report_url(owner):
@@ -126,3 +126,9 @@ def test_a_sync_confirmation_names_a_bad_fingerprint(owner):
     url = reverse("api:portfolio-sync", kwargs={"pk": owner.portfolio.pk})
     response = owner.client.post(url, {"broker_fingerprint": "x", "holdings_fingerprint": "y" * 64}, format="json")
     assert response.status_code == 400 and set(response.json()) == {"broker_fingerprint", "holdings_fingerprint"}
+
+
+def test_a_sync_review_of_a_portfolio_without_a_broker_account_is_a_conflict_naming_why(owner):
+    Portfolio.objects.filter(pk=owner.portfolio.pk).update(broker_account=None)
+    response = owner.client.get(reverse("api:portfolio-sync", kwargs={"pk": owner.portfolio.pk}))
+    assert response.status_code == 409 and "no broker account" in response.json()["detail"]

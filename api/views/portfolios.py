@@ -422,12 +422,14 @@ class SyncFromBrokerView(PortfolioObjectMixin, ApiView):
         summary="Review a sync from the broker",
         description="Reads the broker account and answers what a sync would change (per symbol: shares held now, "
         "at the broker, and the change; cash before and after) with the fingerprints that apply exactly that. "
-        "Nothing is written.",
-        responses=responses({200: SyncReviewSerializer, **BUSY}, bad_request=True, not_found=True),
+        "Nothing is written. A portfolio without a broker account, or a broker that cannot be read, is 409.",
+        responses=responses({200: SyncReviewSerializer, **BUSY}, not_found=True),
     )
     def get(self, request, pk: int):
         try:
             review = sync_review(portfolio=self.portfolio())
+        except DjangoValidationError as error:  # no broker account: the request itself is fine
+            raise Conflict(f"cannot review a sync: {' '.join(error.messages)}") from None
         except SyncError as error:
             raise Conflict(f"cannot review the sync: {error}") from None
         return Response(SyncReviewSerializer(review).data)
