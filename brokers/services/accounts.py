@@ -17,8 +17,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from brokers.base import AccountConfig, Broker
-from brokers.crypto import decrypt_credentials, encrypt_credentials, rotate_token
+from brokers.base import AccountConfig, Broker, BrokerError
+from brokers.crypto import CredentialsUnreadable, decrypt_credentials, encrypt_credentials, rotate_token
 from brokers.models import CREDENTIAL_FIELDS, REQUIRED_CREDENTIALS, BrokerAccount, PaperAccount
 from brokers.registry import adapter_options, broker_from_config
 
@@ -181,8 +181,19 @@ def account_config(account: BrokerAccount, *, options: Mapping[str, object] | No
 
 
 def broker_for(account: BrokerAccount, *, options: Mapping[str, object] | None = None) -> Broker:
-    """An adapter for ``account`` (use as a context manager so connections are closed)."""
-    return broker_from_config(account_config(account, options=options))
+    """An adapter for ``account`` (use as a context manager so connections are closed).
+
+    `BrokerError` (permanent) when its stored credentials cannot be decrypted: every caller already
+    handles a broker that cannot be opened, and says so to the owner."""
+    try:
+        config = account_config(account, options=options)
+    except CredentialsUnreadable as error:
+        raise BrokerError(
+            f"the stored credentials of {account.label} cannot be read on this server (were "
+            "FIELD_ENCRYPTION_KEYS changed?): enter them again on the broker account's page",
+            permanent=True,
+        ) from error
+    return broker_from_config(config)
 
 
 def credentials_rotate() -> int:

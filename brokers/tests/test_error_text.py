@@ -127,3 +127,18 @@ def test_the_daily_run_records_the_sentence_for_an_unreachable_broker(alpaca, un
         f"cannot read positions from Alpaca paper: Could not reach Alpaca at 127.0.0.1:{unreachable}"
     )
     assert not any(raw in run.error for raw in RAW_TEXT)
+
+
+def test_a_sync_whose_stored_credentials_cannot_be_read_says_what_to_do(client, alpaca, clock):
+    BrokerAccount.objects.filter(pk=alpaca.pk).update(credentials_encrypted="not-a-token-of-this-server")
+    portfolio = make_portfolio(alpaca.owner, holdings={"SPY": 10}, cash_usd=Decimal(100), broker_account=alpaca)
+
+    response = client.post(reverse("portfolio_sync", args=[portfolio.pk]), follow=True)
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "the stored credentials of Alpaca paper cannot be read on this server" in page
+    assert "enter them again on the broker account" in page
+    clock.now = AFTER_CLOSE
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.FAILED
+    assert "cannot be read on this server" in RebalanceRun.objects.get(portfolio=portfolio).error

@@ -37,7 +37,7 @@ def universe_follow_holdings(*, portfolio: Portfolio) -> list[str]:
     latest = (
         RebalanceRun.objects.filter(portfolio=portfolio)
         .order_by("-trading_date", "-created_at")
-        .only("id", "portfolio_id", "trading_date", "targets")
+        .only("id", "portfolio_id", "trading_date", "targets", "targets_source", "optimization_result_id")
         .first()
     )
     weights = targets_latest(portfolios=[portfolio], runs={portfolio.pk: latest})[portfolio.pk].weights
