@@ -120,7 +120,7 @@ def test_the_daily_run_records_the_sentence_for_an_unreachable_broker(alpaca, un
     clock.now = AFTER_CLOSE
     portfolio = make_portfolio(alpaca.owner, holdings={"SPY": 10}, cash_usd=Decimal(100), broker_account=alpaca)
 
-    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.FAILED
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.FAILED
 
     run = RebalanceRun.objects.get(portfolio=portfolio)
     assert run.error.startswith(
@@ -140,5 +140,5 @@ def test_a_sync_whose_stored_credentials_cannot_be_read_says_what_to_do(client, 
     assert "the stored credentials of Alpaca paper cannot be read on this server" in page
     assert "enter them again on the broker account" in page
     clock.now = AFTER_CLOSE
-    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.FAILED
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.FAILED
     assert "cannot be read on this server" in RebalanceRun.objects.get(portfolio=portfolio).error

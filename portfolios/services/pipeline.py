@@ -28,7 +28,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from brokers.base import Broker, BrokerError
@@ -54,16 +54,17 @@ from rebalancer_site.logcontext import log_context
 logger = logging.getLogger(__name__)
 Status = RebalanceRun.Status
 
-#: Outcomes of `portfolio_day`.
-PLANNED, EXECUTED, SCHEDULED, NO_ACTION, FAILED, BUSY, WAITING = (
-    "planned",
-    "executed",
-    "execution_scheduled",
-    "no_action",
-    "failed",
-    "busy",
-    "waiting",
-)
+
+class Outcome(models.TextChoices):
+    """What `portfolio_day` or an execution did with a portfolio's day."""
+
+    PLANNED = "planned"
+    EXECUTED = "executed"
+    SCHEDULED = "execution_scheduled"
+    NO_ACTION = "no_action"
+    FAILED = "failed"
+    BUSY = "busy"
+    WAITING = "waiting"
 
 
 @dataclass
@@ -185,12 +186,12 @@ def _schedule_once(name: str, func: str, when: datetime) -> None:
         Schedule.objects.create(name=name, **fields)
 
 
-def portfolio_day(*, portfolio_id: int, trading_date: date, execute: bool = True) -> str:
+def portfolio_day(*, portfolio_id: int, trading_date: date, execute: bool = True) -> Outcome:
     """One portfolio's day (see the module docstring); the outcome, one of the module's constants."""
     with portfolio_day_lock(portfolio_id, trading_date) as mine:
         if not mine:
             logger.info("portfolio day already in progress elsewhere", extra={"portfolio_id": portfolio_id})
-            return BUSY
+            return Outcome.BUSY
         # The owner comes along: a drift alert or a failure mails them.
         portfolio = Portfolio.objects.select_related("broker_account", "owner").get(pk=portfolio_id)
         adapter = _DayAdapter(portfolio.broker_account)
@@ -220,27 +221,27 @@ class _DayAdapter:
             broker.close()
 
 
-def _portfolio_day(portfolio: Portfolio, trading_date: date, *, execute: bool, adapter: _DayAdapter) -> str:
+def _portfolio_day(portfolio: Portfolio, trading_date: date, *, execute: bool, adapter: _DayAdapter) -> Outcome:
     run = RebalanceRun.objects.active().filter(portfolio=portfolio, trading_date=trading_date).first()
     # A stored plan whose execution has not begun is checked against today's inputs (synced first)
     # and superseded when they changed; one whose execution began stands.
     if run is None or run.status == Status.FAILED or plan_revisable(run):
         planned = _plan(portfolio, trading_date, stored=run, adapter=adapter)
         if planned is None:
-            return FAILED
+            return Outcome.FAILED
         run = planned.run
         if not planned.existing:
             _drift_alert(portfolio, run)
     with log_context(run_id=run.pk):
         if run.status == Status.NO_ACTION:
-            return _finish(portfolio, run, NO_ACTION)
+            return _finish(portfolio, run, Outcome.NO_ACTION)
         auto = portfolio.mode == Portfolio.Mode.AUTO and portfolio.broker_account_id is not None
         fired = any(trigger != "manual" for trigger in run.triggers_fired)
         if run.status == Status.PLANNED and not (execute and auto and fired):
-            return _finish(portfolio, run, PLANNED)
+            return _finish(portfolio, run, Outcome.PLANNED)
         if run.status in (Status.EXECUTED, Status.EXECUTION_FAILED):
-            return _finish(portfolio, run, EXECUTED if run.status == Status.EXECUTED else FAILED)
-        return _execute(portfolio, run, adapter) if execute else PLANNED
+            return _finish(portfolio, run, Outcome.EXECUTED if run.status == Status.EXECUTED else Outcome.FAILED)
+        return _execute(portfolio, run, adapter) if execute else Outcome.PLANNED
 
 
 def _plan(
@@ -298,7 +299,7 @@ def _drift_alert(portfolio: Portfolio, run: RebalanceRun) -> None:
         events.emit(events.drift_alert, portfolio=portfolio, run=run, drift=run.drift_before, threshold=threshold)
 
 
-def _execute(portfolio: Portfolio, run: RebalanceRun, adapter: _DayAdapter) -> str:
+def _execute(portfolio: Portfolio, run: RebalanceRun, adapter: _DayAdapter) -> Outcome:
     """Execute now when the broker's market is open, else make it due at the next open."""
     try:
         clock = adapter.get().clock()
@@ -307,11 +308,11 @@ def _execute(portfolio: Portfolio, run: RebalanceRun, adapter: _DayAdapter) -> s
         when = timezone.now() + timedelta(minutes=15)
         _execute_after(run, when)
         logger.warning("broker unreachable; execution rescheduled", extra={"error": str(error), "at": when.isoformat()})
-        return SCHEDULED
+        return Outcome.SCHEDULED
     if not clock.is_open and run.status == Status.PLANNED:
         when = clock.next_open + timedelta(minutes=settings.EXECUTE_AFTER_OPEN_MINUTES)
         logger.info("execution scheduled for the next open", extra={"at": when.isoformat()})
-        return _finish(portfolio, run, SCHEDULED, completed=False, execute_after=when)
+        return _finish(portfolio, run, Outcome.SCHEDULED, completed=False, execute_after=when)
     # The execution opens its own adapter: this one's connection (an IB client id) is let go first.
     adapter.close()
     return execute_planned_run(run.pk)
@@ -323,33 +324,33 @@ def _execute_after(run: RebalanceRun, when: datetime) -> None:
     RebalanceRun.objects.filter(pk=run.pk).update(execute_after=when)
 
 
-def execute_planned_run(run_id: int) -> str:
+def execute_planned_run(run_id: int) -> Outcome:
     """Execute (or resume) a stored run; a run left waiting is due again in five minutes."""
     started = time.perf_counter()
     try:
         result = execute_run(run=RebalanceRun(pk=run_id), submit=True)  # it reads the run itself
     except ExecutionBusy:
-        return BUSY
+        return Outcome.BUSY
     except ExecutionRefused as error:
         logger.warning("execution refused", extra={"run_id": run_id, "error": str(error)})
-        return FAILED
+        return Outcome.FAILED
     metrics.observe_step("execute", time.perf_counter() - started)
     run = result.run
     if result.waiting:
         _execute_after(run, timezone.now() + timedelta(minutes=5))
-        return WAITING
-    outcome = EXECUTED if run.status == Status.EXECUTED else FAILED
+        return Outcome.WAITING
+    outcome = Outcome.EXECUTED if run.status == Status.EXECUTED else Outcome.FAILED
     return _finish(run.portfolio, run, outcome, completed=False)
 
 
 def _finish(
     portfolio: Portfolio,
     run: RebalanceRun,
-    outcome: str,
+    outcome: Outcome,
     *,
     completed: bool = True,
     execute_after: datetime | None = None,
-) -> str:
+) -> Outcome:
     """Mark the run's report ready (and its execution due at ``execute_after``, in the same
     write); tell the event bus (execution tells it itself)."""
     changed = []
@@ -363,7 +364,7 @@ def _finish(
         run.save(update_fields=[*changed, "updated_at"])
     if completed:
         events.emit(events.rebalancing_completed, portfolio=portfolio, run=run)
-    metrics.run_finished(success=outcome not in (FAILED,))
+    metrics.run_finished(success=outcome not in (Outcome.FAILED,))
     return outcome
 
 

@@ -95,7 +95,7 @@ def test_one_fetch_for_every_portfolios_symbols_then_one_task_each(prices, clock
 def test_a_propose_portfolio_is_planned_and_its_report_made_ready(prices, clock):
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
-    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.PLANNED
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.PLANNED
     run = RebalanceRun.objects.get(portfolio=portfolio)
     assert run.status == Status.PLANNED and run.report_ready_at == AFTER_CLOSE
     assert PaperOrder.objects.count() == 0
@@ -105,7 +105,7 @@ def test_a_propose_portfolio_is_planned_and_its_report_made_ready(prices, clock)
 def test_an_auto_portfolio_planned_after_the_close_executes_at_the_next_open(prices, clock):
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
-    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.SCHEDULED
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.SCHEDULED
     run = RebalanceRun.objects.get(portfolio=portfolio)
     # Due at the next open, on the run itself: no schedule row per run.
     assert run.execute_after == NEXT_OPEN and run.report_ready_at == AFTER_CLOSE
@@ -119,7 +119,7 @@ def test_an_auto_portfolio_planned_after_the_close_executes_at_the_next_open(pri
     run.refresh_from_db()
     assert run.execute_after == NEXT_OPEN + timedelta(minutes=30)  # due again only if the task dies
     assert execution_queue.executions_dispatch(enqueue=queued.append) == []
-    assert tasks.execute_runs_task([run.pk]) == {pipeline.EXECUTED: 1}
+    assert tasks.execute_runs_task([run.pk]) == {pipeline.Outcome.EXECUTED: 1}
     run.refresh_from_db()
     assert run.status == Status.EXECUTED and PaperOrder.objects.count() == run.trades.count() == 2
     assert events_of(portfolio) == ["rebalancing_started", "rebalancing_completed"]
@@ -133,7 +133,7 @@ def test_due_executions_are_queued_in_batches_of_ids(prices, clock, settings, mo
     settings.EXECUTION_BATCH_RUNS = 2
     portfolios = [paper_portfolio(username=f"user{i}", holdings_usd={"SPY": 8000, "BND": 2000}) for i in range(3)]
     for portfolio in portfolios:
-        assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.SCHEDULED
+        assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.SCHEDULED
     runs = list(RebalanceRun.objects.filter(portfolio__in=portfolios).order_by("pk").values_list("pk", flat=True))
     queued = []
     monkeypatch.setattr("django_q.tasks.async_task", lambda *args, **kwargs: queued.append(args))
@@ -144,7 +144,7 @@ def test_due_executions_are_queued_in_batches_of_ids(prices, clock, settings, mo
         ("portfolios.tasks.execute_runs_task", runs[2:]),
     ]
     for _, batch in queued:
-        assert tasks.execute_runs_task(batch) == {pipeline.EXECUTED: len(batch)}
+        assert tasks.execute_runs_task(batch) == {pipeline.Outcome.EXECUTED: len(batch)}
     assert set(RebalanceRun.objects.filter(pk__in=runs).values_list("status", flat=True)) == {Status.EXECUTED}
     assert PaperOrder.objects.count() == 6
 
@@ -183,7 +183,7 @@ def test_a_batch_over_its_time_budget_queues_the_rest(prices, clock):
     ticks = iter([0.0, 10.0, 20.0])  # the batch starts, then each run starts 10 s after the one before
     queued = []
     outcomes = execution_queue.execute_runs(runs, budget_s=15, enqueue=queued.append, clock=lambda: next(ticks))
-    assert outcomes == {pipeline.EXECUTED: 2, "queued again": 1} and queued == [runs[2:]]
+    assert outcomes == {pipeline.Outcome.EXECUTED: 2, "queued again": 1} and queued == [runs[2:]]
     statuses = dict(RebalanceRun.objects.filter(pk__in=runs).values_list("pk", "status"))
     assert statuses == {runs[0]: Status.EXECUTED, runs[1]: Status.EXECUTED, runs[2]: Status.PLANNED}
 
@@ -196,7 +196,7 @@ def test_a_run_left_waiting_for_its_orders_is_due_again_in_five_minutes(prices, 
     # The limits cannot fill: the price moved away from them after the plan.
     PriceBar.objects.filter(date=AS_OF).update(adj_close=F("adj_close") * 2, adj_close_f8=F("adj_close_f8") * 2)
     clock.now = NEXT_OPEN
-    assert execution_queue.execute_runs([run.pk]) == {pipeline.WAITING: 1}
+    assert execution_queue.execute_runs([run.pk]) == {pipeline.Outcome.WAITING: 1}
     run.refresh_from_db()
     assert run.status == Status.EXECUTING and run.execute_after == NEXT_OPEN + timedelta(minutes=5)
     assert execution_queue.executions_dispatch(enqueue=lambda ids: None) == []
@@ -209,7 +209,7 @@ def test_one_broker_adapter_serves_the_sync_and_the_clock(prices, clock):
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     with CaptureQueriesContext(connection) as queries:
-        assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.SCHEDULED
+        assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.SCHEDULED
     account_reads = [q["sql"] for q in queries if 'FROM "brokers_paperaccount"' in q["sql"]]
     assert len(account_reads) == 1
 
@@ -217,14 +217,14 @@ def test_one_broker_adapter_serves_the_sync_and_the_clock(prices, clock):
 def test_the_execution_task_logs_with_the_run_portfolio_and_owner(prices, clock):
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
-    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.SCHEDULED
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.SCHEDULED
     run = RebalanceRun.objects.get(portfolio=portfolio)
     clock.now = NEXT_OPEN
     # The configured console handler (its JSON formatter and context filter), into a buffer.
     console = next(h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler))
     previous = console.setStream(buffer := io.StringIO())
     try:
-        assert tasks.execute_run_task(run.pk) == pipeline.EXECUTED
+        assert tasks.execute_run_task(run.pk) == pipeline.Outcome.EXECUTED
     finally:
         console.setStream(previous)
     lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
@@ -232,7 +232,7 @@ def test_the_execution_task_logs_with_the_run_portfolio_and_owner(prices, clock)
     bound = (executed["run_id"], executed["portfolio_id"], executed["user_id"])
     assert bound == (run.pk, portfolio.pk, portfolio.owner_id)
     done = next(line for line in lines if line["message"] == "execution task done")
-    assert done["run_id"] == run.pk and done["outcome"] == pipeline.EXECUTED
+    assert done["run_id"] == run.pk and done["outcome"] == pipeline.Outcome.EXECUTED
 
 
 def test_an_auto_portfolio_on_an_always_open_paper_account_executes_in_the_same_day(prices, clock):
@@ -240,9 +240,9 @@ def test_an_auto_portfolio_on_an_always_open_paper_account_executes_in_the_same_
     portfolio = paper_portfolio(
         holdings_usd={"SPY": 8000, "BND": 2000}, session_mode=PaperAccount.SessionMode.ALWAYS_OPEN
     )
-    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.EXECUTED
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.EXECUTED
     # Again: nothing more happens, nothing is sent twice.
-    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.EXECUTED
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.EXECUTED
     assert RebalanceRun.objects.filter(portfolio=portfolio).count() == 1 and PaperOrder.objects.count() == 2
 
 
@@ -268,7 +268,7 @@ def test_the_days_adapter_is_let_go_before_an_execution_opens_its_own(prices, cl
     portfolio = paper_portfolio(
         holdings_usd={"SPY": 8000, "BND": 2000}, session_mode=PaperAccount.SessionMode.ALWAYS_OPEN
     )
-    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.EXECUTED
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.EXECUTED
     assert PaperOrder.objects.count() == 2 and OneConnection.open_now == 0
 
 
@@ -280,7 +280,7 @@ def test_a_missing_price_fails_the_portfolio_closed_and_names_the_symbol(prices,
     portfolio.owner.email = "alice@example.com"
     portfolio.owner.save()
     PriceBar.objects.filter(instrument__symbol="BND", date=AS_OF).delete()
-    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.FAILED
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.FAILED
     run = RebalanceRun.objects.get(portfolio=portfolio)
     assert run.status == Status.FAILED and run.error.startswith("no price on 2025-06-30 for BND")
     assert PaperOrder.objects.count() == 0
@@ -293,7 +293,7 @@ def test_a_broker_that_cannot_be_opened_fails_the_day_closed_with_its_reason(pri
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     BrokerAccount.objects.filter(pk=portfolio.broker_account_id).update(kind="alpaca")
-    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.FAILED
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.FAILED
     run = RebalanceRun.objects.get(portfolio=portfolio)
     assert run.status == Status.FAILED and run.trades.count() == 0
     account = portfolio.broker_account_id
@@ -309,11 +309,11 @@ def test_a_failed_day_is_planned_afresh_once_the_price_is_there(prices, clock):
     )
     bar = PriceBar.objects.get(instrument__symbol="BND", date=AS_OF)
     bar.delete()
-    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.FAILED
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.FAILED
     failed = RebalanceRun.objects.get(portfolio=portfolio)
     bar.pk = None
     bar.save()
-    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.EXECUTED
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.EXECUTED
     run = RebalanceRun.objects.get(portfolio=portfolio)  # the failed run replaced, not kept beside it
     assert run.pk != failed.pk and run.status == Status.EXECUTED and PaperOrder.objects.count() == 2
 
@@ -353,7 +353,7 @@ def test_a_failing_event_receiver_does_not_stop_the_pipeline(prices, clock):
 
     events.rebalancing_started.connect(broken)
     try:
-        assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.PLANNED
+        assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.PLANNED
     finally:
         events.rebalancing_started.disconnect(broken)
 
@@ -493,11 +493,11 @@ def test_the_daily_run_replans_a_stored_plan_whose_inputs_changed(prices, clock,
     portfolio = paper_portfolio(holdings_usd={"SPY": 9500, "BND": 500}, mode="propose")
     portfolio.owner.email = "alice@example.com"
     portfolio.owner.save()
-    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.PLANNED
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.PLANNED
     first = RebalanceRun.objects.get(portfolio=portfolio)
     _broker_now_holds(portfolio, {"SPY": 2000, "BND": 8000})
 
-    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.PLANNED
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.PLANNED
 
     first.refresh_from_db()
     second = RebalanceRun.objects.active().get(portfolio=portfolio, trading_date=AS_OF)
@@ -517,7 +517,7 @@ def test_the_daily_run_answers_the_stored_plan_again_when_nothing_changed(prices
     portfolio.owner.email = "alice@example.com"
     portfolio.owner.save()
     pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF)
-    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.PLANNED
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.PLANNED
     assert RebalanceRun.objects.filter(portfolio=portfolio).count() == 1
     assert events_of(portfolio).count("drift_alert") == 1 and len(mail.outbox) == 1
 
@@ -525,19 +525,19 @@ def test_the_daily_run_answers_the_stored_plan_again_when_nothing_changed(prices
 def test_an_auto_plan_due_at_the_open_is_replaced_by_the_plan_of_changed_targets(prices, clock):
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
-    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.SCHEDULED
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.SCHEDULED
     first = RebalanceRun.objects.get(portfolio=portfolio)
     portfolio.manual_targets = {"SPY": "0.3", "BND": "0.7"}
     portfolio.save()
 
-    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.SCHEDULED
+    assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.SCHEDULED
 
     second = RebalanceRun.objects.active().get(portfolio=portfolio, trading_date=AS_OF)
     assert second.pk != first.pk and second.execute_after == NEXT_OPEN
     clock.now = NEXT_OPEN
     queued = []
     assert execution_queue.executions_dispatch(enqueue=queued.append) == [second.pk]
-    assert tasks.execute_runs_task([second.pk]) == {pipeline.EXECUTED: 1}
+    assert tasks.execute_runs_task([second.pk]) == {pipeline.Outcome.EXECUTED: 1}
     # Only the new plan traded: SPY sold down to 30%, BND bought.
     assert sorted(PaperOrder.objects.values_list("symbol", "side")) == [("BND", "buy"), ("SPY", "sell")]
     assert not first.orders.exists()

@@ -196,7 +196,10 @@ def test_two_clusters_with_executions_due_execute_each_run_once_in_batches(postg
     clock.now = AFTER_CLOSE
     portfolios = always_open_auto_portfolios("due", 5)
     for portfolio in portfolios:
-        assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF, execute=False) == pipeline.PLANNED
+        assert (
+            pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF, execute=False)
+            == pipeline.Outcome.PLANNED
+        )
     runs = RebalanceRun.objects.filter(portfolio__in=portfolios)
     runs.update(execute_after=AFTER_CLOSE - timedelta(minutes=1))
     Schedule.objects.create(
