@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(PY) bench/preview.py
 	$(PY) bench/api.py
 	$(PY) bench/web.py
+	$(PY) bench/pipeline.py  # PostgreSQL at 127.0.0.1:5432 (--pg-url); about ten minutes
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
