@@ -35,6 +35,8 @@ def declared_schedules() -> list[Declared]:
         *daily,
         Declared("data-refresh", "portfolios.tasks.data_refresh", cron=f"{refresh_at.minute} {refresh_at.hour} * * *"),
         Declared("resume-interrupted", "portfolios.tasks.resume_interrupted", minutes=5),
+        # Every five minutes, kept out of the task history: owners whose drift alerts have gone quiet.
+        Declared("drift-digest", "portfolios.tasks.drift_digest", minutes=5, keep_result=False),
         # Once a minute, kept out of the task history: the due executions (the next open's, retries).
         Declared("execute-due", "portfolios.tasks.execute_due", minutes=1, keep_result=False),
         Declared(

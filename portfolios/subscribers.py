@@ -60,6 +60,6 @@ def on_orders_unknown(*, portfolio, run, client_order_ids, **kwargs) -> None:
 
 @receiver(events.drift_alert)
 def on_drift_alert(*, portfolio, run, drift, threshold, **kwargs) -> None:
+    """Recorded only: the owner is told in a digest of all their portfolios (`drift_digests_send`)."""
     message = f"drift {drift:.1%} at or above the {threshold:.1%} alert threshold"
     _audit("drift_alert", portfolio, run, message, drift=float(drift), threshold=float(threshold))
-    notify_owner(portfolio, subject=f"{portfolio.name} has drifted {drift:.1%} from its targets", body=message)

@@ -6,6 +6,7 @@ import logging
 from datetime import date
 
 from portfolios.services import execution_queue, pipeline
+from portfolios.services.drift_digest import drift_digests_send
 from rebalancer_site.logcontext import log_context
 
 logger = logging.getLogger(__name__)
@@ -50,3 +51,8 @@ def resume_interrupted() -> None:
 def data_refresh() -> None:
     """The nightly market-data refresh for every active portfolio's symbols."""
     pipeline.data_refresh()
+
+
+def drift_digest() -> int:
+    """The drift digests due now (the number of owners told)."""
+    return drift_digests_send()

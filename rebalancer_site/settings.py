@@ -416,6 +416,8 @@ EXECUTION_BATCH_RUNS = env.int("EXECUTION_BATCH_RUNS", 20, min_value=1, max_valu
 EXECUTION_REDISPATCH_MINUTES = env.int("EXECUTION_REDISPATCH_MINUTES", 30, min_value=5, max_value=1440)
 # The owner is e-mailed when a portfolio's drift reaches this (sum |w - t| / 2).
 DRIFT_ALERT_THRESHOLD = env.float("DRIFT_ALERT_THRESHOLD", 0.10, min_value=0.0001, max_value=1.0)
+# Drift alerts are e-mailed as one digest per owner, once none of theirs came in for this long.
+DRIFT_DIGEST_QUIET_MINUTES = env.int("DRIFT_DIGEST_QUIET_MINUTES", 10, min_value=0, max_value=1440)
 # false: `setup_schedules` removes the daily-run schedule (a Kubernetes CronJob runs the day instead).
 SCHEDULE_DAILY_RUN = env.bool("SCHEDULE_DAILY_RUN", True)
 

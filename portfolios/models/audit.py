@@ -22,10 +22,20 @@ class AuditEntry(models.Model):
     message = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the owner was told of it in a digest (drift alerts); empty: not yet."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["event", "created_at"], name="audit_event_time_idx")]
+        indexes = [
+            models.Index(fields=["event", "created_at"], name="audit_event_time_idx"),
+            models.Index(
+                fields=["user", "created_at"],
+                condition=models.Q(event="drift_alert", notified_at__isnull=True),
+                name="audit_drift_unsent_idx",
+            ),
+        ]
         verbose_name_plural = "audit entries"
 
     def __str__(self) -> str:
