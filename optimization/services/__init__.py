@@ -1,5 +1,8 @@
-"""Services of the optimization app: targets (optimizer) and planning (trade planner) glue."""
+"""Services of the optimization app: optimizer settings, inputs, targets and report analysis, and
+the trade planner's glue (planning)."""
 
+from .decimals import weights_to_decimal
+from .inputs import asset_info, portfolio_symbols, price_window
 from .planning import (
     manual_targets_parse,
     plan_covariance,
@@ -10,20 +13,13 @@ from .planning import (
     rebalance_policy_for,
     usd_decimal,
 )
-from .targets import (
+from .settings import (
     PORTFOLIO_SETTING_NAMES,
-    asset_info,
     build_settings,
     optimizer_settings_for,
     optimizer_settings_from_defaults,
-    portfolio_optimize,
-    portfolio_symbols,
-    price_window,
-    result_store,
-    targets_compute,
-    targets_compute_many,
-    weights_to_decimal,
 )
+from .targets import portfolio_optimize, result_store, targets_compute, targets_compute_many
 
 __all__ = [
     "PORTFOLIO_SETTING_NAMES",

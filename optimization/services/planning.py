@@ -1,6 +1,6 @@
 """Turn a portfolio's rows into planner inputs, and the planner's floats back into Decimals.
 
-Together with `targets.py` this is the one place where model Decimals become core floats and
+Together with `decimals.py` this is the one place where model Decimals become core floats and
 back: quantities keep 9 decimal places, money 4, weights and ratios 10.
 """
 
@@ -25,7 +25,9 @@ from optimization.core.rebalancing.policy import (
     TriggerPolicy,
 )
 
-from .targets import _float, optimizer_settings_for, price_window, string_list
+from .decimals import float_or_none
+from .inputs import price_window
+from .settings import optimizer_settings_for, string_list
 
 QUANTITY_QUANTUM = Decimal("0.000000001")
 USD_QUANTUM = Decimal("0.0001")
@@ -38,34 +40,34 @@ def rebalance_policy_for(portfolio, *, strategy: str | None = None) -> Rebalance
     return RebalancePolicy(
         bands=BandPolicy(
             band_mode=portfolio.band_mode,
-            band_abs=_float(portfolio.band_abs),
-            band_rel=_float(portfolio.band_rel),
+            band_abs=float_or_none(portfolio.band_abs),
+            band_rel=float_or_none(portfolio.band_rel),
             unheld_outside_band=portfolio.unheld_outside_band,
         ),
         triggers=TriggerPolicy(
             band_trigger=portfolio.band_trigger,
-            drift_threshold=_float(portfolio.drift_threshold),
+            drift_threshold=float_or_none(portfolio.drift_threshold),
             calendar=portfolio.calendar or None,
             cooldown_days=int(portfolio.cooldown_days),
-            cash_trigger_weight=_float(portfolio.cash_trigger_weight),
-            cash_trigger_usd=_float(portfolio.cash_trigger_usd),
+            cash_trigger_weight=float_or_none(portfolio.cash_trigger_weight),
+            cash_trigger_usd=float_or_none(portfolio.cash_trigger_usd),
         ),
         costs=CostModel(
-            commission_per_trade_usd=_float(portfolio.commission_per_trade_usd),
-            spread_bps=_float(portfolio.spread_bps),
-            impact_bps=_float(portfolio.impact_bps),
+            commission_per_trade_usd=float_or_none(portfolio.commission_per_trade_usd),
+            spread_bps=float_or_none(portfolio.spread_bps),
+            impact_bps=float_or_none(portfolio.impact_bps),
         ),
         trading=TradingPolicy(
             strategy=strategy or portfolio.rebalancing_strategy,
             threshold_to=portfolio.threshold_to,
             cash_flow_to=portfolio.cash_flow_to,
-            min_trade_usd=_float(portfolio.min_trade_usd),
+            min_trade_usd=float_or_none(portfolio.min_trade_usd),
             fractional_shares=portfolio.fractional_shares,
-            cash_buffer_weight=_float(portfolio.cash_buffer_weight),
-            max_turnover=_float(portfolio.max_turnover),
+            cash_buffer_weight=float_or_none(portfolio.cash_buffer_weight),
+            max_turnover=float_or_none(portfolio.max_turnover),
             do_not_trade=frozenset(string_list("do_not_trade", portfolio.do_not_trade, upper=True)),
-            drift_cost_bps=_float(portfolio.drift_cost_bps),
-            tracking_error_aversion=_float(portfolio.tracking_error_aversion),
+            drift_cost_bps=float_or_none(portfolio.drift_cost_bps),
+            tracking_error_aversion=float_or_none(portfolio.tracking_error_aversion),
         ),
     )
 

@@ -25,9 +25,10 @@ from optimization.core.errors import SolverFailed
 from optimization.core.estimators import EstimatorSettings, estimate
 from optimization.core.glidepath import GlidePath
 from optimization.models import OptimizationResult
-from optimization.services import targets as targets_service
+from optimization.services import analysis as analysis_service
 from optimization.services import targets_compute, targets_compute_many
-from optimization.services.targets import optimizer_settings_for, price_window
+from optimization.services.inputs import price_window
+from optimization.services.settings import optimizer_settings_for
 from portfolios.models import Portfolio
 
 from .conftest import make_prices
@@ -181,13 +182,13 @@ def test_a_stored_result_keeps_mu_cov_frontier_sleeves_and_glide_path(prices, ow
 @pytest.mark.django_db
 def test_results_that_differ_only_in_age_share_one_frontier_solve(prices, owner, monkeypatch) -> None:
     calls = []
-    real = targets_service.frontier_points
+    real = analysis_service.frontier_points
 
     def counting(*args, **kwargs):
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(targets_service, "frontier_points", counting)
+    monkeypatch.setattr(analysis_service, "frontier_points", counting)
     young = targets_compute(portfolio=make_portfolio(owner, "Young", age=30), as_of=AS_OF).result
     old = targets_compute(portfolio=make_portfolio(owner, "Old", age=70), as_of=AS_OF).result
     assert young.pk != old.pk and len(calls) == 1
@@ -211,7 +212,7 @@ def test_a_frontier_that_cannot_be_solved_is_a_note_and_the_targets_still_stand(
     def failing(*args, **kwargs):
         raise SolverFailed(message)
 
-    monkeypatch.setattr(targets_service, "frontier_points", failing)
+    monkeypatch.setattr(analysis_service, "frontier_points", failing)
     result = targets_compute(portfolio=make_portfolio(owner, age=40), as_of=AS_OF).result
     assert sum(result.weights().values()) == Decimal(1)
     assert result.analysis["frontier"] is None

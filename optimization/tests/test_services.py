@@ -189,7 +189,7 @@ def test_weights_on_a_cap_stay_on_it_after_rounding() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_outside_a_transaction_a_complete_window_is_read_once_and_never_handed_out(django_assert_num_queries):
-    from optimization.services.targets import _recent_windows, price_window
+    from optimization.services.inputs import _recent_windows, price_window
 
     _recent_windows.clear()
     prices_fetch(symbols=SYMBOLS, provider_names=["sample"], start=date(2024, 1, 2), end=AS_OF)
