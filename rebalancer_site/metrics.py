@@ -217,7 +217,7 @@ def _success_rate() -> float | None:
 
 def _drifts_now() -> list[tuple[int, float]]:
     from portfolios.models import Portfolio
-    from portfolios.selectors_dashboard import portfolio_drifts_now
+    from portfolios.selectors.drift import portfolio_drifts_now
 
     drifts = portfolio_drifts_now(portfolios=Portfolio.objects.filter(active=True))
     return [(pk, float(drift)) for pk, drift in sorted(drifts.items())]

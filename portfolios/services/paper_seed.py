@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from brokers.models import BrokerAccount, Order, PaperAccount, PaperOrder, PaperPosition
 from brokers.services.paper import paper_account_reset
 from portfolios.models import AuditEntry, Portfolio
-from portfolios.selectors_dashboard import last_session, prices_latest
+from portfolios.selectors.valuation import last_session, prices_latest
 from portfolios.services.portfolio_lock import portfolio_locked
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from marketdata.models import Instrument
 from portfolios.models import Holding, Portfolio, PortfolioInstrument, RebalanceRun
-from portfolios.selectors_dashboard import targets_latest
+from portfolios.selectors.drift import targets_latest
 
 
 def universe_join_held(*, portfolio: Portfolio, instruments: Iterable[Instrument]) -> None:

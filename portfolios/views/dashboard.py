@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from portfolios.charts.pages import sparkline_data
-from portfolios.selectors_dashboard import dashboard_for_user
+from portfolios.selectors.dashboard import dashboard_for_user
 
 
 @require_safe

@@ -14,7 +14,7 @@ from optimization.core.names import PLANNING_STRATEGY_NAMES, STRATEGY_NAMES
 from portfolios.charts.pages import bands_chart, figure_data, price_history_chart, weights_chart
 from portfolios.forms import PortfolioForm
 from portfolios.selectors import portfolio_get_for_user
-from portfolios.selectors_dashboard import portfolio_detail, price_history
+from portfolios.selectors.portfolio_page import portfolio_detail, price_history
 from portfolios.services.execution import approval_blocked
 from portfolios.services.paper_seed import paper_account_seed
 from portfolios.services.portfolio_lock import BUSY_MESSAGE, PortfolioBusy

@@ -1,14 +1,21 @@
-"""Reads of portfolios and their runs for views, commands and other services."""
+"""Reads of portfolios and their runs for views, commands and other services.
+
+The pages' reads build on these in the package's modules: `valuation` (latest closes and values),
+`drift` (the drift of the holdings now), `dashboard` and `portfolio_page`.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date
+from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
 from optimization.models import TargetAllocation
-from portfolios.models import PlannedTrade, Portfolio, RebalanceRun
+from portfolios.models import Holding, PlannedTrade, Portfolio, RebalanceRun
 
 # Runs that count as a rebalance for the cooldown and the calendar: planned (proposed), being
 # executed or executed. A run whose execution stopped before trading does not.
@@ -16,6 +23,23 @@ REBALANCED_STATUSES = (
     RebalanceRun.Status.PLANNED,
     RebalanceRun.Status.EXECUTING,
     RebalanceRun.Status.EXECUTED,
+)
+# The columns of a run that the dashboard and the run lists read (the snapshot, policy and report
+# data are large and stay in the database).
+RUN_SUMMARY_FIELDS = (
+    "id",
+    "portfolio_id",
+    "trading_date",
+    "status",
+    "error",
+    "trigger",
+    "strategy",
+    "drift_before",
+    "drift_after",
+    "value_before_usd",
+    "execution_step",
+    "superseded_by_id",
+    "created_at",
 )
 
 
@@ -52,6 +76,22 @@ def portfolio_symbols_by_id(*, portfolio_ids) -> dict[int, list[str]]:
     for portfolio_id, symbol in rows:
         symbols[portfolio_id].append(symbol)
     return symbols
+
+
+def portfolio_quantities_by_id(*, portfolio_ids: Sequence[int]) -> dict[int, dict[str, Decimal]]:
+    """Shares held by each portfolio: {portfolio id: {symbol: quantity}}, in one query."""
+    quantities: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    for portfolio_id, symbol, quantity in Holding.objects.filter(portfolio_id__in=portfolio_ids).values_list(
+        "portfolio_id", "instrument__symbol", "quantity"
+    ):
+        quantities[portfolio_id][symbol] = quantity
+    return quantities
+
+
+def latest_run_id_subquery() -> Subquery:
+    """The id of a portfolio's latest run, as an annotation of a portfolio queryset."""
+    latest = RebalanceRun.objects.filter(portfolio=OuterRef("pk")).order_by("-trading_date", "-created_at")
+    return Subquery(latest.values("pk")[:1])
 
 
 def portfolio_get_for_user(*, user, portfolio_id: int) -> Portfolio:
