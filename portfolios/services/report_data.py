@@ -23,7 +23,8 @@ from optimization.core.errors import OptimizationError
 from optimization.core.estimators import EstimatorSettings, estimate
 from optimization.core.metrics import PortfolioMetrics, portfolio_metrics
 from optimization.core.rebalancing.results import Plan
-from optimization.services.targets import optimizer_settings_for, price_window
+from optimization.services.inputs import price_window
+from optimization.services.settings import optimizer_settings_for
 
 RISK_VERSION = 1
 FIGURE_DIGITS = 6  # significant digits of return, volatility, VaR, ...
