@@ -30,7 +30,7 @@ from portfolios.services.rebalancing import (
     rebalance_run_create,
     rebalance_run_plan,
 )
-from portfolios.services.report import run_report_build
+from portfolios.services.report.build import run_report_build
 from portfolios.views.runs import stored_run_message
 from rebalancer_site.form_fields import PlainDecimalField
 

@@ -15,7 +15,9 @@ from django.views.decorators.http import require_GET
 
 from portfolios import charts
 from portfolios.selectors import run_get_for_user
-from portfolios.services.report import RunReport, run_report_build, run_trades
+from portfolios.services.report.build import run_report_build, run_trades
+from portfolios.services.report.captions import chart_summaries
+from portfolios.services.report.rows import RunReport
 
 CSV_HEADER = [
     "run_id",
@@ -35,7 +37,8 @@ CSV_HEADER = [
 def run_report(request: HttpRequest, run_id: int) -> HttpResponse:
     run = run_get_for_user(user=request.user, run_id=run_id)
     report = run_report_build(run=run)
-    return render(request, "portfolios/run_report.html", {"report": report, "run": run, "charts": _charts(report)})
+    context = {"report": report, "run": run, "charts": _charts(report), "chart_texts": chart_summaries(report)}
+    return render(request, "portfolios/run_report.html", context)
 
 
 @require_GET
@@ -92,19 +95,17 @@ def _charts(report: RunReport) -> dict[str, str | None]:
     if report.by_sector:
         labels, values = zip(*report.by_sector, strict=True)
         html["by_sector"] = charts.chart_html(charts.allocation_pie(labels, values, title="By sector"))
-    needs = [row for row in holdings if row.deviation_pp is not None]
+    needs = [row for row in holdings if row.deviation is not None]
     if needs:
         symbols = [row.symbol for row in needs]
         html["weights"] = charts.chart_html(
-            charts.weights_bars(
-                symbols, [row.current_pct / 100 for row in needs], [row.target_pct / 100 for row in needs]
-            )
+            charts.weights_bars(symbols, [row.current_weight for row in needs], [row.target_weight for row in needs])
         )
         html["drift"] = charts.chart_html(
             charts.drift_chart(
                 symbols,
-                [row.deviation_pp / 100 for row in needs],
-                [row.band_pp / 100 for row in needs],
+                [row.deviation for row in needs],
+                [row.band for row in needs],
                 [row.outside for row in needs],
             )
         )
