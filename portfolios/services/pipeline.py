@@ -226,7 +226,7 @@ def _portfolio_day(portfolio: Portfolio, trading_date: date, *, execute: bool, a
     # A stored plan whose execution has not begun is checked against today's inputs (synced first)
     # and superseded when they changed; one whose execution began stands.
     if run is None or run.status == Status.FAILED or plan_revisable(run):
-        planned = _plan(portfolio, trading_date, stored=run, adapter=adapter)
+        planned = _plan(portfolio, trading_date, adapter=adapter)
         if planned is None:
             return Outcome.FAILED
         run = planned.run
@@ -244,11 +244,9 @@ def _portfolio_day(portfolio: Portfolio, trading_date: date, *, execute: bool, a
         return _execute(portfolio, run, adapter) if execute else Outcome.PLANNED
 
 
-def _plan(
-    portfolio: Portfolio, trading_date: date, *, stored: RebalanceRun | None, adapter: _DayAdapter
-) -> PlannedRun | None:
-    """Sync, then plan and store the day's run (or answer ``stored`` when its inputs are the same);
-    None when it failed (the failure is stored and sent)."""
+def _plan(portfolio: Portfolio, trading_date: date, *, adapter: _DayAdapter) -> PlannedRun | None:
+    """Sync, then plan and store the day's run (or answer the stored one when its inputs are the
+    same); None when it failed (the failure is stored and sent)."""
     events.emit(events.rebalancing_started, portfolio=portfolio, trading_date=trading_date)
     started = time.perf_counter()
     try:
@@ -259,7 +257,7 @@ def _plan(
                 raise unreadable(portfolio.broker_account, error) from error
             sync_from_broker(portfolio=portfolio, broker=broker)
             metrics.observe_step("sync", time.perf_counter() - started)
-        planned = rebalance_run_create(portfolio=portfolio, as_of=trading_date, stored_run=stored)
+        planned = rebalance_run_create(portfolio=portfolio, as_of=trading_date)
     except RunExecuting as error:  # an execution took the stored plan up meanwhile: it stands
         error.run.refresh_from_db()
         return PlannedRun(run=error.run, trades=[], stored=True, existing=True)

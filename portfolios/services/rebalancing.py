@@ -54,7 +54,6 @@ from portfolios.services.plan_inputs import plan_fingerprint
 from portfolios.services.report_data import run_risk_build
 
 logger = logging.getLogger(__name__)
-UNREAD = object()  # `rebalance_run_create`'s "the caller did not read the stored run"
 #: Stored runs that asking again plans afresh: a failed planning (replaced) and a stopped run (superseded).
 REPLANNED_STATUSES = (RebalanceRun.Status.FAILED, RebalanceRun.Status.EXECUTION_FAILED)
 #: Stored runs that a planning with changed inputs supersedes, as long as their execution has not begun.
@@ -286,7 +285,6 @@ def rebalance_run_create(
     strategy: str | None = None,
     manual: bool = False,
     cash_flow_usd: Decimal = Decimal(0),
-    stored_run: RebalanceRun | object | None = UNREAD,
     expected_fingerprint: str | None = None,
 ) -> PlannedRun:
     """Plan and store the portfolio's run for ``as_of``, or return the run already stored for it
@@ -296,15 +294,9 @@ def rebalance_run_create(
     its message, then raised as `RebalanceError`; a later call plans that date afresh.
     `RunExecuting` when the inputs changed but the stored run is being executed.
     ``expected_fingerprint``: a preview's; `InputsChanged` (nothing stored) when the inputs differ.
-    ``stored_run``: the portfolio's run for the date as the caller has just read it (None: there
-    is none), so it is not looked up again (one stored anyway meanwhile wins at the insert, as below).
     """
     as_of = _trading_date(as_of)
-    existing = (
-        RebalanceRun.objects.active().filter(portfolio=portfolio, trading_date=as_of).first()
-        if stored_run is UNREAD
-        else stored_run
-    )
+    existing = RebalanceRun.objects.active().filter(portfolio=portfolio, trading_date=as_of).first()
     compared = existing is not None and existing.status not in (*REPLANNED_STATUSES, RebalanceRun.Status.EXECUTED)
     fingerprint = (
         plan_fingerprint(portfolio, as_of=as_of, strategy=strategy, cash_flow_usd=cash_flow_usd)
