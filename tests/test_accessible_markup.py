@@ -171,3 +171,15 @@ def test_no_template_keeps_information_in_a_title_tooltip():
         for found in re.finditer(r"<[a-z][a-z0-9]*\b[^<>]*\stitle=\"[^\"]*\"", path.read_text())
     ]
     assert not tooltips
+
+
+def test_no_template_comment_spans_lines():
+    # Django's {# ... #} comment ends at the line's end: one spread over lines is printed on the page.
+    templates = Path(__file__).resolve().parents[1] / "templates"
+    unclosed = [
+        f"{path.relative_to(templates)}:{number}"
+        for path in templates.rglob("*.html")
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if "{#" in line and "#}" not in line.split("{#", 1)[1]
+    ]
+    assert not unclosed

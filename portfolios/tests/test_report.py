@@ -117,6 +117,7 @@ def test_owner_sees_every_section_with_the_runs_numbers(client, run) -> None:
     assert "cdn" not in html.lower()
     assert html.count("Plotly.newPlot(") == len(CHARTS)
     assert "not available for this run" not in html
+    assert "{#" not in html and "{%" not in html  # no template text printed on the page
 
 
 def test_the_report_shows_the_optimizers_fallback_and_its_reason(client, prices, alice) -> None:
