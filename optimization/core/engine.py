@@ -486,6 +486,7 @@ def optimize_many(
     assets = assets or {}
     by_fingerprint: dict[str, OptimizationResult | OptimizationError] = {}
     estimates_cache: dict[tuple, Estimates] = {}
+    # Scoped to this call, like the estimates: settings that differ only in their bounds share one unbounded solve.
     asked_cache: dict[tuple, np.ndarray | str] = {}
     answers = []
     for settings in settings_list:

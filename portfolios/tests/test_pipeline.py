@@ -333,12 +333,19 @@ def test_a_provider_down_for_the_whole_fetch_fails_every_portfolio_closed(prices
     assert PaperOrder.objects.count() == 0
 
 
-def test_a_drift_above_the_alert_threshold_tells_the_owner(prices, clock, settings):
+@pytest.fixture
+def drifting(prices, clock, settings):
+    """A propose portfolio 35% off its targets after the close, its owner with an address; alerts from 15%."""
     clock.now = AFTER_CLOSE
     settings.DRIFT_ALERT_THRESHOLD = 0.15
     portfolio = paper_portfolio(holdings_usd={"SPY": 9500, "BND": 500}, mode="propose")
     portfolio.owner.email = "alice@example.com"
     portfolio.owner.save()
+    return portfolio
+
+
+def test_a_drift_above_the_alert_threshold_tells_the_owner(drifting, clock, settings):
+    portfolio = drifting
     pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF)
     assert "drift_alert" in events_of(portfolio)
     assert tasks.drift_digest() == 0  # the owner's alerts may still be coming in
@@ -491,12 +498,8 @@ def _broker_now_holds(portfolio, holdings_usd: dict[str, int]) -> None:
     )
 
 
-def test_the_daily_run_replans_a_stored_plan_whose_inputs_changed(prices, clock, settings):
-    clock.now = AFTER_CLOSE
-    settings.DRIFT_ALERT_THRESHOLD = 0.15
-    portfolio = paper_portfolio(holdings_usd={"SPY": 9500, "BND": 500}, mode="propose")
-    portfolio.owner.email = "alice@example.com"
-    portfolio.owner.save()
+def test_the_daily_run_replans_a_stored_plan_whose_inputs_changed(drifting):
+    portfolio = drifting
     assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.PLANNED
     first = RebalanceRun.objects.get(portfolio=portfolio)
     _broker_now_holds(portfolio, {"SPY": 2000, "BND": 8000})
@@ -514,12 +517,8 @@ def test_the_daily_run_replans_a_stored_plan_whose_inputs_changed(prices, clock,
     assert events_of(portfolio).count("drift_alert") == 2  # one per plan: each one drifted
 
 
-def test_the_daily_run_answers_the_stored_plan_again_when_nothing_changed(prices, clock, settings):
-    clock.now = AFTER_CLOSE
-    settings.DRIFT_ALERT_THRESHOLD = 0.15
-    portfolio = paper_portfolio(holdings_usd={"SPY": 9500, "BND": 500}, mode="propose")
-    portfolio.owner.email = "alice@example.com"
-    portfolio.owner.save()
+def test_the_daily_run_answers_the_stored_plan_again_when_nothing_changed(drifting):
+    portfolio = drifting
     pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF)
     assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.PLANNED
     assert RebalanceRun.objects.filter(portfolio=portfolio).count() == 1
