@@ -27,6 +27,9 @@ FEASIBILITY_MARGIN = 1e-8
 # value on every holding) are solver noise.
 NOISE_USD = 1e-6
 NOISE_SHARE = 1e-9
+# An interior-point answer keeps its bounds only to its feasibility tolerance (up to 1e-8, scaled by
+# the data): a sell past the holding by less than this share of value sells the holding.
+OVERSELL_SHARE = 1e-7
 # No order is smaller than a cent, whatever the minimum trade says.
 MIN_ORDER_USD = 0.01
 # finalize measures a fractional trade after rounding its quantity to 1e-9 share: fractional trades
@@ -256,7 +259,7 @@ def values_after(context: PlanContext, solution: programs.Solution, whole: np.nd
         noise |= (solution.values["is_buy"] + solution.values["is_sell"]) < 0.5
     trade[noise | ~context.tradable] = 0.0
     after = values + trade
-    short = after < -(1e-9 * context.total_usd + NOISE_USD)
+    short = after < -(OVERSELL_SHARE * context.total_usd + NOISE_USD)
     if short.any():
         symbols = ", ".join(s for s, bad in zip(context.symbols, short, strict=True) if bad)
         raise SolverFailed(f"the solver's answer sells more than is held of {symbols}")

@@ -15,6 +15,7 @@ import pytest
 from optimization.core.errors import ConfigurationError, SolverFailed
 from optimization.core.rebalancing import BandPolicy, CostModel, programs, resolve_planner
 from optimization.core.rebalancing.optimized import MinimizeCosts, MinimizeTrades, RiskAware
+from optimization.core.rebalancing.program_data import values_after
 
 from .factories import make_context, make_inputs, make_policy, plan, trade_table
 
@@ -341,3 +342,17 @@ def test_an_interior_point_answer_stopped_at_its_iteration_limit_is_not_used(mon
     after = proposal.target_values_usd
     assert after.tolist() == pytest.approx([10_000 / 3] * 3, rel=1e-4) and (after >= 0).all()
     assert not any("time limit" in note for note in proposal.notes)
+
+
+def test_a_sell_past_the_holding_within_the_solvers_tolerance_sells_the_holding():
+    # An interior-point answer once sold 3.55e-9 of value ($0.00003) of a holding of zero shares:
+    # within the solver's feasibility tolerance, so the holding ends at zero, not short.
+    inputs = make_inputs({"A": (0, 1, 0.0), "B": (1000, 1, 0.6), "C": (0, 1, 0.4)})
+    context = make_context(inputs, make_policy())
+    sell = np.array([3.55e-9, 0.4, 0.0])
+    answer = programs.Solution(programs.OPTIMAL, {"buy": np.array([0.0, 0.0, 0.4]), "sell": sell})
+    assert values_after(context, answer).tolist() == pytest.approx([0.0, 600.0, 400.0])
+    # A sell past the holding by more than the tolerance is a wrong answer, refused.
+    answer.values["sell"][0] = 1e-5
+    with pytest.raises(SolverFailed, match="sells more than is held of A"):
+        values_after(context, answer)
