@@ -1,29 +1,15 @@
-"""A short-lived memory, per process, of reads the daily run repeats for every portfolio.
-
-Ten thousand portfolios over a few dozen universes read the same price windows and instrument
-rows again and again. Stored bars are never changed once written (a fetch only adds days), so a
-window read a moment ago is the window now, unless a fetch has since added a bar inside it;
-entries therefore live `RECENT_SECONDS` and callers keep only complete answers (a window with
-every symbol's close on its last day).
-
-Only outside a transaction: there a read sees committed rows only. Inside one (a web request, an
-API call, a test) a read may see the transaction's own uncommitted rows, which must not outlive
-it, so the memory is bypassed.
-"""
+"""Memories, per process, of answers that are a function of their key alone (a calendar minute's
+market clock, a universe's efficient frontier): never stale, so kept without an age limit."""
 
 from __future__ import annotations
 
-import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
-from django.db import connection
-
 T = TypeVar("T")
 
-RECENT_SECONDS = 60.0
 _ALL: weakref.WeakSet[_Bounded] = weakref.WeakSet()
 
 
@@ -49,30 +35,6 @@ class _Bounded:
 
     def clear(self) -> None:
         self._entries.clear()
-
-
-class RecentReads(_Bounded):
-    """Answers by key for ``seconds``, at most ``max_entries`` of them."""
-
-    def __init__(self, *, seconds: float = RECENT_SECONDS, max_entries: int = 256):
-        super().__init__(max_entries=max_entries)
-        self.seconds = seconds
-
-    def get_or_read(self, key: Hashable, read: Callable[[], T], *, keep: Callable[[T], bool] = lambda _: True) -> T:
-        """The remembered answer for ``key`` if still fresh, else ``read()`` (remembered when ``keep``
-        says so). Callers get the remembered object itself: they must not change it."""
-        if connection.in_atomic_block:
-            return read()
-        now = time.monotonic()
-        entry = self._get(key)
-        if entry is not None and now - entry[0] < self.seconds:
-            return entry[1]
-        value = read()
-        if keep(value):
-            self._put(key, (now, value))
-        else:
-            self._entries.pop(key, None)
-        return value
 
 
 _MISSING = object()

@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from marketdata import calendar
 from marketdata.models import Instrument
-from marketdata.recent import RecentReads
 from marketdata.reference import lookup
 from marketdata.selectors import price_frame
 from optimization.core.constraints import AssetInfo
@@ -19,17 +18,9 @@ from optimization.core.errors import InsufficientData
 
 from .decimals import float_or_none
 
-# Reads the daily run repeats for every portfolio of a universe (see `marketdata.recent`).
-_recent_windows = RecentReads(max_entries=512)
-_recent_assets = RecentReads(max_entries=512)
-
 
 def asset_info(symbols: Sequence[str]) -> dict[str, AssetInfo]:
     """Asset class, sector and ESG score per symbol: stored instruments first, then the reference table."""
-    return dict(_recent_assets.get_or_read(tuple(symbols), lambda: _asset_info(symbols)))
-
-
-def _asset_info(symbols: Sequence[str]) -> dict[str, AssetInfo]:
     stored = {i.symbol: i for i in Instrument.objects.filter(symbol__in=list(symbols))}
     info = {}
     for symbol in symbols:
@@ -51,15 +42,7 @@ def price_window(symbols: Sequence[str], *, as_of: date | None, lookback_days: i
     end = as_of or calendar.last_completed_session(timezone.now())
     start = calendar.sessions_back(end, lookback_days + 1) if lookback_days else date(1900, 1, 1)
 
-    def complete(frame: pd.DataFrame) -> bool:  # every symbol has its close on the last day
-        return bool(len(frame)) and frame.index[-1].date() == end and not frame.iloc[-1].isna().any()
-
-    read = _recent_windows.get_or_read(
-        (tuple(symbols), start, end),
-        lambda: price_frame(symbols=list(symbols), start=start, end=end).reindex(columns=list(symbols)),
-        keep=complete,
-    )
-    frame = read.dropna(how="all")  # a new frame: the remembered one is never handed out
+    frame = price_frame(symbols=list(symbols), start=start, end=end).reindex(columns=list(symbols)).dropna(how="all")
     stored = ~np.isnan(frame.to_numpy(dtype="float64", na_value=np.nan)).all(axis=0)
     missing = [symbol for symbol, has_prices in zip(symbols, stored, strict=True) if not has_prices]
     if missing:
@@ -69,8 +52,22 @@ def price_window(symbols: Sequence[str], *, as_of: date | None, lookback_days: i
     return frame
 
 
-def portfolio_symbols(portfolio) -> list[str]:
-    symbols = sorted(portfolio.instruments.values_list("symbol", flat=True))
+def universes_read(portfolios: Sequence) -> dict[int, list[str]]:
+    """Each portfolio's universe by id, sorted, in one query."""
+    universes: dict[int, list[str]] = {portfolio.pk: [] for portfolio in portfolios}
+    if portfolios:
+        through = type(portfolios[0]).instruments.through
+        pairs = through.objects.filter(portfolio_id__in=list(universes)).values_list(
+            "portfolio_id", "instrument__symbol"
+        )
+        for portfolio_id, symbol in pairs.order_by("instrument__symbol"):
+            universes[portfolio_id].append(symbol)
+    return universes
+
+
+def portfolio_symbols(portfolio, *, universe: Sequence[str] | None = None) -> list[str]:
+    """The portfolio's universe, sorted (``universe``: its symbols when the caller has read them)."""
+    symbols = sorted(portfolio.instruments.values_list("symbol", flat=True) if universe is None else universe)
     if not symbols:
         raise InsufficientData(f"portfolio {portfolio.name!r} has no instruments; add the assets it may hold")
     return symbols

@@ -72,13 +72,18 @@ def rebalance_policy_for(portfolio, *, strategy: str | None = None) -> Rebalance
     )
 
 
+def manual_targets_set(raw) -> bool:
+    """Whether a portfolio's manual targets field holds targets (valid or not)."""
+    return raw not in (None, {}, "")
+
+
 def manual_targets_parse(raw) -> dict[str, Decimal] | None:
     """Validated manual target weights {SYMBOL: Decimal}, or None when none are set.
 
     Weights are numbers (or numeric strings) in [0, 1] summing to 1 within 1e-6; symbols must
     be known instruments. Errors start with ``manual_targets:``.
     """
-    if raw in (None, {}, ""):
+    if not manual_targets_set(raw):
         return None
     if not isinstance(raw, Mapping):
         raise ConfigurationError(f'manual_targets: expected {{"SYMBOL": weight, ...}}, got {raw!r}')

@@ -1,4 +1,4 @@
-"""Compute a portfolio's targets and store them: optimizer results are reused by input hash, so
+"""Compute portfolios' targets and store them: optimizer results are reused by input hash, so
 identical price window, asset data and settings on the same day are solved once however many
 portfolios share them.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -15,7 +15,6 @@ import pandas as pd
 from django.db import IntegrityError, transaction
 
 from marketdata.models import Instrument
-from marketdata.recent import RecentReads
 from optimization.core.engine import OptimizationResult as CoreResult
 from optimization.core.engine import OptimizerSettings, input_hash, optimize, optimize_many
 from optimization.core.errors import InsufficientData, OptimizationError
@@ -23,11 +22,8 @@ from optimization.core.errors import InsufficientData, OptimizationError
 from ..models import OptimizationResult, TargetAllocation, TargetWeight
 from .analysis import result_analysis
 from .decimals import decimal_or_none, weights_to_decimal
-from .inputs import asset_info, portfolio_symbols, price_window
+from .inputs import asset_info, portfolio_symbols, price_window, universes_read
 from .settings import PORTFOLIO_SETTING_NAMES, optimizer_settings_for
-
-# Stored results by input hash, which the daily run asks for again and again (see `marketdata.recent`).
-_recent_results = RecentReads(max_entries=2048)
 
 
 def _settings_json(settings: OptimizerSettings) -> dict:
@@ -100,23 +96,73 @@ class TargetsComputed:
     settings: OptimizerSettings
 
 
+def targets_compute_each(
+    portfolios: Sequence, *, as_of: date | None = None, universes: Mapping[int, Sequence[str]] | None = None
+) -> list[TargetsComputed | OptimizationError]:
+    """Each portfolio's targets for ``as_of`` (or the error that stopped them), in order.
+
+    One price read per distinct universe and lookback, one read of the results already stored for
+    the inputs, one solve per distinct input not stored yet, one write of the day's allocations.
+    ``universes``: each portfolio's symbols by id when the caller has read them.
+    """
+    answers: list[TargetsComputed | OptimizationError | None] = [None] * len(portfolios)
+    universes = universes_read(portfolios) if universes is None else universes
+    groups: dict[tuple, list[tuple[int, object, OptimizerSettings]]] = {}
+    for position, portfolio in enumerate(portfolios):
+        try:
+            settings = optimizer_settings_for(portfolio, on=as_of)
+            symbols = portfolio_symbols(portfolio, universe=universes[portfolio.pk])
+        except OptimizationError as error:
+            answers[position] = error
+            continue
+        key = (tuple(symbols), settings.estimators.lookback_days)
+        groups.setdefault(key, []).append((position, portfolio, settings))
+    keyed = []
+    for (symbols, lookback_days), members in groups.items():
+        try:
+            prices = price_window(symbols, as_of=as_of, lookback_days=lookback_days)
+        except OptimizationError as error:
+            for position, _, _ in members:
+                answers[position] = error
+            continue
+        assets = asset_info(symbols)
+        keyed.append((prices, assets, [(*member, input_hash(prices, assets, member[2])) for member in members]))
+    hashes = {member[3] for _, _, members in keyed for member in members}
+    # The report's fields (tens of KB of JSON) are not what a plan needs: left in the database.
+    stored = {
+        row.input_hash: row
+        for row in OptimizationResult.objects.defer("analysis", "metrics", "settings").filter(input_hash__in=hashes)
+    }
+    allocations = []
+    for prices, assets, members in keyed:
+        unsolved = [member for member in members if member[3] not in stored]
+        results = optimize_many(prices, assets, [settings for _, _, settings, _ in unsolved], PORTFOLIO_SETTING_NAMES)
+        solved = {}
+        for (position, _, settings, key), result in zip(unsolved, results, strict=True):
+            if isinstance(result, OptimizationError):
+                answers[position] = result
+            elif key not in stored:
+                stored[key], created = result_store(result, settings)
+                solved[key] = created
+        for position, portfolio, settings, key in members:
+            if answers[position] is None:
+                # Solved here for the first portfolio with these inputs; reused by the others.
+                reused = not solved.pop(key, False)
+                row = stored[key]
+                allocation = TargetAllocation(portfolio=portfolio, as_of=row.as_of, result=row, reused=reused)
+                allocations.append(allocation)
+                answers[position] = TargetsComputed(allocation, prices, settings)
+    _allocations_store(allocations)
+    return answers  # type: ignore[return-value]
+
+
 def targets_compute_with_window(*, portfolio, as_of: date | None = None) -> TargetsComputed:
     """`targets_compute`, also answering the price window and settings it used (the planner
     reuses them for the run's risk figures instead of reading the prices again)."""
-    settings, prices, assets = _portfolio_inputs(portfolio, as_of)
-    key = input_hash(prices, assets, settings)
-    # Thousands of portfolios share a few hundred inputs; a stored result never changes (its
-    # weights, read once, go with it). The report's fields (tens of KB of JSON) are not what a
-    # plan needs: left in the database.
-    row = _recent_results.get_or_read(
-        key,
-        lambda: OptimizationResult.objects.defer("analysis", "metrics", "settings").filter(input_hash=key).first(),
-        keep=lambda found: found is not None,
-    )
-    if row is not None:
-        return TargetsComputed(_allocate(portfolio, row, reused=True), prices, settings)
-    _, allocation = _optimize_and_store(portfolio, prices, assets, settings)
-    return TargetsComputed(allocation, prices, settings)
+    (answer,) = targets_compute_each([portfolio], as_of=as_of)
+    if isinstance(answer, OptimizationError):
+        raise answer
+    return answer
 
 
 def targets_compute(*, portfolio, as_of: date | None = None) -> TargetAllocation:
@@ -127,55 +173,28 @@ def targets_compute(*, portfolio, as_of: date | None = None) -> TargetAllocation
 def portfolio_optimize(*, portfolio, as_of: date | None = None, **overrides) -> tuple[CoreResult, TargetAllocation]:
     """Optimize with the portfolio's policy (``overrides`` replace settings), store and return both."""
     settings, prices, assets = _portfolio_inputs(portfolio, as_of, **overrides)
-    return _optimize_and_store(portfolio, prices, assets, settings)
-
-
-def _optimize_and_store(portfolio, prices, assets, settings) -> tuple[CoreResult, TargetAllocation]:
     result = optimize(prices, assets, settings, names=PORTFOLIO_SETTING_NAMES)
     row, created = result_store(result, settings)
-    return result, _allocate(portfolio, row, reused=not created)
+    allocation = TargetAllocation(portfolio=portfolio, as_of=row.as_of, result=row, reused=not created)
+    _allocations_store([allocation])
+    return result, allocation
 
 
 def targets_compute_many(
     portfolios: Sequence, *, as_of: date | None = None
 ) -> list[TargetAllocation | OptimizationError]:
     """Targets for many portfolios: one price read per distinct universe, one solve per distinct input."""
-    answers: list[TargetAllocation | OptimizationError] = []
-    groups: dict[tuple, list[tuple[int, object, OptimizerSettings]]] = {}
-    for position, portfolio in enumerate(portfolios):
-        answers.append(None)  # type: ignore[arg-type]
-        try:
-            settings = optimizer_settings_for(portfolio, on=as_of)
-            key = (tuple(portfolio_symbols(portfolio)), settings.estimators.lookback_days)
-        except OptimizationError as error:
-            answers[position] = error
-            continue
-        groups.setdefault(key, []).append((position, portfolio, settings))
-    for (symbols, lookback_days), members in groups.items():
-        try:
-            prices = price_window(symbols, as_of=as_of, lookback_days=lookback_days)
-        except OptimizationError as error:
-            for position, _, _ in members:
-                answers[position] = error
-            continue
-        assets = asset_info(symbols)
-        results = optimize_many(prices, assets, [settings for _, _, settings in members], PORTFOLIO_SETTING_NAMES)
-        for (position, portfolio, settings), result in zip(members, results, strict=True):
-            if isinstance(result, OptimizationError):
-                answers[position] = result
-                continue
-            row, created = result_store(result, settings)
-            answers[position] = _allocate(portfolio, row, not created)
-    return answers
+    return [
+        answer if isinstance(answer, OptimizationError) else answer.allocation
+        for answer in targets_compute_each(portfolios, as_of=as_of)
+    ]
 
 
-def _allocate(portfolio, row: OptimizationResult, reused: bool) -> TargetAllocation:
-    """Record the portfolio's targets for the day: one upsert (the daily run does it per portfolio)."""
-    allocation = TargetAllocation(portfolio=portfolio, as_of=row.as_of, result=row, reused=reused)
+def _allocations_store(allocations: list[TargetAllocation]) -> None:
+    """Record the portfolios' targets for the day (one upsert for them all)."""
     TargetAllocation.objects.bulk_create(
-        [allocation],
+        allocations,
         update_conflicts=True,
         unique_fields=["portfolio", "as_of"],
         update_fields=["result", "reused", "updated_at"],
     )
-    return allocation

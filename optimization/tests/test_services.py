@@ -20,7 +20,7 @@ from optimization.services import (
     targets_compute_many,
     weights_to_decimal,
 )
-from optimization.services.targets import targets_compute_with_window
+from optimization.services.targets import targets_compute_each
 from portfolios.models import Portfolio
 
 pytestmark = pytest.mark.django_db
@@ -119,20 +119,21 @@ def test_identical_inputs_share_one_result(prices, owner) -> None:
     assert TargetWeight.objects.count() == 2 * len(SYMBOLS)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_outside_a_transaction_a_shared_result_is_read_once_with_its_weights(prices, owner) -> None:
+def test_the_targets_of_a_batch_take_as_many_queries_for_nine_portfolios_as_for_three(prices, owner) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    first = targets_compute_with_window(portfolio=make_portfolio(owner, "One", age=40), as_of=AS_OF)
-    second = targets_compute(portfolio=make_portfolio(owner, "Two", age=40), as_of=AS_OF)  # reads the result
-    assert second.result.weights() == first.allocation.result.weights()  # and its weights, once
-    with CaptureQueriesContext(connection) as queries:
-        third = targets_compute(portfolio=make_portfolio(owner, "Three", age=40), as_of=AS_OF)
-        assert third.result.weights() == first.allocation.result.weights()
-    read = [q["sql"] for q in queries if "optimization_optimizationresult" in q["sql"] or "targetweight" in q["sql"]]
-    assert third.reused and read == []
-    assert TargetAllocation.objects.filter(result_id=first.allocation.result_id).count() == 3
+    portfolios = [make_portfolio(owner, f"P{i}", age=30 + 10 * (i % 3)) for i in range(9)]
+    targets_compute_each(portfolios[:3], as_of=AS_OF)  # solved and stored once per distinct input
+    counts = []
+    for batch in (portfolios[:3], portfolios):
+        with CaptureQueriesContext(connection) as queries:
+            answers = targets_compute_each(batch, as_of=AS_OF)
+        counts.append(len(queries))
+        assert all(answer.allocation.reused for answer in answers)
+    assert counts[0] == counts[1]
+    assert OptimizationResult.objects.count() == 3
+    assert TargetAllocation.objects.count() == 9
 
 
 def test_recomputing_the_same_day_replaces_the_allocation_not_duplicates_it(prices, owner) -> None:
@@ -185,22 +186,3 @@ def test_weights_on_a_cap_stay_on_it_after_rounding() -> None:
     assert stored["CAPPED"] == Decimal("0.5")
     assert sum(stored.values()) == Decimal(1)
     assert all(abs(float(stored[k]) - weights[k]) <= 1e-10 for k in weights)
-
-
-@pytest.mark.django_db(transaction=True)
-def test_outside_a_transaction_a_complete_window_is_read_once_and_never_handed_out(django_assert_num_queries):
-    from optimization.services.inputs import _recent_windows, price_window
-
-    _recent_windows.clear()
-    prices_fetch(symbols=SYMBOLS, provider_names=["sample"], start=date(2024, 1, 2), end=AS_OF)
-    first = price_window(SYMBOLS, as_of=AS_OF, lookback_days=60)
-    first.iloc[-1] = 0.0  # a caller's change stays in its own copy
-    with django_assert_num_queries(0):
-        again = price_window(SYMBOLS, as_of=AS_OF, lookback_days=60)
-    assert again.index[-1].date() == AS_OF and (again.iloc[-1] > 0).all() and len(again) == 61
-    # A window without every close on its last day (here: a date after the data) is not remembered.
-    later = date(2025, 7, 1)
-    with pytest.raises(InsufficientData):
-        price_window(["SPY", "NOPE"], as_of=later, lookback_days=5)
-    assert [key[0] for key in _recent_windows._entries] == [tuple(SYMBOLS)]
-    _recent_windows.clear()

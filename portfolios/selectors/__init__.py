@@ -7,11 +7,11 @@ The pages' reads build on these in the package's modules: `valuation` (latest cl
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Max, OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
 from optimization.models import TargetAllocation
@@ -43,18 +43,23 @@ RUN_SUMMARY_FIELDS = (
 )
 
 
-def last_rebalance_date(*, portfolio, before: date) -> date | None:
-    """Trading date of the portfolio's last run before ``before`` that planned trades (for cooldown and calendar)."""
-    # From the trades side (a join, not EXISTS): the daily run asks this for every portfolio and the
-    # join is a quarter of the ORM's work to build.
-    return (
+def last_rebalance_dates(*, portfolio_ids: Iterable[int], before: date) -> dict[int, date]:
+    """Trading date of each portfolio's last run before ``before`` that planned trades (for cooldown
+    and calendar), by portfolio id; a portfolio that never rebalanced is absent."""
+    dates = (
         PlannedTrade.objects.filter(
-            run__portfolio=portfolio, run__trading_date__lt=before, run__status__in=REBALANCED_STATUSES
+            run__portfolio_id__in=list(portfolio_ids), run__trading_date__lt=before, run__status__in=REBALANCED_STATUSES
         )
-        .order_by("-run__trading_date")
-        .values_list("run__trading_date", flat=True)
-        .first()
+        .values("run__portfolio_id")
+        .annotate(last=Max("run__trading_date"))
+        .values_list("run__portfolio_id", "last")
     )
+    return dict(dates)
+
+
+def last_rebalance_date(*, portfolio, before: date) -> date | None:
+    """`last_rebalance_dates` of one portfolio."""
+    return last_rebalance_dates(portfolio_ids=[portfolio.pk], before=before).get(portfolio.pk)
 
 
 # -- scoped to the requesting user: another user's object is a 404, never a 403 or its data ----------

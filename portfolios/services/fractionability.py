@@ -8,7 +8,7 @@ as whole shares (every broker accepts them) and say so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,25 +47,31 @@ class ShareRule:
         return {"symbol": self.symbol, "reason": self.reason, "why": self.why}
 
 
-def share_rules_for(*, portfolio: Portfolio, instruments: Mapping[str, Instrument]) -> dict[str, ShareRule]:
+def share_rules_for(
+    *, portfolio: Portfolio, instruments: Mapping[str, Instrument], answers: Mapping[int, BrokerAsset] | None = None
+) -> dict[str, ShareRule]:
     """The rule of each symbol of ``instruments`` ({symbol: Instrument}) for ``portfolio``'s plans.
 
     Only the portfolio's own broker account is consulted: another user's broker never decides it.
+    ``answers``: its account's answers by instrument id (`broker_answers_read`) when the caller read them.
     """
-    answers: dict[int, BrokerAsset] = {}
-    if portfolio.broker_account_id is not None:
-        answers = {
-            answer.instrument_id: answer
-            for answer in BrokerAsset.objects.filter(
-                broker_account_id=portfolio.broker_account_id,
-                instrument__in=[i.pk for i in instruments.values()],
-                fractionable__isnull=False,
-            ).select_related("broker_account")
-        }
+    if answers is None:
+        answers = broker_answers_read([portfolio.broker_account_id]).get(portfolio.broker_account_id, {})
     return {
         symbol: _rule(portfolio, symbol, instrument, answers.get(instrument.pk))
         for symbol, instrument in instruments.items()
     }
+
+
+def broker_answers_read(account_ids: Iterable[int | None]) -> dict[int, dict[int, BrokerAsset]]:
+    """What each broker account last answered about fractions, by account id and instrument id."""
+    answers: dict[int, dict[int, BrokerAsset]] = {}
+    ids = [account_id for account_id in set(account_ids) if account_id is not None]
+    if ids:
+        rows = BrokerAsset.objects.filter(broker_account_id__in=ids, fractionable__isnull=False)
+        for answer in rows.select_related("broker_account"):
+            answers.setdefault(answer.broker_account_id, {})[answer.instrument_id] = answer
+    return answers
 
 
 def _rule(portfolio: Portfolio, symbol: str, instrument: Instrument, answer: BrokerAsset | None) -> ShareRule:

@@ -30,9 +30,10 @@ def plan_fingerprint(
     strategy: str | None,
     cash_flow_usd: Decimal,
     holdings: list[Holding] | None = None,
+    universe: list[str] | None = None,
 ) -> str:
-    """SHA-256 (hex) of the inputs of ``portfolio``'s plan for this request. ``holdings``: the
-    portfolio's holdings with their instruments when the caller has read them already."""
+    """SHA-256 (hex) of the inputs of ``portfolio``'s plan for this request. ``holdings`` (with
+    their instruments) and ``universe`` (its symbols): when the caller has read them already."""
     if holdings is None:
         holdings = list(portfolio.holdings.select_related("instrument"))
     settings = {
@@ -43,7 +44,7 @@ def plan_fingerprint(
     inputs = {
         "trading_date": as_of.isoformat(),
         "settings": settings,
-        "universe": sorted(portfolio.instruments.values_list("symbol", flat=True)),
+        "universe": sorted(portfolio.instruments.values_list("symbol", flat=True) if universe is None else universe),
         "holdings": sorted((h.instrument.symbol, _plain(h.quantity), _plain(h.cost_basis_usd)) for h in holdings),
         "strategy": strategy or portfolio.rebalancing_strategy,
         "cash_flow_usd": _plain(cash_flow_usd),

@@ -15,24 +15,20 @@ transaction. One active run per portfolio and trading date. Asking again:
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal
 
-import pandas as pd
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.utils import timezone
 
 from brokers.models import Order
 from brokers.states import IN_FLIGHT
 from marketdata import calendar
-from marketdata.models import Instrument
-from marketdata.selectors import price_frame
 from optimization.core.errors import OptimizationError
 from optimization.core.rebalancing.planner import plan_rebalance
 from optimization.core.rebalancing.results import Plan
@@ -46,11 +42,10 @@ from optimization.services import (
     rebalance_policy_for,
     usd_decimal,
 )
-from optimization.services.targets import targets_compute_with_window
 from portfolios.models import PlannedTrade, Portfolio, RebalanceRun
-from portfolios.selectors import last_rebalance_date
 from portfolios.services.fractionability import ShareRule, not_known_note, share_rules_for, whole_shares_rows
 from portfolios.services.plan_inputs import plan_fingerprint
+from portfolios.services.plan_reads import PlanInputsRead, PlanReads, inputs_read, plan_reads
 from portfolios.services.report_data import run_risk_build
 
 logger = logging.getLogger(__name__)
@@ -166,33 +161,46 @@ def rebalance_run_plan(
 ) -> PlannedRun:
     """Plan without storing: unsaved run and trade rows (targets are computed and stored as usual).
     Every reason the portfolio cannot be planned is a `RebalanceError` naming it."""
+    as_of = _trading_date(as_of)
+    reads = plan_reads([portfolio], inputs_read([portfolio], as_of=as_of))
+    return plan_from_reads(portfolio, reads, strategy=strategy, manual=manual, cash_flow_usd=cash_flow_usd)
+
+
+def plan_from_reads(
+    portfolio: Portfolio,
+    reads: PlanReads,
+    *,
+    strategy: str | None = None,
+    manual: bool = False,
+    cash_flow_usd: Decimal = Decimal(0),
+) -> PlannedRun:
+    """`rebalance_run_plan` from what was read for it (and maybe other portfolios): no query but
+    a risk-aware plan's covariance and a manual plan's risk figures."""
     try:
-        return _plan(portfolio, _trading_date(as_of), strategy, manual, cash_flow_usd)
+        return _plan(portfolio, reads, strategy, manual, cash_flow_usd)
     except (OptimizationError, ValueError) as error:  # no instruments, infeasible targets, a bad setting
         raise RebalanceError(str(error)) from error
 
 
-def _plan(portfolio: Portfolio, as_of: date, strategy: str | None, manual: bool, cash_flow_usd: Decimal) -> PlannedRun:
+def _plan(
+    portfolio: Portfolio, reads: PlanReads, strategy: str | None, manual: bool, cash_flow_usd: Decimal
+) -> PlannedRun:
     timer = _Timer()
+    as_of = reads.inputs.as_of
     policy = rebalance_policy_for(portfolio, strategy=strategy)
     with timer.step("snapshot"):
-        held = list(portfolio.holdings.select_related("instrument"))
+        held = reads.inputs.holdings[portfolio.pk]
         holdings = {h.instrument.symbol: h for h in held}
-        fingerprint = plan_fingerprint(
-            portfolio, as_of=as_of, strategy=strategy, cash_flow_usd=cash_flow_usd, holdings=held
-        )
+        fingerprint = _fingerprint(portfolio, reads.inputs, strategy, cash_flow_usd)
     with timer.step("targets"):
-        targets, result, source, computed = _targets(portfolio, as_of)
+        targets, result, source, computed = _targets(portfolio, reads)
     symbols = sorted(set(targets) | set(holdings))
     with timer.step("prices"):
-        # The holdings came with their instruments: only targets not held are read.
         instruments = {symbol: holding.instrument for symbol, holding in holdings.items()}
-        if missing := [symbol for symbol in symbols if symbol not in instruments]:
-            instruments.update({i.symbol: i for i in Instrument.objects.filter(symbol__in=missing)})
-        share_rules = share_rules_for(portfolio=portfolio, instruments=instruments)
-        snapshot = _snapshot(
-            portfolio, holdings, symbols, as_of, share_rules, window=computed.prices if computed else None
-        )
+        instruments.update({symbol: reads.instruments[symbol] for symbol in symbols if symbol not in instruments})
+        answers = reads.broker_answers.get(portfolio.broker_account_id, {})
+        share_rules = share_rules_for(portfolio=portfolio, instruments=instruments, answers=answers)
+        snapshot = _snapshot(portfolio, holdings, symbols, as_of, share_rules, reads.closes)
     cov = None
     if policy.trading.strategy == "risk_aware":
         with timer.step("covariance"):
@@ -212,7 +220,7 @@ def _plan(portfolio: Portfolio, as_of: date, strategy: str | None, manual: bool,
             inputs,
             policy,
             as_of=as_of,
-            last_rebalance=last_rebalance_date(portfolio=portfolio, before=as_of),
+            last_rebalance=reads.last_rebalance.get(portfolio.pk),
             manual=manual,
         )
     with timer.step("risk"):
@@ -295,14 +303,124 @@ def rebalance_run_create(
     `RunExecuting` when the inputs changed but the stored run is being executed.
     ``expected_fingerprint``: a preview's; `InputsChanged` (nothing stored) when the inputs differ.
     """
-    as_of = _trading_date(as_of)
-    existing = RebalanceRun.objects.active().filter(portfolio=portfolio, trading_date=as_of).first()
-    compared = existing is not None and existing.status not in (*REPLANNED_STATUSES, RebalanceRun.Status.EXECUTED)
-    fingerprint = (
-        plan_fingerprint(portfolio, as_of=as_of, strategy=strategy, cash_flow_usd=cash_flow_usd)
-        if expected_fingerprint is not None or compared
-        else None
+    answer = rebalance_runs_create(
+        [portfolio],
+        as_of=_trading_date(as_of),
+        strategy=strategy,
+        manual=manual,
+        cash_flow_usd=cash_flow_usd,
+        expected_fingerprint=expected_fingerprint,
+    )[portfolio.pk]
+    if isinstance(answer, Exception):
+        raise answer
+    return answer
+
+
+#: What planning answers for a portfolio: its run (new or stored), or why it has none.
+Answer = PlannedRun | RebalanceError | RunExecuting | InputsChanged
+
+
+def rebalance_runs_create(
+    portfolios: Sequence[Portfolio],
+    *,
+    as_of: date,
+    strategy: str | None = None,
+    manual: bool = False,
+    cash_flow_usd: Decimal = Decimal(0),
+    expected_fingerprint: str | None = None,
+) -> dict[int, Answer]:
+    """`rebalance_run_create` for each of ``portfolios`` (a trading date), by portfolio id: their
+    inputs read set-wise, their new runs (planned or failed) stored in one transaction.
+
+    One portfolio's failure is its own answer, never the others'. When the transaction meets a
+    concurrent change (another process stored a run of the date, or began executing one this
+    planning supersedes), each portfolio of the batch is planned and stored again on its own.
+    """
+    ids = [portfolio.pk for portfolio in portfolios]
+    inputs = inputs_read(portfolios, as_of=as_of)
+    stored_runs = RebalanceRun.objects.active().filter(portfolio_id__in=ids, trading_date=as_of)
+    existing = {run.portfolio_id: run for run in stored_runs.prefetch_related(_TRADES)}
+    answers: dict[int, Answer] = {}
+    to_plan = []
+    for portfolio in portfolios:
+        try:
+            stored = _stored_answer(
+                portfolio, existing.get(portfolio.pk), inputs, strategy, cash_flow_usd, expected_fingerprint
+            )
+        except (RebalanceError, RunExecuting, InputsChanged) as error:
+            answers[portfolio.pk] = error
+            continue
+        if stored is None:
+            to_plan.append(portfolio)
+        else:
+            answers[portfolio.pk] = stored
+    if not to_plan:
+        return answers
+    reads = plan_reads(to_plan, inputs)
+    planned, failed = [], []
+    for portfolio in to_plan:
+        try:
+            planned.append(
+                plan_from_reads(portfolio, reads, strategy=strategy, manual=manual, cash_flow_usd=cash_flow_usd)
+            )
+        except RebalanceError as error:
+            answers[portfolio.pk] = error
+            prior = existing.get(portfolio.pk)
+            if prior is None or prior.status == RebalanceRun.Status.FAILED:  # a stored plan stays as it is
+                failed.append(_failed_run(portfolio, as_of, strategy or portfolio.rebalancing_strategy, str(error)))
+    try:
+        _runs_store(planned, failed, existing)
+    except IntegrityError:
+        if len(portfolios) > 1:
+            for portfolio in to_plan:
+                answers[portfolio.pk] = rebalance_runs_create(
+                    [portfolio], as_of=as_of, strategy=strategy, manual=manual, cash_flow_usd=cash_flow_usd
+                )[portfolio.pk]
+            return answers
+        if planned:
+            answers[ids[0]] = _stored_meanwhile(planned[0].run.portfolio, as_of, existing.get(ids[0]))
+        return answers
+    for each in planned:
+        portfolio_id = each.run.portfolio_id
+        prior = existing.get(portfolio_id)
+        each.stored = True
+        each.superseded = prior if prior is not None and prior.status != RebalanceRun.Status.FAILED else None
+        answers[portfolio_id] = each
+        logger.info(
+            "rebalance run stored",
+            extra={"portfolio_id": portfolio_id, "run_id": each.run.pk, "trades": len(each.trades)},
+        )
+    return answers
+
+
+_TRADES = Prefetch("trades", queryset=PlannedTrade.objects.select_related("instrument"))
+
+
+def _fingerprint(portfolio: Portfolio, inputs: PlanInputsRead, strategy: str | None, cash_flow_usd: Decimal) -> str:
+    return plan_fingerprint(
+        portfolio,
+        as_of=inputs.as_of,
+        strategy=strategy,
+        cash_flow_usd=cash_flow_usd,
+        holdings=inputs.holdings[portfolio.pk],
+        universe=inputs.universes[portfolio.pk],
     )
+
+
+def _stored_answer(
+    portfolio: Portfolio,
+    existing: RebalanceRun | None,
+    inputs: PlanInputsRead,
+    strategy: str | None,
+    cash_flow_usd: Decimal,
+    expected_fingerprint: str | None,
+) -> PlannedRun | None:
+    """The stored run that answers this request, or None when the portfolio is to be planned;
+    raises why neither when a stored run stands in the way."""
+    compared = existing is not None and existing.status not in (*REPLANNED_STATUSES, RebalanceRun.Status.EXECUTED)
+    fingerprint = None
+    if expected_fingerprint is not None or compared:
+        fingerprint = _fingerprint(portfolio, inputs, strategy, cash_flow_usd)
     if expected_fingerprint is not None and expected_fingerprint != fingerprint:
         raise InputsChanged()
     if existing is not None and existing.status not in REPLANNED_STATUSES:
@@ -316,45 +434,55 @@ def rebalance_run_create(
             raise RunExecuting(existing)
     if existing is not None and existing.status == RebalanceRun.Status.EXECUTION_FAILED:
         _check_settled(existing)
-    try:
-        planned = rebalance_run_plan(
-            portfolio=portfolio, as_of=as_of, strategy=strategy, manual=manual, cash_flow_usd=cash_flow_usd
-        )
-    except RebalanceError as error:
-        if existing is None or existing.status == RebalanceRun.Status.FAILED:  # a stored plan stays as it is
-            _store_failure(portfolio, as_of, strategy or portfolio.rebalancing_strategy, str(error))
-        raise
+    return None
+
+
+def _runs_store(planned: list[PlannedRun], failed: list[RebalanceRun], existing: dict[int, RebalanceRun]) -> None:
+    """Store the new runs with their trades in one transaction: each replaces its portfolio's
+    failed run, or supersedes its stored plan (`IntegrityError` when one changed meanwhile)."""
     started = time.perf_counter()
-    try:
-        with transaction.atomic():
-            if existing is not None and existing.status == RebalanceRun.Status.FAILED:  # this plan replaces it
-                RebalanceRun.objects.active().filter(
-                    portfolio=portfolio, trading_date=as_of, status=RebalanceRun.Status.FAILED
-                ).delete()
-            superseded = existing is not None and existing.status != RebalanceRun.Status.FAILED
-            if superseded and not _superseding(existing):
-                raise IntegrityError("the stored run changed meanwhile")
-            planned.run.timings["store"] = 0.0
-            planned.run.save()
-            PlannedTrade.objects.bulk_create(planned.trades)
-            planned.run.timings["store"] = round(time.perf_counter() - started, 6)
-            planned.run.save(update_fields=["timings", "updated_at"])
-            if superseded:
-                RebalanceRun.objects.filter(pk=existing.pk).update(superseded_by=planned.run)
-    except IntegrityError:
-        # Another process stored this portfolio's run for the date a moment ago, or began executing
-        # the run this plan was to supersede: that one stands.
-        run = RebalanceRun.objects.active().get(portfolio=portfolio, trading_date=as_of)
-        if existing is not None and run.pk == existing.pk and existing.status in REVISABLE_STATUSES:
-            raise RunExecuting(run) from None
-        return _stored(run)
-    planned.stored = True
-    planned.superseded = existing if existing is not None and existing.status != RebalanceRun.Status.FAILED else None
-    logger.info(
-        "rebalance run stored",
-        extra={"portfolio_id": portfolio.pk, "run_id": planned.run.pk, "trades": len(planned.trades)},
+    runs = [each.run for each in planned] + failed
+    priors = [existing[run.portfolio_id] for run in runs if run.portfolio_id in existing]
+    replaced = [prior.pk for prior in priors if prior.status == RebalanceRun.Status.FAILED]
+    superseded = [prior for prior in priors if prior.status != RebalanceRun.Status.FAILED]
+    with transaction.atomic():
+        if replaced:
+            RebalanceRun.objects.active().filter(pk__in=replaced, status=RebalanceRun.Status.FAILED).delete()
+        if superseded and _superseding(superseded) != len(superseded):
+            raise IntegrityError("a stored run changed meanwhile")
+        for run in runs:
+            run.timings["store"] = 0.0
+        RebalanceRun.objects.bulk_create(runs)
+        PlannedTrade.objects.bulk_create([trade for each in planned for trade in each.trades])
+        successors = {run.portfolio_id: run for run in runs}
+        for prior in superseded:
+            prior.superseded_by = successors[prior.portfolio_id]
+        RebalanceRun.objects.bulk_update(superseded, ["superseded_by"])
+        store = round((time.perf_counter() - started) / len(runs), 6) if runs else 0.0
+        for run in runs:
+            run.timings["store"] = store
+        RebalanceRun.objects.bulk_update(runs, ["timings"])
+
+
+def _stored_meanwhile(portfolio: Portfolio, as_of: date, existing: RebalanceRun | None) -> Answer:
+    """The answer when another process stored the date's run a moment ago, or began executing the
+    run this plan was to supersede: that one stands."""
+    run = RebalanceRun.objects.active().prefetch_related(_TRADES).get(portfolio=portfolio, trading_date=as_of)
+    if existing is not None and run.pk == existing.pk and existing.status in REVISABLE_STATUSES:
+        return RunExecuting(run)
+    return _stored(run)
+
+
+def _failed_run(portfolio: Portfolio, as_of: date, strategy: str, message: str) -> RebalanceRun:
+    logger.warning("rebalance planning failed", extra={"portfolio_id": portfolio.pk, "error": message})
+    return RebalanceRun(
+        portfolio=portfolio,
+        trading_date=as_of,
+        status=RebalanceRun.Status.FAILED,
+        error=message,
+        trigger="planning failed",
+        requested_strategy=strategy,
     )
-    return planned
 
 
 def _check_settled(run: RebalanceRun) -> None:
@@ -370,7 +498,8 @@ def _check_settled(run: RebalanceRun) -> None:
 
 
 def _stored(run: RebalanceRun) -> PlannedRun:
-    return PlannedRun(run=run, trades=list(run.trades.select_related("instrument")), stored=True, existing=True)
+    """A stored run as the answer (read with `_TRADES`)."""
+    return PlannedRun(run=run, trades=list(run.trades.all()), stored=True, existing=True)
 
 
 def plan_revisable(run: RebalanceRun) -> bool:
@@ -380,10 +509,11 @@ def plan_revisable(run: RebalanceRun) -> bool:
     return run.status in REVISABLE_STATUSES and run.execution_step == "" and free
 
 
-def _superseding(run: RebalanceRun) -> bool:
-    """Mark ``run`` superseded (before its successor is inserted, so the one-active-run constraint
-    lets it in), unless the stored row changed meanwhile: a stopped run an executor took up, or a
-    plan whose execution began (a lease held, a step stored, an order written)."""
+def _superseding(runs: Sequence[RebalanceRun]) -> int:
+    """Mark ``runs`` superseded (before their successors are inserted, so the one-active-run
+    constraint lets them in), except those whose stored row changed meanwhile: a stopped run an
+    executor took up, or a plan whose execution began (a lease held, a step stored, an order
+    written). The number marked."""
     now = timezone.now()
     stopped = Q(status=RebalanceRun.Status.EXECUTION_FAILED, lease_owner="")
     not_begun = (
@@ -391,26 +521,11 @@ def _superseding(run: RebalanceRun) -> bool:
         & (Q(lease_owner="") | Q(lease_until__lt=now))
         & ~Exists(Order.objects.filter(run=OuterRef("pk")))
     )
-    return bool(RebalanceRun.objects.active().filter(stopped | not_begun, pk=run.pk).update(superseded_at=now))
-
-
-def _store_failure(portfolio: Portfolio, as_of: date, strategy: str, message: str) -> None:
-    try:
-        with transaction.atomic():
-            RebalanceRun.objects.active().filter(
-                portfolio=portfolio, trading_date=as_of, status=RebalanceRun.Status.FAILED
-            ).delete()
-            RebalanceRun.objects.create(
-                portfolio=portfolio,
-                trading_date=as_of,
-                status=RebalanceRun.Status.FAILED,
-                error=message,
-                trigger="planning failed",
-                requested_strategy=strategy,
-            )
-    except IntegrityError:
-        pass  # a concurrent request stored this date's run a moment ago (its failure or a plan): that one stands
-    logger.warning("rebalance planning failed", extra={"portfolio_id": portfolio.pk, "error": message})
+    return (
+        RebalanceRun.objects.active()
+        .filter(stopped | not_begun, pk__in=[run.pk for run in runs])
+        .update(superseded_at=now)
+    )
 
 
 def _trading_date(as_of: date | None) -> date:
@@ -421,12 +536,14 @@ def _trading_date(as_of: date | None) -> date:
     return as_of
 
 
-def _targets(portfolio: Portfolio, as_of: date):
-    """(weights by symbol, OptimizationResult or None, source, TargetsComputed or None) on ``as_of``."""
+def _targets(portfolio: Portfolio, reads: PlanReads):
+    """(weights by symbol, OptimizationResult or None, source, TargetsComputed or None) on the date."""
     manual = manual_targets_parse(portfolio.manual_targets)
     if manual is not None:
         return manual, None, "manual", None
-    computed = targets_compute_with_window(portfolio=portfolio, as_of=as_of)
+    computed = reads.targets[portfolio.pk]
+    if isinstance(computed, OptimizationError):
+        raise computed
     allocation = computed.allocation
     return allocation.result.weights(), allocation.result, "optimizer", computed
 
@@ -437,22 +554,10 @@ def _snapshot(
     symbols: list[str],
     as_of: date,
     share_rules: dict[str, ShareRule],
-    *,
-    window: pd.DataFrame | None = None,
+    closes: dict[str, float],
 ) -> Snapshot:
-    """Holdings, cash, each symbol's close on ``as_of`` and whether fractions of it trade. Closes
-    come from ``window`` (the price window the targets were computed from, same store) when it
-    ends on ``as_of`` and has every symbol, else they are read."""
-    if window is not None and len(window) and window.index[-1].date() == as_of and set(symbols) <= set(window):
-        closes = window.iloc[-1:]
-    else:
-        closes = price_frame(symbols=symbols, start=as_of, end=as_of)
-    on_day = closes.iloc[-1].to_dict() if len(closes) and closes.index[-1].date() == as_of else {}
-    prices: dict[str, Decimal] = {}
-    for symbol in symbols:
-        value = on_day.get(symbol)
-        if value is not None and math.isfinite(value) and value > 0:
-            prices[symbol] = price_decimal(float(value))
+    """Holdings, cash, each symbol's close on ``as_of`` and whether fractions of it trade."""
+    prices = {symbol: price_decimal(closes[symbol]) for symbol in symbols if symbol in closes}
     missing = [symbol for symbol in symbols if symbol not in prices]
     if missing:
         raise MissingPrices(

@@ -13,7 +13,7 @@ from portfolios.services.execution import ExecutionBusy, execute_run
 from portfolios.services.execution.lease import lease_claim, lease_release, new_owner
 from portfolios.services.holdings import holdings_upsert
 from portfolios.services.plan_inputs import plan_fingerprint
-from portfolios.services.rebalancing import RunExecuting, rebalance_run_create, rebalance_run_plan
+from portfolios.services.rebalancing import RunExecuting, plan_from_reads, rebalance_run_create, rebalance_run_plan
 
 from .execution_factories import AS_OF, paper_portfolio
 
@@ -119,13 +119,13 @@ def test_a_plan_made_while_an_execution_claimed_the_run_answers_that_run_executi
     """The re-plan read the run before the executor claimed it, and stores after: the execution wins."""
     run = plan(portfolio).run
     holdings_upsert(portfolio=portfolio, rows=[{"symbol": "BND", "quantity": Decimal(100)}])
-    planning = rebalance_run_plan
+    planning = plan_from_reads
 
-    def claimed_meanwhile(**kwargs):
+    def claimed_meanwhile(*args, **kwargs):
         lease_claim(RebalanceRun.objects.get(pk=run.pk), new_owner())
-        return planning(**kwargs)
+        return planning(*args, **kwargs)
 
-    monkeypatch.setattr("portfolios.services.rebalancing.rebalance_run_plan", claimed_meanwhile)
+    monkeypatch.setattr("portfolios.services.rebalancing.plan_from_reads", claimed_meanwhile)
     with pytest.raises(RunExecuting, match=f"run {run.pk} "):
         plan(portfolio)
     assert list(RebalanceRun.objects.values_list("pk", "superseded_at")) == [(run.pk, None)]
