@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import date
 
 from portfolios.services import execution_queue, pipeline
@@ -13,8 +14,16 @@ logger = logging.getLogger(__name__)
 
 
 def daily_run(trading_date: str | None = None) -> None:
-    """The schedule at EXECUTION_TIME: fetch once, then one task per active portfolio."""
+    """The schedule at EXECUTION_TIME: fetch once, then one task per batch of active portfolios."""
     pipeline.daily_run(trading_date=date.fromisoformat(trading_date) if trading_date else None)
+
+
+def run_portfolios_day(portfolio_ids: list[int], trading_date: str) -> dict[str, int]:
+    """A batch of the daily run: the portfolios' day, planned together; the outcomes counted."""
+    outcomes = pipeline.portfolios_day(portfolio_ids=portfolio_ids, trading_date=date.fromisoformat(trading_date))
+    counted = dict(Counter(outcomes.values()))
+    logger.info("portfolios day done", extra={"trading_date": trading_date, "outcomes": counted})
+    return counted
 
 
 def run_portfolio_day(portfolio_id: int, trading_date: str) -> str:

@@ -410,6 +410,8 @@ EXECUTION_TIME = env.clock_time("EXECUTION_TIME", "16:30")
 # plans of `auto` portfolios are executed when the market was closed when they were planned.
 DATA_REFRESH_TIME = env.clock_time("DATA_REFRESH_TIME", "02:00")
 EXECUTE_AFTER_OPEN_MINUTES = env.int("EXECUTE_AFTER_OPEN_MINUTES", 5, min_value=0, max_value=360)
+# The daily run plans this many portfolios per task: their reads and writes are set-wise.
+PIPELINE_BATCH_SIZE = env.int("PIPELINE_BATCH_SIZE", 500, min_value=1, max_value=5000)
 # Due executions are queued this many runs per task (the queue's own work is paid once per task).
 EXECUTION_BATCH_RUNS = env.int("EXECUTION_BATCH_RUNS", 20, min_value=1, max_value=1000)
 # A queued run is due again after this long, should the task that took it have died unexecuted.

@@ -8,7 +8,7 @@ run and one executor.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 
@@ -28,18 +28,27 @@ def lock_key(portfolio_id: int, trading_date: date) -> int:
 
 
 @contextmanager
+def portfolio_day_locks(portfolio_ids: Iterable[int], trading_date: date) -> Iterator[set[int]]:
+    """Yields the ids of the portfolios whose lock for the day this process now holds (another
+    process holds the others'). One statement takes a batch's locks, one releases them."""
+    ids = set(portfolio_ids)
+    if connection.vendor != "postgresql":
+        yield ids
+        return
+    keys = {lock_key(portfolio_id, trading_date): portfolio_id for portfolio_id in ids}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT key FROM unnest(%s::bigint[]) AS key WHERE pg_try_advisory_lock(key)", [list(keys)])
+        held = [row[0] for row in cursor.fetchall()]
+    try:
+        yield {keys[key] for key in held}
+    finally:
+        if held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(key) FROM unnest(%s::bigint[]) AS key", [held])
+
+
+@contextmanager
 def portfolio_day_lock(portfolio_id: int, trading_date: date) -> Iterator[bool]:
     """Yields True when this process holds the portfolio's lock for the day, False when another does."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    key = lock_key(portfolio_id, trading_date)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+    with portfolio_day_locks([portfolio_id], trading_date) as held:
+        yield portfolio_id in held

@@ -2,8 +2,9 @@
 
 `daily_run` (the schedule at EXECUTION_TIME on weekdays) picks the trading date (today's session,
 once it has closed: early closes included; no run on holidays), fetches prices once for the
-union of the active portfolios' symbols, and dispatches one `portfolio_day` per portfolio (ids
-only). `portfolio_day` does, for one portfolio and date, under a lock:
+union of the active portfolios' symbols, and dispatches one `portfolios_day` per batch of
+`PIPELINE_BATCH_SIZE` portfolios (ids only). `portfolios_day` does, for each portfolio and date,
+under a lock (the batch planned together, set-wise):
 
     sync from the broker -> targets -> plan (the stored run) -> execute (auto mode, triggers fired)
     -> report ready
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -39,14 +40,8 @@ from marketdata.services import NothingFetched, prices_fetch
 from portfolios import events
 from portfolios.models import PipelineDay, Portfolio, RebalanceRun
 from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run
-from portfolios.services.locks import portfolio_day_lock
-from portfolios.services.rebalancing import (
-    PlannedRun,
-    RebalanceError,
-    RunExecuting,
-    plan_revisable,
-    rebalance_run_create,
-)
+from portfolios.services.locks import portfolio_day_locks
+from portfolios.services.rebalancing import RunExecuting, plan_revisable, rebalance_runs_create
 from portfolios.services.sync import SyncError, sync_from_broker, unreadable
 from rebalancer_site import metrics
 from rebalancer_site.logcontext import log_context
@@ -101,19 +96,26 @@ def portfolio_symbols(portfolio_ids: Iterable[int] | None = None) -> list[str]:
     return sorted({s for s in (*universe, *held) if s})
 
 
-def enqueue_portfolio_day(portfolio_id: int, trading_date: date) -> None:
-    """One queued task per portfolio and day (ids only). A success is not kept in the task
-    history (the day's run row is its record; a failure is kept)."""
+def enqueue_portfolios_day(portfolio_ids: list[int], trading_date: date) -> None:
+    """One queued task per batch of portfolios and day (ids only). A success is not kept in the
+    task history (the day's run rows are its record; a failure is kept)."""
     from django_q.tasks import async_task
 
     async_task(
-        "portfolios.tasks.run_portfolio_day",
-        portfolio_id,
+        "portfolios.tasks.run_portfolios_day",
+        portfolio_ids,
         trading_date.isoformat(),
-        task_name=f"portfolio-{portfolio_id}-{trading_date}",
+        task_name=f"portfolios-{portfolio_ids[0]}-{len(portfolio_ids)}-{trading_date}",
         group=f"daily-{trading_date}",
         save=False,
     )
+
+
+def in_batches(portfolio_ids: list[int]) -> Iterator[list[int]]:
+    """``portfolio_ids`` cut into batches of `PIPELINE_BATCH_SIZE`."""
+    size = settings.PIPELINE_BATCH_SIZE
+    for start in range(0, len(portfolio_ids), size):
+        yield portfolio_ids[start : start + size]
 
 
 def daily_run(
@@ -121,9 +123,9 @@ def daily_run(
     trading_date: date | None = None,
     portfolio_ids: list[int] | None = None,
     now: datetime | None = None,
-    dispatch: Callable[[int, date], object] = enqueue_portfolio_day,
+    dispatch: Callable[[list[int], date], object] = enqueue_portfolios_day,
 ) -> DayResult | None:
-    """Fetch prices once for every portfolio's symbols, then dispatch each portfolio's day.
+    """Fetch prices once for every portfolio's symbols, then dispatch the portfolios' day in batches.
 
     Without ``trading_date``: today's session once closed; None (and nothing done) on a holiday;
     before today's close the run is deferred to the close (a one-off schedule).
@@ -151,8 +153,8 @@ def daily_run(
     result.seconds["fetch"] = round(time.perf_counter() - started, 3)
     metrics.observe_step("fetch", result.seconds["fetch"])
     started = time.perf_counter()
-    for portfolio_id in ids:
-        dispatch(portfolio_id, trading_date)
+    for batch in in_batches(ids):
+        dispatch(batch, trading_date)
     result.seconds["dispatch"] = round(time.perf_counter() - started, 3)
     day.portfolios = len(ids)
     day.timings = {**day.timings, **result.seconds}
@@ -187,24 +189,39 @@ def _schedule_once(name: str, func: str, when: datetime) -> None:
 
 
 def portfolio_day(*, portfolio_id: int, trading_date: date, execute: bool = True) -> Outcome:
-    """One portfolio's day (see the module docstring); the outcome, one of the module's constants."""
-    with portfolio_day_lock(portfolio_id, trading_date) as mine:
-        if not mine:
-            logger.info("portfolio day already in progress elsewhere", extra={"portfolio_id": portfolio_id})
-            return Outcome.BUSY
-        # The owner comes along: a drift alert or a failure mails them.
-        portfolio = Portfolio.objects.select_related("broker_account", "owner").get(pk=portfolio_id)
-        adapter = _DayAdapter(portfolio.broker_account)
-        try:
+    """One portfolio's day (see the module docstring): `portfolios_day` of one."""
+    return portfolios_day(portfolio_ids=[portfolio_id], trading_date=trading_date, execute=execute)[portfolio_id]
+
+
+def portfolios_day(*, portfolio_ids: list[int], trading_date: date, execute: bool = True) -> dict[int, Outcome]:
+    """A batch of portfolios' day, each one's outcome by id: every portfolio syncs, then the batch
+    is planned together (set-wise reads, one transaction for its runs), then each run is executed,
+    scheduled or finished. A portfolio whose day another process holds is `BUSY`."""
+    with portfolio_day_locks(portfolio_ids, trading_date) as held:
+        outcomes = {portfolio_id: Outcome.BUSY for portfolio_id in portfolio_ids if portfolio_id not in held}
+        if outcomes:
+            logger.info("portfolio days already in progress elsewhere", extra={"portfolio_ids": sorted(outcomes)})
+        # The owners come along: a drift alert or a failure mails them.
+        portfolios = Portfolio.objects.select_related("broker_account", "owner").filter(pk__in=held).order_by("pk")
+        portfolios = list(portfolios)
+        runs = RebalanceRun.objects.active().filter(portfolio_id__in=held, trading_date=trading_date)
+        stored = {run.portfolio_id: run for run in runs}
+        # A stored plan whose execution has not begun is checked against today's inputs (synced
+        # first) and superseded when they changed; one whose execution began stands.
+        planned = _plan([p for p in portfolios if _replanned(stored.get(p.pk))], trading_date)
+        for portfolio in portfolios:
+            run = planned[portfolio.pk] if portfolio.pk in planned else stored[portfolio.pk]
             with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id):
-                return _portfolio_day(portfolio, trading_date, execute=execute, adapter=adapter)
-        finally:
-            adapter.close()
+                outcomes[portfolio.pk] = Outcome.FAILED if run is None else _run_day(portfolio, run, execute=execute)
+    return outcomes
+
+
+def _replanned(run: RebalanceRun | None) -> bool:
+    return run is None or run.status == Status.FAILED or plan_revisable(run)
 
 
 class _DayAdapter:
-    """The broker adapter of a portfolio's day, opened at first use (the sync, then the market
-    clock) and closed with the day: one adapter, and one read of its account's settings."""
+    """A portfolio's broker adapter, opened at first use and closed with the step that used it."""
 
     def __init__(self, account: BrokerAccount | None):
         self.account = account
@@ -221,17 +238,7 @@ class _DayAdapter:
             broker.close()
 
 
-def _portfolio_day(portfolio: Portfolio, trading_date: date, *, execute: bool, adapter: _DayAdapter) -> Outcome:
-    run = RebalanceRun.objects.active().filter(portfolio=portfolio, trading_date=trading_date).first()
-    # A stored plan whose execution has not begun is checked against today's inputs (synced first)
-    # and superseded when they changed; one whose execution began stands.
-    if run is None or run.status == Status.FAILED or plan_revisable(run):
-        planned = _plan(portfolio, trading_date, adapter=adapter)
-        if planned is None:
-            return Outcome.FAILED
-        run = planned.run
-        if not planned.existing:
-            _drift_alert(portfolio, run)
+def _run_day(portfolio: Portfolio, run: RebalanceRun, *, execute: bool) -> Outcome:
     with log_context(run_id=run.pk):
         if run.status == Status.NO_ACTION:
             return _finish(portfolio, run, Outcome.NO_ACTION)
@@ -241,40 +248,72 @@ def _portfolio_day(portfolio: Portfolio, trading_date: date, *, execute: bool, a
             return _finish(portfolio, run, Outcome.PLANNED)
         if run.status in (Status.EXECUTED, Status.EXECUTION_FAILED):
             return _finish(portfolio, run, Outcome.EXECUTED if run.status == Status.EXECUTED else Outcome.FAILED)
-        return _execute(portfolio, run, adapter) if execute else Outcome.PLANNED
+        if not execute:
+            return Outcome.PLANNED
+        adapter = _DayAdapter(portfolio.broker_account)
+        try:
+            return _execute(portfolio, run, adapter)
+        finally:
+            adapter.close()
 
 
-def _plan(portfolio: Portfolio, trading_date: date, *, adapter: _DayAdapter) -> PlannedRun | None:
-    """Sync, then plan and store the day's run (or answer the stored one when its inputs are the
-    same); None when it failed (the failure is stored and sent)."""
-    events.emit(events.rebalancing_started, portfolio=portfolio, trading_date=trading_date)
-    started = time.perf_counter()
-    try:
-        if portfolio.broker_account_id is not None:
+def _plan(portfolios: list[Portfolio], trading_date: date) -> dict[int, RebalanceRun | None]:
+    """Sync each portfolio, then plan and store the batch's runs (or answer the stored ones whose
+    inputs are the same); by portfolio id, None where the day failed (stored and sent)."""
+    results: dict[int, RebalanceRun | None] = {}
+    synced = []
+    for portfolio in portfolios:
+        with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id):
+            events.emit(events.rebalancing_started, portfolio=portfolio, trading_date=trading_date)
             try:
-                broker = adapter.get()
-            except BrokerError as error:
-                raise unreadable(portfolio.broker_account, error) from error
-            sync_from_broker(portfolio=portfolio, broker=broker)
-            metrics.observe_step("sync", time.perf_counter() - started)
-        planned = rebalance_run_create(portfolio=portfolio, as_of=trading_date)
-    except RunExecuting as error:  # an execution took the stored plan up meanwhile: it stands
-        error.run.refresh_from_db()
-        return PlannedRun(run=error.run, trades=[], stored=True, existing=True)
-    except (RebalanceError, SyncError) as error:
-        run = RebalanceRun.objects.active().filter(portfolio=portfolio, trading_date=trading_date).first()
-        if run is None:  # the sync failed before planning: record it as the day's failed run
-            run = _store_failed(portfolio, trading_date, str(error))
-        metrics.run_finished(success=False)
-        events.emit(
-            events.rebalancing_failed, portfolio=portfolio, trading_date=trading_date, run=run, reason=str(error)
-        )
-        logger.warning("portfolio day failed", extra={"trading_date": str(trading_date), "error": str(error)})
-        return None
-    if not planned.existing:
-        for step, seconds in planned.run.timings.items():
-            metrics.observe_step(step, seconds)
-    return planned
+                _sync(portfolio)
+            except SyncError as error:
+                results[portfolio.pk] = _failed(portfolio, trading_date, error)
+                continue
+        synced.append(portfolio)
+    answers = rebalance_runs_create(synced, as_of=trading_date) if synced else {}
+    for portfolio in synced:
+        answer = answers[portfolio.pk]
+        with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id):
+            if isinstance(answer, RunExecuting):  # an execution took the stored plan up meanwhile: it stands
+                answer.run.refresh_from_db()
+                results[portfolio.pk] = answer.run
+            elif isinstance(answer, Exception):
+                results[portfolio.pk] = _failed(portfolio, trading_date, answer)
+            else:
+                if not answer.existing:
+                    for step, seconds in answer.run.timings.items():
+                        metrics.observe_step(step, seconds)
+                    _drift_alert(portfolio, answer.run)
+                results[portfolio.pk] = answer.run
+    return results
+
+
+def _sync(portfolio: Portfolio) -> None:
+    """Holdings and cash from the portfolio's broker account, if it has one (`SyncError` if not read)."""
+    if portfolio.broker_account_id is None:
+        return
+    started = time.perf_counter()
+    adapter = _DayAdapter(portfolio.broker_account)
+    try:
+        try:
+            broker = adapter.get()
+        except BrokerError as error:
+            raise unreadable(portfolio.broker_account, error) from error
+        sync_from_broker(portfolio=portfolio, broker=broker)
+    finally:
+        adapter.close()
+    metrics.observe_step("sync", time.perf_counter() - started)
+
+
+def _failed(portfolio: Portfolio, trading_date: date, error: Exception) -> None:
+    """Record and send a failed day: the planning stored its failed run; a failed sync stores one."""
+    run = RebalanceRun.objects.active().filter(portfolio=portfolio, trading_date=trading_date).first()
+    if run is None:
+        run = _store_failed(portfolio, trading_date, str(error))
+    metrics.run_finished(success=False)
+    events.emit(events.rebalancing_failed, portfolio=portfolio, trading_date=trading_date, run=run, reason=str(error))
+    logger.warning("portfolio day failed", extra={"trading_date": str(trading_date), "error": str(error)})
 
 
 def _store_failed(portfolio: Portfolio, trading_date: date, message: str) -> RebalanceRun | None:
@@ -366,7 +405,7 @@ def _finish(
     return outcome
 
 
-def resume_interrupted(*, now: datetime | None = None, dispatch=enqueue_portfolio_day) -> list[int]:
+def resume_interrupted(*, now: datetime | None = None, dispatch=enqueue_portfolios_day) -> list[int]:
     """Find work a dead worker left behind and queue it again; the run ids resumed.
 
     Runs being executed whose lease has run out are made due now (the execute-due schedule
@@ -381,9 +420,9 @@ def resume_interrupted(*, now: datetime | None = None, dispatch=enqueue_portfoli
     day = PipelineDay.objects.filter(started_at__lt=now - timedelta(minutes=30)).order_by("-trading_date").first()
     if day is not None:
         planned = RebalanceRun.objects.filter(trading_date=day.trading_date).values_list("portfolio_id", flat=True)
-        missing = Portfolio.objects.filter(active=True).exclude(pk__in=planned).values_list("pk", flat=True)
-        for portfolio_id in missing:
-            dispatch(portfolio_id, day.trading_date)
+        missing = Portfolio.objects.filter(active=True).exclude(pk__in=planned).order_by("pk")
+        for batch in in_batches(list(missing.values_list("pk", flat=True))):
+            dispatch(batch, day.trading_date)
     if resumed:
         logger.warning("interrupted executions resumed", extra={"runs": resumed})
     return resumed

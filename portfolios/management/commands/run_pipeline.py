@@ -45,16 +45,17 @@ class Command(BaseCommand):
             if not Portfolio.objects.filter(pk=options["portfolio"]).exists():
                 raise CommandError(f"portfolio {options['portfolio']} does not exist", returncode=2)
             ids = [options["portfolio"]]
-        queued: list[int] = []
-        result = pipeline.daily_run(trading_date=day, portfolio_ids=ids, dispatch=lambda pid, _: queued.append(pid))
+        batches: list[list[int]] = []
+        result = pipeline.daily_run(trading_date=day, portfolio_ids=ids, dispatch=lambda each, _: batches.append(each))
+        queued = [portfolio_id for batch in batches for portfolio_id in batch]
         if result.fetch_error:
             self.stderr.write(f"Fetch: {result.fetch_error} (portfolios without prices fail closed)")
         outcomes: Counter[str] = Counter()
-        bar = tqdm(
-            queued, desc=f"portfolios {day}", unit="portfolio", file=sys.stderr, disable=options["verbosity"] == 0
-        )
-        for portfolio_id in bar:
-            outcomes[pipeline.portfolio_day(portfolio_id=portfolio_id, trading_date=day)] += 1
+        quiet = options["verbosity"] == 0
+        with tqdm(total=len(queued), desc=f"portfolios {day}", unit="portfolio", file=sys.stderr, disable=quiet) as bar:
+            for batch in batches:
+                outcomes.update(pipeline.portfolios_day(portfolio_ids=batch, trading_date=day).values())
+                bar.update(len(batch))
         self.stdout.write(
             f"Daily run of {day}: {len(queued)} portfolio(s) in {result.seconds.get('fetch', 0):.1f} s fetch"
         )
