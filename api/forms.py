@@ -1,6 +1,6 @@
 from django import forms
 
-from rebalancer_site.form_fields import PlainTextField
+from ground.form_fields import PlainTextField
 
 
 class ApiTokenForm(forms.Form):

@@ -15,7 +15,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
-from rebalancer_site.env import SYMBOL_RE
+from ground.env import SYMBOL_RE
 
 #: Text the server stores: no C0 control characters but tab, line feed and carriage return, no DEL.
 TEXT_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$"
@@ -24,7 +24,7 @@ SYMBOL_REQUEST_PATTERN = r"^\^?[A-Za-z0-9][A-Za-z0-9.=-]{0,19}$"
 #: The server's pattern with its hyphen last and unescaped, which every regex dialect a schema client
 #: may use reads as a hyphen.
 SYMBOL_PATTERN = SYMBOL_RE.pattern.replace(r".\-=", ".=-")
-#: The longest number text the server reads (`rebalancer_site.inputs`).
+#: The longest number text the server reads (`ground.inputs`).
 LONGEST_NUMBER = 100
 #: The longest query parameter value any operation reads (a list of 50 symbols fits).
 MAX_QUERY_VALUE_LENGTH = 2000
@@ -104,7 +104,7 @@ def decimal_schema(field: serializers.DecimalField, direction: str) -> dict:
 
 
 def _decimal_pattern(*, maximum: Decimal | int | None, places: int, signed: bool) -> str:
-    """Plain decimal notation (`rebalancer_site.inputs`) of a number up to ``maximum`` in size."""
+    """Plain decimal notation (`ground.inputs`) of a number up to ``maximum`` in size."""
     fraction = f"(?:\\.[0-9]{{0,{places}}})?" if places else "\\.?"
     alternatives = [f"0+{fraction}"]
     if places:

@@ -20,7 +20,7 @@ from brokers.models import (
 )
 from brokers.services.accounts import broker_account_set_credentials
 from brokers.services.controls import kill_switch_set
-from rebalancer_site.admin_records import RecordAdmin
+from ground.admin_records import RecordAdmin
 
 _CREDENTIAL_NAMES = sorted({name for names in CREDENTIAL_FIELDS.values() for name in names})
 

@@ -20,8 +20,8 @@ from brokers.models import CREDENTIAL_FIELDS, BrokerAccount, PaperAccount
 from brokers.selectors import broker_accounts_for_user
 from brokers.services.accounts import broker_account_create, broker_account_set_credentials
 from brokers.services.connection import ConnectionTest, broker_connection_test
-from rebalancer_site.form_fields import PlainDecimalField, PlainTextField
-from rebalancer_site.two_factor.forms import PasswordConfirmation, RealMoneyForm
+from ground.form_fields import PlainDecimalField, PlainTextField
+from two_factor.forms import PasswordConfirmation, RealMoneyForm
 
 CREDENTIAL_LABELS = {
     "api_key": "API key ID (Alpaca)",

@@ -21,7 +21,7 @@ from brokers.services.accounts import (
     live_trading_blockers,
     missing_credentials,
 )
-from rebalancer_site.two_factor.services import session_is_verified
+from two_factor.services import session_is_verified
 
 RECENT_ORDERS = 20
 

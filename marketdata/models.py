@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import F, Func, Q
 from django.db.models.functions import Now
 
-from rebalancer_site.env import SYMBOL_RE
+from ground.env import SYMBOL_RE
 
 # Prices: 12 integer digits and 8 decimals (adjusted closes of old history go below 1 USD).
 PRICE_DIGITS = 20

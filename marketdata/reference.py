@@ -90,7 +90,7 @@ _TABLE: Final = (
     InstrumentInfo("^GSPC", "S&P 500 index", "equity", "US Large Cap", "US", fractionable=False),
 )
 
-#: The reference table, keyed by symbol (upper case, as `rebalancer_site.env.SYMBOL_RE` spells them).
+#: The reference table, keyed by symbol (upper case, as `ground.env.SYMBOL_RE` spells them).
 KNOWN_INSTRUMENTS: Final[dict[str, InstrumentInfo]] = {info.symbol: info for info in _TABLE}
 
 

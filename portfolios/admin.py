@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from brokers.models import Order
+from ground.admin_records import RecordAdmin
 from portfolios.models import (
     AuditEntry,
     BrokerAsset,
@@ -28,8 +29,7 @@ from portfolios.models.policy_fields import (
 from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run
 from portfolios.services.rebalancing import RebalanceError, RunExecuting, rebalance_run_create
 from portfolios.services.sync import SyncError, sync_from_broker
-from rebalancer_site.admin_records import RecordAdmin
-from rebalancer_site.two_factor.services import real_money_refusal
+from two_factor.services import real_money_refusal
 
 
 class HoldingInline(admin.TabularInline):

@@ -19,6 +19,8 @@ from django.forms import BaseFormSet, BoundField, formset_factory
 
 from brokers.models import BrokerAccount
 from brokers.selectors import broker_accounts_for_user
+from ground.form_fields import PlainTextField, plain_formfield
+from ground.inputs import InputError, decimal_parse, integer_parse, json_parse, symbol_clean
 from marketdata.models import Instrument
 from optimization.core.constraints import check_feasibility, compile_constraints
 from optimization.core.errors import InfeasibleConstraints
@@ -36,9 +38,7 @@ from portfolios.models.policy_fields import (
 from portfolios.services.holdings import cash_parse
 from portfolios.services.paper_seed import paper_seed_refusal
 from portfolios.services.portfolio_lock import portfolio_locked
-from rebalancer_site.form_fields import PlainTextField, plain_formfield
-from rebalancer_site.inputs import InputError, decimal_parse, integer_parse, json_parse, symbol_clean
-from rebalancer_site.two_factor.forms import RealMoneyForm
+from two_factor.forms import RealMoneyForm
 
 _SPLIT_COMMAS = re.compile(r"[,\s]+")
 _SPLIT_LIMITS = re.compile(r"[;\n]+")

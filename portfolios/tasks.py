@@ -6,9 +6,9 @@ import logging
 from collections import Counter
 from datetime import date
 
+from ground.logcontext import log_context
 from portfolios.services import execution_queue, pipeline
 from portfolios.services.drift_digest import drift_digests_send
-from rebalancer_site.logcontext import log_context
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from rebalancer_site.admin_records import RecordAdmin
+from ground.admin_records import RecordAdmin
 from rebalancer_site.models import ClusterHeartbeat
 
 

@@ -1,25 +1,5 @@
-"""Prometheus metrics: the project's own, django-prometheus's, and how they are scraped.
-
-Public API (what the pipeline and the executor call; it never raises, a bad value is logged
-and dropped, so a metric can never stop a run or an order):
-
-    observe_step(step: str, seconds: float) -> None       portfolio_rebalancer_execution_time_seconds{step}
-    run_finished(*, success: bool) -> None                 portfolio_rebalancer_runs_total{outcome}
-    trades_executed(*, side: str, broker: str, count=1)    portfolio_rebalancer_trades_executed_total{side,broker}
-
-Read from the database at scrape time (`DatabaseCollector`, so every process and machine
-agrees; registered only on the registry built for a scrape, never per process):
-
-    portfolio_rebalancer_success_rate          share of the runs created in the last 24 h that did not
-                                               fail (status failed or execution_failed); no sample
-                                               without runs. The counters give a Prometheus-side rate
-                                               too: sum(increase(..._runs_total{outcome="success"}[24h]))
-                                               / sum(increase(..._runs_total[24h])).
-    portfolio_rebalancer_portfolio_drift       per active portfolio (label portfolio_id): the drift of
-                                               what it holds now, at the latest stored closes, against
-                                               its latest targets (the dashboard's figure); no sample
-                                               when it cannot be known (no targets, a close missing).
-    portfolio_rebalancer_database_metrics_up   1 when the two above were read, 0 when the read failed.
+"""How the metrics are scraped: the project's instruments (`ground.metrics`), the portfolio
+gauges read from the database at scrape time (`portfolios.metrics`), and django-prometheus's.
 
 django-prometheus supplies ``django_http_*`` (its middlewares) and ``django_db_*``. The database
 metrics come from an execute wrapper installed on every new connection (`install_database_metrics`,
@@ -61,166 +41,28 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
-import math
 import os
 import socket
 import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, make_wsgi_app
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
+from prometheus_client.core import Metric
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from ground.metrics import metric_dropped
+
 logger = logging.getLogger(__name__)
 
-PREFIX = "portfolio_rebalancer"
-# Pipeline steps run from milliseconds (planning) to minutes (price fetch, waiting for fills).
-STEP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, float("inf"))
-SIDES = frozenset({"buy", "sell"})
 # Headers a reverse proxy adds: a request that carries one came through a proxy, so its
 # REMOTE_ADDR is the proxy's, not the client's.
 FORWARDED_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
-
-STEP_SECONDS = Histogram(
-    f"{PREFIX}_execution_time_seconds",
-    "Seconds taken by each step of the rebalancing pipeline (fetch, sync, targets, plan, execute, ...).",
-    ["step"],
-    buckets=STEP_BUCKETS,
-)
-RUNS = Counter(
-    f"{PREFIX}_runs_total",
-    "Rebalance runs finished, by outcome (success or failure).",
-    ["outcome"],
-)
-TRADES = Counter(
-    f"{PREFIX}_trades_executed_total",
-    "Orders executed (filled, fully or partly) at a broker, by side and broker kind.",
-    ["side", "broker"],
-)
-# Both outcomes exist from the start, at 0, so rate() and ratios work from the first scrape.
-for _outcome in ("success", "failure"):
-    RUNS.labels(_outcome)
-
-
-# --- the API ---------------------------------------------------------------------------------
-
-
-def observe_step(step: str, seconds: float) -> None:
-    """Records how long one pipeline step took (seconds, >= 0)."""
-    try:
-        value = float(seconds)
-        if math.isnan(value) or value < 0 or math.isinf(value):
-            raise ValueError(f"seconds must be a finite number >= 0, not {seconds!r}")
-        STEP_SECONDS.labels(_label(step)).observe(value)
-    except Exception as exc:
-        _dropped("observe_step", exc)
-
-
-def run_finished(*, success: bool) -> None:
-    """Counts one finished rebalance run: success (planned, no action, executed) or failure."""
-    try:
-        RUNS.labels("success" if success else "failure").inc()
-    except Exception as exc:
-        _dropped("run_finished", exc)
-
-
-def trades_executed(*, side: str, broker: str, count: int = 1) -> None:
-    """Counts executed trades; ``side`` buy or sell (anything else counts as "other"), ``broker``
-    the account kind (paper, alpaca, ib)."""
-    try:
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError(f"count must be a whole number >= 0, not {count!r}")
-        side_label = _label(side)
-        TRADES.labels(side_label if side_label in SIDES else "other", _label(broker)).inc(count)
-    except Exception as exc:
-        _dropped("trades_executed", exc)
-
-
-def _label(value: Any) -> str:
-    text = str(getattr(value, "value", value)).strip().lower()  # TextChoices members too
-    return text[:64] or "unknown"
-
-
-def _dropped(name: str, exc: Exception) -> None:
-    logger.warning("metric not recorded", extra={"metric_call": name, "error": f"{type(exc).__name__}: {exc}"})
-
-
-# --- metrics read from the database at scrape time ---------------------------------------------
-
-
-class DatabaseCollector:
-    """Gauges computed from the database when scraped: correct whichever process answers."""
-
-    def describe(self) -> Iterator[Metric]:
-        yield from self._families()
-
-    def collect(self) -> Iterator[Metric]:
-        rate, drift, up = self._families()
-        try:
-            success_rate = _success_rate()
-            drifts = _drifts_now()
-        except Exception as exc:
-            logger.warning("database metrics not read", extra={"error": type(exc).__name__})
-            up.add_metric([], 0)
-        else:
-            if success_rate is not None:
-                rate.add_metric([], success_rate)
-            for portfolio_id, value in drifts:
-                drift.add_metric([str(portfolio_id)], value)
-            up.add_metric([], 1)
-        yield rate
-        yield drift
-        yield up
-
-    @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
-        return (
-            GaugeMetricFamily(
-                f"{PREFIX}_success_rate",
-                "Share of the rebalance runs created in the last 24 hours that did not fail "
-                "(planning or execution); absent when there were none.",
-            ),
-            GaugeMetricFamily(
-                f"{PREFIX}_portfolio_drift",
-                "Portfolio drift, sum |weight - target| / 2, of what each active portfolio holds now "
-                "(holdings at the latest stored closes plus cash, against its latest targets).",
-                labels=["portfolio_id"],
-            ),
-            GaugeMetricFamily(
-                f"{PREFIX}_database_metrics_up",
-                "1 when the database-backed gauges were read at this scrape, 0 when reading them failed.",
-            ),
-        )
-
-
-def _success_rate() -> float | None:
-    from django.db.models import Count, Q
-    from django.utils import timezone
-
-    from portfolios.models import RebalanceRun
-
-    failed = [RebalanceRun.Status.FAILED, RebalanceRun.Status.EXECUTION_FAILED]
-    counts = RebalanceRun.objects.filter(created_at__gte=timezone.now() - timedelta(hours=24)).aggregate(
-        total=Count("pk"), failed=Count("pk", filter=Q(status__in=failed))
-    )
-    if not counts["total"]:
-        return None
-    return 1 - counts["failed"] / counts["total"]
-
-
-def _drifts_now() -> list[tuple[int, float]]:
-    from portfolios.models import Portfolio
-    from portfolios.selectors.drift import portfolio_drifts_now
-
-    drifts = portfolio_drifts_now(portfolios=Portfolio.objects.filter(active=True))
-    return [(pk, float(drift)) for pk, drift in sorted(drifts.items())]
 
 
 # --- the registry of one scrape ---------------------------------------------------------------
@@ -247,6 +89,8 @@ def scrape_registry(*, include_database: bool = True) -> CollectorRegistry:
     else:
         registry.register(_ProcessMetrics())
     if include_database:
+        from portfolios.metrics import DatabaseCollector
+
         registry.register(DatabaseCollector())
     return registry
 
@@ -305,7 +149,7 @@ def _instrument_connection(sender: Any, connection: Any, **kwargs: Any) -> None:
 
         db_metrics.connections_total.labels(connection.alias, connection.vendor).inc()
     except Exception as exc:
-        _dropped("connections_total", exc)
+        metric_dropped("connections_total", exc)
     # First in the list: `execute_wrapper()` blocks pop the last entry on exit, and a connection
     # may be opened inside one.
     if _execute_wrapper not in connection.execute_wrappers:
@@ -336,7 +180,7 @@ def _execute_wrapper(execute: Any, sql: str, params: Any, many: bool, context: d
         if many:
             executed_many.inc(count)
     except Exception as exc:
-        _dropped("execute_total", exc)
+        metric_dropped("execute_total", exc)
     started = time.perf_counter()
     try:
         return execute(sql, params, many, context)
@@ -346,14 +190,14 @@ def _execute_wrapper(execute: Any, sql: str, params: Any, many: bool, context: d
 
             db_metrics.errors_total.labels(alias, vendor, type(exc).__name__).inc()
         except Exception as metric_exc:
-            _dropped("errors_total", metric_exc)
+            metric_dropped("errors_total", metric_exc)
         raise
     finally:
         try:
             if duration is not None:
                 duration.observe(time.perf_counter() - started)
         except Exception as exc:
-            _dropped("query_duration_seconds", exc)
+            metric_dropped("query_duration_seconds", exc)
 
 
 # --- the qcluster's own endpoint (METRICS_PORT) ---------------------------------------------------

@@ -1,6 +1,6 @@
 """The one settings module, driven by environment variables and an optional `.env`.
 
-Every variable is read through a typed reader in `rebalancer_site.env`; a bad
+Every variable is read through a typed reader in `ground.env`; a bad
 value raises `ConfigError`, which `manage.py`, `wsgi.py` and `asgi.py` turn
 into one line on stderr and a non-zero exit. `.env.example` lists and explains
 every variable.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import environ
 
-from rebalancer_site.env import ConfigError, Env
+from ground.env import ConfigError, Env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -108,7 +108,7 @@ for _position, _key in enumerate(FIELD_ENCRYPTION_KEYS, start=1):
 
 INSTALLED_APPS = [
     # Django's admin on a site that asks staff with two-factor authentication for a verified session.
-    "rebalancer_site.two_factor.apps.AdminConfig",
+    "two_factor.apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -174,17 +174,6 @@ else:
     # PostgreSQL's JIT compiles a query when the planner expects millions of rows; the key-range
     # joins of the price store are misestimated that way and then spend 150 ms compiling a 60 ms query.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Parameters bound by the server (not quoted into the text by Python), and a statement run five
-    # times on a connection prepared: parsed and planned once. A portfolio's day runs the same few
-    # dozen statements: a third less database time per execution, measured (bench/pipeline.py).
-    # A pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21)
-    # needs DB_PREPARED_STATEMENTS=false. The engine splits bulk writes under the 65,535
-    # parameters a server-bound statement may carry.
-    DATABASES["default"]["ENGINE"] = "rebalancer_site.postgresql"
-    DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
-    if env.bool("DB_PREPARED_STATEMENTS", True):
-        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -216,7 +205,7 @@ LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 # A password-reset link works for an hour (and once: it is void after the password changes).
 PASSWORD_RESET_TIMEOUT = 60 * 60
-# Two-factor authentication (rebalancer_site.two_factor): the name authenticator apps show, and
+# Two-factor authentication (two_factor): the name authenticator apps show, and
 # the admin never shows a device's secret or recovery codes once they exist.
 OTP_TOTP_ISSUER = "Portfolio rebalancer"
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
@@ -697,7 +686,7 @@ LOGGING = {
     "filters": {
         # Bound log_context() fields on every record, secrets in them masked like redact_secrets does.
         "log_context": {
-            "()": "rebalancer_site.logcontext.LogContextFilter",
+            "()": "ground.logcontext.LogContextFilter",
             "secrets": "cfg://filters.redact_secrets",
         },
         "redact_secrets": {
@@ -716,7 +705,7 @@ LOGGING = {
     "formatters": {
         "json": {"()": "rebalancer_site.logging.JsonFormatter"},
         "text": {
-            "class": "rebalancer_site.logcontext.ContextTextFormatter",  # appends the bound fields as key=value
+            "class": "ground.logcontext.ContextTextFormatter",  # appends the bound fields as key=value
             "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
         },
     },

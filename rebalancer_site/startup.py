@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from rebalancer_site.env import ConfigError
+from ground.env import ConfigError
 
 T = TypeVar("T")
 

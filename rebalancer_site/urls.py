@@ -7,7 +7,7 @@ from django.urls import include, path
 
 from api import pages as api_pages
 from rebalancer_site import accounts, health
-from rebalancer_site.two_factor import views as two_factor
+from two_factor import views as two_factor
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -1,5 +1,5 @@
 """Building blocks: unknown fields refused, values read with the shared strict grammar
-(`rebalancer_site.inputs`: the same numbers, symbols and text as the web forms and CSV files),
+(`ground.inputs`: the same numbers, symbols and text as the web forms and CSV files),
 related fields scoped to the user.
 
 Every field here accepts exactly what its published schema says (`api.schema`), so a client
@@ -15,10 +15,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from rest_framework import serializers
-from rest_framework.fields import SkipField
-from rest_framework.relations import PKOnlyObject
 
-from rebalancer_site.inputs import InputError, column_maximum, decimal_parse, symbol_clean, text_clean
+from ground.inputs import InputError, column_maximum, decimal_parse, symbol_clean, text_clean
 
 
 class StrictMixin:
@@ -37,42 +35,7 @@ class StrictSerializer(StrictMixin, serializers.Serializer):
 
 
 class StrictModelSerializer(StrictMixin, serializers.ModelSerializer):
-    """A model serializer that reads plain model attributes directly when it represents objects.
-
-    DRF's generic path (a generator of readable fields, then each field's dotted-source lookup)
-    costs more than the values themselves on a page of 50 portfolios with 60 settings each; the
-    plan below is made once per serializer (a list's child serves every row). Related, dotted,
-    method and whole-object fields keep DRF's own path.
-    """
-
-    def to_representation(self, instance) -> dict:
-        plan = self.__dict__.get("_read_plan")
-        if plan is None:
-            plan = self._read_plan = [(field, _plain_attribute(field)) for field in self._readable_fields]
-        data = {}
-        for field, attribute_name in plan:
-            attribute = _MISSING if attribute_name is None else getattr(instance, attribute_name, _MISSING)
-            if attribute is _MISSING or callable(attribute):  # DRF's own path: skip, default or call
-                try:
-                    attribute = field.get_attribute(instance)
-                except SkipField:
-                    continue
-                if isinstance(attribute, PKOnlyObject) and attribute.pk is None:
-                    attribute = None
-            data[field.field_name] = None if attribute is None else field.to_representation(attribute)
-        return data
-
-
-_MISSING = object()
-
-
-def _plain_attribute(field: serializers.Field) -> str | None:
-    """The attribute name a field reads, when it is one plain attribute of the object."""
-    if isinstance(field, serializers.RelatedField | serializers.ManyRelatedField | serializers.BaseSerializer):
-        return None
-    if field.source == "*" or len(field.source_attrs) != 1:
-        return None
-    return field.source_attrs[0]
+    pass
 
 
 def _refused(error: InputError) -> serializers.ValidationError:

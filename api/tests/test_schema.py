@@ -9,7 +9,7 @@ from django.contrib.staticfiles import finders
 from django.test import Client
 
 from api import urls as api_urls
-from rebalancer_site.env import SYMBOL_RE
+from ground.env import SYMBOL_RE
 
 from .test_isolation import METHODS
 

@@ -12,7 +12,7 @@ from api.filters import FilterBackend, OrderingFilter
 from api.pagination import Pagination
 from api.parsers import JSONParser
 from api.schema import MAX_QUERY_VALUE_LENGTH, ApiAutoSchema
-from rebalancer_site.inputs import InputError, text_clean
+from ground.inputs import InputError, text_clean
 
 
 class ApiView(generics.GenericAPIView):

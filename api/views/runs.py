@@ -23,7 +23,7 @@ from portfolios.services.execution import (
     approval_queue,
     execute_run,
 )
-from rebalancer_site.two_factor.services import real_money_refusal, session_is_verified
+from two_factor.services import real_money_refusal, session_is_verified
 
 RUN_TAG = ["runs"]
 

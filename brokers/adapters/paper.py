@@ -50,7 +50,6 @@ from brokers.models import PaperAccount, PaperOrder, PaperPosition
 from marketdata import calendar
 from marketdata.models import Instrument
 from marketdata.selectors import latest_closes
-from rebalancer_site.db import rows_as, rows_update
 
 NANO = Decimal("0.000000001")
 CENT = Decimal("0.0001")
@@ -82,8 +81,6 @@ class PaperBroker(Broker):
         self._session_mode: str | None = None
         self._close_cache: dict[tuple[date, str], tuple[date, float] | None] = {}
         self._instruments: dict[str, Instrument | None] = {}
-        # Whether the account had open orders when last settled (none: nothing is reserved).
-        self._has_open = True
         # Orders of the batch being submitted, not inserted yet; positions its fills moved, not stored yet.
         self._pending: list[PaperOrder] = []
         self._moved: dict[str, PaperPosition] = {}
@@ -210,12 +207,7 @@ class PaperBroker(Broker):
             with self._transaction():
                 ids = [r.client_order_id for r in requests]
                 paper = self._settled(client_order_ids=ids, positions=True)
-                # Ids it already has (rare: a resend after a lost answer) are read only when there are some.
-                taken = (
-                    set(paper.orders.filter(client_order_id__in=ids).values_list("client_order_id", flat=True))
-                    if paper.has_taken
-                    else set()
-                )
+                taken = paper.taken  # ids it already has: a resend after a lost answer
                 positions = {p.symbol: p for p in paper.held}
                 cash_before = paper.cash_usd
                 answers: list[PaperOrder | BrokerError] = []
@@ -284,7 +276,6 @@ class PaperBroker(Broker):
             self._try_fill(paper, order, closes[symbol][1], positions, save=False)
         self._pending.append(order)
         taken.add(order.client_order_id)
-        self._has_open = self._has_open or order.state in OPEN_STATES
         return order
 
     def _insert_pending(self) -> None:
@@ -301,7 +292,8 @@ class PaperBroker(Broker):
             PaperPosition.objects.filter(pk__in=[p.pk for p in sold_out]).delete()
             for position in sold_out:
                 position.pk = None  # gone: were it bought again later, it is a new row
-        rows_update([p for p in moved if p.quantity != 0 and p.pk is not None], ["quantity", "avg_entry_price_usd"])
+        kept = [p for p in moved if p.quantity != 0 and p.pk is not None]
+        PaperPosition.objects.bulk_update(kept, ["quantity", "avg_entry_price_usd"])
         PaperPosition.objects.bulk_create([p for p in moved if p.quantity != 0 and p.pk is None])
 
     def cancel_order(self, client_order_id: str) -> None:
@@ -345,37 +337,23 @@ class PaperBroker(Broker):
 
     def _settled(self, *, client_order_ids: Sequence[str] = (), positions: bool = False) -> PaperAccount:
         """The locked paper account after filling due queued orders and expiring stale day orders;
-        ``has_taken``: whether it has an order under one of ``client_order_ids``; with
-        ``positions``, ``held``: its positions (by symbol), as they are after settling."""
+        ``taken``: the ones of ``client_order_ids`` it has orders under; with ``positions``,
+        ``held``: its positions, as they are after settling."""
         self._moved = {}  # what a call that failed moved was rolled back with it
-        sql, params = _locked_account_sql(self.config.account_id, client_order_ids, positions=positions)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        if not rows:
+        paper = PaperAccount.objects.select_for_update().filter(account_id=self.config.account_id).first()
+        if paper is None:
             self._missing()
-        width = len(PaperAccount._meta.concrete_fields)
-        paper = rows_as(PaperAccount, [rows[0][:width]], connection)[0]
-        paper.has_open, paper.has_taken = bool(rows[0][width]), bool(rows[0][width + 1])
-        # The positions came in the same statement, one row each (none: one row of NULLs).
-        if positions:
-            held = [row[width + 2 :] for row in rows if row[width + 2] is not None]
-            paper.held = rows_as(PaperPosition, held, connection)
-        else:
-            paper.held = None
         self._session_mode = paper.session_mode
-        # Most settles find nothing open: the orders are read only when there are some.
-        open_orders = list(paper.orders.filter(state__in=OPEN_STATES).order_by("id")) if paper.has_open else []
-        self._has_open = bool(open_orders)
-        if not open_orders:
-            return paper
-        moved = self._settle(paper, open_orders)
-        if moved and positions:
-            paper.held = list(paper.positions.all())  # rare: what the fills left, read again
+        open_orders = list(paper.orders.filter(state__in=OPEN_STATES).order_by("id"))
+        if open_orders:
+            self._settle(paper, open_orders)
+        taken = paper.orders.filter(client_order_id__in=client_order_ids) if client_order_ids else None
+        paper.taken = set() if taken is None else set(taken.values_list("client_order_id", flat=True))
+        paper.held = list(paper.positions.order_by("symbol")) if positions else None
         return paper
 
-    def _settle(self, paper: PaperAccount, open_orders: list[PaperOrder]) -> bool:
-        """Fill the due ``open_orders`` and expire the stale ones; whether a position moved."""
+    def _settle(self, paper: PaperAccount, open_orders: list[PaperOrder]) -> None:
+        """Fill the due ``open_orders`` and expire the stale ones."""
         now = self._now()
         is_open, _, _ = self._market(now)
         today = self._today(now)
@@ -393,14 +371,11 @@ class PaperBroker(Broker):
                 closes = self._closes([order.symbol])
                 if order.symbol in closes:
                     if positions is None:
-                        held = paper.positions.all() if paper.held is None else paper.held
-                        positions = {p.symbol: p for p in held}
+                        positions = {p.symbol: p for p in paper.positions.all()}
                     self._try_fill(paper, order, closes[order.symbol][1], positions)
-        moved = bool(self._moved)
         self._store_positions()
         if paper.cash_usd != cash_before:
             paper.save(update_fields=["cash_usd", "updated_at"])
-        return moved
 
     def _market(self, now: datetime) -> tuple[bool, datetime, datetime]:
         if self._mode() == PaperAccount.SessionMode.ALWAYS_OPEN:
@@ -449,8 +424,6 @@ class PaperBroker(Broker):
     def _reserved_cash(self, paper: PaperAccount, *, exclude: int | None = None) -> Decimal:
         """Cash held back for open buy orders (at their estimated cost), as a real broker does."""
         reserved = Decimal(0)
-        if not self._has_open:
-            return reserved
         self._insert_pending()  # an open order of this batch counts too
         opens = paper.orders.filter(state__in=OPEN_STATES, side=Side.BUY.value).exclude(pk=exclude)
         closes = self._closes(list({o.symbol for o in opens}))
@@ -461,8 +434,6 @@ class PaperBroker(Broker):
         return reserved
 
     def _reserved_shares(self, paper: PaperAccount, symbol: str) -> Decimal:
-        if not self._has_open:
-            return Decimal(0)
         self._insert_pending()
         opens = paper.orders.filter(state__in=OPEN_STATES, side=Side.SELL.value, symbol=symbol)
         return sum(((o.quantity or Decimal(0)) - o.filled_quantity for o in opens), Decimal(0))
@@ -565,42 +536,6 @@ class PaperBroker(Broker):
         order.reject_reason = reason
         if save:
             order.save(update_fields=["state", "reject_reason", "updated_at"])
-
-
-def _locked_account_sql(account_id: int, client_order_ids: Sequence[str], *, positions: bool) -> tuple[str, list]:
-    """The paper account row, locked, with ``has_open`` (open orders) and ``has_taken`` (an order
-    under one of ``client_order_ids``): written out because every call of every execution runs
-    it, and building it through the ORM (annotations, subqueries) cost more than running it.
-
-    With ``positions``, one row per position of the account follows the account's columns (by
-    symbol; one row of NULLs when it has none): the account and its positions in one statement."""
-    account, order = PaperAccount._meta, PaperOrder._meta
-    quote = connection.ops.quote_name
-    fields = ", ".join(f"a.{quote(f.column)}" for f in account.concrete_fields)
-    owner = quote(order.get_field("paper_account").column)
-    open_states = ", ".join(["%s"] * len(OPEN_STATES))
-    taken = f"o.client_order_id IN ({', '.join(['%s'] * len(client_order_ids))})" if client_order_ids else "1 = 0"
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    orders, pk = quote(order.db_table), quote(account.pk.column)
-    # Only names from the models and placeholders are put in the text; the values are parameters.
-    sql = (
-        f"SELECT {fields},"  # noqa: S608
-        f" EXISTS(SELECT 1 FROM {orders} o WHERE o.{owner} = a.{pk} AND o.state IN ({open_states})) AS has_open,"
-        f" EXISTS(SELECT 1 FROM {orders} o WHERE o.{owner} = a.{pk} AND {taken}) AS has_taken"
-        f" FROM {quote(account.db_table)} a WHERE a.{quote(account.get_field('account').column)} = %s{lock}"
-    )
-    params = [*OPEN_STATES, *client_order_ids, account_id]
-    if not positions:
-        return sql, params
-    position = PaperPosition._meta
-    columns = ", ".join(f"p.{quote(f.column)}" for f in position.concrete_fields)
-    owned = f"p.{quote(position.get_field('paper_account').column)} = acc.{pk}"
-    # The lock stays on the account row alone (the positions are written only under it).
-    sql = (
-        f"SELECT acc.*, {columns} FROM ({sql}) acc"  # noqa: S608
-        f" LEFT JOIN {quote(position.db_table)} p ON {owned} ORDER BY p.{quote(position.get_field('symbol').column)}"
-    )
-    return sql, params
 
 
 def _as_broker_order(order: PaperOrder) -> BrokerOrder:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from django.db import models
 
 from brokers.base import CLIENT_ORDER_ID_MAX_LENGTH, OrderState
-from rebalancer_site.db import ValuesJSONField
 
 QUANTITY = {"max_digits": 24, "decimal_places": 9}
 USD = {"max_digits": 20, "decimal_places": 4}
@@ -114,7 +113,7 @@ class OrderEvent(models.Model):
     state_before = models.CharField(max_length=20, blank=True)
     state_after = models.CharField(max_length=20, blank=True)
     message = models.TextField(blank=True)
-    payload = ValuesJSONField(default=dict, blank=True)  # written in batches
+    payload = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

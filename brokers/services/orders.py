@@ -44,7 +44,7 @@ from brokers.base import Broker, BrokerError, BrokerOrder, OrderRequest, OrderSt
 from brokers.fencing import UNFENCED, Fence
 from brokers.models import Order, OrderEvent
 from brokers.states import IN_FLIGHT, IllegalTransition, can_move, check_fill, is_stale
-from rebalancer_site.logcontext import log_context
+from ground.logcontext import log_context
 
 logger = logging.getLogger(__name__)
 

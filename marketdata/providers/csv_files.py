@@ -42,8 +42,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ground.env import SYMBOL_RE
 from marketdata.providers.base import BAR_COLUMNS, PriceProvider, ProviderError, ProviderNotConfigured
-from rebalancer_site.env import SYMBOL_RE
 
 logger = logging.getLogger(__name__)
 

@@ -28,10 +28,10 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from ground.env import SYMBOL_RE
 from marketdata.calendar import calendar_last_session, sessions_index
 from marketdata.providers.base import BAR_COLUMNS, PriceProvider, empty_bars
 from marketdata.reference import is_known, lookup
-from rebalancer_site.env import SYMBOL_RE
 
 #: First session of every synthetic series; earlier dates have no bars.
 EPOCH = date(2000, 1, 3)

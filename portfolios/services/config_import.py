@@ -22,6 +22,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from ground.env import SYMBOL_RE
 from marketdata.services import instruments_ensure
 from portfolios.models import Portfolio
 from portfolios.models.policy_fields import (
@@ -31,7 +32,6 @@ from portfolios.models.policy_fields import (
     GLIDE_PATH_FIELDS,
     PLANNING_FIELDS,
 )
-from rebalancer_site.env import SYMBOL_RE
 
 from .holdings import holdings_replace
 

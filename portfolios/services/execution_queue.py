@@ -26,9 +26,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from ground.logcontext import log_context
 from portfolios.models import RebalanceRun
 from portfolios.services.pipeline import execute_planned_run
-from rebalancer_site.logcontext import log_context
 
 logger = logging.getLogger(__name__)
 Status = RebalanceRun.Status

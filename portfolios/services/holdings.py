@@ -2,7 +2,7 @@
 at once under the portfolio's lock (`portfolio_locked`), so concurrent writers serialise instead of
 mixing their rows or writing back what another one just changed.
 
-Numbers and symbols are read with the shared grammar of `rebalancer_site.inputs` (the pages, the
+Numbers and symbols are read with the shared grammar of `ground.inputs` (the pages, the
 CSV files and the API accept the same ones), sized to the columns that store them.
 """
 
@@ -13,14 +13,14 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
+from ground.inputs import InputError, column_maximum, decimal_parse, symbol_clean
 from marketdata.models import Instrument
 from optimization.services import manual_targets_parse
 from portfolios.models import Holding, Portfolio
 from portfolios.services.portfolio_lock import portfolio_locked
 from portfolios.services.universe import universe_follow_holdings, universe_join_held
-from rebalancer_site.db import rows_update
-from rebalancer_site.inputs import InputError, column_maximum, decimal_parse, symbol_clean
 
 QUANTITY = Holding._meta.get_field("quantity")
 COST_BASIS = Holding._meta.get_field("cost_basis_usd")
@@ -137,9 +137,9 @@ def _write(
         if holding is None:
             new.append(Holding(portfolio=locked, instrument=instrument, quantity=quantity, cost_basis_usd=cost_basis))
         elif (holding.quantity, holding.cost_basis_usd) != (quantity, cost_basis):
-            holding.quantity, holding.cost_basis_usd = quantity, cost_basis
+            holding.quantity, holding.cost_basis_usd, holding.updated_at = quantity, cost_basis, timezone.now()
             changed.append(holding)
-    rows_update(changed, ["quantity", "cost_basis_usd", "updated_at"])
+    Holding.objects.bulk_update(changed, ["quantity", "cost_basis_usd", "updated_at"])
     Holding.objects.bulk_create(new)
     if add_to_universe and instruments:
         universe_join_held(portfolio=locked, instruments=instruments.values())

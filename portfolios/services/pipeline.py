@@ -35,6 +35,8 @@ from django.utils import timezone
 from brokers.base import Broker, BrokerError
 from brokers.models import BrokerAccount
 from brokers.services.accounts import broker_for
+from ground import metrics
+from ground.logcontext import log_context
 from marketdata import calendar
 from marketdata.services import NothingFetched, prices_fetch
 from portfolios import events
@@ -43,8 +45,6 @@ from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execu
 from portfolios.services.locks import portfolio_day_locks
 from portfolios.services.rebalancing import RunExecuting, plan_revisable, rebalance_runs_create
 from portfolios.services.sync import SyncError, sync_from_broker, unreadable
-from rebalancer_site import metrics
-from rebalancer_site.logcontext import log_context
 
 logger = logging.getLogger(__name__)
 Status = RebalanceRun.Status

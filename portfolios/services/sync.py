@@ -25,7 +25,6 @@ from portfolios.models.holdings import QUANTITY_PLACES
 from portfolios.services.fractionability import broker_assets_record
 from portfolios.services.portfolio_lock import PortfolioBusy, portfolio_locked
 from portfolios.services.universe import universe_follow_holdings, universe_join_held
-from rebalancer_site.db import rows_update
 
 logger = logging.getLogger(__name__)
 #: How long a broker's answer about an asset (tradable, fractionable) stands before a sync asks again.
@@ -277,7 +276,7 @@ def _positions_store(
             Holding(pk=ids[s], quantity=q, updated_at=now) for s, q in after.items() if s in ids and before[s] != q
         ]
         if changed:
-            rows_update(changed, ["quantity", "updated_at"])
+            Holding.objects.bulk_update(changed, ["quantity", "updated_at"])
         new = [s for s in after if s not in ids]
         if new:
             known = {i.symbol: i for i in Instrument.objects.filter(symbol__in=new)}

@@ -19,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
+from ground.form_fields import PlainDecimalField
 from optimization.core.names import PLANNING_STRATEGY_NAMES
 from portfolios.models import Portfolio, RebalanceRun
 from portfolios.selectors import portfolio_get_for_user
@@ -32,7 +33,6 @@ from portfolios.services.rebalancing import (
 )
 from portfolios.services.report.build import run_report_build
 from portfolios.views.runs import stored_run_message
-from rebalancer_site.form_fields import PlainDecimalField
 
 Status = RebalanceRun.Status
 CASH_FLOW_HELP = (

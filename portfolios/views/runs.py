@@ -24,7 +24,7 @@ from portfolios.services.execution import (
     new_york_time_text,
 )
 from portfolios.services.rebalancing import RebalanceError, RunExecuting, rebalance_run_create
-from rebalancer_site.two_factor.services import session_is_verified
+from two_factor.services import session_is_verified
 
 Status = RebalanceRun.Status
 

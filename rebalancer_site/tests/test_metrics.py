@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ground import metrics as instruments
+from portfolios import metrics as portfolio_gauges
 from portfolios.models import RebalanceRun
 from portfolios.tests.factories import close, make_portfolio, make_user
 from rebalancer_site import metrics
@@ -64,12 +66,12 @@ def run(portfolio, trading_date: date, status: str, drift: str | None) -> Rebala
 @pytest.mark.django_db
 def test_metrics_show_the_project_metrics_with_their_values(client, prices, clock):
     before = scrape(client)
-    metrics.observe_step("plan", 0.25)
-    metrics.observe_step("plan", 1.75)
-    metrics.run_finished(success=True)
-    metrics.run_finished(success=False)
-    metrics.trades_executed(side="buy", broker="paper", count=2)
-    metrics.trades_executed(side="SELL", broker="alpaca")
+    instruments.observe_step("plan", 0.25)
+    instruments.observe_step("plan", 1.75)
+    instruments.run_finished(success=True)
+    instruments.run_finished(success=False)
+    instruments.trades_executed(side="buy", broker="paper", count=2)
+    instruments.trades_executed(side="SELL", broker="alpaca")
     owner = make_user()
     # Core holds $3,000 of SPY and $1,000 of BND against 50/50 targets: drift 25%, whatever its runs said.
     spy, bnd = (Decimal(usd) / close(symbol) for symbol, usd in (("SPY", 3000), ("BND", 1000)))
@@ -151,23 +153,23 @@ def test_a_failing_database_read_keeps_the_rest_of_the_scrape(client, monkeypatc
     def broken():
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr(metrics, "_drifts_now", broken)
+    monkeypatch.setattr(portfolio_gauges, "_drifts_now", broken)
     samples = scrape(client)
     assert value(samples, "portfolio_rebalancer_database_metrics_up") == 0
     assert ("portfolio_rebalancer_runs_total", frozenset({("outcome", "success")})) in samples
 
 
 def test_the_api_never_raises_and_drops_bad_values(caplog):
-    before = metrics.STEP_SECONDS.labels("odd")._sum.get()
-    with caplog.at_level(logging.WARNING, logger="rebalancer_site.metrics"):
-        metrics.observe_step("odd", -1)
-        metrics.observe_step("odd", float("nan"))
-        metrics.trades_executed(side="buy", broker="paper", count=-2)
-    assert metrics.STEP_SECONDS.labels("odd")._sum.get() == before
+    before = instruments.STEP_SECONDS.labels("odd")._sum.get()
+    with caplog.at_level(logging.WARNING, logger="ground.metrics"):
+        instruments.observe_step("odd", -1)
+        instruments.observe_step("odd", float("nan"))
+        instruments.trades_executed(side="buy", broker="paper", count=-2)
+    assert instruments.STEP_SECONDS.labels("odd")._sum.get() == before
     assert [record.metric_call for record in caplog.records] == ["observe_step", "observe_step", "trades_executed"]
-    other = metrics.TRADES.labels("other", "ib")._value.get()
-    metrics.trades_executed(side="short", broker="IB")
-    assert metrics.TRADES.labels("other", "ib")._value.get() == other + 1
+    other = instruments.TRADES.labels("other", "ib")._value.get()
+    instruments.trades_executed(side="short", broker="IB")
+    assert instruments.TRADES.labels("other", "ib")._value.get() == other + 1
 
 
 @pytest.mark.django_db
@@ -193,7 +195,7 @@ def test_a_bad_allowed_network_stops_start_up_with_one_line():
 
 
 WRITER = (
-    "import rebalancer_site.metrics as m; "
+    "import ground.metrics as m; "
     "m.run_finished(success=True); m.trades_executed(side='sell', broker='alpaca', count=3); "
     "m.observe_step('fetch', 1.5)"
 )
@@ -259,7 +261,7 @@ def _get(url: str) -> tuple[int, str]:
 
 
 def test_the_qcluster_endpoint_serves_this_hosts_metrics_to_allowed_clients():
-    metrics.run_finished(success=True)
+    instruments.run_finished(success=True)
     server = metrics.serve_metrics_port(0, addr="127.0.0.1", allowed=("127.0.0.1",))
     try:
         status, text = _get(f"http://127.0.0.1:{server.server_port}/metrics")

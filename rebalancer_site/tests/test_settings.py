@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rebalancer_site.env import ConfigError, Env
+from ground.env import ConfigError, Env
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,7 +21,7 @@ from rebalancer_site.tests.factories import (
     verify_session,
     wrong_totp_code,
 )
-from rebalancer_site.two_factor.views import PENDING_LOGIN
+from two_factor.views import PENDING_LOGIN
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "correct horse battery"

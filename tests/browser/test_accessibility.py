@@ -26,7 +26,7 @@ from brokers.services.accounts import broker_account_create
 from brokers.services.paper import paper_account_reset
 from marketdata.services import prices_fetch
 from portfolios.tests.factories import make_portfolio
-from rebalancer_site.two_factor.services import new_secret, two_factor_enable
+from two_factor.services import new_secret, two_factor_enable
 
 # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still
 # synchronous and single-threaded, which is what Django's guard protects.

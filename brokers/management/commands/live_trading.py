@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from brokers.models import BrokerAccount
 from brokers.services.accounts import broker_account_disable_live, broker_account_enable_live, live_trading_blockers
-from rebalancer_site.two_factor.services import NEEDS_TWO_FACTOR, code_check, two_factor_enabled
+from two_factor.services import NEEDS_TWO_FACTOR, code_check, two_factor_enabled
 
 
 class Command(BaseCommand):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ground.env import SYMBOL_RE
 from marketdata.management.commands._progress import ProgressBars, parse_date, print_summary
 from marketdata.services import NothingFetched, prices_fetch
-from rebalancer_site.env import SYMBOL_RE
 
 
 class Command(BaseCommand):

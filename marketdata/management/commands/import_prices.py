@@ -6,9 +6,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ground.env import SYMBOL_RE
 from marketdata.management.commands._progress import ProgressBars, print_summary
 from marketdata.services import NothingFetched, prices_import
-from rebalancer_site.env import SYMBOL_RE
 
 
 class Command(BaseCommand):

@@ -48,11 +48,11 @@ from brokers.services.accounts import broker_for
 from brokers.services.controls import trading_halt_reason
 from brokers.services.orders import order_cancel, order_submit, orders_place, orders_submit, orders_wait
 from brokers.states import IN_FLIGHT
+from ground import metrics
+from ground.logcontext import log_context
 from portfolios import events
 from portfolios.models import PlannedTrade, RebalanceRun
 from portfolios.services.sync import SyncError, sync_from_broker
-from rebalancer_site import metrics
-from rebalancer_site.logcontext import log_context
 
 from .checks import Check, CheckFailed, check_broker, check_gates, planned_trades
 from .lease import (

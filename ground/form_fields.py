@@ -1,4 +1,4 @@
-"""The strict grammar of `rebalancer_site.inputs` as Django form fields, so the pages refuse exactly
+"""The strict grammar of `ground.inputs` as Django form fields, so the pages refuse exactly
 what the CSV files and the API refuse, each message next to its field.
 
 Django's own fields read more than a person means (``int("١٢")``, ``Decimal("1_000")``, JSON's
@@ -13,7 +13,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.forms.fields import InvalidJSONInput, JSONString
 
-from rebalancer_site.inputs import (
+from ground.inputs import (
     InputError,
     column_maximum,
     decimal_parse,

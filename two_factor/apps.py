@@ -1,4 +1,4 @@
-"""Django's admin on the site of `rebalancer_site.two_factor.admin_site`."""
+"""Django's admin on the site of `two_factor.admin_site`."""
 
 from __future__ import annotations
 
@@ -6,4 +6,4 @@ from django.contrib.admin.apps import AdminConfig as DjangoAdminConfig
 
 
 class AdminConfig(DjangoAdminConfig):
-    default_site = "rebalancer_site.two_factor.admin_site.AdminSite"
+    default_site = "two_factor.admin_site.AdminSite"

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from rebalancer_site.inputs import (
+from ground.inputs import (
     InputError,
     column_maximum,
     decimal_parse,

@@ -14,7 +14,7 @@ import math
 import re
 from decimal import Decimal
 
-from rebalancer_site.env import SYMBOL_RE
+from ground.env import SYMBOL_RE
 
 #: An optional minus, ASCII digits, an optional fraction; no exponent, separators or signs elsewhere.
 _DECIMAL_RE = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")

@@ -28,6 +28,7 @@ from optimization.services import (
     portfolio_optimize,
     price_window,
 )
+from portfolios.models import Portfolio
 
 EXIT_BAD_INPUT = 2
 
@@ -131,8 +132,6 @@ class Command(BaseCommand):
         return optimize(prices, _assets_for_csv(list(prices.columns)), settings)
 
     def _run_portfolio(self, options: dict, overrides: dict) -> OptimizationResult:
-        from portfolios.models import Portfolio
-
         portfolio = Portfolio.objects.filter(pk=options["portfolio"]).first()
         if portfolio is None:
             raise ValueError(f"--portfolio: no portfolio with id {options['portfolio']}")

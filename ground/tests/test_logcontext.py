@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from rebalancer_site.logcontext import ContextTextFormatter, LogContextFilter, bound_fields, log_context
+from ground.logcontext import ContextTextFormatter, LogContextFilter, bound_fields, log_context
 from rebalancer_site.logging import JsonFormatter, RedactSecretsFilter
 from rebalancer_site.tests.test_settings import run_manage
 
@@ -123,7 +123,7 @@ def test_threads_see_the_fields_only_when_the_context_is_copied():
 
 
 SNIPPET = (
-    "import logging; from rebalancer_site.logcontext import log_context\n"
+    "import logging; from ground.logcontext import log_context\n"
     "with log_context(run_id=7, portfolio_id=3, user_id=1, client_order_id='r7-AKSECRETKEY123456'):\n"
     "    logging.getLogger('rebalancer.test').warning('order submitted')\n"
 )

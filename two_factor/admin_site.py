@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
-from rebalancer_site.two_factor.services import session_is_verified, two_factor_enabled
+from two_factor.services import session_is_verified, two_factor_enabled
 
 
 class AdminSite(admin.AdminSite):

@@ -20,8 +20,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_otp import login as otp_login
 
-from rebalancer_site.two_factor.forms import CodeForm, EnableForm, PasswordAndCodeForm
-from rebalancer_site.two_factor.services import (
+from two_factor.forms import CodeForm, EnableForm, PasswordAndCodeForm
+from two_factor.services import (
     RECOVERY_CODE_COUNT,
     new_secret,
     provisioning_uri,

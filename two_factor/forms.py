@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
-from rebalancer_site.two_factor.services import NEEDS_TWO_FACTOR, CodeCheck, code_check, two_factor_enabled
+from two_factor.services import NEEDS_TWO_FACTOR, CodeCheck, code_check, two_factor_enabled
 
 
 def code_field() -> forms.CharField:
