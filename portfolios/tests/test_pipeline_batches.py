@@ -19,7 +19,7 @@ from portfolios.services import pipeline
 from portfolios.services.holdings import holdings_replace
 from portfolios.services.rebalancing import RebalanceError, rebalance_runs_create
 
-from .execution_factories import NEW_YORK, clock, paper_portfolio, prices  # noqa: F401 - fixtures
+from .execution_factories import NEW_YORK, paper_portfolio
 from .factories import AS_OF, make_portfolio, make_user
 
 pytestmark = pytest.mark.django_db
@@ -101,7 +101,7 @@ def stored(portfolio_id: int) -> dict:
     return {"run": fields, "trades": trades, "orders": orders}
 
 
-def test_a_batch_stores_the_same_runs_trades_and_orders_as_one_portfolio_at_a_time(prices, clock):  # noqa: F811
+def test_a_batch_stores_the_same_runs_trades_and_orders_as_one_portfolio_at_a_time(prices, clock):
     clock.now = AFTER_CLOSE
     alone, together = build("one"), build("batch")
     outcomes = {case: pipeline.portfolio_day(portfolio_id=pk, trading_date=AS_OF) for case, pk in alone.items()}
@@ -122,7 +122,7 @@ def test_a_batch_stores_the_same_runs_trades_and_orders_as_one_portfolio_at_a_ti
     assert Order.objects.filter(state="filled").count() >= 4
 
 
-def test_one_portfolios_missing_price_fails_its_run_alone(prices, clock):  # noqa: F811
+def test_one_portfolios_missing_price_fails_its_run_alone(prices, clock):
     clock.now = AFTER_CLOSE
     Instrument.objects.create(symbol="NOPRICE", name="No prices", asset_class="equity")
     owner = make_user("dave")
@@ -140,7 +140,7 @@ def test_one_portfolios_missing_price_fails_its_run_alone(prices, clock):  # noq
     assert RebalanceRun.objects.filter(portfolio=bad).count() == 1
 
 
-def test_planning_a_batch_takes_as_many_queries_for_eight_portfolios_as_for_two(prices, clock):  # noqa: F811
+def test_planning_a_batch_takes_as_many_queries_for_eight_portfolios_as_for_two(prices, clock):
     clock.now = AFTER_CLOSE
     owner = make_user("erin")
 
