@@ -14,8 +14,8 @@ POST /v2/orders included) and `APIError` for any other 4xx/5xx. Around it:
 - Timeouts: the SDK sets none (alpaca-py issue 415), so its requests session is
   replaced by one that gives every request `timeout_s` (for the connection and
   for each read). A timeout is never retried by the SDK: it surfaces at once.
-- The client runs with `raw_data=True` and this module parses Alpaca's JSON
-  itself: decimals arrive as JSON strings and become `Decimal(str)` exactly;
+- The client runs with `raw_data=True` and `brokers.adapters.alpaca_json`
+  parses Alpaca's JSON: decimals arrive as JSON strings and become `Decimal(str)` exactly;
   the SDK's pydantic models would refuse a status word newer than the SDK.
 - Orders are POSTed as a plain dict with decimals as strings (the SDK's order
   request models hold qty, notional and limit price as floats) and always with
@@ -82,7 +82,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -93,6 +93,20 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.requests import GetOrdersRequest
 
+from brokers.adapters.alpaca_json import (
+    TERMINAL_STATUSES,
+    WORKING_STATUSES,
+    BadResponse,
+    decimal_places,
+    describe_request,
+    order_body,
+    parse_account,
+    parse_asset,
+    parse_clock,
+    parse_order,
+    parse_orders,
+    parse_positions,
+)
 from brokers.base import (
     AccountConfig,
     AccountInfo,
@@ -102,10 +116,8 @@ from brokers.base import (
     BrokerOrder,
     Clock,
     OrderRequest,
-    OrderState,
     OrderType,
     Position,
-    Side,
     TimeInForce,
 )
 
@@ -128,41 +140,7 @@ ORDERS_PAGE_LIMIT = 500
 #: Alpaca takes quantities and notionals with at most 9 decimal places.
 MAX_DECIMAL_PLACES = 9
 
-#: Alpaca statuses that end an order; every other word is a working order (see the module docstring).
-TERMINAL_STATUSES: Mapping[str, OrderState] = {
-    "filled": OrderState.FILLED,
-    "canceled": OrderState.CANCELED,
-    "expired": OrderState.EXPIRED,
-    "rejected": OrderState.REJECTED,
-}
-#: Working statuses Alpaca documents; any other word is mapped the same way but logged.
-WORKING_STATUSES = frozenset(
-    {
-        "new",
-        "accepted",
-        "pending_new",
-        "accepted_for_bidding",
-        "pending_review",
-        "held",
-        "calculated",
-        "stopped",
-        "suspended",
-        "partially_filled",
-        "done_for_day",
-        "pending_cancel",
-        "pending_replace",
-        "replaced",
-    }
-)
 _AUTH_WORDS = ("unauthorized", "not authorized", "forbidden", "authentication", "api key", "credentials")
-
-
-def order_state(status: str, filled_qty: Decimal) -> OrderState:
-    """The project's state for Alpaca's status word and the shares filled so far (see the table above)."""
-    terminal = TERMINAL_STATUSES.get(status)
-    if terminal is not None:
-        return terminal
-    return OrderState.PARTIALLY_FILLED if filled_qty > 0 else OrderState.NEW
 
 
 class _TimeoutSession(requests.Session):
@@ -196,10 +174,6 @@ class _Options:
     retry_attempts: int
     retry_wait_s: float
     settlement_delay_s: float
-
-
-class _BadResponse(ValueError):
-    """Alpaca answered 2xx with a body this module cannot read."""
 
 
 class AlpacaBroker(Broker):
@@ -259,12 +233,12 @@ class AlpacaBroker(Broker):
     def account(self) -> AccountInfo:
         """Cash, buying power and equity in USD. Alpaca's buying power is the broker's own figure
         (a margin account's is a multiple of its equity); size cash-only buys on `cash_usd`."""
-        return self._read("read the account", self._client.get_account, _account_info)
+        return self._read("read the account", self._client.get_account, parse_account)
 
     def positions(self) -> list[Position]:
         """Long positions. A short position raises `BrokerError(permanent=True)` naming it: this app
         never opens shorts and cannot rebalance around one, so it is never dropped silently."""
-        positions = self._read("list positions", self._client.get_all_positions, _positions)
+        positions = self._read("list positions", self._client.get_all_positions, parse_positions)
         shorts = [p for p in positions if p.quantity < 0]
         if shorts:
             named = ", ".join(f"{p.symbol} ({p.quantity} shares)" for p in shorts)
@@ -276,17 +250,19 @@ class AlpacaBroker(Broker):
         return [p for p in positions if p.quantity > 0]
 
     def clock(self) -> Clock:
-        return self._read("read the market clock", self._client.get_clock, _clock)
+        return self._read("read the market clock", self._client.get_clock, parse_clock)
 
     def asset(self, symbol: str) -> Asset:
         """What Alpaca says about `symbol`; an unknown symbol (HTTP 404) is `BrokerError(permanent=True)`."""
-        return self._read(f"look up asset {symbol}", lambda: self._client.get_asset(quote(symbol, safe="")), _asset)
+        return self._read(
+            f"look up asset {symbol}", lambda: self._client.get_asset(quote(symbol, safe="")), parse_asset
+        )
 
     def get_order(self, client_order_id: str) -> BrokerOrder | None:
         """The order with this client order id, or None when Alpaca answers 404 (it has none)."""
         action = f"look up order {client_order_id}"
         try:
-            order = self._read(action, lambda: self._client.get_order_by_client_id(client_order_id), _broker_order)
+            order = self._read(action, lambda: self._client.get_order_by_client_id(client_order_id), parse_order)
         except BrokerError as exc:
             if exc.status_code == 404:
                 return None
@@ -302,7 +278,7 @@ class AlpacaBroker(Broker):
             query = GetOrdersRequest(
                 status=QueryOrderStatus.ALL, limit=ORDERS_PAGE_LIMIT, after=after, direction=Sort.ASC
             )
-            page = self._read("list orders", lambda query=query: self._client.get_orders(query), _broker_orders)
+            page = self._read("list orders", lambda query=query: self._client.get_orders(query), parse_orders)
             fresh = [order for order in page if order.broker_order_id not in found]
             found.update((order.broker_order_id, self._noted(order)) for order in fresh)
             if len(page) < ORDERS_PAGE_LIMIT or not fresh or fresh[-1].submitted_at is None:
@@ -320,7 +296,7 @@ class AlpacaBroker(Broker):
         query = GetOrdersRequest(
             status=QueryOrderStatus.OPEN, limit=ORDERS_PAGE_LIMIT, symbols=list(symbols) if symbols else None
         )
-        orders = self._read("list open orders", lambda: self._client.get_orders(query), _broker_orders)
+        orders = self._read("list open orders", lambda: self._client.get_orders(query), parse_orders)
         if len(orders) >= ORDERS_PAGE_LIMIT:
             raise self._error(
                 f"Alpaca lists {len(orders)} open orders, a full page: more may exist; cancel stale orders first",
@@ -336,17 +312,17 @@ class AlpacaBroker(Broker):
         Refused before sending (permanent): fractional or notional orders that
         are not market DAY, amounts with more than 9 decimal places.
         """
-        action = f"submit order {request.client_order_id} ({_describe(request)})"
+        action = f"submit order {request.client_order_id} ({describe_request(request)})"
         self._check_sendable(action, request)
         self._session.statuses.clear()
         try:
-            raw = self._client.post("/orders", _order_body(request))
+            raw = self._client.post("/orders", order_body(request))
         except Exception as exc:
             # Any failure of the POST (not only the expected ones) leaves its outcome to be looked up.
             raise self._failure(action, exc, write=True, answers=list(self._session.statuses)) from None
         try:
-            order = _broker_order(raw)
-        except (_BadResponse, TypeError) as exc:
+            order = parse_order(raw)
+        except (BadResponse, TypeError) as exc:
             raise self._error(f"{action}: unreadable answer ({exc}); look the order up", unknown=True) from None
         if order.client_order_id != request.client_order_id:
             raise self._error(
@@ -401,7 +377,7 @@ class AlpacaBroker(Broker):
                 permanent=True,
             )
         for name, value in (("quantity", request.quantity), ("notional_usd", request.notional_usd)):
-            if value is not None and _decimal_places(value) > MAX_DECIMAL_PLACES:
+            if value is not None and decimal_places(value) > MAX_DECIMAL_PLACES:
                 raise self._error(
                     f"{action}: {name} {value} has more than {MAX_DECIMAL_PLACES} decimal places", permanent=True
                 )
@@ -415,7 +391,7 @@ class AlpacaBroker(Broker):
             raise self._failure(action, exc, write=False) from None
         try:
             return parse(raw)
-        except (_BadResponse, TypeError) as exc:
+        except (BadResponse, TypeError) as exc:
             raise self._error(f"{action}: unreadable answer from Alpaca ({exc})") from None
 
     def _failure(self, action: str, exc: Exception, *, write: bool, answers: Sequence[int] = ()) -> BrokerError:
@@ -562,44 +538,6 @@ def _number_option(options: Mapping[str, object], name: str, default: float, whe
     return number
 
 
-# --- requests --------------------------------------------------------------------
-
-
-def _order_body(request: OrderRequest) -> dict[str, str]:
-    """The POST /v2/orders body: decimals as plain-notation strings, never floats."""
-    body = {
-        "symbol": request.symbol,
-        "side": request.side.value,
-        "type": request.order_type.value,
-        "time_in_force": request.time_in_force.value,
-        "client_order_id": request.client_order_id,
-    }
-    if request.quantity is not None:
-        body["qty"] = _wire(request.quantity)
-    else:
-        assert request.notional_usd is not None  # OrderRequest guarantees exactly one
-        body["notional"] = _wire(request.notional_usd)
-    if request.limit_price_usd is not None:
-        body["limit_price"] = _wire(request.limit_price_usd)
-    return body
-
-
-def _wire(value: Decimal) -> str:
-    """A Decimal as Alpaca takes it: "0.123456789", "100" (plain notation, never "1E+2")."""
-    return format(value, "f")
-
-
-def _decimal_places(value: Decimal) -> int:
-    exponent = value.normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
-
-
-def _describe(request: OrderRequest) -> str:
-    """ "buy 2 VTI", "sell $150.00 of BND"."""
-    amount = request.quantity if request.quantity is not None else f"${request.notional_usd} of"
-    return f"{request.side} {amount} {request.symbol}"
-
-
 def _server_message(exc: APIError) -> str:
     """The `message` of Alpaca's JSON error body, else the body text, shortened (not yet redacted)."""
     text = str(exc)
@@ -610,150 +548,3 @@ def _server_message(exc: APIError) -> str:
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         text = body["message"]
     return " ".join(text.split())[:200] or "no message"
-
-
-# --- responses -------------------------------------------------------------------
-
-
-def _account_info(raw: Any) -> AccountInfo:
-    """`GET /v2/account` -> AccountInfo; blocked if Alpaca blocks trading or the account is not ACTIVE."""
-    raw = _mapping(raw, "account")
-    blocked = any(bool(raw.get(flag)) for flag in ("trading_blocked", "account_blocked", "trade_suspended_by_user"))
-    equity = raw.get("equity") if raw.get("equity") is not None else raw.get("portfolio_value")
-    return AccountInfo(
-        cash_usd=_decimal(raw, "cash"),
-        buying_power_usd=_decimal(raw, "buying_power"),
-        equity_usd=_to_decimal(equity, "equity"),
-        currency=str(raw.get("currency") or "USD"),
-        trading_blocked=blocked or raw.get("status") != "ACTIVE",
-    )
-
-
-def _positions(raw: Any) -> list[Position]:
-    """`GET /v2/positions` -> Positions, shorts as negative quantities (the caller refuses those)."""
-    if not isinstance(raw, list):
-        raise _BadResponse(f"positions: expected a list, got {type(raw).__name__}")
-    positions = []
-    for item in raw:
-        item = _mapping(item, "position")
-        quantity = _decimal(item, "qty")
-        if item.get("side") == "short" and quantity > 0:
-            quantity = -quantity
-        positions.append(
-            Position(
-                symbol=_text(item, "symbol"),
-                quantity=quantity,
-                avg_entry_price_usd=_optional_decimal(item, "avg_entry_price"),
-                market_value_usd=_optional_decimal(item, "market_value"),
-            )
-        )
-    return positions
-
-
-def _clock(raw: Any) -> Clock:
-    raw = _mapping(raw, "clock")
-    is_open = raw.get("is_open")
-    if not isinstance(is_open, bool):
-        raise _BadResponse(f"clock: is_open is {is_open!r}")
-    return Clock(
-        timestamp=_timestamp(raw, "timestamp"),
-        is_open=is_open,
-        next_open=_timestamp(raw, "next_open"),
-        next_close=_timestamp(raw, "next_close"),
-    )
-
-
-def _asset(raw: Any) -> Asset:
-    """`GET /v2/assets/{symbol}` -> Asset; tradable only while Alpaca lists it as active and tradable."""
-    raw = _mapping(raw, "asset")
-    return Asset(
-        symbol=_text(raw, "symbol"),
-        tradable=raw.get("tradable") is True and raw.get("status", "active") == "active",
-        fractionable=raw.get("fractionable") is True,
-    )
-
-
-def _broker_orders(raw: Any) -> list[BrokerOrder]:
-    if not isinstance(raw, list):
-        raise _BadResponse(f"orders: expected a list, got {type(raw).__name__}")
-    return [_broker_order(item) for item in raw]
-
-
-def _broker_order(raw: Any) -> BrokerOrder:
-    """One Alpaca order JSON -> BrokerOrder (status mapped by `order_state`, the word kept)."""
-    raw = _mapping(raw, "order")
-    status = _text(raw, "status")
-    filled = _optional_decimal(raw, "filled_qty") or Decimal(0)
-    side = _text(raw, "side")
-    if side not in (Side.BUY, Side.SELL):
-        raise _BadResponse(f"order side {side!r}")
-    average = _optional_decimal(raw, "filled_avg_price")
-    return BrokerOrder(
-        client_order_id=_text(raw, "client_order_id"),
-        broker_order_id=_text(raw, "id"),
-        symbol=_text(raw, "symbol"),
-        side=Side(side),
-        state=order_state(status, filled),
-        quantity=_optional_decimal(raw, "qty"),
-        notional_usd=_optional_decimal(raw, "notional"),
-        filled_quantity=filled,
-        # Alpaca may send "0" before anything filled: only a price something filled at is a price.
-        filled_avg_price_usd=average if filled > 0 else None,
-        submitted_at=_optional_timestamp(raw, "submitted_at"),
-        updated_at=_optional_timestamp(raw, "updated_at"),
-        broker_status=status,
-        raw=dict(raw),
-    )
-
-
-def _mapping(raw: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise _BadResponse(f"{what}: expected an object, got {type(raw).__name__}")
-    return raw
-
-
-def _text(raw: Mapping[str, Any], name: str) -> str:
-    value = raw.get(name)
-    if not isinstance(value, str) or not value:
-        raise _BadResponse(f"{name} is {value!r}")
-    return value
-
-
-def _decimal(raw: Mapping[str, Any], name: str) -> Decimal:
-    return _to_decimal(raw.get(name), name)
-
-
-def _optional_decimal(raw: Mapping[str, Any], name: str) -> Decimal | None:
-    value = raw.get(name)
-    return None if value is None or value == "" else _to_decimal(value, name)
-
-
-def _to_decimal(value: Any, name: str) -> Decimal:
-    """Alpaca's decimal strings exactly; a JSON number (not Alpaca's habit) via its shortest repr."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _BadResponse(f"{name} is {value!r}")
-    try:
-        result = Decimal(str(value))
-    except InvalidOperation:
-        raise _BadResponse(f"{name} is {value!r}") from None
-    if not result.is_finite():
-        raise _BadResponse(f"{name} is {value!r}")
-    return result
-
-
-def _timestamp(raw: Mapping[str, Any], name: str) -> datetime:
-    """An RFC 3339 timestamp, timezone-aware (nanoseconds are cut to microseconds)."""
-    value = raw.get(name)
-    if not isinstance(value, str):
-        raise _BadResponse(f"{name} is {value!r}")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise _BadResponse(f"{name} is {value!r}") from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise _BadResponse(f"{name} has no timezone: {value!r}")
-    return parsed
-
-
-def _optional_timestamp(raw: Mapping[str, Any], name: str) -> datetime | None:
-    return None if raw.get(name) is None else _timestamp(raw, name)

@@ -18,7 +18,8 @@ from decimal import Decimal as D
 import pytest
 from alpaca.trading.client import TradingClient
 
-from brokers.adapters.alpaca import AlpacaBroker, order_state
+from brokers.adapters.alpaca import AlpacaBroker
+from brokers.adapters.alpaca_json import order_state
 from brokers.base import AccountConfig, BrokerError, OrderRequest, OrderState, OrderType, Side, TimeInForce
 from brokers.registry import adapter_class, broker_from_config
 from tests.fakes.alpaca_server import FakeAlpacaServer, Fault, Step

@@ -17,15 +17,8 @@ import ib_async
 import pytest
 
 from brokers.adapters import ib as ib_module
-from brokers.adapters.ib import (
-    BACKSTOP_GRACE_S,
-    IBBroker,
-    decimal_from_ib,
-    float_for_ib,
-    gather_facts,
-    map_state,
-    to_broker_order,
-)
+from brokers.adapters.ib import BACKSTOP_GRACE_S, IBBroker
+from brokers.adapters.ib_mapping import decimal_from_ib, float_for_ib, gather_facts, map_state, to_broker_order
 from brokers.base import (
     AccountConfig,
     AccountInfo,
