@@ -29,6 +29,17 @@ class RebalanceRun(models.Model):
     """One planning of one portfolio for one trading date; at most one per portfolio and date is
     active (not superseded by a later planning of the same date)."""
 
+    class ExecutionStep(models.TextChoices):
+        """The last step of a run's execution stored, in order (`portfolios.services.execution.flow`)."""
+
+        NOT_STARTED = "", "not started"
+        CHECKED = "checked", "pre-trade checks passed"
+        SELLS_SENT = "sells_sent", "sells sent"
+        SELLS_DONE = "sells_done", "sells done"
+        BUYS_SENT = "buys_sent", "buys sent"
+        BUYS_DONE = "buys_done", "buys done"
+        RECONCILED = "reconciled", "reconciled"
+
     class Status(models.TextChoices):
         PLANNED = "planned", "Planned"
         NO_ACTION = "no_action", "No action needed"
@@ -104,7 +115,7 @@ class RebalanceRun(models.Model):
 
     # Execution progress (portfolios.services.execution): the last step stored, what each step
     # found (checks, buys re-sized, reconciliation), and the lease of the process executing it.
-    execution_step = models.CharField(max_length=20, blank=True)
+    execution_step = models.CharField(max_length=20, blank=True, choices=ExecutionStep.choices)
     execution = models.JSONField(default=dict, blank=True)
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)

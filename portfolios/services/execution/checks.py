@@ -56,16 +56,7 @@ def _fail(name: str, detail: str) -> Check:
     raise CheckFailed(Check(name, False, detail))
 
 
-def planned_trades(run: RebalanceRun) -> list[PlannedTrade]:
-    """The run's trades with their instruments, in sequence: prefetched with the run by
-    `execute_run` (a frozen plan: read once per execution), else read here."""
-    prefetched = getattr(run, "_prefetched_objects_cache", {}).get("trades")
-    if prefetched is not None:
-        return list(prefetched)
-    return list(run.trades.select_related("instrument").order_by("sequence"))
-
-
-def check_gates(run: RebalanceRun, *, approved: bool) -> list[Check]:
+def check_gates(run: RebalanceRun, trades: list[PlannedTrade], *, approved: bool) -> list[Check]:
     """The checks that need no broker: kill switch, mode, live gates, credentials, turnover,
     order sizes, price freshness."""
     portfolio = run.portfolio
@@ -83,7 +74,6 @@ def check_gates(run: RebalanceRun, *, approved: bool) -> list[Check]:
     missing = missing_credentials(account)
     if missing:
         _fail("credentials", f"{account.label} has no {', '.join(missing)}")
-    trades = planned_trades(run)
     limit = account.max_order_notional_usd or Decimal(str(settings.MAX_ORDER_NOTIONAL_USD))
     largest = max(trades, key=lambda t: t.notional_usd, default=None)
     if largest is not None and largest.notional_usd > limit:
@@ -118,7 +108,7 @@ def check_prices(run: RebalanceRun, trades: list[PlannedTrade]) -> Check:
     return _passed("price_freshness", f"closes of {expected} for {len(symbols)} symbol(s)")
 
 
-def check_broker(run: RebalanceRun, broker: Broker, *, now: datetime) -> list[Check]:
+def check_broker(run: RebalanceRun, trades: list[PlannedTrade], broker: Broker, *, now: datetime) -> list[Check]:
     """The checks that ask the broker: market open, positions cover the sells, buying power."""
     try:
         held, info = broker.positions_and_account()
@@ -141,7 +131,6 @@ def check_broker(run: RebalanceRun, broker: Broker, *, now: datetime) -> list[Ch
         checks.append(_passed("market_open", "open (broker clock and NYSE calendar agree)"))
     else:
         checks.append(_passed("market_open", "open (simulated session: the paper account trades at any hour)"))
-    trades = planned_trades(run)
     held = {t.instrument.symbol: positions.get(t.instrument.symbol, Decimal(0)) for t in trades}
     short = [
         f"{t.instrument.symbol} (sell {t.quantity.normalize():f}, held {held[t.instrument.symbol].normalize():f})"

@@ -1,6 +1,7 @@
 """Execute a frozen plan at the portfolio's broker, exactly once, resumable after a crash.
 
-Steps, each stored on the run (``execution_step``) before the next begins:
+Steps (`RebalanceRun.ExecutionStep`, one method of `_Execution` each), each stored on the run
+(``execution_step``) before the next begins:
 
     checked      every pre-trade control passed (`checks`); nothing was written before
     sells_sent   one `Order` row per planned sell (written before any broker call), each sent
@@ -54,7 +55,7 @@ from portfolios import events
 from portfolios.models import PlannedTrade, RebalanceRun
 from portfolios.services.sync import SyncError, sync_from_broker
 
-from .checks import Check, CheckFailed, check_broker, check_gates, planned_trades
+from .checks import Check, CheckFailed, check_broker, check_gates
 from .lease import (
     ExecutionBusy,
     LeaseTooShort,
@@ -70,6 +71,7 @@ from .sizing import BuyLine, buys_resize
 logger = logging.getLogger(__name__)
 Status = RebalanceRun.Status
 SELL, BUY = PlannedTrade.Side.SELL, PlannedTrade.Side.BUY
+Step = RebalanceRun.ExecutionStep
 
 
 class ExecutionRefused(Exception):
@@ -109,14 +111,14 @@ def execute_run(*, run: RebalanceRun, submit: bool = False, approved: bool = Fal
     )
     with log_context(run_id=run.pk, portfolio_id=run.portfolio_id, user_id=run.portfolio.owner_id):
         try:
-            return _execute_run(run, submit=submit, approved=approved)
+            return _execute_run(run, list(run.trades.all()), submit=submit, approved=approved)
         except LeaseLost as lost:
             # Another executor took the run over (this one stalled past its lease): it carries on.
             logger.warning("execution lease lost; stopped with nothing more stored or sent", extra={"run_id": run.pk})
             raise ExecutionBusy(str(lost)) from lost
 
 
-def _execute_run(run: RebalanceRun, *, submit: bool, approved: bool) -> ExecutionResult:
+def _execute_run(run: RebalanceRun, trades: list[PlannedTrade], *, submit: bool, approved: bool) -> ExecutionResult:
     if run.superseded_at is not None:
         raise ExecutionRefused(f"run {run.pk} was superseded by run {run.superseded_by_id}; it is never executed")
     if run.status == Status.FAILED:
@@ -127,7 +129,7 @@ def _execute_run(run: RebalanceRun, *, submit: bool, approved: bool) -> Executio
         what = "nothing to trade" if run.status == Status.NO_ACTION else "already executed"
         return ExecutionResult(run=run, submitted=False, orders=list(run.orders.all()), message=f"run {run.pk}: {what}")
     if not submit:
-        return _dry_run(run, approved=approved)
+        return _dry_run(run, trades, approved=approved)
     owner = new_owner()
     lease_claim(run, owner)
     try:
@@ -135,7 +137,7 @@ def _execute_run(run: RebalanceRun, *, submit: bool, approved: bool) -> Executio
         if run.execution_step == "":
             # The gates need no broker (and an account without credentials cannot open one).
             try:
-                checks = check_gates(run, approved=approved)
+                checks = check_gates(run, trades, approved=approved)
             except CheckFailed as failed:
                 return _stop_before_orders(run, failed.check)
         try:
@@ -150,7 +152,7 @@ def _execute_run(run: RebalanceRun, *, submit: bool, approved: bool) -> Executio
                 lease_check(max_call_s=adapter.max_call_s, settlement_delay_s=adapter.settlement_delay_s)
             except LeaseTooShort as error:
                 raise ExecutionRefused(str(error)) from error
-            return _execute(run, broker, fence, checks, approved=approved)
+            return _execute(run, trades, broker, fence, checks)
     finally:
         lease_release(run, owner)
 
@@ -166,13 +168,13 @@ def _adapter_options(run: RebalanceRun) -> dict:
     }
 
 
-def _dry_run(run: RebalanceRun, *, approved: bool) -> ExecutionResult:
+def _dry_run(run: RebalanceRun, trades: list[PlannedTrade], *, approved: bool) -> ExecutionResult:
     checks: list[Check] = []
     message = "dry run: nothing sent"
     try:
-        checks += check_gates(run, approved=approved)
+        checks += check_gates(run, trades, approved=approved)
         with broker_for(run.portfolio.broker_account, options=_adapter_options(run)) as broker:
-            checks += check_broker(run, broker, now=timezone.now())
+            checks += check_broker(run, trades, broker, now=timezone.now())
     except CheckFailed as failed:
         checks.append(failed.check)
         message = f"dry run: would stop at {failed.check.name}: {failed.check.detail}"
@@ -183,77 +185,122 @@ def _dry_run(run: RebalanceRun, *, approved: bool) -> ExecutionResult:
             "quantity": str(t.quantity),
             "estimated_price": str(t.estimated_price),
         }
-        for t in planned_trades(run)
+        for t in trades
     ]
     return ExecutionResult(
         run=run, submitted=False, checks=[c.as_dict() for c in checks], would_send=would_send, message=message
     )
 
 
+@dataclass(frozen=True)
+class _Side:
+    side: str
+    sent: str  # its steps (`Step`)
+    done: str
+
+
+SIDES = (_Side(SELL, Step.SELLS_SENT, Step.SELLS_DONE), _Side(BUY, Step.BUYS_SENT, Step.BUYS_DONE))
+ORDER = list(Step)
+
+
 def _execute(
-    run: RebalanceRun, broker: Broker, fence: Fence, checks: list[Check], *, approved: bool
+    run: RebalanceRun, trades: list[PlannedTrade], broker: Broker, fence: Fence, checks: list[Check]
 ) -> ExecutionResult:
+    """Take the run from its stored step to the end, one step after the other (`Step`): an answer
+    before the end when the run stops or waits."""
+    execution = _Execution(run, trades, broker, fence)
+    if run.execution_step == Step.NOT_STARTED:
+        stopped = execution.check(checks)
+        if stopped is not None:
+            return stopped
+    elif run.status == Status.EXECUTION_FAILED:
+        # Stopped after orders were sent (the kill switch): never resumed, only its orders settled.
+        return _stopped_settle(run, broker, fence)
+    for side in SIDES:
+        if ORDER.index(run.execution_step) < ORDER.index(side.done) and side.side in execution.sides:
+            ended = execution.trade(side)
+            if ended is not None:
+                return ended
+    return execution.reconcile()
+
+
+@dataclass
+class _Execution:
+    """What the steps of one `execute_run` call share: the run and its plan, the broker and the
+    lease's fence, and what earlier steps of this call found."""
+
+    run: RebalanceRun
+    trades: list[PlannedTrade]
+    broker: Broker
+    fence: Fence
     # From the first step, this call writes every order of the run (none is written before
     # "checked"; the lease keeps others out): there are none to look for.
-    first_call = run.execution_step == ""
-    if first_call:
+    first_call: bool = field(init=False)
+    sized: dict[str, Decimal] | None = None  # the buys' quantities, when sized by this call
+    sent: dict[str, list[Order]] = field(default_factory=lambda: {SELL: [], BUY: []})  # as this call stored them
+
+    def __post_init__(self) -> None:
+        self.first_call = self.run.execution_step == Step.NOT_STARTED
+
+    @property
+    def sides(self) -> set[str]:
+        """The sides the plan trades (a side without planned trades has no orders)."""
+        return {t.side for t in self.trades}
+
+    def halted(self) -> str | None:
+        return trading_halt_reason(user_id=self.run.portfolio.owner_id, since=_started_at(self.run))
+
+    def check(self, checks: list[Check]) -> ExecutionResult | None:
+        """`Step.CHECKED`: the broker's checks after the gates; the run stopped when one fails."""
+        run = self.run
         try:
-            checks = checks + check_broker(run, broker, now=timezone.now())
+            checks = checks + check_broker(run, self.trades, self.broker, now=timezone.now())
         except CheckFailed as failed:
             return _stop_before_orders(run, failed.check)
         _store(
             run,
-            "checked",
+            Step.CHECKED,
             status=Status.EXECUTING,
             error="",
             execution={"checks": [c.as_dict() for c in checks], "started_at": timezone.now().isoformat()},
         )
-        checkpoint(run, "checked")
-    elif run.status == Status.EXECUTION_FAILED:
-        # Stopped after orders were sent (the kill switch): never resumed, only its orders settled.
-        return _stopped_settle(run, broker, fence)
+        checkpoint(run, Step.CHECKED)
+        return None
 
-    def halted() -> str | None:
-        return trading_halt_reason(user_id=run.portfolio.owner_id, since=_started_at(run))
-
-    trades = planned_trades(run)
-    sides = {t.side for t in trades}
-    sent: dict[str, list[Order]] = {SELL: [], BUY: []}  # by side, as stored, when this call sent them
-    sized: dict[str, Decimal] | None = None  # the buys' quantities, when sized by this call
-    buys = [t for t in trades if t.side == BUY]
-    for side, sent_step, done_step in ((SELL, "sells_sent", "sells_done"), (BUY, "buys_sent", "buys_done")):
-        if _step_index(run.execution_step) >= _step_index(done_step):
-            continue
-        if side not in sides:
-            continue  # nothing planned on this side: no orders (they are written from the plan only)
-
-        halt = halted()
+    def trade(self, side: _Side) -> ExecutionResult | None:
+        """A side's `sent` and `done` steps: its orders written and sent, waited for, and the
+        side stored done; an answer when the call ends here (stopped, or waiting)."""
+        run, broker, fence = self.run, self.broker, self.fence
+        halt = self.halted()
         if halt:
             return _stop_after_orders(run, broker, fence, halt)
-
-        def done(side: str = side, done_step: str = done_step) -> None:
-            nonlocal sized
-            sized = _side_done(run, broker, side, done_step, buys=buys)
-
         try:
             orders = _orders_sent(
-                run, broker, fence, side, written=not first_call, sized=sized, done=done, halted=halted
+                run,
+                self.trades,
+                broker,
+                fence,
+                side.side,
+                written=not self.first_call,
+                sized=self.sized,
+                done=lambda: self.side_done(side),
+                halted=self.halted,
             )
         except _Retry as retry:
             return ExecutionResult(
                 run=run, submitted=True, orders=list(run.orders.all()), waiting=True, message=str(retry)
             )
-        if run.execution_step != done_step:  # not stored with the orders (see `_orders_sent`)
-            if run.execution_step != sent_step and orders:  # a side without orders goes straight to done
+        if run.execution_step != side.done:  # not stored with the orders (see `_orders_sent`)
+            if run.execution_step != side.sent and orders:  # a side without orders goes straight to done
                 # Answered for good (a broker that fills at once): "done" is stored next, and a
                 # resume from the step before finds every order answered and sends nothing.
                 if not all(o.terminal for o in orders):
-                    _store(run, sent_step)
-                checkpoint(run, sent_step)
-            orders = _wait(broker, fence, orders, halted)
+                    _store(run, side.sent)
+                checkpoint(run, side.sent)
+            orders = _wait(broker, fence, orders, self.halted)
         # The last side done, every order terminal: nothing is left for the kill switch to stop.
-        finished = (side == BUY or BUY not in sides) and all(o.terminal for o in orders)
-        halt = None if finished else halted()
+        finished = (side.side == BUY or BUY not in self.sides) and all(o.terminal for o in orders)
+        halt = None if finished else self.halted()
         if halt:
             return _stop_after_orders(run, broker, fence, halt)
         if not all(o.terminal for o in orders):
@@ -263,33 +310,27 @@ def _execute(
             return ExecutionResult(
                 run=run, submitted=True, orders=list(run.orders.all()), waiting=True, message=message
             )
-        if run.execution_step != done_step:
-            done()
-        checkpoint(run, done_step)
-        sent[side] = orders
-    # The orders as this call stored them, when it sent every side; else as stored before.
-    orders = sorted(sent[SELL] + sent[BUY], key=lambda o: o.pk) if all(sent[side] for side in sides) else None
-    return _reconcile(run, broker, fence, orders)
+        if run.execution_step != side.done:
+            self.side_done(side)
+        checkpoint(run, side.done)
+        self.sent[side.side] = orders
+        return None
 
+    def side_done(self, side: _Side) -> None:
+        """Store the side's `done` step: after the sells (with buys to come), with the buys
+        re-sized to the cash the sells left (one write for both)."""
+        buys = [t for t in self.trades if t.side == BUY]
+        execution = None
+        if side.side == SELL and buys:
+            with contextlib.suppress(_Retry):  # the buy side reads the account again, and waits if it cannot
+                self.sized, execution = _buys_sized(self.run, self.broker, buys)
+        _store(self.run, side.done, execution=execution)
 
-STEPS = ("", "checked", "sells_sent", "sells_done", "buys_sent", "buys_done", "reconciled")
-
-
-def _step_index(step: str) -> int:
-    return STEPS.index(step)
-
-
-def _side_done(
-    run: RebalanceRun, broker: Broker, side: str, done_step: str, *, buys: list[PlannedTrade]
-) -> dict[str, Decimal] | None:
-    """Store ``done_step``: after the sells (with buys to come), with the buys re-sized to the cash
-    the sells left, whose quantities are returned (one write for both)."""
-    sized, execution = None, None
-    if side == SELL and buys:
-        with contextlib.suppress(_Retry):  # the buy side reads the account again, and waits if it cannot
-            sized, execution = _buys_sized(run, broker, buys)
-    _store(run, done_step, execution=execution)
-    return sized
+    def reconcile(self) -> ExecutionResult:
+        """`Step.RECONCILED`, with the orders as this call stored them when it sent every side."""
+        sent = self.sent
+        orders = sorted(sent[SELL] + sent[BUY], key=lambda o: o.pk) if all(sent[s] for s in self.sides) else None
+        return _reconcile(self.run, self.trades, self.broker, self.fence, orders)
 
 
 def _store(
@@ -315,6 +356,7 @@ def _store(
 
 def _orders_sent(
     run: RebalanceRun,
+    trades: list[PlannedTrade],
     broker: Broker,
     fence: Fence,
     side: str,
@@ -332,7 +374,7 @@ def _orders_sent(
     transaction, which also stores the side's step (``done``) when every order is answered for
     good: the step's write checks the lease, so orders sent by an executor that lost it are rolled
     back with the step. Elsewhere they are written first (one transaction), then sent."""
-    orders, new = _orders_for(run, broker, side, written=written, sized=sized)
+    orders, new = _orders_for(run, trades, broker, side, written=written, sized=sized)
     if new and broker.shares_transactions:
         try:
             with fence.atomic():
@@ -361,12 +403,18 @@ def _orders_sent(
 
 
 def _orders_for(
-    run: RebalanceRun, broker: Broker, side: str, *, written: bool, sized: dict[str, Decimal] | None
+    run: RebalanceRun,
+    trades: list[PlannedTrade],
+    broker: Broker,
+    side: str,
+    *,
+    written: bool,
+    sized: dict[str, Decimal] | None,
 ) -> tuple[list[Order], bool]:
     """The run's orders of one side as stored, or new ones (not saved) if there are none yet
     (``written`` False: the caller knows there are none); and whether they are new."""
     existing = list(run.orders.filter(side=side).order_by("id")) if written else []
-    trades = [trade for trade in planned_trades(run) if trade.side == side]
+    trades = [trade for trade in trades if trade.side == side]
     if existing or not trades:
         return existing, False
     quantities = {t.instrument.symbol: t.quantity for t in trades}
@@ -440,6 +488,11 @@ def _buys_sized(
     return sizing.quantities, {"buys": {**sizing.as_dict(), "cash_buffer_usd": str(buffer)}}
 
 
+def _waiting(run: RebalanceRun, message: str) -> ExecutionResult:
+    """The answer of a call that leaves the run waiting (to be resumed) with its orders as stored."""
+    return ExecutionResult(run=run, submitted=True, orders=list(run.orders.all()), waiting=True, message=message)
+
+
 class _Retry(Exception):
     """A step could not finish for a transient reason; the run stays executing."""
 
@@ -478,7 +531,7 @@ def _stop_before_orders(run: RebalanceRun, check: Check) -> ExecutionResult:
     message = f"{check.name}: {check.detail}"
     _store(
         run,
-        "",
+        Step.NOT_STARTED,
         status=Status.EXECUTION_FAILED,
         error=message,
         execution={"checks": [check.as_dict()], "stopped_at": timezone.now().isoformat()},
@@ -541,7 +594,9 @@ def _started_at(run: RebalanceRun) -> datetime | None:
     return datetime.fromisoformat(started) if started else None
 
 
-def _reconcile(run: RebalanceRun, broker: Broker, fence: Fence, orders: list[Order] | None) -> ExecutionResult:
+def _reconcile(
+    run: RebalanceRun, trades: list[PlannedTrade], broker: Broker, fence: Fence, orders: list[Order] | None
+) -> ExecutionResult:
     """Compare the broker's positions with the plan's (snapshot + fills) and sync the portfolio.
     ``orders``: every order of the run as just stored, or None to read them."""
     expected = {s: Decimal(h["quantity"]) for s, h in run.snapshot.get("holdings", {}).items()}
@@ -550,7 +605,7 @@ def _reconcile(run: RebalanceRun, broker: Broker, fence: Fence, orders: list[Ord
         change = order.filled_quantity if order.side == BUY else -order.filled_quantity
         expected[order.symbol] = expected.get(order.symbol, Decimal(0)) + change
     planned = {s: Decimal(h["quantity"]) for s, h in run.snapshot.get("holdings", {}).items()}
-    for trade in planned_trades(run):
+    for trade in trades:
         sign = 1 if trade.side == BUY else -1
         planned[trade.instrument.symbol] = planned.get(trade.instrument.symbol, Decimal(0)) + sign * trade.quantity
     try:
@@ -578,7 +633,7 @@ def _reconcile(run: RebalanceRun, broker: Broker, fence: Fence, orders: list[Ord
     _sync(run, broker, fence, read=read)  # the holdings become what was just compared
     _store(
         run,
-        "reconciled",
+        Step.RECONCILED,
         release=True,  # the last step: the lease goes with it
         status=Status.EXECUTED,
         execution={
@@ -586,7 +641,7 @@ def _reconcile(run: RebalanceRun, broker: Broker, fence: Fence, orders: list[Ord
             "finished_at": timezone.now().isoformat(),
         },
     )
-    checkpoint(run, "reconciled")
+    checkpoint(run, Step.RECONCILED)
     for order in orders:
         if order.filled_quantity > 0:
             metrics.trades_executed(side=order.side, broker=run.portfolio.broker_account.kind)
