@@ -22,8 +22,9 @@ from brokers.selectors import broker_accounts_for_user
 from ground.form_fields import PlainTextField, plain_formfield
 from ground.inputs import InputError, decimal_parse, integer_parse, json_parse, symbol_clean
 from marketdata.models import Instrument
-from optimization.core.constraints import check_feasibility, compile_constraints
+from optimization.core.constraints import compile_constraints
 from optimization.core.errors import InfeasibleConstraints
+from optimization.core.feasibility import check_feasibility
 from optimization.core.names import PLANNING_STRATEGY_NAMES, STRATEGY_NAMES
 from optimization.services import PORTFOLIO_SETTING_NAMES, asset_info, optimizer_settings_for
 from portfolios.models import Portfolio

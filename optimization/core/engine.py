@@ -26,11 +26,11 @@ from .constraints import (
     CompiledConstraints,
     Constraints,
     SettingNames,
-    check_feasibility,
     compile_constraints,
 )
 from .errors import ConfigurationError, InfeasibleConstraints, OptimizationError
 from .estimators import Estimates, EstimatorSettings, estimate, lookback_window
+from .feasibility import check_feasibility
 from .glidepath import DEFAULT_RETIREMENT_AGE, blend_shares, load_glide_path
 from .metrics import PortfolioMetrics, portfolio_metrics
 from .strategies import STRATEGIES, StrategyInputs, StrategyParams, nearest_feasible, resolve_strategy

@@ -9,12 +9,12 @@ from optimization.core.constraints import (
     AssetInfo,
     Constraints,
     GroupLimit,
-    check_feasibility,
     compile_constraints,
     parse_group_limit,
 )
 from optimization.core.engine import OptimizerSettings, optimize
 from optimization.core.errors import ConfigurationError, InfeasibleConstraints
+from optimization.core.feasibility import check_feasibility
 from optimization.core.strategies import STRATEGIES, StrategyParams
 
 from .conftest import make_prices

@@ -12,13 +12,13 @@ from optimization.core.constraints import (
     AssetInfo,
     Constraints,
     SettingNames,
-    check_feasibility,
     compile_constraints,
     parse_group_limit,
     percent,
 )
 from optimization.core.engine import GlidePathSettings, OptimizerSettings, optimize
 from optimization.core.errors import InfeasibleConstraints
+from optimization.core.feasibility import check_feasibility
 from optimization.core.glidepath import GlidePath
 
 from .conftest import make_prices
