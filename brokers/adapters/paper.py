@@ -234,8 +234,7 @@ class PaperBroker(Broker):
     def _submit(
         self, paper: PaperAccount, request: OrderRequest, taken: set[str], positions: dict[str, PaperPosition]
     ) -> PaperOrder:
-        """One request of a batch: the new order, inserted with the others at the batch's end
-        (or before an open order must be counted; see `_insert_pending`)."""
+        """One request of a batch: the new order, inserted with the others at the batch's end."""
         if request.client_order_id in taken:
             # Like Alpaca: refuse, and let the caller look the order up (the first one stands).
             raise BrokerError("client order id must be unique", unknown=True, status_code=422)
@@ -275,11 +274,13 @@ class PaperBroker(Broker):
         if is_open:
             self._try_fill(paper, order, closes[symbol][1], positions, save=False)
         self._pending.append(order)
+        if order.state in OPEN_STATES:
+            paper.open_orders.append(order)
         taken.add(order.client_order_id)
         return order
 
     def _insert_pending(self) -> None:
-        """Insert the batch's new orders so far (one INSERT; their timestamps are set by it)."""
+        """Insert the batch's new orders (one INSERT; their timestamps are set by it)."""
         if self._pending:
             PaperOrder.objects.bulk_create(self._pending)
             self._pending = []
@@ -337,8 +338,8 @@ class PaperBroker(Broker):
 
     def _settled(self, *, client_order_ids: Sequence[str] = (), positions: bool = False) -> PaperAccount:
         """The locked paper account after filling due queued orders and expiring stale day orders;
-        ``taken``: the ones of ``client_order_ids`` it has orders under; with ``positions``,
-        ``held``: its positions, as they are after settling."""
+        ``open_orders``: those still open; ``taken``: the ones of ``client_order_ids`` it has
+        orders under; with ``positions``, ``held``: its positions, as they are after settling."""
         self._moved = {}  # what a call that failed moved was rolled back with it
         paper = PaperAccount.objects.select_for_update().filter(account_id=self.config.account_id).first()
         if paper is None:
@@ -347,6 +348,8 @@ class PaperBroker(Broker):
         open_orders = list(paper.orders.filter(state__in=OPEN_STATES).order_by("id"))
         if open_orders:
             self._settle(paper, open_orders)
+        # What is still open holds back cash and shares; this call's open orders join it.
+        paper.open_orders = [order for order in open_orders if order.state in OPEN_STATES]
         taken = paper.orders.filter(client_order_id__in=client_order_ids) if client_order_ids else None
         paper.taken = set() if taken is None else set(taken.values_list("client_order_id", flat=True))
         paper.held = list(paper.positions.order_by("symbol")) if positions else None
@@ -421,12 +424,11 @@ class PaperBroker(Broker):
         factor = 1 + slip if side == Side.BUY else 1 - slip
         return (Decimal(str(close)) * factor).quantize(Decimal("0.000001"))
 
-    def _reserved_cash(self, paper: PaperAccount, *, exclude: int | None = None) -> Decimal:
+    def _reserved_cash(self, paper: PaperAccount) -> Decimal:
         """Cash held back for open buy orders (at their estimated cost), as a real broker does."""
-        reserved = Decimal(0)
-        self._insert_pending()  # an open order of this batch counts too
-        opens = paper.orders.filter(state__in=OPEN_STATES, side=Side.BUY.value).exclude(pk=exclude)
+        opens = [order for order in paper.open_orders if order.side == Side.BUY.value]
         closes = self._closes(list({o.symbol for o in opens}))
+        reserved = Decimal(0)
         for order in opens:
             price = order.limit_price_usd or self._fill_price(order.side, closes.get(order.symbol, (None, 0.0))[1])
             remaining = (order.quantity - order.filled_quantity) * price if order.quantity else order.notional_usd
@@ -434,8 +436,7 @@ class PaperBroker(Broker):
         return reserved
 
     def _reserved_shares(self, paper: PaperAccount, symbol: str) -> Decimal:
-        self._insert_pending()
-        opens = paper.orders.filter(state__in=OPEN_STATES, side=Side.SELL.value, symbol=symbol)
+        opens = [o for o in paper.open_orders if o.side == Side.SELL.value and o.symbol == symbol]
         return sum(((o.quantity or Decimal(0)) - o.filled_quantity for o in opens), Decimal(0))
 
     def _check_funds(
