@@ -115,7 +115,8 @@ class RebalanceRun(models.Model):
 
     # Execution progress (portfolios.services.execution): the last step stored, what each step
     # found (checks, buys re-sized, reconciliation), and the lease of the process executing it.
-    execution_step = models.CharField(max_length=20, blank=True, choices=ExecutionStep.choices)
+    # An `ExecutionStep`; not declared as choices, whose blank first step the API schema would publish as an enum.
+    execution_step = models.CharField(max_length=20, blank=True)
     execution = models.JSONField(default=dict, blank=True)
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
