@@ -36,6 +36,7 @@ def portfolio_day_locks(portfolio_ids: Iterable[int], trading_date: date) -> Ite
         yield ids
         return
     keys = {lock_key(portfolio_id, trading_date): portfolio_id for portfolio_id in ids}
+    # Advisory locks have no ORM form; one statement for the batch instead of one per portfolio.
     with connection.cursor() as cursor:
         cursor.execute("SELECT key FROM unnest(%s::bigint[]) AS key WHERE pg_try_advisory_lock(key)", [list(keys)])
         held = [row[0] for row in cursor.fetchall()]
