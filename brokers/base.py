@@ -25,12 +25,15 @@ independent listing `Broker.orders_since`. Brokers that do refuse a repeated id 
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+
+logger = logging.getLogger(__name__)
 
 # Client order ids are at most this long (Alpaca's limit; IB's orderRef takes more).
 CLIENT_ORDER_ID_MAX_LENGTH = 48
@@ -138,6 +141,20 @@ class Asset:
     symbol: str
     tradable: bool
     fractionable: bool
+
+
+@dataclass(frozen=True)
+class AccountRead:
+    """One account as a sync reads it: its positions and cash, and the broker's answers about the
+    symbols it was asked about (empty when that lookup failed: the answers stored before stand)."""
+
+    positions: list[Position]
+    account: AccountInfo
+    assets: Mapping[str, Asset | BrokerError]
+
+
+#: Which symbols to ask an account's broker about, given its positions (`Broker.accounts_read`).
+AssetsAsked = Callable[[int, list[Position]], Collection[str]]
 
 
 @dataclass(frozen=True)
@@ -259,6 +276,36 @@ class Broker(ABC):
         both in one go (one settled, locked read of the paper account) overrides it."""
         return self.positions(), self.account()
 
+    @classmethod
+    def accounts_read(
+        cls, configs: Sequence[AccountConfig], *, asked: AssetsAsked
+    ) -> dict[int, AccountRead | BrokerError]:
+        """Each account's positions and cash, and its answers about the symbols ``asked`` names,
+        by account id (the error an account got instead): one adapter after the other. An adapter
+        that can read many accounts together (the paper broker) overrides it."""
+        found: dict[int, AccountRead | BrokerError] = {}
+        for config in configs:
+            try:
+                with cls(config) as broker:
+                    found[config.account_id] = broker.account_read(asked)
+            except BrokerError as error:
+                found[config.account_id] = error
+        return found
+
+    def account_read(self, asked: AssetsAsked) -> AccountRead:
+        """This account as `accounts_read` reads it. A failed asset lookup answers no assets."""
+        positions, info = self.positions_and_account()
+        symbols = sorted(asked(self.config.account_id, positions))
+        try:
+            assets = self.assets(symbols) if symbols else {}
+        except BrokerError as error:
+            logger.warning(
+                "broker assets could not be read; their last answers stand",
+                extra={"broker_account_id": self.config.account_id, "error": str(error)},
+            )
+            assets = {}
+        return AccountRead(positions=positions, account=info, assets=assets)
+
     @abstractmethod
     def clock(self) -> Clock: ...
 
@@ -282,11 +329,10 @@ class Broker(ABC):
         """Send one order. A resubmission of a client order id the broker already has returns
         (or raises ``unknown`` for) that order; it never creates a second one."""
 
-    #: True when the broker's orders are rows of this project's own database (the paper broker):
-    #: `submit_orders` called inside the caller's transaction is committed or rolled back with it,
-    #: so execution writes a side's order records and sends them in one transaction (no moment
-    #: exists where an order may be at the broker without its record).
-    shares_transactions: bool = False
+    #: How many orders one `submit_orders` call takes. Alpaca and IB take one order per request, so
+    #: every order's answer is stored before the next is sent; the paper broker takes a whole side
+    #: of a run in one transaction.
+    max_orders_per_call: int = 1
 
     def submit_orders(self, requests: Sequence[OrderRequest]) -> list[BrokerOrder | BrokerError]:
         """`submit_order` for each request: its order, or the error that request got."""

@@ -24,17 +24,19 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import ROUND_DOWN, Decimal
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from brokers.base import (
     AccountConfig,
     AccountInfo,
+    AccountRead,
     Asset,
+    AssetsAsked,
     Broker,
     BrokerError,
     BrokerOrder,
@@ -62,7 +64,8 @@ class PaperBroker(Broker):
     tests use it to move the clock)."""
 
     kind = "paper"
-    shares_transactions = True
+    # A batch is one transaction of this database: any number of orders, settled together.
+    max_orders_per_call = 10_000
 
     def __init__(self, config: AccountConfig):
         super().__init__(config)
@@ -100,6 +103,66 @@ class PaperBroker(Broker):
         with self._transaction():
             paper = self._settled(positions=True)
             return self._positions_of(paper.held), self._account_of(paper, paper.held)
+
+    @classmethod
+    def accounts_read(
+        cls, configs: Sequence[AccountConfig], *, asked: AssetsAsked
+    ) -> dict[int, AccountRead | BrokerError]:
+        """The accounts read together: their rows locked in one statement, then their open orders,
+        positions, instruments and closes in one query each. An account with open orders is read
+        on its own afterwards, since reading settles them (orders queued for the open fill)."""
+        with contextlib.ExitStack() as adapters_open:
+            adapters = {config.account_id: adapters_open.enter_context(cls(config)) for config in configs}
+            found: dict[int, AccountRead | BrokerError] = dict(cls._settled_accounts_read(adapters, asked))
+        # Open orders to settle, or no paper account (its error): one account at a time.
+        rest = [config for config in configs if config.account_id not in found]
+        return {**found, **super().accounts_read(rest, asked=asked)}
+
+    @classmethod
+    def _settled_accounts_read(cls, adapters: Mapping[int, PaperBroker], asked: AssetsAsked) -> dict[int, AccountRead]:
+        """The accounts without open orders, read under their locks, set-wise."""
+        found = {}
+        with transaction.atomic():
+            locked = PaperAccount.objects.select_for_update().filter(account_id__in=list(adapters)).order_by("pk")
+            papers = {paper.account_id: paper for paper in locked}
+            unsettled = PaperOrder.objects.filter(paper_account__in=list(papers.values()), state__in=OPEN_STATES)
+            waiting = set(unsettled.values_list("paper_account_id", flat=True))
+            settled = {account: paper for account, paper in papers.items() if paper.pk not in waiting}
+            held: dict[int, list[PaperPosition]] = {paper.pk: [] for paper in settled.values()}
+            for position in PaperPosition.objects.filter(paper_account__in=list(settled.values())).order_by("symbol"):
+                held[position.paper_account_id].append(position)
+            symbols = {
+                account: sorted(asked(account, [Position(p.symbol, p.quantity) for p in held[paper.pk]]))
+                for account, paper in settled.items()
+            }
+            wanted = {s for account in settled for s in symbols[account]}
+            wanted |= {p.symbol for positions in held.values() for p in positions}
+            cls._reads_share([adapters[account] for account in settled], wanted)
+            for account, paper in settled.items():
+                adapter, positions = adapters[account], held[paper.pk]
+                paper.open_orders = []
+                found[account] = AccountRead(
+                    positions=adapter._positions_of(positions),
+                    account=adapter._account_of(paper, positions),
+                    assets=adapter.assets(symbols[account]) if symbols[account] else {},
+                )
+        return found
+
+    @staticmethod
+    def _reads_share(adapters: Sequence[PaperBroker], symbols: set[str]) -> None:
+        """Read ``symbols``' instruments and closes once for all ``adapters`` (one query each per
+        trading day the adapters' clocks are on), into each one's caches."""
+        if not adapters or not symbols:
+            return
+        instruments = {i.symbol: i for i in Instrument.objects.filter(symbol__in=symbols)}
+        days: dict[date, list[PaperBroker]] = {}
+        for adapter in adapters:
+            days.setdefault(adapter._today(adapter._now()), []).append(adapter)
+        for today, group in days.items():
+            closes = latest_closes(symbols=sorted(symbols), on_or_before=today)
+            for adapter in group:
+                adapter._close_cache.update({(today, symbol): closes.get(symbol) for symbol in symbols})
+                adapter._instruments.update({symbol: instruments.get(symbol) for symbol in symbols})
 
     def _account_of(self, paper: PaperAccount, positions: list[PaperPosition]) -> AccountInfo:
         closes = self._closes([p.symbol for p in positions])
@@ -197,12 +260,8 @@ class PaperBroker(Broker):
 
     def submit_orders(self, requests: Sequence[OrderRequest]) -> list[BrokerOrder | BrokerError]:
         """Every request in one transaction holding the account's lock, each answered on its own
-        as `submit_order` would: a refused request creates nothing and stops none of the others.
-
-        Called inside a transaction (`shares_transactions`), the batch is part of it: a failure
-        to store it is raised, for the caller's transaction to roll back its own writes too."""
+        as `submit_order` would: a refused request creates nothing and stops none of the others."""
         self._pending = []
-        shared = connection.in_atomic_block
         try:
             with self._transaction():
                 ids = [r.client_order_id for r in requests]
@@ -222,8 +281,6 @@ class PaperBroker(Broker):
                     paper.save(update_fields=["cash_usd", "updated_at"])
                 return [a if isinstance(a, BrokerError) else _as_broker_order(a) for a in answers]
         except IntegrityError as error:
-            if shared:
-                raise
             # Nothing of the batch was applied; the caller looks each order up before any resend.
             refused = BrokerError(f"the paper account refused the orders: {error}", unknown=True, status_code=422)
             return [refused for _ in requests]
@@ -311,10 +368,10 @@ class PaperBroker(Broker):
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
-        """A call's transaction: its own, or part of the caller's (`shares_transactions`), without
-        a savepoint there (two statements more per call). An exception leaving a transaction block
-        without a savepoint dooms the caller's whole transaction, so a refusal (`BrokerError`,
-        always raised before anything is written) is raised once the block is left."""
+        """A call's transaction: its own, or part of the caller's without a savepoint there (two
+        statements more per call). An exception leaving a transaction block without a savepoint
+        dooms the caller's whole transaction, so a refusal (`BrokerError`, always raised before
+        anything is written) is raised once the block is left."""
         refused = None
         with transaction.atomic(savepoint=False):
             try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from django.conf import settings
@@ -17,10 +17,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from brokers.base import AccountConfig, Broker, BrokerError
+from brokers.base import AccountConfig, AccountRead, AssetsAsked, Broker, BrokerError
 from brokers.crypto import CredentialsUnreadable, decrypt_credentials, encrypt_credentials, rotate_token
 from brokers.models import CREDENTIAL_FIELDS, REQUIRED_CREDENTIALS, BrokerAccount, PaperAccount
-from brokers.registry import adapter_options, broker_from_config
+from brokers.registry import adapter_class, adapter_options, broker_from_config
 
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
@@ -185,15 +185,34 @@ def broker_for(account: BrokerAccount, *, options: Mapping[str, object] | None =
 
     `BrokerError` (permanent) when its stored credentials cannot be decrypted: every caller already
     handles a broker that cannot be opened, and says so to the owner."""
+    return broker_from_config(_readable_config(account, options))
+
+
+def accounts_read(accounts: Sequence[BrokerAccount], *, asked: AssetsAsked) -> dict[int, AccountRead | BrokerError]:
+    """Each account's positions, cash and answers about the symbols ``asked`` names, by account id
+    (the `BrokerError` an account got instead): the accounts of one kind read together by their
+    adapter (`Broker.accounts_read`)."""
+    found: dict[int, AccountRead | BrokerError] = {}
+    kinds: dict[str, list[AccountConfig]] = {}
+    for account in accounts:
+        try:
+            kinds.setdefault(account.kind, []).append(_readable_config(account))
+        except BrokerError as error:
+            found[account.pk] = error
+    for kind, configs in kinds.items():
+        found.update(adapter_class(kind).accounts_read(configs, asked=asked))
+    return found
+
+
+def _readable_config(account: BrokerAccount, options: Mapping[str, object] | None = None) -> AccountConfig:
     try:
-        config = account_config(account, options=options)
+        return account_config(account, options=options)
     except CredentialsUnreadable as error:
         raise BrokerError(
             f"the stored credentials of {account.label} cannot be read on this server (were "
             "FIELD_ENCRYPTION_KEYS changed?): enter them again on the broker account's page",
             permanent=True,
         ) from error
-    return broker_from_config(config)
 
 
 def credentials_rotate() -> int:

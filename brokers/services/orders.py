@@ -24,8 +24,8 @@ Exactly once, whether or not the broker refuses a repeated client order id:
   an unknown outcome are, up to `MAX_SUBMIT_ATTEMPTS`; after that a confirmed-absent order is
   canceled here rather than sent once more.
 
-A broker whose orders live in this database (`Broker.shares_transactions`: the paper broker) gets
-new orders through `orders_place`: records, events and the broker's own rows in one transaction.
+Every broker gets new orders the same way (`orders_send`): written before anything is sent, then
+sent `Broker.max_orders_per_call` at a time, each call's marks and answers stored set-wise.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -280,7 +280,11 @@ def _marked(request: OrderRequest) -> Callable[[Order], _Change | None]:
         if OrderState(order.state) != OrderState.PLANNED:
             return None
         event = _event(order, OrderEvent.Kind.REQUEST, before=order.state, after="submitting", payload=_fields(request))
-        values = {"state": OrderState.SUBMITTING.value, "submit_attempts": order.submit_attempts + 1}
+        values = {
+            "state": OrderState.SUBMITTING.value,
+            "submit_attempts": order.submit_attempts + 1,
+            "submission_id": request.submission_id,
+        }
         return _Change(values=values, events=[event])
 
     return decide
@@ -349,75 +353,164 @@ def orders_submit(
     return done
 
 
-def orders_place(
+def orders_send(
     broker: Broker,
     orders: Sequence[Order],
     *,
     halted: Callable[[], str | None] = lambda: None,
+    written: Callable[[], None] = lambda: None,
+    sent: Callable[[Order], None] = lambda order: None,
     fence: Fence = UNFENCED,
 ) -> list[Order]:
-    """Write new ``orders`` (planned, not saved) and send them, at a broker that `shares_transactions`:
-    the records, their request and answer events and the broker's own rows (its fills) are written
-    in one fenced transaction, so either all of it is stored or none (nothing sent). The orders as
-    stored.
+    """Send ``orders`` so that each exists once at the broker, the same way at every broker: the
+    orders as they end up, in the same order; ``written()`` once the new ones are stored, before
+    any is sent, and ``sent(order)`` after each one's answer is stored.
 
-    The kill switch (``halted``) is read once before: a reason there stores them canceled, unsent.
-    An `IntegrityError` (the orders were written already) leaves nothing; the caller reads them.
+    New orders (not saved yet) are written before anything is sent, in one fenced transaction,
+    with the broker's first call already marked on them (``submitting``, request events). The
+    broker is called with `Broker.max_orders_per_call` orders at a time (Alpaca and IB one, the
+    paper broker every order in one transaction of its own); each call's orders are marked before
+    it and its answers stored before the next call, set-wise. The kill switch (``halted``) is read
+    before each call: a reason there cancels the orders not sent. Orders stored before (a resumed
+    run) go through `order_submit` one by one, since each may need looking up first. An
+    `IntegrityError` (the new orders were written already) stores nothing; the caller reads them.
     """
-    batch = list(orders)
-    if not broker.shares_transactions or any(o.pk is not None or o.state != OrderState.PLANNED for o in batch):
-        raise ValueError("orders_place: new planned orders, at a broker that shares transactions")
-    reason = halted()
-    events: list[OrderEvent] = []
-    unknown: list[Order] = []
-    with fence.atomic():
-        if reason:
-            for order in batch:
-                events.append(
-                    _event(
-                        order,
-                        OrderEvent.Kind.STATE,
-                        before=order.state,
-                        after="canceled",
-                        message=f"not sent: {reason}",
-                    )
-                )
-                order.state = OrderState.CANCELED.value
+    orders = list(orders)
+    new = [order for order in orders if order.pk is None]
+    done = {id(order): order for order in new}
+    for order in orders:
+        if order.pk is not None:
+            done[id(order)] = order_submit(broker, order, halted=halted, fence=fence)
+            sent(done[id(order)])
+    size = max(broker.max_orders_per_call, 1)
+    calls = [new[start : start + size] for start in range(0, len(new), size)]
+    for number, call in enumerate(calls):
+        if number == 0:
+            requests = _written(broker, new, call, reason=halted(), fence=fence)
+            written()
         else:
-            requests = []
-            for order in batch:
-                order.submission_id = broker.reserve_submission_id(order_request(order))
-                request = order_request(order)
-                requests.append(request)
-                events.append(
-                    _event(
-                        order, OrderEvent.Kind.REQUEST, before=order.state, after="submitting", payload=_fields(request)
-                    )
-                )
-                order.state, order.submit_attempts = OrderState.SUBMITTING.value, 1
-            answers = broker.submit_orders(requests)
-            for order, answer in zip(batch, answers, strict=True):
-                events.append(_answered_in_place(order, answer))
-                if order.state == OrderState.UNKNOWN:
-                    unknown.append(order)
-        Order.objects.bulk_create(batch)  # each with its answer (or canceled); the events find their keys
+            requests = _marked_together(broker, call, reason=halted(), fence=fence)
+        _answered(broker, call, requests, fence=fence)
+        for order in call:
+            sent(order)
+    return [done[id(order)] for order in orders]
+
+
+def _written(
+    broker: Broker, new: list[Order], first: list[Order], *, reason: str | None, fence: Fence
+) -> dict[int, OrderRequest]:
+    """Write the ``new`` orders, the ``first`` call's marked as being sent (or every one canceled,
+    unsent, when the kill switch gives a ``reason``); the requests to send, by order."""
+    events: list[OrderEvent] = []
+    requests: dict[int, OrderRequest] = {}
+    for order in new if reason else first:
+        if reason:
+            change = _move_to(OrderState.CANCELED, kind=OrderEvent.Kind.STATE, message=f"not sent: {reason}")(order)
+        else:
+            request = replace(order_request(order), submission_id=broker.reserve_submission_id(order_request(order)))
+            requests[id(order)] = request
+            change = _marked(request)(order)
+        for name, value in change.values.items():
+            setattr(order, name, value)
+        events += change.events
+    with fence.atomic():
+        Order.objects.bulk_create(new)  # the events find their orders' keys
         OrderEvent.objects.bulk_create(events)
-    for order in unknown:
-        order_resolve(broker, order, fence=fence)
-    for order in batch:
+    return requests
+
+
+def _marked_together(broker: Broker, call: list[Order], *, reason: str | None, fence: Fence) -> dict[int, OrderRequest]:
+    """Mark stored planned orders as being sent (or cancel them, unsent, for the kill switch's
+    ``reason``), set-wise; the requests to send, by order (none for one that changed meanwhile)."""
+    requests: dict[int, OrderRequest] = {}
+    changes = []
+    for order in call:
+        if OrderState(order.state) != OrderState.PLANNED:
+            continue
+        if reason:
+            decide = _move_to(OrderState.CANCELED, kind=OrderEvent.Kind.STATE, message=f"not sent: {reason}")
+        else:
+            reserved = order.submission_id or broker.reserve_submission_id(order_request(order))
+            requests[id(order)] = replace(order_request(order), submission_id=reserved)
+            decide = _marked(requests[id(order)])
+        changes.append((order, decide))
+    _decided_together(changes, fence=fence)
+    # Another writer (a kill switch) may have got to an order first: it is not sent.
+    return {
+        id(order): requests[id(order)]
+        for order in call
+        if id(order) in requests
+        and order.state == OrderState.SUBMITTING
+        and order.submission_id == requests[id(order)].submission_id
+    }
+
+
+def _answered(broker: Broker, call: list[Order], requests: dict[int, OrderRequest], *, fence: Fence) -> None:
+    """Send the marked orders of ``call`` in one broker call and store the answers, set-wise; an
+    order whose outcome is unknown is looked up at once."""
+    marked = [order for order in call if id(order) in requests]
+    if not marked:
+        return
+    try:
+        answers: list[BrokerOrder | BrokerError] = broker.submit_orders([requests[id(o)] for o in marked])
+    except BrokerError as error:  # the whole call failed: each order's send did
+        answers = [error] * len(marked)
+    changes = [
+        (order, _answer(answer, OrderEvent.Kind.RESPONSE) if isinstance(answer, BrokerOrder) else _send_failed(answer))
+        for order, answer in zip(marked, answers, strict=True)
+    ]
+    _decided_together(changes, fence=fence)
+    for order in marked:
+        if order.state == OrderState.UNKNOWN:
+            order_resolve(broker, order, fence=fence)
         logger.info("order sent", extra={"client_order_id": order.client_order_id, "state": order.state})
-    return batch
 
 
-def _answered_in_place(order: Order, answer: BrokerOrder | BrokerError) -> OrderEvent:
-    """Apply one answer of `orders_place` to the new, not yet stored ``order``; its event."""
-    if isinstance(answer, BrokerOrder):
-        change = _answer(answer, OrderEvent.Kind.RESPONSE)(order)
-    else:
-        change = _send_failed(answer)(order)
-    for name, value in change.values.items():
-        setattr(order, name, value)
-    return change.events[0]
+#: What a decision may change on an order; a set-wise write stores them all.
+_DECIDED_FIELDS = (
+    "state",
+    "filled_quantity",
+    "filled_avg_price_usd",
+    "broker_order_id",
+    "broker_status",
+    "reject_reason",
+    "submit_attempts",
+    "submission_id",
+    "version",
+    "updated_at",
+)
+
+
+def _decided_together(changes: list[tuple[Order, Callable[[Order], _Change | None]]], *, fence: Fence) -> None:
+    """`_decided` for many orders in one fenced transaction: each change is stored if the order's
+    row is still the version read; one whose row changed meanwhile is read again and decided
+    again on its own."""
+    if not changes:
+        return
+    stale = []
+    with fence.atomic():
+        versions = Order.objects.select_for_update().filter(pk__in=[order.pk for order, _ in changes])
+        stored = dict(versions.values_list("pk", "version"))
+        now = timezone.now()
+        written, events = [], []
+        for order, decide in changes:
+            if stored.get(order.pk) != order.version:
+                stale.append((order, decide))
+                continue
+            change = decide(order)
+            if change is None:
+                continue
+            for name, value in change.values.items():
+                setattr(order, name, value)
+            order.version += 1
+            order.updated_at = now
+            written.append(order)
+            events += change.events
+        Order.objects.bulk_update(written, _DECIDED_FIELDS)
+        OrderEvent.objects.bulk_create(events)
+    for order, decide in stale:
+        order.refresh_from_db()
+        _decided(order, decide, fence=fence)
 
 
 def order_resolve(

@@ -16,7 +16,7 @@ from brokers.services.orders import (
     MAX_SUBMIT_ATTEMPTS,
     order_apply,
     order_request,
-    orders_place,
+    orders_send,
     orders_submit,
     redacted,
 )
@@ -75,30 +75,86 @@ def test_the_kill_switch_read_before_each_send_cancels_the_unsent_orders(run):
     assert done[0].events.get().message == "not sent: kill switch on for this user: incident"
 
 
-def test_orders_placed_at_the_paper_broker_are_written_with_their_answers_or_canceled_unsent(run):
-    def unsaved(client_order_id, symbol, quantity):
-        return Order(
-            account=run.portfolio.broker_account,
-            run=run,
-            client_order_id=client_order_id,
-            symbol=symbol,
-            side="sell",
-            quantity=Decimal(quantity),
-            estimated_price_usd=Decimal(100),
-        )
+def unsaved(run, client_order_id, symbol, quantity):
+    return Order(
+        account=run.portfolio.broker_account,
+        run=run,
+        client_order_id=client_order_id,
+        symbol=symbol,
+        side="sell",
+        quantity=Decimal(quantity),
+        estimated_price_usd=Decimal(100),
+    )
+
+
+def test_new_orders_are_written_before_the_broker_takes_them_and_answered_together_or_canceled_unsent(run):
+    seen = []
+
+    def written():
+        seen.append(list(Order.objects.order_by("id").values_list("client_order_id", "state")))
+        assert PaperOrder.objects.count() == 0  # nothing is at the broker before its records exist
 
     with broker_for(run.portfolio.broker_account) as broker:
-        placed = orders_place(broker, [unsaved("op-1", "SPY", "1"), unsaved("op-2", "SPY", "100000")])
+        placed = orders_send(
+            broker, [unsaved(run, "op-1", "SPY", "1"), unsaved(run, "op-2", "SPY", "100000")], written=written
+        )
+        assert seen == [[("op-1", "submitting"), ("op-2", "submitting")]]  # the paper broker takes both in one call
         assert [(o.state, o.submit_attempts) for o in placed] == [("filled", 1), ("rejected", 1)]
         assert history(Order.objects.get(client_order_id="op-1")) == [("request", "submitting"), ("response", "filled")]
         assert history(Order.objects.get(client_order_id="op-2")) == [("request", "submitting"), ("error", "rejected")]
         kill_switch_set(user=run.portfolio.owner, active=True, reason="incident")
-        halted = orders_place(
-            broker, [unsaved("op-3", "BND", "1")], halted=lambda: trading_halt_reason(user_id=run.portfolio.owner_id)
+        halted = orders_send(
+            broker,
+            [unsaved(run, "op-3", "BND", "1")],
+            halted=lambda: trading_halt_reason(user_id=run.portfolio.owner_id),
         )
     assert halted[0].state == "canceled" and halted[0].pk is not None
     assert halted[0].events.get().message == "not sent: kill switch on for this user: incident"
     assert list(PaperOrder.objects.values_list("client_order_id", flat=True)) == ["op-1"]
+
+
+class OneOrderPerCall(PaperBroker):
+    """A broker that takes one order per request, as Alpaca and IB do."""
+
+    max_orders_per_call = 1
+
+
+def test_at_a_broker_taking_one_order_per_call_each_answer_is_stored_before_the_next_is_sent(run, settings):
+    settings.BROKER_ADAPTERS = {**settings.BROKER_ADAPTERS, "paper": "brokers.tests.test_orders_submit.OneOrderPerCall"}
+    seen = []
+
+    def sent(order):
+        stored = list(Order.objects.order_by("id").values_list("client_order_id", "state"))
+        seen.append((stored, PaperOrder.objects.count()))
+
+    orders = [unsaved(run, "op-1", "SPY", "1"), unsaved(run, "op-2", "SPY", "100000"), unsaved(run, "op-3", "BND", "1")]
+    with broker_for(run.portfolio.broker_account) as broker:
+        done = orders_send(broker, orders, sent=sent)
+    assert [o.state for o in done] == ["filled", "rejected", "filled"]
+    # Each order is marked as being sent right before its own call, never before the previous answer is stored.
+    assert seen == [
+        ([("op-1", "filled"), ("op-2", "planned"), ("op-3", "planned")], 1),
+        ([("op-1", "filled"), ("op-2", "rejected"), ("op-3", "planned")], 1),
+        ([("op-1", "filled"), ("op-2", "rejected"), ("op-3", "filled")], 2),
+    ]
+    assert history(done[2]) == [("request", "submitting"), ("response", "filled")]
+
+
+def test_a_kill_switch_turned_on_between_calls_cancels_the_orders_not_sent(run, settings):
+    settings.BROKER_ADAPTERS = {**settings.BROKER_ADAPTERS, "paper": "brokers.tests.test_orders_submit.OneOrderPerCall"}
+
+    def sent(order):
+        if order.client_order_id == "op-1":
+            kill_switch_set(user=run.portfolio.owner, active=True, reason="incident")
+
+    orders = [unsaved(run, "op-1", "SPY", "1"), unsaved(run, "op-2", "BND", "1")]
+    with broker_for(run.portfolio.broker_account) as broker:
+        done = orders_send(
+            broker, orders, sent=sent, halted=lambda: trading_halt_reason(user_id=run.portfolio.owner_id)
+        )
+    assert [o.state for o in done] == ["filled", "canceled"]
+    assert list(PaperOrder.objects.values_list("client_order_id", flat=True)) == ["op-1"]
+    assert [state for _, state in history(done[1])] == ["canceled"]  # never marked as being sent
 
 
 def test_an_order_in_flight_is_looked_up_not_resent_while_the_planned_one_is_sent(run):

@@ -15,6 +15,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from brokers.base import Asset, BrokerError
+from brokers.models import BrokerAccount
 from marketdata.models import Instrument
 from portfolios.models import BrokerAsset, Portfolio
 
@@ -110,10 +111,14 @@ def not_known_note(rules: Mapping[str, ShareRule]) -> str | None:
 
 
 def broker_assets_record(
-    *, account, instruments: Mapping[str, Instrument], answers: Mapping[str, Asset | BrokerError], at: datetime
+    answers: Mapping[BrokerAccount, Mapping[str, Asset | BrokerError]],
+    *,
+    instruments: Mapping[str, Instrument],
+    at: datetime,
 ) -> int:
-    """Store what ``account``'s broker answered ({symbol: Asset, or the error that symbol got}) for
-    the symbols of ``instruments``; an error keeps the previous answer. Returns the answers stored."""
+    """Store what each account's broker answered ({account: {symbol: Asset, or the error that
+    symbol got}}) for the symbols of ``instruments``, in one statement; an error keeps the
+    previous answer. Returns the answers stored."""
     rows = [
         BrokerAsset(
             broker_account=account,
@@ -122,7 +127,8 @@ def broker_assets_record(
             fractionable=answer.fractionable,
             checked_at=at,
         )
-        for symbol, answer in answers.items()
+        for account, answered in answers.items()
+        for symbol, answer in answered.items()
         if isinstance(answer, Asset) and symbol in instruments
     ]
     if rows:

@@ -40,11 +40,12 @@ from ground.logcontext import log_context
 from marketdata import calendar
 from marketdata.services import NothingFetched, prices_fetch
 from portfolios import events
-from portfolios.models import PipelineDay, Portfolio, RebalanceRun
+from portfolios.models import HoldingsSync, PipelineDay, Portfolio, RebalanceRun
 from portfolios.services.execution import ExecutionBusy, ExecutionRefused, execute_run
 from portfolios.services.locks import portfolio_day_locks
 from portfolios.services.rebalancing import RunExecuting, plan_revisable, rebalance_runs_create
-from portfolios.services.sync import SyncError, sync_from_broker, unreadable
+from portfolios.services.sync import SyncError, syncs_from_brokers
+from portfolios.subscribers import audit_entries_together
 
 logger = logging.getLogger(__name__)
 Status = RebalanceRun.Status
@@ -209,10 +210,21 @@ def portfolios_day(*, portfolio_ids: list[int], trading_date: date, execute: boo
         # A stored plan whose execution has not begun is checked against today's inputs (synced
         # first) and superseded when they changed; one whose execution began stands.
         planned = _plan([p for p in portfolios if _replanned(stored.get(p.pk))], trading_date)
+        finished, executing = [], []
         for portfolio in portfolios:
             run = planned[portfolio.pk] if portfolio.pk in planned else stored[portfolio.pk]
             with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id):
-                outcomes[portfolio.pk] = Outcome.FAILED if run is None else _run_day(portfolio, run, execute=execute)
+                decided = Outcome.FAILED if run is None else _day_decided(portfolio, run, execute=execute)
+            if isinstance(decided, _Finish):
+                finished.append(decided)
+            elif isinstance(decided, _Execute):
+                executing.append(decided.run)
+            else:
+                outcomes[portfolio.pk] = decided
+        outcomes.update(_finished(finished))
+        for run in executing:
+            with log_context(portfolio_id=run.portfolio_id, user_id=run.portfolio.owner_id, run_id=run.pk):
+                outcomes[run.portfolio_id] = execute_planned_run(run.pk)
     return outcomes
 
 
@@ -238,72 +250,86 @@ class _DayAdapter:
             broker.close()
 
 
-def _run_day(portfolio: Portfolio, run: RebalanceRun, *, execute: bool) -> Outcome:
+@dataclass
+class _Execute:
+    """A run to execute now (its broker's market is open)."""
+
+    run: RebalanceRun
+
+
+@dataclass
+class _Finish:
+    """A run whose day ends now: its outcome, whether to tell the event bus it completed, and
+    when its execution is due (None: not scheduled)."""
+
+    portfolio: Portfolio
+    run: RebalanceRun
+    outcome: Outcome
+    completed: bool = True
+    execute_after: datetime | None = None
+
+
+def _day_decided(portfolio: Portfolio, run: RebalanceRun, *, execute: bool) -> Outcome | _Finish | _Execute:
+    """What ``run``'s day comes to: an outcome, a `_Finish` (stored with the batch's others), or
+    an `_Execute` (now)."""
+    if run.status == Status.NO_ACTION:
+        return _Finish(portfolio, run, Outcome.NO_ACTION)
+    auto = portfolio.mode == Portfolio.Mode.AUTO and portfolio.broker_account_id is not None
+    fired = any(trigger != "manual" for trigger in run.triggers_fired)
+    if run.status == Status.PLANNED and not (execute and auto and fired):
+        return _Finish(portfolio, run, Outcome.PLANNED)
+    if run.status in (Status.EXECUTED, Status.EXECUTION_FAILED):
+        return _Finish(portfolio, run, Outcome.EXECUTED if run.status == Status.EXECUTED else Outcome.FAILED)
+    if not execute:
+        return Outcome.PLANNED
     with log_context(run_id=run.pk):
-        if run.status == Status.NO_ACTION:
-            return _finish(portfolio, run, Outcome.NO_ACTION)
-        auto = portfolio.mode == Portfolio.Mode.AUTO and portfolio.broker_account_id is not None
-        fired = any(trigger != "manual" for trigger in run.triggers_fired)
-        if run.status == Status.PLANNED and not (execute and auto and fired):
-            return _finish(portfolio, run, Outcome.PLANNED)
-        if run.status in (Status.EXECUTED, Status.EXECUTION_FAILED):
-            return _finish(portfolio, run, Outcome.EXECUTED if run.status == Status.EXECUTED else Outcome.FAILED)
-        if not execute:
-            return Outcome.PLANNED
-        adapter = _DayAdapter(portfolio.broker_account)
-        try:
-            return _execute(portfolio, run, adapter)
-        finally:
-            adapter.close()
+        return _execution_due(portfolio, run)
 
 
 def _plan(portfolios: list[Portfolio], trading_date: date) -> dict[int, RebalanceRun | None]:
     """Sync each portfolio, then plan and store the batch's runs (or answer the stored ones whose
     inputs are the same); by portfolio id, None where the day failed (stored and sent)."""
     results: dict[int, RebalanceRun | None] = {}
-    synced = []
-    for portfolio in portfolios:
-        with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id):
-            events.emit(events.rebalancing_started, portfolio=portfolio, trading_date=trading_date)
-            try:
-                _sync(portfolio)
-            except SyncError as error:
-                results[portfolio.pk] = _failed(portfolio, trading_date, error)
-                continue
-        synced.append(portfolio)
+    with audit_entries_together():
+        for portfolio in portfolios:
+            with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id):
+                events.emit(events.rebalancing_started, portfolio=portfolio, trading_date=trading_date)
+    synced = [portfolio for portfolio in portfolios if portfolio.broker_account_id is None]
+    for portfolio, sync in _synced([p for p in portfolios if p.broker_account_id is not None]):
+        if isinstance(sync, SyncError):
+            with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id):
+                results[portfolio.pk] = _failed(portfolio, trading_date, sync)
+        else:
+            synced.append(portfolio)
     answers = rebalance_runs_create(synced, as_of=trading_date) if synced else {}
-    for portfolio in synced:
-        answer = answers[portfolio.pk]
-        with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id):
-            if isinstance(answer, RunExecuting):  # an execution took the stored plan up meanwhile: it stands
-                answer.run.refresh_from_db()
-                results[portfolio.pk] = answer.run
-            elif isinstance(answer, Exception):
-                results[portfolio.pk] = _failed(portfolio, trading_date, answer)
-            else:
-                if not answer.existing:
-                    for step, seconds in answer.run.timings.items():
-                        metrics.observe_step(step, seconds)
-                    _drift_alert(portfolio, answer.run)
-                results[portfolio.pk] = answer.run
+    with audit_entries_together():  # the drift alerts and failures of the batch
+        for portfolio in synced:
+            answer = answers[portfolio.pk]
+            with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id):
+                if isinstance(answer, RunExecuting):  # an execution took the stored plan up meanwhile: it stands
+                    answer.run.refresh_from_db()
+                    results[portfolio.pk] = answer.run
+                elif isinstance(answer, Exception):
+                    results[portfolio.pk] = _failed(portfolio, trading_date, answer)
+                else:
+                    if not answer.existing:
+                        for step, seconds in answer.run.timings.items():
+                            metrics.observe_step(step, seconds)
+                        _drift_alert(portfolio, answer.run)
+                    results[portfolio.pk] = answer.run
     return results
 
 
-def _sync(portfolio: Portfolio) -> None:
-    """Holdings and cash from the portfolio's broker account, if it has one (`SyncError` if not read)."""
-    if portfolio.broker_account_id is None:
-        return
+def _synced(portfolios: list[Portfolio]) -> list[tuple[Portfolio, HoldingsSync | SyncError]]:
+    """Holdings and cash from each portfolio's broker account, read and stored together."""
+    if not portfolios:
+        return []
     started = time.perf_counter()
-    adapter = _DayAdapter(portfolio.broker_account)
-    try:
-        try:
-            broker = adapter.get()
-        except BrokerError as error:
-            raise unreadable(portfolio.broker_account, error) from error
-        sync_from_broker(portfolio=portfolio, broker=broker)
-    finally:
-        adapter.close()
-    metrics.observe_step("sync", time.perf_counter() - started)
+    syncs = syncs_from_brokers(portfolios)
+    share = (time.perf_counter() - started) / len(portfolios)
+    for _ in portfolios:
+        metrics.observe_step("sync", share)
+    return [(portfolio, syncs[portfolio.pk]) for portfolio in portfolios]
 
 
 def _failed(portfolio: Portfolio, trading_date: date, error: Exception) -> None:
@@ -336,8 +362,9 @@ def _drift_alert(portfolio: Portfolio, run: RebalanceRun) -> None:
         events.emit(events.drift_alert, portfolio=portfolio, run=run, drift=run.drift_before, threshold=threshold)
 
 
-def _execute(portfolio: Portfolio, run: RebalanceRun, adapter: _DayAdapter) -> Outcome:
+def _execution_due(portfolio: Portfolio, run: RebalanceRun) -> Outcome | _Finish | _Execute:
     """Execute now when the broker's market is open, else make it due at the next open."""
+    adapter = _DayAdapter(portfolio.broker_account)
     try:
         clock = adapter.get().clock()
     except BrokerError as error:
@@ -346,13 +373,14 @@ def _execute(portfolio: Portfolio, run: RebalanceRun, adapter: _DayAdapter) -> O
         _execute_after(run, when)
         logger.warning("broker unreachable; execution rescheduled", extra={"error": str(error), "at": when.isoformat()})
         return Outcome.SCHEDULED
+    finally:
+        # The execution opens its own adapter: this one's connection (an IB client id) is let go first.
+        adapter.close()
     if not clock.is_open and run.status == Status.PLANNED:
         when = clock.next_open + timedelta(minutes=settings.EXECUTE_AFTER_OPEN_MINUTES)
         logger.info("execution scheduled for the next open", extra={"at": when.isoformat()})
-        return _finish(portfolio, run, Outcome.SCHEDULED, completed=False, execute_after=when)
-    # The execution opens its own adapter: this one's connection (an IB client id) is let go first.
-    adapter.close()
-    return execute_planned_run(run.pk)
+        return _Finish(portfolio, run, Outcome.SCHEDULED, completed=False, execute_after=when)
+    return _Execute(run)
 
 
 def _execute_after(run: RebalanceRun, when: datetime) -> None:
@@ -380,29 +408,32 @@ def execute_planned_run(run_id: int) -> Outcome:
     return _finish(run.portfolio, run, outcome, completed=False)
 
 
-def _finish(
-    portfolio: Portfolio,
-    run: RebalanceRun,
-    outcome: Outcome,
-    *,
-    completed: bool = True,
-    execute_after: datetime | None = None,
-) -> Outcome:
-    """Mark the run's report ready (and its execution due at ``execute_after``, in the same
-    write); tell the event bus (execution tells it itself)."""
+def _finish(portfolio: Portfolio, run: RebalanceRun, outcome: Outcome, *, completed: bool = True) -> Outcome:
+    return _finished([_Finish(portfolio, run, outcome, completed=completed)])[portfolio.pk]
+
+
+def _finished(finishes: list[_Finish]) -> dict[int, Outcome]:
+    """Mark the runs' reports ready (and their executions due at ``execute_after``) in one
+    statement; tell the event bus of those completed, its audit entries stored together. Each
+    outcome by portfolio id."""
+    now = timezone.now()
     changed = []
-    if execute_after is not None:
-        run.execute_after = execute_after
-        changed.append("execute_after")
-    if run.report_ready_at is None:
-        run.report_ready_at = timezone.now()
-        changed.append("report_ready_at")
-    if changed:
-        run.save(update_fields=[*changed, "updated_at"])
-    if completed:
-        events.emit(events.rebalancing_completed, portfolio=portfolio, run=run)
-    metrics.run_finished(success=outcome not in (Outcome.FAILED,))
-    return outcome
+    for finish in finishes:
+        run = finish.run
+        if finish.execute_after is not None or run.report_ready_at is None:
+            run.execute_after = finish.execute_after or run.execute_after
+            run.report_ready_at = run.report_ready_at or now
+            run.updated_at = now
+            changed.append(run)
+    RebalanceRun.objects.bulk_update(changed, ["execute_after", "report_ready_at", "updated_at"])
+    with audit_entries_together():
+        for finish in finishes:
+            if finish.completed:
+                with log_context(portfolio_id=finish.portfolio.pk, run_id=finish.run.pk):
+                    events.emit(events.rebalancing_completed, portfolio=finish.portfolio, run=finish.run)
+    for finish in finishes:
+        metrics.run_finished(success=finish.outcome not in (Outcome.FAILED,))
+    return {finish.portfolio.pk: finish.outcome for finish in finishes}
 
 
 def resume_interrupted(*, now: datetime | None = None, dispatch=enqueue_portfolios_day) -> list[int]:

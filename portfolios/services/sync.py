@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
-from brokers.base import Asset, BrokerError
-from brokers.services.accounts import broker_for
+from brokers.base import AccountRead, Asset, AssetsAsked, BrokerError
+from brokers.models import BrokerAccount
+from brokers.services.accounts import accounts_read, broker_for
 from marketdata.models import Instrument
 from marketdata.services import instrument_new
 from portfolios.models import BrokerAsset, Holding, HoldingsSync, Portfolio, RebalanceRun
 from portfolios.models.holdings import QUANTITY_PLACES
 from portfolios.services.fractionability import broker_assets_record
 from portfolios.services.portfolio_lock import PortfolioBusy, portfolio_locked
-from portfolios.services.universe import universe_follow_holdings, universe_join_held
+from portfolios.services.universe import universes_follow_holdings, universes_join_held
 
 logger = logging.getLogger(__name__)
 #: How long a broker's answer about an asset (tradable, fractionable) stands before a sync asks again.
@@ -100,7 +103,37 @@ def sync_from_broker(
     """
     account = _account_of(portfolio)
     after, cash_after, answers = _broker_read(portfolio, account, broker=broker, read=read)
-    return _store(portfolio, account, run, after, cash_after, answers)
+    return _store(_BrokerSide(portfolio, account, after, cash_after, answers, run=run))
+
+
+def syncs_from_brokers(portfolios: Sequence[Portfolio]) -> dict[int, HoldingsSync | SyncError]:
+    """`sync_from_broker` for many portfolios (each with a broker account), by id (the `SyncError`
+    one got instead): their accounts read together (`accounts_read`), then their holdings and cash
+    stored in one transaction under their locks. One whose lock another request holds is stored
+    on its own afterwards, waiting for the lock as `sync_from_broker` does."""
+    asked = _assets_asked(portfolios)
+    reads = accounts_read([p.broker_account for p in portfolios], asked=asked)
+    results: dict[int, HoldingsSync | SyncError] = {}
+    sides = []
+    for portfolio in portfolios:
+        read = reads[portfolio.broker_account_id]
+        if isinstance(read, BrokerError):
+            results[portfolio.pk] = unreadable(portfolio.broker_account, read)
+        else:
+            sides.append(_BrokerSide(portfolio, portfolio.broker_account, *_answer(read)))
+    with transaction.atomic():
+        free = Portfolio.objects.select_for_update(skip_locked=True).filter(pk__in=[s.portfolio.pk for s in sides])
+        locked = {portfolio.pk: portfolio for portfolio in free.order_by("pk")}
+        stored = _apply([side for side in sides if side.portfolio.pk in locked], locked)
+    for side in sides:
+        if side.portfolio.pk in stored:
+            results[side.portfolio.pk] = _stored(side.portfolio, side.account, stored[side.portfolio.pk])
+        else:
+            try:
+                results[side.portfolio.pk] = _store(side)
+            except SyncError as error:
+                results[side.portfolio.pk] = error
+    return results
 
 
 def sync_review(*, portfolio: Portfolio) -> SyncReview:
@@ -122,7 +155,7 @@ def sync_confirm(*, portfolio: Portfolio, broker_fingerprint: str, holdings_fing
     if _fingerprint(account.pk, after, cash_after) != broker_fingerprint:
         review = _review(account, *_holdings_now(portfolio.pk), after, cash_after)
         raise SyncChanged(f"the positions or cash at {account.label} changed since you reviewed them", review=review)
-    return _store(portfolio, account, None, after, cash_after, answers, reviewed=holdings_fingerprint)
+    return _store(_BrokerSide(portfolio, account, after, cash_after, answers), reviewed=holdings_fingerprint)
 
 
 def _account_of(portfolio: Portfolio):
@@ -134,36 +167,60 @@ def _account_of(portfolio: Portfolio):
 
 def _broker_read(
     portfolio: Portfolio, account, *, broker=None, read: tuple | None = None, with_assets: bool = True
-) -> tuple[dict[str, Decimal], Decimal, dict[str, Asset | BrokerError]]:
+) -> tuple[dict[str, Decimal], Decimal, Mapping[str, Asset | BrokerError]]:
     """The broker's positions ({SYMBOL: shares}, at the holdings' precision), cash (USD) and, when
     it is asked here, its answers about the portfolio's assets."""
-    answers: dict = {}
+    asked = _assets_asked([portfolio]) if with_assets else (lambda account_id, positions: ())
     try:
         if read is not None:
-            positions, info = read
+            answer = AccountRead(positions=read[0], account=read[1], assets={})
         elif broker is None:
             with broker_for(account) as opened:
-                positions, info = opened.positions_and_account()
-                if with_assets:
-                    answers = _assets(opened, portfolio, positions)
+                answer = opened.account_read(asked)
         else:
-            positions, info = broker.positions_and_account()
-            if with_assets:
-                answers = _assets(broker, portfolio, positions)
+            answer = broker.account_read(asked)
     except BrokerError as error:
         raise unreadable(account, error) from error
+    return _answer(answer)
+
+
+def _answer(read: AccountRead) -> tuple[dict[str, Decimal], Decimal, Mapping[str, Asset | BrokerError]]:
+    """An account's answer as a sync stores it: {SYMBOL: shares} at the holdings' precision (what
+    is held only), cash (USD), and the broker's answers about assets."""
     quantum = Decimal(1).scaleb(-QUANTITY_PLACES)
-    after = {p.symbol.upper(): p.quantity.quantize(quantum) for p in positions if p.quantity > 0}
-    return after, info.cash_usd.quantize(CASH_QUANTUM), answers
+    after = {p.symbol.upper(): p.quantity.quantize(quantum) for p in read.positions if p.quantity > 0}
+    return after, read.account.cash_usd.quantize(CASH_QUANTUM), read.assets
 
 
-def _store(portfolio, account, run, after, cash_after, answers, *, reviewed: str | None = None) -> HoldingsSync | None:
+@dataclass
+class _BrokerSide:
+    """What a sync makes of one portfolio: its broker's shares and cash, and answers about assets."""
+
+    portfolio: Portfolio
+    account: BrokerAccount
+    after: dict[str, Decimal]
+    cash_after: Decimal
+    answers: Mapping[str, Asset | BrokerError]
+    run: RebalanceRun | None = None
+
+
+def _store(side: _BrokerSide, *, reviewed: str | None = None) -> HoldingsSync | None:
     try:
-        sync = _positions_store(portfolio, account, run, after, cash_after, answers, reviewed=reviewed)
+        with portfolio_locked(side.portfolio.pk) as locked:
+            if reviewed is not None:
+                review = _review(side.account, *_holdings_now(locked.pk), side.after, side.cash_after)
+                if review.holdings_fingerprint != reviewed:
+                    message = "this portfolio's holdings or cash changed since you reviewed them"
+                    raise SyncChanged(message, review=review)
+                if not review.changes_anything:
+                    return None
+            sync = _apply([side], {locked.pk: locked})[locked.pk]
     except PortfolioBusy as error:
         raise SyncError(f"{error}: try again in {error.retry_after_s} seconds") from error
-    if sync is None:
-        return None
+    return _stored(side.portfolio, side.account, sync)
+
+
+def _stored(portfolio: Portfolio, account, sync: HoldingsSync) -> HoldingsSync:
     portfolio.cash_usd = sync.cash_after_usd
     logger.info(
         "portfolio synced from broker",
@@ -211,110 +268,101 @@ def _review(
     )
 
 
-def _assets(broker, portfolio: Portfolio, positions) -> dict[str, Asset | BrokerError]:
-    """What the broker says about the symbols the portfolio holds (at the broker or here) or
-    targets. A failed lookup keeps the answers stored before: the holdings are synced regardless."""
-    symbols = {p.symbol.upper() for p in positions if p.quantity > 0}
-    symbols |= set(portfolio.instruments.values_list("symbol", flat=True))
-    if isinstance(portfolio.manual_targets, dict):
-        symbols |= {str(symbol).upper() for symbol in portfolio.manual_targets}
-    # Answers change rarely and cost a request per symbol at Alpaca and IB: asked again once they age.
-    fresh = BrokerAsset.objects.filter(
-        broker_account_id=portfolio.broker_account_id,
-        instrument__symbol__in=symbols,
-        checked_at__gte=timezone.now() - BROKER_ASSET_ANSWERS_KEPT,
-    ).values_list("instrument__symbol", flat=True)
-    symbols -= set(fresh)
-    if not symbols:
+def _assets_asked(portfolios: Sequence[Portfolio]) -> AssetsAsked:
+    """Which symbols to ask each portfolio's broker about: those it holds (at the broker or here)
+    or targets, except those whose answers are fresh. Answers change rarely and cost a request per
+    symbol at Alpaca and IB: they are asked again once they age."""
+    by_account = {p.broker_account_id: p for p in portfolios}
+    targeted: dict[int, set[str]] = {p.pk: set() for p in portfolios}
+    universes = Portfolio.instruments.through.objects.filter(portfolio__in=list(portfolios))
+    for portfolio_id, symbol in universes.values_list("portfolio_id", "instrument__symbol"):
+        targeted[portfolio_id].add(symbol)
+    for portfolio in portfolios:
+        if isinstance(portfolio.manual_targets, dict):
+            targeted[portfolio.pk] |= {str(symbol).upper() for symbol in portfolio.manual_targets}
+    fresh: dict[int, set[str]] = {}
+    answered = BrokerAsset.objects.filter(
+        broker_account_id__in=list(by_account), checked_at__gte=timezone.now() - BROKER_ASSET_ANSWERS_KEPT
+    )
+    for account_id, symbol in answered.values_list("broker_account_id", "instrument__symbol"):
+        fresh.setdefault(account_id, set()).add(symbol)
+
+    def asked(account_id: int, positions) -> set[str]:
+        held = {p.symbol.upper() for p in positions if p.quantity > 0}
+        return (held | targeted[by_account[account_id].pk]) - fresh.get(account_id, set())
+
+    return asked
+
+
+def _apply(sides: list[_BrokerSide], locked: Mapping[int, Portfolio]) -> dict[int, HoldingsSync]:
+    """Make each side's shares and cash the holdings and cash of its portfolio (``locked``: the
+    portfolios as read under their locks, by id), set-wise; record what changed and store the
+    brokers' answers about assets. Only what changed is written: most days a synced portfolio
+    already holds what its broker does."""
+    if not sides:
         return {}
-    try:
-        return broker.assets(sorted(symbols))
-    except BrokerError as error:
-        logger.warning(
-            "broker assets could not be read; their last answers stand",
-            extra={"portfolio_id": portfolio.pk, "error": str(error)},
-        )
-        return {}
-
-
-def _positions_store(
-    portfolio: Portfolio,
-    account,
-    run,
-    after: dict[str, Decimal],
-    cash_after: Decimal,
-    answers: dict[str, Asset | BrokerError],
-    *,
-    reviewed: str | None = None,
-) -> HoldingsSync | None:
-    """Make ``after`` ({SYMBOL: quantity}) and ``cash_after`` the holdings and cash, against the
-    rows as stored when the portfolio's lock is taken, record what changed, and store the broker's
-    ``answers`` about its assets.
-
-    ``reviewed``: the holdings fingerprint a person confirmed; the holdings must still match it
-    (else `SyncChanged`), and a sync that changes nothing then writes nothing (None).
-    """
-    with portfolio_locked(portfolio.pk) as locked:
-        ids = {}  # holding id by symbol
-        before = {}
-        for pk, symbol, quantity in Holding.objects.filter(portfolio_id=portfolio.pk).values_list(
-            "pk", "instrument__symbol", "quantity"
-        ):
-            ids[symbol], before[symbol] = pk, quantity
-        if reviewed is not None:
-            review = _review(account, before, locked.cash_usd, after, cash_after)
-            if review.holdings_fingerprint != reviewed:
-                raise SyncChanged("this portfolio's holdings or cash changed since you reviewed them", review=review)
-            if not review.changes_anything:
-                return None
-        # Only what changed is written: most days a synced portfolio already holds what its broker does.
-        gone = [pk for symbol, pk in ids.items() if symbol not in after]
-        if gone:
-            Holding.objects.filter(pk__in=gone).delete()
-        now = timezone.now()
-        changed = [
-            Holding(pk=ids[s], quantity=q, updated_at=now) for s, q in after.items() if s in ids and before[s] != q
+    ids: dict[int, dict[str, int]] = {side.portfolio.pk: {} for side in sides}  # holding ids by symbol
+    before: dict[int, dict[str, Decimal]] = {side.portfolio.pk: {} for side in sides}
+    rows = Holding.objects.filter(portfolio_id__in=list(ids)).values_list(
+        "portfolio_id", "pk", "instrument__symbol", "quantity"
+    )
+    for portfolio_id, pk, symbol, quantity in rows:
+        ids[portfolio_id][symbol], before[portfolio_id][symbol] = pk, quantity
+    now = timezone.now()
+    gone = {side.portfolio.pk: [s for s in ids[side.portfolio.pk] if s not in side.after] for side in sides}
+    Holding.objects.filter(pk__in=[ids[pk][s] for pk, symbols in gone.items() for s in symbols]).delete()
+    changed = [
+        Holding(pk=ids[side.portfolio.pk][s], quantity=q, updated_at=now)
+        for side in sides
+        for s, q in side.after.items()
+        if s in ids[side.portfolio.pk] and before[side.portfolio.pk][s] != q
+    ]
+    Holding.objects.bulk_update(changed, ["quantity", "updated_at"])
+    new = {side.portfolio.pk: [s for s in side.after if s not in ids[side.portfolio.pk]] for side in sides}
+    answered = {s for side in sides for s in side.answers}
+    wanted = {s for symbols in new.values() for s in symbols} | answered
+    known = {i.symbol: i for i in Instrument.objects.filter(symbol__in=wanted)} if wanted else {}
+    for symbol in sorted({s for symbols in new.values() for s in symbols} - set(known)):
+        known[symbol] = instrument_new(symbol)
+        known[symbol].save()
+    Holding.objects.bulk_create(
+        [
+            Holding(portfolio=locked[side.portfolio.pk], instrument=known[s], quantity=side.after[s])
+            for side in sides
+            for s in new[side.portfolio.pk]
         ]
-        if changed:
-            Holding.objects.bulk_update(changed, ["quantity", "updated_at"])
-        new = [s for s in after if s not in ids]
-        if new:
-            known = {i.symbol: i for i in Instrument.objects.filter(symbol__in=new)}
-            for symbol in new:
-                if symbol not in known:
-                    known[symbol] = instrument_new(symbol)
-                    known[symbol].save()
-            Holding.objects.bulk_create(
-                [Holding(portfolio=locked, instrument=known[s], quantity=after[s]) for s in new]
+    )
+    universes_join_held({pk: [known[s] for s in symbols] for pk, symbols in new.items() if symbols})
+    universes_follow_holdings([locked[pk] for pk, symbols in gone.items() if symbols])
+    broker_assets_record({side.account: side.answers for side in sides}, instruments=known, at=now)
+    cash_before = {side.portfolio.pk: locked[side.portfolio.pk].cash_usd for side in sides}
+    moved = []
+    for side in sides:
+        portfolio = locked[side.portfolio.pk]
+        if side.cash_after != portfolio.cash_usd:
+            portfolio.cash_usd, portfolio.updated_at = side.cash_after, now
+            moved.append(portfolio)
+    Portfolio.objects.bulk_update(moved, ["cash_usd", "updated_at"])
+    syncs = HoldingsSync.objects.bulk_create(
+        [
+            HoldingsSync(
+                portfolio=locked[side.portfolio.pk],
+                broker_account=side.account,
+                run=side.run,
+                changes=_changes(before[side.portfolio.pk], side.after),
+                cash_before_usd=cash_before[side.portfolio.pk],
+                cash_after_usd=side.cash_after,
             )
-            universe_join_held(portfolio=locked, instruments=known.values())
-        if gone:
-            universe_follow_holdings(portfolio=locked)
-        if answers:
-            broker_assets_record(
-                account=account,
-                instruments={i.symbol: i for i in Instrument.objects.filter(symbol__in=list(answers))},
-                answers=answers,
-                at=now,
-            )
-        cash_before = locked.cash_usd
-        if cash_after != cash_before:
-            locked.cash_usd = cash_after
-            locked.save(update_fields=["cash_usd", "updated_at"])
-        changes = [
-            {
-                "symbol": symbol,
-                "before": str(before.get(symbol, Decimal(0))),
-                "after": str(after.get(symbol, Decimal(0))),
-            }
-            for symbol in sorted(set(before) | set(after))
-            if before.get(symbol, Decimal(0)) != after.get(symbol, Decimal(0))
+            for side in sides
         ]
-        return HoldingsSync.objects.create(
-            portfolio=locked,
-            broker_account=account,
-            run=run,
-            changes=changes,
-            cash_before_usd=cash_before,
-            cash_after_usd=locked.cash_usd,
-        )
+    )
+    return {sync.portfolio_id: sync for sync in syncs}
+
+
+def _changes(before: Mapping[str, Decimal], after: Mapping[str, Decimal]) -> list[dict[str, str]]:
+    """Each symbol whose shares a sync changes: before and after."""
+    return [
+        {"symbol": symbol, "before": str(before.get(symbol, Decimal(0))), "after": str(after.get(symbol, Decimal(0)))}
+        for symbol in sorted(set(before) | set(after))
+        if before.get(symbol, Decimal(0)) != after.get(symbol, Decimal(0))
+    ]

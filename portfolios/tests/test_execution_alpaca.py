@@ -15,7 +15,7 @@ from django.core import mail
 
 from brokers.base import OrderState
 from brokers.models import Order
-from brokers.services import orders
+from brokers.services.accounts import broker_for
 from brokers.services.controls import kill_switch_set
 from brokers.services.orders import order_request
 from portfolios.models import RebalanceRun
@@ -177,21 +177,19 @@ def test_a_duplicate_client_order_id_finds_the_order_already_there(portfolio, se
         pytest.skip("a send made outside execution's records: only a broker's refusal can catch it")
     run = planned_run(portfolio)
     # A first attempt sent the sell, then died before recording anything.
-    original = orders.order_submit
-    sent = []
-
-    def send_then_die(broker, order, **kwargs):
-        if not sent:
-            sent.append(order.client_order_id)
-            broker.submit_order(order_request(order))
-            raise RuntimeError("process killed")
-        return original(broker, order, **kwargs)
-
-    monkeypatch.setattr(orders, "order_submit", send_then_die)
-    with pytest.raises(RuntimeError):
-        execute_run(run=run, submit=True)
-    monkeypatch.setattr(orders, "order_submit", original)
-    # The row says planned (the mark never reached the database): resending gets 422, then a lookup.
+    sell = run.trades.get(side="sell")
+    account = portfolio.broker_account
+    sent = Order(
+        account=account,
+        client_order_id=f"{account.order_prefix}-{run.pk}-{sell.sequence}",
+        symbol=sell.instrument.symbol,
+        side="sell",
+        quantity=sell.quantity,
+        estimated_price_usd=sell.estimated_price,
+    )
+    with broker_for(account) as broker:
+        broker.submit_order(order_request(sent))
+    # The execution writes the sell and sends it: 422 for the repeated id, then a lookup finds it.
     execute_run(run=run, submit=True)
     executed_as_planned(run, server)
     kinds = list(run.orders.get(side="sell").events.values_list("kind", "state_after"))

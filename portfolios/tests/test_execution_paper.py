@@ -272,49 +272,26 @@ def test_a_crash_at_any_step_resumes_without_sending_anything_twice(portfolio, m
     assert all(o.state == OrderState.FILLED for o in run.orders.all())
 
 
-def test_a_side_filled_at_once_is_stored_done_with_its_orders(portfolio, monkeypatch):
-    # The paper broker answers every order filled, in the transaction that writes the orders: their
-    # side's "done" step is stored in it too ("sent" would be overwritten by "done" at once).
+def test_a_side_filled_at_once_goes_straight_to_its_done_step(portfolio, monkeypatch):
+    # The paper broker answers every order filled: "sent" is never stored (it would be overwritten
+    # by "done" at once), and a resume from the step before finds every order answered.
     run = planned_run(portfolio)
     stored = record_stored_steps(monkeypatch)
     execute_run(run=run, submit=True)
-    assert stored == [("sells_done", "sells_done"), ("buys_done", "buys_done")]
+    assert stored == [
+        ("sells_sent", "checked"),
+        ("sells_done", "sells_done"),
+        ("buys_sent", "sells_done"),
+        ("buys_done", "buys_done"),
+    ]
     run.refresh_from_db()
     # The buys were sized on the cash the sell left, and that sizing stored with "sells_done".
     assert run.execution["buys"]["factor"] == "1" and set(run.execution["buys"]["quantities"]) == {"BND"}
 
 
-def test_a_crash_inside_the_shared_transaction_stores_nothing_and_the_resume_sends_once(portfolio, settings):
-    # The paper broker's orders live in this database: the order records, their events and the
-    # broker's fills are one transaction, so a process dying in it leaves no trace at all.
-    settings.BROKER_ADAPTERS = {**settings.BROKER_ADAPTERS, "paper": "portfolios.tests.test_execution_paper.DiesInside"}
-    run = planned_run(portfolio)
-    with pytest.raises(Crash):
-        execute_run(run=run, submit=True)
-    run.refresh_from_db()
-    assert run.execution_step == "checked" and run.status == Status.EXECUTING
-    assert not Order.objects.exists() and not PaperOrder.objects.exists() and not OrderEvent.objects.exists()
-    DiesInside.dies = False
-    execute_run(run=run, submit=True)
-    run.refresh_from_db()
-    assert run.status == Status.EXECUTED
-    assert sorted(PaperOrder.objects.values_list("client_order_id", flat=True)) == sorted(
-        run.orders.values_list("client_order_id", flat=True)
-    )
-    assert [(o.side, o.state, o.submit_attempts) for o in run.orders.order_by("id")] == [
-        ("sell", "filled", 1),
-        ("buy", "filled", 1),
-    ]
-    sell = run.orders.get(side="sell")
-    assert [(e.kind, e.state_before, e.state_after) for e in sell.events.order_by("id")] == [
-        ("request", "planned", "submitting"),
-        ("response", "submitting", "filled"),
-    ]
-
-
 def test_a_crash_after_the_broker_accepted_is_resolved_by_lookup(portfolio, settings):
-    # A broker outside this database (the paper broker made to act as one): the "submitting" mark
-    # is stored before the call, and the lost answer is found by looking the order up.
+    # The process dies after the broker took the orders: their "submitting" marks were stored
+    # before the call, and the lost answer is found by looking each order up, never sent again.
     settings.BROKER_ADAPTERS = {
         **settings.BROKER_ADAPTERS,
         "paper": "portfolios.tests.test_execution_paper.LosesAnswers",
@@ -348,13 +325,7 @@ class DiesAfterTheBroker(PaperBroker):
 
 
 class LosesAnswers(DiesAfterTheBroker):
-    """A broker outside the database: the answer it gave is lost with the process."""
-
-    shares_transactions = False
-
-
-class DiesInside(DiesAfterTheBroker):
-    """The paper broker: the process dies inside the transaction it shares with the execution."""
+    """The answer the broker gave is lost with the process."""
 
 
 def test_the_kill_switch_mid_run_cancels_what_was_not_sent(portfolio, monkeypatch):

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from brokers.models import Order
 from marketdata.models import Instrument
-from portfolios.models import PlannedTrade, RebalanceRun
+from portfolios.models import AuditEntry, PlannedTrade, RebalanceRun
 from portfolios.services import pipeline
 from portfolios.services.holdings import holdings_replace
 from portfolios.services.rebalancing import RebalanceError, rebalance_runs_create
@@ -161,3 +161,29 @@ def test_planning_a_batch_takes_as_many_queries_for_eight_portfolios_as_for_two(
         assert all(not isinstance(answer, Exception) and answer.stored for answer in answers.values())
     assert counts[0] == counts[1], counts
     assert timezone.now() == AFTER_CLOSE
+
+
+def test_a_batchs_day_takes_as_many_queries_for_eight_portfolios_as_for_two(prices, clock):
+    # Sync, plan, store, finish and audit entries of a batch after the close, set-wise.
+    clock.now = AFTER_CLOSE
+
+    def portfolios(count: int, name: str) -> list[int]:
+        made = []
+        for n in range(count):
+            portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, username=f"{name}{n}", mode="propose")
+            portfolio.manual_targets, portfolio.age = None, 30 + 40 * (n % 2)
+            portfolio.save()
+            made.append(portfolio.pk)
+        return made
+
+    pipeline.portfolios_day(portfolio_ids=portfolios(2, "warm"), trading_date=AS_OF)  # the day's optimizer results
+    counts = []
+    for ids in (portfolios(2, "two"), portfolios(8, "eight")):
+        with CaptureQueriesContext(connection) as queries:
+            outcomes = pipeline.portfolios_day(portfolio_ids=ids, trading_date=AS_OF)
+        counts.append(len(queries))
+        assert set(outcomes.values()) == {pipeline.Outcome.PLANNED}
+        assert AuditEntry.objects.filter(portfolio_id__in=ids, event="rebalancing_started").count() == len(ids)
+        assert AuditEntry.objects.filter(portfolio_id__in=ids, event="rebalancing_completed").count() == len(ids)
+        assert not RebalanceRun.objects.filter(portfolio_id__in=ids, report_ready_at__isnull=True).exists()
+    assert counts[0] == counts[1], counts

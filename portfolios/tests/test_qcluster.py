@@ -134,17 +134,8 @@ def test_two_clusters_with_the_schedule_due_make_one_run_per_portfolio(postgres,
     }
 
 
-@pytest.mark.parametrize("own_transactions", [False, True], ids=["paper", "broker-outside-the-database"])
-def test_a_worker_killed_mid_execution_resumes_without_duplicates(
-    postgres,
-    prices,
-    clock,
-    tmp_path,
-    own_transactions,
-):
-    # Killed once the broker has taken the sell, before its answer is recorded. The paper broker's
-    # orders are part of the execution's transaction: the kill rolls the sell back at the broker
-    # too, and the resume sends it once. A broker outside the database keeps it: the order was
+def test_a_worker_killed_mid_execution_resumes_without_duplicates(postgres, prices, clock, tmp_path):
+    # Killed once the broker has taken the sell, before its answer is recorded: the order was
     # stored "submitting" before the call, and the resume finds it by lookup instead of resending.
     from django_q.tasks import async_task
 
@@ -152,10 +143,9 @@ def test_a_worker_killed_mid_execution_resumes_without_duplicates(
     portfolio = paper_portfolio(
         holdings_usd={"SPY": 8000, "BND": 2000}, session_mode=PaperAccount.SessionMode.ALWAYS_OPEN
     )
-    mode = {"TEST_PAPER_OWN_TRANSACTIONS": "1" if own_transactions else "0"}
     marker = tmp_path / "submitted"
     async_task("portfolios.tasks.run_portfolio_day", portfolio.pk, AS_OF.isoformat())
-    first = start_cluster(TEST_SLOW_SUBMIT_SECONDS="30", TEST_SUBMIT_MARKER=str(marker), **mode)
+    first = start_cluster(TEST_SLOW_SUBMIT_SECONDS="30", TEST_SUBMIT_MARKER=str(marker))
     try:
         wait_for(marker.exists, 60, "the broker taking the sell")
         time.sleep(0.5)  # the broker has the order; its answer is not recorded yet
@@ -164,13 +154,10 @@ def test_a_worker_killed_mid_execution_resumes_without_duplicates(
     stop(first, signal.SIGKILL)
     run = RebalanceRun.objects.get(portfolio=portfolio)
     assert run.status == RebalanceRun.Status.EXECUTING and run.execution_step == "checked"
-    if own_transactions:
-        assert PaperOrder.objects.count() == 1 and run.orders.get().state == "submitting"
-    else:
-        assert not PaperOrder.objects.exists() and not Order.objects.exists()
+    assert PaperOrder.objects.count() == 1 and run.orders.get().state == "submitting"
     # Restarted, and the day asked again (the resume sweep or an operator does this).
     async_task("portfolios.tasks.run_portfolio_day", portfolio.pk, AS_OF.isoformat())
-    second = start_cluster(**mode)
+    second = start_cluster()
     wait_for_clusters(
         [second],
         lambda: RebalanceRun.objects.filter(pk=run.pk, status=RebalanceRun.Status.EXECUTED).exists(),
@@ -184,8 +171,7 @@ def test_a_worker_killed_mid_execution_resumes_without_duplicates(
     run.refresh_from_db()
     assert PaperOrder.objects.count() == Order.objects.filter(run=run).count() == run.trades.count() == 2
     sell = run.orders.get(side="sell")
-    answered = ["request", "lookup"] if own_transactions else ["request", "response"]
-    assert [e.kind for e in sell.events.all()][:2] == answered
+    assert [e.kind for e in sell.events.all()][:2] == ["request", "lookup"]
 
 
 def test_two_clusters_with_executions_due_execute_each_run_once_in_batches(postgres, prices, clock):

@@ -1,9 +1,7 @@
 """The paper broker, answering slowly: windows in which a second executor arrives, or in which a
 worker can be killed between the broker accepting an order and the answer being recorded.
 
-``TEST_SUBMIT_MARKER``: a file created once the broker has taken a batch (before the pause);
-``TEST_PAPER_OWN_TRANSACTIONS=1``: the broker acts as one outside the database (its batches are
-not part of the caller's transaction), as Alpaca or IB are."""
+``TEST_SUBMIT_MARKER``: a file created once the broker has taken a batch (before the pause)."""
 
 import os
 import time
@@ -15,8 +13,6 @@ from brokers.base import BrokerError, BrokerOrder, Clock, OrderRequest
 
 
 class SlowPaperBroker(PaperBroker):
-    shares_transactions = os.environ.get("TEST_PAPER_OWN_TRANSACTIONS") != "1"
-
     def clock(self) -> Clock:
         time.sleep(float(os.environ.get("TEST_SLOW_BROKER_SECONDS", "2")))
         return super().clock()

@@ -12,9 +12,9 @@ Steps (`RebalanceRun.ExecutionStep`, one method of `_Execution` each), each stor
     reconciled   positions compared with the plan, holdings and cash synced from the broker
 
 A side whose orders are all answered for good by the broker's reply (the paper broker fills at
-once) goes from the step before straight to its "done" step. At a broker whose orders live in
-this database (the paper broker: `Broker.shares_transactions`) a side's order rows are written
-in the transaction that sends them, with its "done" step when every order is answered.
+once) goes from the step before straight to its "done" step. Every broker gets its orders the
+same way (`brokers.services.orders.orders_send`): a side's order rows are written before any of
+them is sent.
 
 Resuming (calling `execute_run` again on an executing run) first resolves every order whose
 outcome is unknown by looking it up with its client order id, then continues from the stored
@@ -47,7 +47,7 @@ from brokers.fencing import Fence, FencedBroker, LeaseLost
 from brokers.models import Order
 from brokers.services.accounts import broker_for
 from brokers.services.controls import trading_halt_reason
-from brokers.services.orders import order_cancel, order_submit, orders_place, orders_submit, orders_wait
+from brokers.services.orders import order_cancel, order_submit, orders_send, orders_wait
 from brokers.states import IN_FLIGHT
 from ground import metrics
 from ground.logcontext import log_context
@@ -283,14 +283,13 @@ class _Execution:
                 side.side,
                 written=not self.first_call,
                 sized=self.sized,
-                done=lambda: self.side_done(side),
                 halted=self.halted,
             )
         except _Retry as retry:
             return ExecutionResult(
                 run=run, submitted=True, orders=list(run.orders.all()), waiting=True, message=str(retry)
             )
-        if run.execution_step != side.done:  # not stored with the orders (see `_orders_sent`)
+        if run.execution_step != side.done:
             if run.execution_step != side.sent and orders:  # a side without orders goes straight to done
                 # Answered for good (a broker that fills at once): "done" is stored next, and a
                 # resume from the step before finds every order answered and sends nothing.
@@ -363,43 +362,31 @@ def _orders_sent(
     *,
     written: bool,
     sized: dict[str, Decimal] | None,
-    done: Callable[[], None],
     halted: Callable[[], str | None],
 ) -> list[Order]:
     """The run's orders of one side, written if they do not exist yet (``written`` False: the
     caller knows they do not), then sent (those not sent yet): as stored. ``sized``: the buys'
-    quantities as this call sized and stored them (else the buys are sized here).
-
-    At a broker that shares this database's transactions, new orders are written and sent in one
-    transaction, which also stores the side's step (``done``) when every order is answered for
-    good: the step's write checks the lease, so orders sent by an executor that lost it are rolled
-    back with the step. Elsewhere they are written first (one transaction), then sent."""
+    quantities as this call sized and stored them (else the buys are sized here). Every broker
+    the same way (`orders_send`): the records are written before anything is sent."""
     orders, new = _orders_for(run, trades, broker, side, written=written, sized=sized)
-    if new and broker.shares_transactions:
-        try:
-            with fence.atomic():
-                orders = orders_place(broker, orders, halted=halted, fence=fence)
-                if all(o.terminal for o in orders):
-                    done()
-        except IntegrityError:
-            # Written by an earlier attempt after all: nothing of this one was stored; send those.
-            orders, new = list(run.orders.filter(side=side).order_by("id")), False
-        checkpoint(run, f"{side}s_written")
-        if new:
-            for order in orders:
-                checkpoint(run, f"sent {order.client_order_id}")
-            return orders
-    elif new:
-        try:
-            with fence.atomic():
-                Order.objects.bulk_create(orders)
-        except IntegrityError:
-            # Written by an earlier attempt that crashed before storing its step: use those rows.
-            orders = list(run.orders.filter(side=side).order_by("id"))
-        checkpoint(run, f"{side}s_written")
-    return orders_submit(
-        broker, orders, halted=halted, sent=lambda order: checkpoint(run, f"sent {order.client_order_id}"), fence=fence
-    )
+
+    def send(orders: list[Order]) -> list[Order]:
+        return orders_send(
+            broker,
+            orders,
+            halted=halted,
+            written=lambda: checkpoint(run, f"{side}s_written"),
+            sent=lambda order: checkpoint(run, f"sent {order.client_order_id}"),
+            fence=fence,
+        )
+
+    try:
+        return send(orders)
+    except IntegrityError:
+        if not new:
+            raise
+        # Written by an earlier attempt that crashed before storing its step: send those rows.
+        return send(list(run.orders.filter(side=side).order_by("id")))
 
 
 def _orders_for(
