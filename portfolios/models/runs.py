@@ -178,6 +178,20 @@ class RebalanceRun(models.Model):
             )
         super().save(*args, **kwargs)
 
+    @property
+    def deposit_outweighs_portfolio(self) -> str:
+        """The holding furthest above its band when the smallest deposit that puts every holding
+        inside its band is more than the portfolio is worth (only diluting it that far would: a
+        sale is the practical way back); else ""."""
+        if (
+            self.deposit_needed_usd is None
+            or not self.value_before_usd
+            or self.deposit_needed_usd <= self.value_before_usd
+        ):
+            return ""
+        above = [need for need in self.needs or [] if need.get("outside") and need.get("deviation", 0) > 0]
+        return max(above, key=lambda need: need["deviation"] - need["band"])["symbol"] if above else ""
+
 
 class PlannedTrade(models.Model):
     """One order of a plan: sells come before buys (``sequence``)."""

@@ -49,6 +49,8 @@ from portfolios.services.plan_reads import PlanInputsRead, PlanReads, inputs_rea
 from portfolios.services.report_data import run_risk_build
 
 logger = logging.getLogger(__name__)
+#: The strategy of a deposit or withdrawal when the request names none.
+CASH_FLOW_STRATEGY = "cash_flow"
 #: Stored runs that asking again plans afresh: a failed planning (replaced) and a stopped run (superseded).
 REPLANNED_STATUSES = (RebalanceRun.Status.FAILED, RebalanceRun.Status.EXECUTION_FAILED)
 #: Stored runs that a planning with changed inputs supersedes, as long as their execution has not begun.
@@ -187,11 +189,14 @@ def _plan(
 ) -> PlannedRun:
     timer = _Timer()
     as_of = reads.inputs.as_of
+    fingerprint = _fingerprint(portfolio, reads.inputs, strategy, cash_flow_usd)  # of the request as made
+    # A deposit or withdrawal with no strategy chosen buys the most underweight holdings, or sells
+    # the most overweight first, whatever strategy the portfolio trades with day to day.
+    strategy = strategy or (CASH_FLOW_STRATEGY if cash_flow_usd else None)
     policy = rebalance_policy_for(portfolio, strategy=strategy)
     with timer.step("snapshot"):
         held = reads.inputs.holdings[portfolio.pk]
         holdings = {h.instrument.symbol: h for h in held}
-        fingerprint = _fingerprint(portfolio, reads.inputs, strategy, cash_flow_usd)
     with timer.step("targets"):
         targets, result, source, computed = _targets(portfolio, reads)
     symbols = sorted(set(targets) | set(holdings))

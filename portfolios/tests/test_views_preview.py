@@ -17,7 +17,7 @@ from optimization.core.names import PLANNING_STRATEGY_NAMES
 from portfolios.models import Holding, PlannedTrade, Portfolio, RebalanceRun
 
 from .execution_factories import NEW_YORK, paper_portfolio, planned_run
-from .factories import make_user
+from .factories import close, make_user
 
 pytestmark = pytest.mark.django_db
 Status = RebalanceRun.Status
@@ -123,6 +123,29 @@ def test_a_withdrawal_previews_sells(client, balanced):
     trades = trade_rows(page)
     assert trades and {side for side, _, _ in trades} == {"sell"}
     assert "withdrawal of $2,000.00" in page
+    assert row_counts() == before
+
+
+def test_a_deposit_or_withdrawal_with_the_everyday_threshold_strategy_trades_the_cash_flow(client, prices, clock):
+    # Inside its bands, so the portfolio's own strategy (threshold) would trade nothing: a cash
+    # flow with no strategy chosen buys the most underweight holding, or sells the most overweight.
+    portfolio = paper_portfolio(
+        holdings_usd={"SPY": 6150, "BND": 3850}, mode="propose", rebalancing_strategy="threshold"
+    )
+    client.force_login(portfolio.owner)
+    before = row_counts()
+
+    deposit = text(preview(client, portfolio, cash_flow_usd="5000"))
+    withdrawal = text(preview(client, portfolio, cash_flow_usd="-2000"))
+
+    assert [(side, symbol) for side, symbol, _ in trade_rows(deposit)][:1] == [("buy", "BND")]
+    assert {side for side, _, _ in trade_rows(deposit)} == {"buy"} and "deposit of $5,000.00" in deposit
+    sold = {
+        symbol: float(quantity.replace(",", "")) * float(close(symbol))
+        for _, symbol, quantity in trade_rows(withdrawal)
+    }
+    assert {side for side, _, _ in trade_rows(withdrawal)} == {"sell"} and sold["SPY"] > sold["BND"]
+    assert "withdrawal of $2,000.00" in withdrawal
     assert row_counts() == before
 
 

@@ -4,6 +4,7 @@ nothing, only a POST executes, a live account needs the password again and two-f
 
 from __future__ import annotations
 
+import html
 from datetime import datetime
 
 import pytest
@@ -256,6 +257,22 @@ def test_the_report_shows_the_smallest_deposit_that_puts_every_holding_inside_it
     assert "Deposit to stay inside the bands" in report
     assert f"${run.deposit_needed_usd:,.2f}" in report and "(estimate:" in report
     assert abs(run.deposit_needed_usd - (run.value_before_usd * 8 / 10 / 65 * 100 - run.value_before_usd)) < 5
+
+
+def test_a_deposit_larger_than_the_portfolio_says_selling_is_the_practical_way(client, prices, clock):
+    # SPY at 90% against 10% +/- 5 pp: only a total of 9,000 / 0.15 (six times the portfolio)
+    # dilutes it back inside; BND is the holding below its band, not the one to sell.
+    portfolio = paper_portfolio(
+        holdings_usd={"SPY": 9000, "BND": 1000}, targets={"SPY": "0.1", "BND": "0.9"}, band_mode="absolute"
+    )
+    run = planned_run(portfolio)
+    client.force_login(portfolio.owner)
+    report = html.unescape(client.get(f"/runs/{run.pk}/").content.decode())
+    assert run.deposit_needed_usd > run.value_before_usd and run.deposit_outweighs_portfolio == "SPY"
+    assert "More than the portfolio is worth: SPY is so far above its band that only selling it" in report
+    # A deposit smaller than the portfolio says nothing of the kind.
+    modest = planned_run(paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, band_mode="absolute", username="bo"))
+    assert modest.deposit_outweighs_portfolio == ""
 
 
 def test_a_report_says_when_no_deposit_can_keep_every_holding_inside_its_band(client, prices, clock):
