@@ -25,16 +25,22 @@ install: $(STAMP)
 # it with a q-cluster running the schedules beside the web server.
 demo: demo-data serve
 
-demo-data: $(STAMP)
-	$(DEMO_ENV) $(PY) manage.py migrate --noinput
-	$(DEMO_ENV) $(PY) manage.py demo_setup
-
-serve: $(STAMP)
-	@echo "Serving on http://$(HOST):$(PORT)/ with a q-cluster (Ctrl-C stops both)"
+# The demo's logins with their passwords, last in what demo-data and serve print.
+define SHOW_LOGINS
 	@if [ -s "$${STORAGE_PATH:-data}/demo-logins.txt" ]; then echo "Demo logins (user / password):"; \
 	  sed 's/^/  /' "$${STORAGE_PATH:-data}/demo-logins.txt"; \
 	  else echo "Demo logins: demo (administrator) and demo-retiree"; fi
 	@echo "(set a password with: $(PY) manage.py changepassword demo; another machine: make demo HOST=0.0.0.0 and ALLOWED_HOSTS=<this host's name>)"
+endef
+
+demo-data: $(STAMP)
+	$(DEMO_ENV) $(PY) manage.py migrate --noinput
+	$(DEMO_ENV) $(PY) manage.py demo_setup
+	$(SHOW_LOGINS)
+
+serve: $(STAMP)
+	@echo "Serving on http://$(HOST):$(PORT)/ with a q-cluster (Ctrl-C stops both)"
+	$(SHOW_LOGINS)
 	@$(DEMO_ENV) $(PY) manage.py qcluster > qcluster.log 2>&1 & QPID=$$!; \
 	  trap 'kill $$QPID 2>/dev/null' EXIT INT TERM; \
 	  $(DEMO_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
