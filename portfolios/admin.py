@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils.html import format_html
 
 from brokers.models import Order
 from ground.admin_records import RecordAdmin
@@ -177,7 +179,7 @@ class RebalanceRunAdmin(RecordAdmin):
         "portfolio",
         "trading_date",
         "status",
-        "superseded_by",
+        "superseded_by_run",
         "strategy",
         "trigger",
         "drift_before",
@@ -189,6 +191,22 @@ class RebalanceRunAdmin(RecordAdmin):
     date_hierarchy = "trading_date"
     inlines = [PlannedTradeInline, OrderInline]
     actions = ["execute_approved"]
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        # The change page names the successor as the list does.
+        return [
+            "superseded_by_run" if name == "superseded_by" else name
+            for name in super().get_readonly_fields(request, obj)
+        ]
+
+    @admin.display(description="superseded by", ordering="superseded_by_id")
+    def superseded_by_run(self, run: RebalanceRun) -> str:
+        """The run planned again in its place, by its number: its name ("portfolio on date: status")
+        would read like the superseded run's own."""
+        if run.superseded_by_id is None:
+            return self.get_empty_value_display()  # None would read "None" on the change page
+        url = reverse("admin:portfolios_rebalancerun_change", args=[run.superseded_by_id])
+        return format_html('<a href="{}">run {}</a>', url, run.superseded_by_id)
 
     @admin.action(description="Approve and execute at the broker (pre-trade checks apply)")
     def execute_approved(self, request, queryset) -> None:

@@ -1,13 +1,16 @@
-"""The admin: portfolios editable with holdings inline; runs read-only with their trades inline."""
+"""The admin: portfolios editable with holdings inline; runs read-only with their trades inline, a
+superseded run naming the run planned again in its place."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
 from django.urls import reverse
 
 from portfolios.models import Holding, RebalanceRun
+from portfolios.services.holdings import holdings_upsert
 from portfolios.services.rebalancing import rebalance_run_create
 
 from .factories import AS_OF, load_sample_prices, make_portfolio, make_user
@@ -100,3 +103,39 @@ def test_runs_are_read_only_with_trades_inline(staff_client, portfolio) -> None:
     assert run.trigger != "edited"
     listing = staff_client.get(reverse("admin:portfolios_rebalancerun_changelist"))
     assert listing.status_code == 200 and portfolio.name in listing.content.decode()
+
+
+def superseded_by_cells(listing: str) -> dict[int, str]:
+    """{run id: its "Superseded by" cell} of the runs' change list."""
+    rows = re.findall(r'<tr>.*?name="_selected_action" value="(\d+)".*?</tr>', listing, re.S)
+    cells = re.findall(r'<td class="field-superseded_by_run[^"]*">(.*?)</td>', listing, re.S)
+    assert len(rows) == len(cells)
+    return dict(zip(map(int, rows), cells, strict=True))
+
+
+def readonly_value(page: str, label: str) -> str:
+    return re.search(rf'<label>{label}:</label>\s*<div class="readonly">(.*?)</div>', page, re.S).group(1)
+
+
+def test_a_superseded_run_names_the_run_that_superseded_it(staff_client, portfolio) -> None:
+    first = rebalance_run_create(portfolio=portfolio, as_of=AS_OF, manual=True).run
+    holdings_upsert(portfolio=portfolio, rows=[{"symbol": "BND", "quantity": Decimal(100)}])
+    again = rebalance_run_create(portfolio=portfolio, as_of=AS_OF, manual=True).run  # changed holdings: planned afresh
+    assert RebalanceRun.objects.get(pk=first.pk).superseded_by_id == again.pk
+    successor = f'<a href="{reverse("admin:portfolios_rebalancerun_change", args=[again.pk])}">run {again.pk}</a>'
+
+    changelist = reverse("admin:portfolios_rebalancerun_changelist")
+    listing = staff_client.get(changelist).content.decode()
+    assert superseded_by_cells(listing) == {first.pk: successor, again.pk: "-"}
+    # The "superseded at" filter: "Not empty" lists the superseded run only.
+    superseded_only = staff_client.get(changelist, {"superseded_at__isempty": "0"}).content.decode()
+    assert list(superseded_by_cells(superseded_only)) == [first.pk]
+
+    page = staff_client.get(reverse("admin:portfolios_rebalancerun_change", args=[first.pk])).content.decode()
+    assert readonly_value(page, "Superseded by") == successor
+    assert readonly_value(page, "Superseded at") != "-"
+    active = staff_client.get(reverse("admin:portfolios_rebalancerun_change", args=[again.pk])).content.decode()
+    assert readonly_value(active, "Superseded by") == "-" and readonly_value(active, "Superseded at") == "-"
+    # Sorting by the column (its header's link) lists the same runs.
+    sorted_listing = staff_client.get(changelist, {"o": "4"}).content.decode()
+    assert superseded_by_cells(sorted_listing) == {first.pk: successor, again.pk: "-"}
