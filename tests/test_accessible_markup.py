@@ -1,7 +1,8 @@
 """What the pages owe assistive technology and keyboards, checked without a browser: the colour
 pairs of static/css/app.css meet WCAG 2.1 AA contrast, a form's help and error texts are the
 elements its fields' aria-describedby names, a form with errors opens with a focusable summary
-linking each field, and every page starts with a skip link to <main id="main">.
+linking each field, every page starts with a skip link to <main id="main">, and every table header
+(an action column's too) has text.
 
 The browser side (axe-core on every page, the focus landing on the summary) is
 tests/browser/test_accessibility.py.
@@ -10,11 +11,17 @@ tests/browser/test_accessibility.py.
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from django import forms
 from django.template.loader import render_to_string
+from django.urls import reverse
+
+from api.services import api_token_create
+from portfolios.services.execution import execute_run
+from portfolios.tests.execution_factories import paper_portfolio, planned_run
 
 APP_CSS = Path(__file__).resolve().parents[1] / "static" / "css" / "app.css"
 TEXT, LARGE_TEXT_OR_UI = 4.5, 3.0
@@ -183,3 +190,98 @@ def test_no_template_comment_spans_lines():
         if "{#" in line and "#}" not in line.split("{#", 1)[1]
     ]
     assert not unclosed
+
+
+class TableMarkup(HTMLParser):
+    """Each <th> of a page with its text (visually hidden text included), and the width in columns of
+    each table's header row and body rows."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.headers: list[str] = []
+        self.tables: list[dict] = []  # {"head": [row widths], "body": [row widths]}
+        self._open: list[dict] = []  # the tables being read, innermost last
+        self._section = "body"
+        self._header_text: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs) -> None:
+        if tag == "table":
+            self._open.append({"head": [], "body": []})
+        elif not self._open:
+            return
+        elif tag in ("thead", "tbody", "tfoot"):
+            self._section = "head" if tag == "thead" else "body"
+        elif tag == "tr":
+            self._open[-1][self._section].append(0)
+        elif tag in ("th", "td"):
+            rows = self._open[-1][self._section]
+            if rows:
+                rows[-1] += int(dict(attrs).get("colspan") or 1)
+            if tag == "th":
+                self._header_text = []
+
+    def handle_endtag(self, tag) -> None:
+        if tag == "th" and self._header_text is not None:
+            self.headers.append(" ".join("".join(self._header_text).split()))
+            self._header_text = None
+        elif tag == "thead":
+            self._section = "body"
+        elif tag == "table" and self._open:
+            self.tables.append(self._open.pop())
+
+    def handle_data(self, data) -> None:
+        if self._header_text is not None:
+            self._header_text.append(data)
+
+
+def table_markup(html: str) -> TableMarkup:
+    parser = TableMarkup()
+    parser.feed(html)
+    parser.close()
+    return parser
+
+
+@pytest.mark.django_db
+def test_every_table_header_of_the_pages_with_tables_has_text(client, prices, clock):
+    # A column of buttons or links (report, revoke, remove) has a header too, its text visually hidden
+    # if need be: a screen reader announces an empty header as nothing, or as the cell's position.
+    portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, mode="propose")
+    account = portfolio.broker_account
+    api_token_create(user=portfolio.owner, name="spreadsheet")
+    client.force_login(portfolio.owner)
+    run = planned_run(portfolio)
+    pages = {"run approval": client.get(reverse("run_approve", args=[run.pk]))}
+    executed = execute_run(run=run, submit=True, approved=True)  # orders at the broker, a run in the history
+    assert executed.run.status == "executed"
+    for name, url in [
+        ("portfolio", reverse("portfolio_detail", args=[portfolio.pk])),
+        ("holdings editor", reverse("portfolio_holdings", args=[portfolio.pk])),
+        ("sync review", reverse("portfolio_sync", args=[portfolio.pk])),
+        ("run report", reverse("run_report", args=[run.pk])),
+        ("broker accounts", reverse("broker_account_list")),
+        ("broker account", reverse("broker_account_detail", args=[account.pk])),
+        ("API tokens", reverse("api_tokens")),
+    ]:
+        pages[name] = client.get(url)
+
+    empty, headless, markup = [], [], {}
+    for name, response in pages.items():
+        assert response.status_code == 200, f"{name} answered {response.status_code}"
+        markup[name] = found = table_markup(response.content.decode())
+        assert found.headers, f"{name}: no table header at all"
+        empty += [
+            f"{name}: the <th> after {found.headers[:number]}" for number, text in enumerate(found.headers) if not text
+        ]
+        for table in found.tables:
+            if table["head"]:  # a header row over columns: it names every column of every row
+                headless += [
+                    f"{name}: {width} cells under {table['head']} headed"
+                    for width in table["body"]
+                    if width not in table["head"]
+                ]
+    assert not empty, "empty table headers:\n" + "\n".join(empty)
+    assert not headless, "columns without a header:\n" + "\n".join(headless)
+    # The action columns are there, headed by their hidden text.
+    assert "Report" in markup["portfolio"].headers
+    assert "Remove" in markup["holdings editor"].headers
+    assert "Revoke" in markup["API tokens"].headers
