@@ -39,10 +39,20 @@ def asset_info(symbols: Sequence[str]) -> dict[str, AssetInfo]:
 
 def price_window(symbols: Sequence[str], *, as_of: date | None, lookback_days: int | None) -> pd.DataFrame:
     """Adjusted closes for ``symbols`` over the lookback ending at ``as_of`` (default: last completed session)."""
-    end = as_of or calendar.last_completed_session(timezone.now())
-    start = calendar.sessions_back(end, lookback_days + 1) if lookback_days else date(1900, 1, 1)
+    start, end = window_dates(as_of=as_of, lookback_days=lookback_days)
+    return window_of(price_frame(symbols=list(symbols), start=start, end=end), symbols, start=start, end=end)
 
-    frame = price_frame(symbols=list(symbols), start=start, end=end).reindex(columns=list(symbols)).dropna(how="all")
+
+def window_dates(*, as_of: date | None, lookback_days: int | None) -> tuple[date, date]:
+    """The first and last day of a price window (`price_window`)."""
+    end = as_of or calendar.last_completed_session(timezone.now())
+    return (calendar.sessions_back(end, lookback_days + 1) if lookback_days else date(1900, 1, 1)), end
+
+
+def window_of(frame: pd.DataFrame, symbols: Sequence[str], *, start: date, end: date) -> pd.DataFrame:
+    """``symbols``' columns of a price frame read from ``start`` to ``end`` (for those or more
+    symbols), as `price_window` answers them: `InsufficientData` names a symbol without prices."""
+    frame = frame.reindex(columns=list(symbols)).dropna(how="all")
     stored = ~np.isnan(frame.to_numpy(dtype="float64", na_value=np.nan)).all(axis=0)
     missing = [symbol for symbol, has_prices in zip(symbols, stored, strict=True) if not has_prices]
     if missing:

@@ -7,7 +7,7 @@ back: quantities keep 9 decimal places, money 4, weights and ratios 10.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
@@ -77,11 +77,12 @@ def manual_targets_set(raw) -> bool:
     return raw not in (None, {}, "")
 
 
-def manual_targets_parse(raw) -> dict[str, Decimal] | None:
+def manual_targets_parse(raw, *, known: Collection[str] | None = None) -> dict[str, Decimal] | None:
     """Validated manual target weights {SYMBOL: Decimal}, or None when none are set.
 
     Weights are numbers (or numeric strings) in [0, 1] summing to 1 within 1e-6; symbols must
-    be known instruments. Errors start with ``manual_targets:``.
+    be known instruments (``known``: the symbols of those the caller read, else they are read
+    here). Errors start with ``manual_targets:``.
     """
     if not manual_targets_set(raw):
         return None
@@ -102,8 +103,9 @@ def manual_targets_parse(raw) -> dict[str, Decimal] | None:
     total = sum(weights.values(), Decimal(0))
     if abs(total - 1) > Decimal(str(TARGET_SUM_TOLERANCE)):
         raise ConfigurationError(f"manual_targets: weights sum to {total}, not 1")
-    known = set(Instrument.objects.filter(symbol__in=list(weights)).values_list("symbol", flat=True))
-    unknown = sorted(set(weights) - known)
+    if known is None:
+        known = set(Instrument.objects.filter(symbol__in=list(weights)).values_list("symbol", flat=True))
+    unknown = sorted(set(weights) - set(known))
     if unknown:
         raise ConfigurationError(f"manual_targets: unknown symbol {', '.join(unknown)}; add the instrument first")
     return weights

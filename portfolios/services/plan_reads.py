@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+
+import pandas as pd
 
 from marketdata.models import Instrument
 from marketdata.selectors import price_frame
 from optimization.core.errors import OptimizationError
-from optimization.services.inputs import universes_read
+from optimization.services.inputs import price_window, universes_read, window_dates, window_of
 from optimization.services.planning import manual_targets_set
+from optimization.services.settings import optimizer_settings_for
 from optimization.services.targets import TargetsComputed, targets_compute_each
 from portfolios.models import BrokerAsset, Holding, Portfolio
 from portfolios.selectors import last_rebalance_dates
@@ -35,6 +38,16 @@ class PlanInputsRead:
 
 
 @dataclass(frozen=True)
+class _Window:
+    """A price window read for several portfolios: the symbols asked and the frame answered."""
+
+    symbols: frozenset[str]
+    start: date
+    end: date
+    frame: pd.DataFrame
+
+
+@dataclass(frozen=True)
 class PlanReads:
     """Everything else a plan reads, by portfolio id where it is a portfolio's.
 
@@ -48,6 +61,15 @@ class PlanReads:
     closes: dict[str, float]
     broker_answers: dict[int, dict[int, BrokerAsset]]
     last_rebalance: dict[int, date]
+    windows: dict[int | None, _Window] = field(default_factory=dict)
+
+    def price_window(self, symbols: Sequence[str], *, as_of: date, lookback_days: int | None) -> pd.DataFrame:
+        """`price_window`, from the window read for the batch's manual-target plans when it holds
+        ``symbols`` (their risk figures: one read per lookback, not one per portfolio)."""
+        window = self.windows.get(lookback_days)
+        if window is None or as_of != self.inputs.as_of or not set(symbols) <= window.symbols:
+            return price_window(symbols, as_of=as_of, lookback_days=lookback_days)
+        return window_of(window.frame, symbols, start=window.start, end=window.end)
 
 
 def inputs_read(portfolios: Sequence[Portfolio], *, as_of: date) -> PlanInputsRead:
@@ -80,4 +102,26 @@ def plan_reads(portfolios: Sequence[Portfolio], inputs: PlanInputsRead) -> PlanR
         closes=closes,
         broker_answers=broker_answers_read(p.broker_account_id for p in portfolios),
         last_rebalance=last_rebalance_dates(portfolio_ids=[p.pk for p in portfolios], before=as_of),
+        windows=_manual_windows([p for p in portfolios if p not in optimized], inputs),
     )
+
+
+def _manual_windows(portfolios: Sequence[Portfolio], inputs: PlanInputsRead) -> dict[int | None, _Window]:
+    """The price windows of manual-target plans' risk figures (their targets and holdings), one
+    per lookback for all of them."""
+    wanted: dict[int | None, set[str]] = {}
+    for portfolio in portfolios:
+        try:
+            lookback_days = optimizer_settings_for(portfolio, on=inputs.as_of).estimators.lookback_days
+        except ValueError:  # settings the plan refuses: it reads nothing
+            continue
+        symbols = wanted.setdefault(lookback_days, set())
+        symbols.update(h.instrument.symbol for h in inputs.holdings[portfolio.pk])
+        if isinstance(portfolio.manual_targets, Mapping):
+            symbols.update(str(symbol).strip().upper() for symbol in portfolio.manual_targets)
+    windows = {}
+    for lookback_days, symbols in wanted.items():
+        start, end = window_dates(as_of=inputs.as_of, lookback_days=lookback_days)
+        frame = price_frame(symbols=sorted(symbols), start=start, end=end)
+        windows[lookback_days] = _Window(frozenset(symbols), start, end, frame)
+    return windows

@@ -238,6 +238,7 @@ def _plan(
             prices=computed.prices if computed else None,
             settings=computed.settings if computed else None,
             with_correlation=result is None,
+            read_window=reads.price_window,
         )
     notes = list(plan.notes)
     if unknown := not_known_note(share_rules):
@@ -543,7 +544,7 @@ def _trading_date(as_of: date | None) -> date:
 
 def _targets(portfolio: Portfolio, reads: PlanReads):
     """(weights by symbol, OptimizationResult or None, source, TargetsComputed or None) on the date."""
-    manual = manual_targets_parse(portfolio.manual_targets)
+    manual = manual_targets_parse(portfolio.manual_targets, known=reads.instruments)
     if manual is not None:
         return manual, None, "manual", None
     computed = reads.targets[portfolio.pk]

@@ -122,12 +122,14 @@ def run_risk_build(
     prices: pd.DataFrame | None = None,
     settings=None,
     with_correlation: bool = False,
+    read_window=price_window,
 ) -> dict:
     """`run_risk_compute` for a plan: before (current weights), target and after (post-trade).
 
     ``prices`` and ``settings``: the window and optimizer settings the targets were computed with
-    (None for manual targets: the window is read here). A failure never stops the plan: the
-    answer is then ``{"error": reason}`` and the report says the figures are not available.
+    (None for manual targets: the window is read here, by ``read_window``, `price_window`'s
+    signature). A failure never stops the plan: the answer is then ``{"error": reason}`` and the
+    report says the figures are not available.
     """
     symbols = [need.symbol for need in plan.needs]
     weights = {
@@ -140,7 +142,7 @@ def run_risk_build(
         lookback_days = settings.estimators.lookback_days
         missing = symbols if prices is None else [s for s in symbols if s not in prices.columns]
         if missing:
-            extra = price_window(missing, as_of=as_of, lookback_days=lookback_days)
+            extra = read_window(missing, as_of=as_of, lookback_days=lookback_days)
             prices = extra if prices is None else prices.join(extra, how="outer")
         return run_risk_compute(
             symbols=symbols,

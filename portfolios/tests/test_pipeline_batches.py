@@ -187,3 +187,28 @@ def test_a_batchs_day_takes_as_many_queries_for_eight_portfolios_as_for_two(pric
         assert AuditEntry.objects.filter(portfolio_id__in=ids, event="rebalancing_completed").count() == len(ids)
         assert not RebalanceRun.objects.filter(portfolio_id__in=ids, report_ready_at__isnull=True).exists()
     assert counts[0] == counts[1], counts
+
+
+def test_planning_manual_target_portfolios_reads_their_risk_window_once_per_batch(prices, clock):
+    clock.now = AFTER_CLOSE
+    owner = make_user("fay")
+
+    def portfolios(count: int, name: str):
+        return [
+            make_portfolio(
+                owner, f"{name} {n}", holdings={"SPY": 10 + n, "BND": 5}, manual_targets={"SPY": "0.6", "BND": "0.4"}
+            )
+            for n in range(count)
+        ]
+
+    counts = []
+    for batch in (portfolios(2, "Two"), portfolios(8, "Eight")):
+        with CaptureQueriesContext(connection) as queries:
+            answers = rebalance_runs_create(batch, as_of=AS_OF)
+        counts.append(len(queries))
+        assert all("error" not in answer.run.risk for answer in answers.values())
+    assert counts[0] == counts[1], counts
+    # The same figures as the same portfolio planned alone (its own window read).
+    (alone,) = rebalance_runs_create(portfolios(1, "Alone"), as_of=AS_OF).values()
+    first = answers[min(answers)]
+    assert alone.run.risk == first.run.risk and "before" in alone.run.risk
