@@ -292,6 +292,19 @@ class Broker(ABC):
                 found[config.account_id] = error
         return found
 
+    @classmethod
+    def clocks(cls, configs: Sequence[AccountConfig]) -> dict[int, Clock | BrokerError]:
+        """Each account's `clock` by account id (the error it got instead): one adapter after the
+        other. An adapter that can answer many together (the paper broker) overrides it."""
+        found: dict[int, Clock | BrokerError] = {}
+        for config in configs:
+            try:
+                with cls(config) as broker:
+                    found[config.account_id] = broker.clock()
+            except BrokerError as error:
+                found[config.account_id] = error
+        return found
+
     def account_read(self, asked: AssetsAsked) -> AccountRead:
         """This account as `accounts_read` reads it. A failed asset lookup answers no assets."""
         positions, info = self.positions_and_account()

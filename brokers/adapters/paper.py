@@ -148,6 +148,25 @@ class PaperBroker(Broker):
                 )
         return found
 
+    @classmethod
+    def clocks(cls, configs: Sequence[AccountConfig]) -> dict[int, Clock | BrokerError]:
+        """The accounts' clocks, their trading hours read in one query."""
+        modes = dict(
+            PaperAccount.objects.filter(account_id__in=[c.account_id for c in configs]).values_list(
+                "account_id", "session_mode"
+            )
+        )
+        found: dict[int, Clock | BrokerError] = {}
+        with contextlib.ExitStack() as adapters_open:
+            for config in configs:
+                adapter = adapters_open.enter_context(cls(config))
+                adapter._session_mode = modes.get(config.account_id)
+                try:
+                    found[config.account_id] = adapter.clock()
+                except BrokerError as error:
+                    found[config.account_id] = error
+        return found
+
     @staticmethod
     def _reads_share(adapters: Sequence[PaperBroker], symbols: set[str]) -> None:
         """Read ``symbols``' instruments and closes once for all ``adapters`` (one query each per

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
 from django.conf import settings
@@ -17,7 +17,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from brokers.base import AccountConfig, AccountRead, AssetsAsked, Broker, BrokerError
+from brokers.base import AccountConfig, AccountRead, AssetsAsked, Broker, BrokerError, Clock
 from brokers.crypto import CredentialsUnreadable, decrypt_credentials, encrypt_credentials, rotate_token
 from brokers.models import CREDENTIAL_FIELDS, REQUIRED_CREDENTIALS, BrokerAccount, PaperAccount
 from brokers.registry import adapter_class, adapter_options, broker_from_config
@@ -192,7 +192,19 @@ def accounts_read(accounts: Sequence[BrokerAccount], *, asked: AssetsAsked) -> d
     """Each account's positions, cash and answers about the symbols ``asked`` names, by account id
     (the `BrokerError` an account got instead): the accounts of one kind read together by their
     adapter (`Broker.accounts_read`)."""
-    found: dict[int, AccountRead | BrokerError] = {}
+    return _per_kind(accounts, lambda adapter, configs: adapter.accounts_read(configs, asked=asked))
+
+
+def accounts_clocks(accounts: Sequence[BrokerAccount]) -> dict[int, Clock | BrokerError]:
+    """Each account's broker clock by account id (the `BrokerError` an account got instead): the
+    accounts of one kind asked together by their adapter (`Broker.clocks`)."""
+    return _per_kind(accounts, lambda adapter, configs: adapter.clocks(configs))
+
+
+def _per_kind(accounts: Sequence[BrokerAccount], ask: Callable[[type[Broker], list[AccountConfig]], dict]) -> dict:
+    """``ask`` each kind's adapter class about its accounts; an account whose credentials cannot
+    be read answers its `BrokerError`."""
+    found: dict = {}
     kinds: dict[str, list[AccountConfig]] = {}
     for account in accounts:
         try:
@@ -200,7 +212,7 @@ def accounts_read(accounts: Sequence[BrokerAccount], *, asked: AssetsAsked) -> d
         except BrokerError as error:
             found[account.pk] = error
     for kind, configs in kinds.items():
-        found.update(adapter_class(kind).accounts_read(configs, asked=asked))
+        found.update(ask(adapter_class(kind), configs))
     return found
 
 

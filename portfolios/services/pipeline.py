@@ -32,9 +32,8 @@ from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from brokers.base import Broker, BrokerError
-from brokers.models import BrokerAccount
-from brokers.services.accounts import broker_for
+from brokers.base import BrokerError, Clock
+from brokers.services.accounts import accounts_clocks
 from ground import metrics
 from ground.logcontext import log_context
 from marketdata import calendar
@@ -210,44 +209,51 @@ def portfolios_day(*, portfolio_ids: list[int], trading_date: date, execute: boo
         # A stored plan whose execution has not begun is checked against today's inputs (synced
         # first) and superseded when they changed; one whose execution began stands.
         planned = _plan([p for p in portfolios if _replanned(stored.get(p.pk))], trading_date)
-        finished, executing = [], []
-        for portfolio in portfolios:
-            run = planned[portfolio.pk] if portfolio.pk in planned else stored[portfolio.pk]
-            with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id):
-                decided = Outcome.FAILED if run is None else _day_decided(portfolio, run, execute=execute)
-            if isinstance(decided, _Finish):
-                finished.append(decided)
-            elif isinstance(decided, _Execute):
-                executing.append(decided.run)
-            else:
-                outcomes[portfolio.pk] = decided
-        outcomes.update(_finished(finished))
-        for run in executing:
-            with log_context(portfolio_id=run.portfolio_id, user_id=run.portfolio.owner_id, run_id=run.pk):
-                outcomes[run.portfolio_id] = execute_planned_run(run.pk)
+        runs = {p.pk: planned[p.pk] if p.pk in planned else stored[p.pk] for p in portfolios}
+        outcomes.update(_days_ended(portfolios, runs, execute=execute))
+    return outcomes
+
+
+def _days_ended(
+    portfolios: list[Portfolio], runs: dict[int, RebalanceRun | None], *, execute: bool
+) -> dict[int, Outcome]:
+    """Each planned portfolio's day to its end, by id: the runs due for execution ask their
+    brokers' clocks together; those whose market is closed are made due at the next open and
+    finished with the batch's others (one write); the rest are executed, one after the other."""
+    outcomes: dict[int, Outcome] = {}
+    finished, due = [], []
+    for portfolio in portfolios:
+        run = runs[portfolio.pk]
+        with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id):
+            decided = Outcome.FAILED if run is None else _day_decided(portfolio, run, execute=execute)
+        if isinstance(decided, _Finish):
+            finished.append(decided)
+        elif isinstance(decided, _Execute):
+            due.append(portfolio)
+        else:
+            outcomes[portfolio.pk] = decided
+    clocks = accounts_clocks([portfolio.broker_account for portfolio in due])
+    executing = []
+    for portfolio in due:
+        run = runs[portfolio.pk]
+        with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id, run_id=run.pk):
+            decided = _execution_due(portfolio, run, clocks[portfolio.broker_account_id])
+        if isinstance(decided, _Finish):
+            finished.append(decided)
+        elif isinstance(decided, _Execute):
+            executing.append(portfolio)
+        else:
+            outcomes[portfolio.pk] = decided
+    outcomes.update(_finished(finished))
+    for portfolio in executing:
+        run = runs[portfolio.pk]
+        with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id, run_id=run.pk):
+            outcomes[portfolio.pk] = execute_planned_run(run.pk)
     return outcomes
 
 
 def _replanned(run: RebalanceRun | None) -> bool:
     return run is None or run.status == Status.FAILED or plan_revisable(run)
-
-
-class _DayAdapter:
-    """A portfolio's broker adapter, opened at first use and closed with the step that used it."""
-
-    def __init__(self, account: BrokerAccount | None):
-        self.account = account
-        self._broker: Broker | None = None
-
-    def get(self) -> Broker:
-        if self._broker is None:
-            self._broker = broker_for(self.account)
-        return self._broker
-
-    def close(self) -> None:
-        if self._broker is not None:
-            broker, self._broker = self._broker, None
-            broker.close()
 
 
 @dataclass
@@ -282,8 +288,7 @@ def _day_decided(portfolio: Portfolio, run: RebalanceRun, *, execute: bool) -> O
         return _Finish(portfolio, run, Outcome.EXECUTED if run.status == Status.EXECUTED else Outcome.FAILED)
     if not execute:
         return Outcome.PLANNED
-    with log_context(run_id=run.pk):
-        return _execution_due(portfolio, run)
+    return _Execute(run)  # now or at the next open, as the broker's clock says
 
 
 def _plan(portfolios: list[Portfolio], trading_date: date) -> dict[int, RebalanceRun | None]:
@@ -362,20 +367,14 @@ def _drift_alert(portfolio: Portfolio, run: RebalanceRun) -> None:
         events.emit(events.drift_alert, portfolio=portfolio, run=run, drift=run.drift_before, threshold=threshold)
 
 
-def _execution_due(portfolio: Portfolio, run: RebalanceRun) -> Outcome | _Finish | _Execute:
+def _execution_due(portfolio: Portfolio, run: RebalanceRun, clock: Clock | BrokerError) -> Outcome | _Finish | _Execute:
     """Execute now when the broker's market is open, else make it due at the next open."""
-    adapter = _DayAdapter(portfolio.broker_account)
-    try:
-        clock = adapter.get().clock()
-    except BrokerError as error:
+    if isinstance(clock, BrokerError):
         # Cannot tell: try again in a while rather than fail the day.
         when = timezone.now() + timedelta(minutes=15)
         _execute_after(run, when)
-        logger.warning("broker unreachable; execution rescheduled", extra={"error": str(error), "at": when.isoformat()})
+        logger.warning("broker unreachable; execution rescheduled", extra={"error": str(clock), "at": when.isoformat()})
         return Outcome.SCHEDULED
-    finally:
-        # The execution opens its own adapter: this one's connection (an IB client id) is let go first.
-        adapter.close()
     if not clock.is_open and run.status == Status.PLANNED:
         when = clock.next_open + timedelta(minutes=settings.EXECUTE_AFTER_OPEN_MINUTES)
         logger.info("execution scheduled for the next open", extra={"at": when.isoformat()})

@@ -163,14 +163,18 @@ def test_planning_a_batch_takes_as_many_queries_for_eight_portfolios_as_for_two(
     assert timezone.now() == AFTER_CLOSE
 
 
-def test_a_batchs_day_takes_as_many_queries_for_eight_portfolios_as_for_two(prices, clock):
-    # Sync, plan, store, finish and audit entries of a batch after the close, set-wise.
+@pytest.mark.parametrize(
+    ("mode", "outcome"), [("propose", pipeline.Outcome.PLANNED), ("auto", pipeline.Outcome.SCHEDULED)]
+)
+def test_a_batchs_day_takes_as_many_queries_for_eight_portfolios_as_for_two(prices, clock, mode, outcome):
+    # Sync, plan, store, the brokers' clocks (auto: due at the next open), finish and audit entries
+    # of a batch after the close, set-wise.
     clock.now = AFTER_CLOSE
 
     def portfolios(count: int, name: str) -> list[int]:
         made = []
         for n in range(count):
-            portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, username=f"{name}{n}", mode="propose")
+            portfolio = paper_portfolio(holdings_usd={"SPY": 8000, "BND": 2000}, username=f"{name}{n}", mode=mode)
             portfolio.manual_targets, portfolio.age = None, 30 + 40 * (n % 2)
             portfolio.save()
             made.append(portfolio.pk)
@@ -182,10 +186,13 @@ def test_a_batchs_day_takes_as_many_queries_for_eight_portfolios_as_for_two(pric
         with CaptureQueriesContext(connection) as queries:
             outcomes = pipeline.portfolios_day(portfolio_ids=ids, trading_date=AS_OF)
         counts.append(len(queries))
-        assert set(outcomes.values()) == {pipeline.Outcome.PLANNED}
+        assert set(outcomes.values()) == {outcome}
         assert AuditEntry.objects.filter(portfolio_id__in=ids, event="rebalancing_started").count() == len(ids)
-        assert AuditEntry.objects.filter(portfolio_id__in=ids, event="rebalancing_completed").count() == len(ids)
         assert not RebalanceRun.objects.filter(portfolio_id__in=ids, report_ready_at__isnull=True).exists()
+        if mode == "auto":
+            assert RebalanceRun.objects.filter(portfolio_id__in=ids, execute_after=NEXT_OPEN).count() == len(ids)
+        else:
+            assert AuditEntry.objects.filter(portfolio_id__in=ids, event="rebalancing_completed").count() == len(ids)
     assert counts[0] == counts[1], counts
 
 
