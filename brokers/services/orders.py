@@ -117,17 +117,23 @@ def _stored(order: Order, change: _Change, fence: Fence) -> None:
     """Store ``change`` of ``order`` if the row is still the version read, with its events, fenced.
     An event alone moves the version too: what it says was judged on that version."""
     with fence.atomic():
-        now = timezone.now()
-        written = Order.objects.filter(pk=order.pk, version=order.version).update(
-            version=order.version + 1, updated_at=now, **change.values
-        )
-        if not written:
+        if not _row_written(order, change, timezone.now()):
             raise _RowChanged
+        OrderEvent.objects.bulk_create(change.events)
+
+
+def _row_written(order: Order, change: _Change, now) -> bool:
+    """Write ``change``'s values on ``order``'s row if it is still the version read (and on the
+    copy); whether it was."""
+    written = Order.objects.filter(pk=order.pk, version=order.version).update(
+        version=order.version + 1, updated_at=now, **change.values
+    )
+    if written:
         for name, value in change.values.items():
             setattr(order, name, value)
         order.version += 1
         order.updated_at = now
-        OrderEvent.objects.bulk_create(change.events)
+    return bool(written)
 
 
 def _decided(order: Order, decide: Callable[[Order], _Change | None], *, fence: Fence) -> Order:
@@ -466,47 +472,23 @@ def _answered(broker: Broker, call: list[Order], requests: dict[int, OrderReques
         logger.info("order sent", extra={"client_order_id": order.client_order_id, "state": order.state})
 
 
-#: What a decision may change on an order; a set-wise write stores them all.
-_DECIDED_FIELDS = (
-    "state",
-    "filled_quantity",
-    "filled_avg_price_usd",
-    "broker_order_id",
-    "broker_status",
-    "reject_reason",
-    "submit_attempts",
-    "submission_id",
-    "version",
-    "updated_at",
-)
-
-
 def _decided_together(changes: list[tuple[Order, Callable[[Order], _Change | None]]], *, fence: Fence) -> None:
-    """`_decided` for many orders in one fenced transaction: each change is stored if the order's
-    row is still the version read; one whose row changed meanwhile is read again and decided
-    again on its own."""
-    if not changes:
-        return
+    """`_decided` for many orders in one fenced transaction, their events in one insert: each
+    change is stored if the order's row is still the version read (a conditional update per row:
+    Django's bulk update of a few rows costs more than the rows' own updates); one whose row
+    changed meanwhile is read again and decided again on its own."""
     stale = []
     with fence.atomic():
-        versions = Order.objects.select_for_update().filter(pk__in=[order.pk for order, _ in changes])
-        stored = dict(versions.values_list("pk", "version"))
         now = timezone.now()
-        written, events = [], []
+        events = []
         for order, decide in changes:
-            if stored.get(order.pk) != order.version:
-                stale.append((order, decide))
-                continue
             change = decide(order)
             if change is None:
                 continue
-            for name, value in change.values.items():
-                setattr(order, name, value)
-            order.version += 1
-            order.updated_at = now
-            written.append(order)
-            events += change.events
-        Order.objects.bulk_update(written, _DECIDED_FIELDS)
+            if _row_written(order, change, now):
+                events += change.events
+            else:
+                stale.append((order, decide))
         OrderEvent.objects.bulk_create(events)
     for order, decide in stale:
         order.refresh_from_db()
