@@ -180,9 +180,9 @@ class RebalanceRun(models.Model):
 
     @property
     def deposit_outweighs_portfolio(self) -> str:
-        """The holding furthest above its band when the smallest deposit that puts every holding
-        inside its band is more than the portfolio is worth (only diluting it that far would: a
-        sale is the practical way back); else ""."""
+        """When the smallest deposit that puts every holding inside its band is more than the
+        portfolio is worth (only diluting the holding furthest above its band that far would), a
+        sentence saying that selling it is the practical way; else ""."""
         if (
             self.deposit_needed_usd is None
             or not self.value_before_usd
@@ -190,7 +190,13 @@ class RebalanceRun(models.Model):
         ):
             return ""
         above = [need for need in self.needs or [] if need.get("outside") and need.get("deviation", 0) > 0]
-        return max(above, key=lambda need: need["deviation"] - need["band"])["symbol"] if above else ""
+        if not above:
+            return ""
+        symbol = max(above, key=lambda need: need["deviation"] - need["band"])["symbol"]
+        return (
+            f"More than the portfolio is worth: {symbol} is so far above its band that only selling it "
+            "brings it back inside at a sensible cost."
+        )
 
 
 class PlannedTrade(models.Model):

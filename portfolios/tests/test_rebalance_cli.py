@@ -73,6 +73,16 @@ def test_json_is_one_object_with_decimal_strings(portfolio) -> None:
     assert payload["targets"] == {"BND": "0.5", "SPY": "0.5"}
 
 
+def test_a_deposit_larger_than_the_portfolio_says_selling_is_the_practical_way(portfolio) -> None:
+    # SPY at 90% against 10% +/- 5 pp: only a total six times the portfolio dilutes it back inside.
+    portfolio.manual_targets = {"SPY": "0.1", "BND": "0.9"}
+    portfolio.band_mode = "absolute"
+    portfolio.save()
+    text = rebalance("--portfolio", str(portfolio.pk), "--date", AS_OF.isoformat(), "--dry-run")
+    assert "Smallest deposit that puts every holding inside its band without selling (estimate): $50," in text
+    assert "More than the portfolio is worth: SPY is so far above its band that only selling it" in text
+
+
 def test_deposit_is_planned_with_cash_flow(portfolio) -> None:
     payload = json.loads(
         rebalance(

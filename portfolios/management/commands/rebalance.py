@@ -112,6 +112,8 @@ class Command(BaseCommand):
         if run.deposit_needed_usd is not None:
             out(f"Smallest deposit that puts every holding inside its band without selling (estimate): "
                 f"${run.deposit_needed_usd:,.2f}")  # fmt: skip
+            if run.deposit_outweighs_portfolio:
+                out(run.deposit_outweighs_portfolio)
         elif run.status != run.Status.FAILED:
             out("No deposit puts every holding inside its band without selling (a do-not-trade holding stays outside)")
         for note in run.notes:
