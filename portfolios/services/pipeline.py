@@ -226,30 +226,37 @@ def _days_ended(
         run = runs[portfolio.pk]
         with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id):
             decided = Outcome.FAILED if run is None else _day_decided(portfolio, run, execute=execute)
-        if isinstance(decided, _Finish):
-            finished.append(decided)
-        elif isinstance(decided, _Execute):
-            due.append(portfolio)
-        else:
-            outcomes[portfolio.pk] = decided
+        _sort(portfolio, decided, finished=finished, onward=due, outcomes=outcomes)
     clocks = accounts_clocks([portfolio.broker_account for portfolio in due])
     executing = []
     for portfolio in due:
         run = runs[portfolio.pk]
         with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id, run_id=run.pk):
             decided = _execution_due(portfolio, run, clocks[portfolio.broker_account_id])
-        if isinstance(decided, _Finish):
-            finished.append(decided)
-        elif isinstance(decided, _Execute):
-            executing.append(portfolio)
-        else:
-            outcomes[portfolio.pk] = decided
+        _sort(portfolio, decided, finished=finished, onward=executing, outcomes=outcomes)
     outcomes.update(_finished(finished))
     for portfolio in executing:
         run = runs[portfolio.pk]
         with log_context(portfolio_id=portfolio.pk, user_id=portfolio.owner_id, run_id=run.pk):
             outcomes[portfolio.pk] = execute_planned_run(run.pk)
     return outcomes
+
+
+def _sort(
+    portfolio: Portfolio,
+    decided: Outcome | _Finish | _Execute,
+    *,
+    finished: list[_Finish],
+    onward: list[Portfolio],
+    outcomes: dict[int, Outcome],
+) -> None:
+    """File a decision: a run to finish, a portfolio to take onward (its run to execute), or an outcome."""
+    if isinstance(decided, _Finish):
+        finished.append(decided)
+    elif isinstance(decided, _Execute):
+        onward.append(portfolio)
+    else:
+        outcomes[portfolio.pk] = decided
 
 
 def _replanned(run: RebalanceRun | None) -> bool:

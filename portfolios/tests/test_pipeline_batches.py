@@ -140,25 +140,34 @@ def test_one_portfolios_missing_price_fails_its_run_alone(prices, clock):
     assert RebalanceRun.objects.filter(portfolio=bad).count() == 1
 
 
+def small_portfolios(owner, count: int, name: str, **policy) -> list:
+    """``count`` portfolios of ``owner`` holding a little SPY and BND, named ``name`` and a number."""
+    return [make_portfolio(owner, f"{name} {n}", holdings={"SPY": 10 + n, "BND": 5}, **policy) for n in range(count)]
+
+
+def planned_twice(two: list, eight: list) -> tuple[list[int], dict]:
+    """The queries planning ``two`` and then ``eight`` portfolios took, and the second's answers."""
+    counts = []
+    for batch in (two, eight):
+        with CaptureQueriesContext(connection) as queries:
+            answers = rebalance_runs_create(batch, as_of=AS_OF)
+        counts.append(len(queries))
+        assert all(not isinstance(answer, Exception) and answer.stored for answer in answers.values())
+    return counts, answers
+
+
 def test_planning_a_batch_takes_as_many_queries_for_eight_portfolios_as_for_two(prices, clock):
     clock.now = AFTER_CLOSE
     owner = make_user("erin")
 
     def portfolios(count: int, name: str):
         return [
-            make_portfolio(
-                owner, f"{name} {n}", holdings={"SPY": 10 + n, "BND": 5}, cash_usd=Decimal(100), age=30 + 40 * (n % 2)
-            )
-            for n in range(count)
+            *small_portfolios(owner, count // 2, f"{name} young", cash_usd=Decimal(100), age=30),
+            *small_portfolios(owner, count - count // 2, f"{name} old", cash_usd=Decimal(100), age=70),
         ]
 
     rebalance_runs_create(portfolios(2, "Warm"), as_of=AS_OF)  # the day's optimizer results, solved once
-    counts = []
-    for batch in (portfolios(2, "Two"), portfolios(8, "Eight")):
-        with CaptureQueriesContext(connection) as queries:
-            answers = rebalance_runs_create(batch, as_of=AS_OF)
-        counts.append(len(queries))
-        assert all(not isinstance(answer, Exception) and answer.stored for answer in answers.values())
+    counts, _ = planned_twice(portfolios(2, "Two"), portfolios(8, "Eight"))
     assert counts[0] == counts[1], counts
     assert timezone.now() == AFTER_CLOSE
 
@@ -199,23 +208,13 @@ def test_a_batchs_day_takes_as_many_queries_for_eight_portfolios_as_for_two(pric
 def test_planning_manual_target_portfolios_reads_their_risk_window_once_per_batch(prices, clock):
     clock.now = AFTER_CLOSE
     owner = make_user("fay")
-
-    def portfolios(count: int, name: str):
-        return [
-            make_portfolio(
-                owner, f"{name} {n}", holdings={"SPY": 10 + n, "BND": 5}, manual_targets={"SPY": "0.6", "BND": "0.4"}
-            )
-            for n in range(count)
-        ]
-
-    counts = []
-    for batch in (portfolios(2, "Two"), portfolios(8, "Eight")):
-        with CaptureQueriesContext(connection) as queries:
-            answers = rebalance_runs_create(batch, as_of=AS_OF)
-        counts.append(len(queries))
-        assert all("error" not in answer.run.risk for answer in answers.values())
+    targets = {"manual_targets": {"SPY": "0.6", "BND": "0.4"}}
+    counts, answers = planned_twice(
+        small_portfolios(owner, 2, "Two", **targets), small_portfolios(owner, 8, "Eight", **targets)
+    )
     assert counts[0] == counts[1], counts
+    assert all("error" not in answer.run.risk for answer in answers.values())
     # The same figures as the same portfolio planned alone (its own window read).
-    (alone,) = rebalance_runs_create(portfolios(1, "Alone"), as_of=AS_OF).values()
+    (alone,) = rebalance_runs_create(small_portfolios(owner, 1, "Alone", **targets), as_of=AS_OF).values()
     first = answers[min(answers)]
     assert alone.run.risk == first.run.risk and "before" in alone.run.risk
