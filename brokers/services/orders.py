@@ -25,7 +25,7 @@ Exactly once, whether or not the broker refuses a repeated client order id:
   canceled here rather than sent once more.
 
 Every broker gets new orders the same way (`orders_send`): written before anything is sent, then
-sent `Broker.max_orders_per_call` at a time, each call's marks and answers stored set-wise.
+sent `Broker.max_orders_per_call` at a time, each call's marks and answers stored together.
 """
 
 from __future__ import annotations
@@ -376,7 +376,7 @@ def orders_send(
     with the broker's first call already marked on them (``submitting``, request events). The
     broker is called with `Broker.max_orders_per_call` orders at a time (Alpaca and IB one, the
     paper broker every order in one transaction of its own); each call's orders are marked before
-    it and its answers stored before the next call, set-wise. The kill switch (``halted``) is read
+    it and its answers stored before the next call, in one transaction each. The kill switch (``halted``) is read
     before each call: a reason there cancels the orders not sent. Orders stored before (a resumed
     run) go through `order_submit` one by one, since each may need looking up first. An
     `IntegrityError` (the new orders were written already) stores nothing; the caller reads them.
@@ -427,7 +427,8 @@ def _written(
 
 def _marked_together(broker: Broker, call: list[Order], *, reason: str | None, fence: Fence) -> dict[int, OrderRequest]:
     """Mark stored planned orders as being sent (or cancel them, unsent, for the kill switch's
-    ``reason``), set-wise; the requests to send, by order (none for one that changed meanwhile)."""
+    ``reason``), in one transaction; the requests to send, by order (none for one that changed
+    meanwhile)."""
     requests: dict[int, OrderRequest] = {}
     changes = []
     for order in call:
@@ -452,7 +453,7 @@ def _marked_together(broker: Broker, call: list[Order], *, reason: str | None, f
 
 
 def _answered(broker: Broker, call: list[Order], requests: dict[int, OrderRequest], *, fence: Fence) -> None:
-    """Send the marked orders of ``call`` in one broker call and store the answers, set-wise; an
+    """Send the marked orders of ``call`` in one broker call and store the answers together; an
     order whose outcome is unknown is looked up at once."""
     marked = [order for order in call if id(order) in requests]
     if not marked:
